@@ -1,0 +1,64 @@
+// Credentials and the CredentialsProvider interface every signer asks for them.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <xrayd/common/environment.h>
+#include <xrayd/common/time.h>
+
+namespace xrayd {
+
+// One immutable set of AWS credentials. The secret key is wiped from memory on destruction.
+struct Credentials {
+    std::string access_key_id;
+    std::string secret_access_key;
+    std::string session_token;  // empty for long-term keys
+    std::optional<WallClock::time_point> expiration;
+
+    Credentials() = default;
+    Credentials(std::string key_id, std::string secret, std::string token = {},
+                std::optional<WallClock::time_point> expires = std::nullopt)
+        : access_key_id(std::move(key_id)),
+          secret_access_key(std::move(secret)),
+          session_token(std::move(token)),
+          expiration(expires) {}
+    Credentials(const Credentials&) = default;
+    Credentials& operator=(const Credentials&) = default;
+    ~Credentials();
+};
+
+// Source of the current credentials. Thread-safe. The returned snapshot stays valid for as
+// long as the caller holds it, even if the provider refreshes meanwhile.
+class CredentialsProvider {
+public:
+    virtual ~CredentialsProvider() = default;
+    // The current credentials, or nullptr when none are available (the caller fails the
+    // request as retryable and counts it).
+    [[nodiscard]] virtual std::shared_ptr<const Credentials> current() noexcept = 0;
+    // Where the credentials come from, for logs: "environment", "static", ...
+    [[nodiscard]] virtual std::string_view source() const noexcept = 0;
+};
+
+// Always returns the same credentials.
+class StaticCredentialsProvider final : public CredentialsProvider {
+public:
+    explicit StaticCredentialsProvider(Credentials credentials, std::string_view source = "static")
+        : credentials_(std::make_shared<const Credentials>(std::move(credentials))),
+          source_(source) {}
+    [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override { return credentials_; }
+    [[nodiscard]] std::string_view source() const noexcept override { return source_; }
+
+private:
+    std::shared_ptr<const Credentials> credentials_;
+    std::string source_;
+};
+
+// AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN). nullptr when either of the
+// first two is unset or empty.
+[[nodiscard]] std::unique_ptr<CredentialsProvider> make_environment_credentials_provider(
+    const Environment& env);
+
+}  // namespace xrayd

@@ -1,0 +1,74 @@
+// Batch: up to 50 segment documents framed as one PutTraceSegments request body.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <xrayd/common/time.h>
+#include <xrayd/queue/memory_budget.h>
+#include <xrayd/queue/segment.h>
+
+namespace xrayd {
+
+// What the uploader needs to report a segment X-Ray did not process, once its bytes are gone.
+struct SegmentRef {
+    char id[segment_id_max]{};
+    char trace_id[segment_trace_id_max]{};
+    std::uint8_t id_len = 0;
+    std::uint8_t trace_id_len = 0;
+
+    [[nodiscard]] std::string_view id_view() const noexcept { return {id, id_len}; }
+    [[nodiscard]] std::string_view trace_id_view() const noexcept { return {trace_id, trace_id_len}; }
+};
+
+// The body `{"TraceSegmentDocuments":["<doc>",...]}` with each document JSON-string-escaped
+// (the document's bytes are otherwise forwarded verbatim). The body's bytes are charged to the
+// MemoryBudget for as long as the batch lives. Move-only; used by one thread at a time.
+class Batch {
+public:
+    explicit Batch(MemoryBudget& budget) noexcept : budget_(&budget) {}
+    ~Batch();
+    Batch(Batch&& other) noexcept;
+    Batch& operator=(Batch&& other) noexcept;
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    // Escapes the segment's document into the body and records its id and trace id. The
+    // caller then destroys the segment: its bytes now live (and are charged) here.
+    // False only if memory could not be allocated; the batch is then unchanged.
+    [[nodiscard]] bool append(const Segment& segment) noexcept;
+
+    // Closes the JSON. After seal(), body() is a complete request body and append() is refused.
+    void seal() noexcept;
+    [[nodiscard]] bool sealed() const noexcept { return sealed_; }
+
+    [[nodiscard]] std::string_view body() const noexcept { return body_; }
+    [[nodiscard]] std::size_t segment_count() const noexcept { return refs_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return refs_.empty(); }
+    [[nodiscard]] std::span<const SegmentRef> segments() const noexcept { return refs_; }
+    // When the oldest segment in the batch was received (for linger and latency).
+    [[nodiscard]] TimePoint oldest_received() const noexcept { return oldest_received_; }
+
+    // Bytes the body grows by when `document` is appended (escaping, quotes, comma).
+    [[nodiscard]] static std::size_t appended_size(std::string_view document) noexcept;
+
+private:
+    void release_charge() noexcept;
+
+    MemoryBudget* budget_;
+    std::string body_;
+    std::vector<SegmentRef> refs_;
+    std::size_t charged_ = 0;
+    TimePoint oldest_received_{};
+    bool sealed_ = false;
+};
+
+// Appends `text` to `out` escaped as the inside of a JSON string (quotes, backslashes and
+// control characters; valid UTF-8 passes through unchanged).
+void append_json_escaped(std::string& out, std::string_view text);
+
+}  // namespace xrayd

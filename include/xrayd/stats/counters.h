@@ -1,0 +1,104 @@
+// Counters: every counter of the daemon, declared once. Telemetry records, the exit summary,
+// /metrics and the "every counter is exported" test all iterate this one list.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace xrayd {
+
+// What a counter means for the accounting identity
+//   received = sent + rejected + dropped + held.
+enum class CounterKind {
+    received,  // segments (datagrams) that entered the daemon
+    sent,      // left the daemon successfully
+    rejected,  // refused as invalid, by us or by X-Ray
+    dropped,   // valid, but lost for lack of room or time
+    info,      // outside the identity (requests, retries, kernel drops, backend errors)
+};
+
+// X(name, kind, help). Names are snake_case and stable: they appear in logs and metrics.
+#define XRAYD_COUNTERS(X)                                                                        \
+    X(datagrams_received, received, "UDP datagrams read from the socket(s)")                     \
+    X(rejected_missing_header, rejected, "datagram has no newline after the header")             \
+    X(rejected_bad_header, rejected, "header is not {\"format\":\"json\",\"version\":1}")        \
+    X(rejected_missing_body, rejected, "header without a segment document")                      \
+    X(rejected_bad_json, rejected, "segment document is not one valid JSON object")              \
+    X(rejected_invalid_segment, rejected, "segment document lacks or has an invalid required field") \
+    X(rejected_too_large, rejected, "datagram larger than the receive slot")                     \
+    X(rejected_by_xray, rejected, "segments X-Ray returned in UnprocessedTraceSegments")          \
+    X(rejected_request, rejected, "segments in requests X-Ray refused with a final 4xx")         \
+    X(dropped_buffer_full, dropped, "segments dropped because the memory limit was reached")     \
+    X(dropped_queue_full, dropped, "segments dropped because the hand-off queue was full")       \
+    X(dropped_gave_up, dropped, "segments given up after retrying past the retry budget")        \
+    X(segments_sent, sent, "segments accepted by X-Ray (or written to the local sink)")          \
+    X(kernel_drops, info, "datagrams the kernel dropped before xrayd read them (SO_RXQ_OVFL)")    \
+    X(batches_sent, info, "PutTraceSegments batches accepted")                                   \
+    X(upload_requests, info, "PutTraceSegments requests made, retries included")                 \
+    X(upload_retries, info, "PutTraceSegments requests scheduled again after a failure")         \
+    X(backend_timeout, info, "X-Ray requests that timed out")                                    \
+    X(backend_connection_refused, info, "X-Ray requests whose connection was refused")           \
+    X(backend_http_4xx, info, "X-Ray responses with an HTTP 4xx status")                         \
+    X(backend_http_5xx, info, "X-Ray responses with an HTTP 5xx status")                         \
+    X(backend_unknown_host, info, "X-Ray requests whose host name did not resolve")              \
+    X(backend_other, info, "X-Ray requests that failed for another reason")
+
+enum class Counter : std::size_t {
+#define XRAYD_COUNTER_ENUM(name, kind, help) name,
+    XRAYD_COUNTERS(XRAYD_COUNTER_ENUM)
+#undef XRAYD_COUNTER_ENUM
+};
+
+struct CounterInfo {
+    std::string_view name;
+    CounterKind kind;
+    std::string_view help;
+};
+
+inline constexpr std::array counter_infos = {
+#define XRAYD_COUNTER_INFO(name, kind, help) CounterInfo{#name, CounterKind::kind, help},
+    XRAYD_COUNTERS(XRAYD_COUNTER_INFO)
+#undef XRAYD_COUNTER_INFO
+};
+
+inline constexpr std::size_t counter_count = counter_infos.size();
+
+[[nodiscard]] constexpr const CounterInfo& info(Counter c) noexcept {
+    return counter_infos[static_cast<std::size_t>(c)];
+}
+
+// A consistent-enough copy of every counter, for reports.
+struct CounterSnapshot {
+    std::array<std::uint64_t, counter_count> values{};
+
+    [[nodiscard]] std::uint64_t operator[](Counter c) const noexcept {
+        return values[static_cast<std::size_t>(c)];
+    }
+    // Sum of every counter of one kind.
+    [[nodiscard]] std::uint64_t total(CounterKind kind) const noexcept;
+};
+
+// The live counters. Any thread may add; readers take snapshots. Relaxed atomics: counters
+// order nothing. Each counter sits on its own cache line so receiver threads that bump
+// different counters do not share lines.
+class Counters {
+public:
+    void add(Counter c, std::uint64_t n = 1) noexcept {
+        cells_[static_cast<std::size_t>(c)].value.fetch_add(n, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint64_t get(Counter c) const noexcept {
+        return cells_[static_cast<std::size_t>(c)].value.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] CounterSnapshot snapshot() const noexcept;
+
+private:
+    struct alignas(64) Cell {
+        std::atomic<std::uint64_t> value{0};
+    };
+    std::array<Cell, counter_count> cells_{};
+};
+
+}  // namespace xrayd
