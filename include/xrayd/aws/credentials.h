@@ -11,7 +11,9 @@
 
 namespace xrayd {
 
-// One immutable set of AWS credentials. The secret key is wiped from memory on destruction.
+// One immutable set of AWS credentials. The secret key and session token are wiped from memory
+// on destruction. Not assignable: a snapshot is replaced by swapping the shared_ptr that holds
+// it, never by overwriting it (which would free the old secret unwiped).
 struct Credentials {
     std::string access_key_id;
     std::string secret_access_key;
@@ -26,7 +28,7 @@ struct Credentials {
           session_token(std::move(token)),
           expiration(expires) {}
     Credentials(const Credentials&) = default;
-    Credentials& operator=(const Credentials&) = default;
+    Credentials& operator=(const Credentials&) = delete;
     ~Credentials();
 };
 
