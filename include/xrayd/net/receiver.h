@@ -1,0 +1,70 @@
+// Receiver: the backend-neutral interface that reads datagrams from one UDP socket in batches.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include <xrayd/common/time.h>
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+// One received datagram, in a receive slot owned by the receiver.
+struct Datagram {
+    // IMPORTANT: at least `padding` (ReceiverOptions) readable and writable bytes follow
+    // data[len], so parsers that need padding (simdjson) can parse in place. The bytes are
+    // only valid during the on_datagrams() call that delivered them.
+    char* data;
+    std::size_t len;  // may be 0: an empty datagram is delivered too
+    bool truncated;  // the datagram was larger than the slot (MSG_TRUNC); `len` is the slot size
+    TimePoint received_at;
+};
+
+// Consumes batches. Called on the receiver's thread only.
+class DatagramHandler {
+public:
+    virtual ~DatagramHandler() = default;
+    // IMPORTANT: must not keep `data` pointers after returning: the slots are reused for the
+    // next batch. The handler counts datagrams_received and rejected_too_large (truncated).
+    virtual void on_datagrams(std::span<Datagram> batch) noexcept = 0;
+};
+
+struct ReceiverOptions {
+    std::size_t slot_bytes = 65536;  // largest datagram delivered whole
+    std::size_t padding = 64;        // writable bytes guaranteed after each datagram
+    std::size_t batch = 32;          // datagrams per receive call (and slots preallocated)
+};
+
+// Reads one socket until stopped. Backends: "epoll" (epoll + recvmmsg); io_uring later.
+// Lifetime: the owner destroys it only after run() has returned (or was never called).
+class Receiver {
+public:
+    virtual ~Receiver() = default;
+    // Receives and hands batches to the handler until stop(). Call on the thread that owns
+    // this receiver, once at a time.
+    virtual void run() noexcept = 0;
+    // Any thread, any number of times, also before run(): run() reads what the socket
+    // already holds (bounded), hands it to the handler and returns. A stopped receiver stays
+    // stopped.
+    virtual void stop() noexcept = 0;
+    // The backend's name, for logs: "epoll".
+    [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
+};
+
+// The epoll + recvmmsg backend. Takes ownership of `socket` (a non-blocking UDP socket, e.g.
+// from open_udp_sockets). `handler`, `counters` and `logger` are borrowed and must outlive the
+// receiver. Counts kernel_drops (from SO_RXQ_OVFL, when the socket has it enabled).
+// Preallocates `options.batch` page-aligned slots of `slot_bytes + padding` (rounded up to a
+// cache line); nothing is allocated per datagram.
+// Throws StartupError if the options are invalid (zero slot_bytes or batch) or the
+// epoll/eventfd/memory set-up fails.
+[[nodiscard]] std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket,
+                                                            DatagramHandler& handler,
+                                                            Counters& counters, Logger& logger,
+                                                            ReceiverOptions options = {});
+
+}  // namespace xrayd

@@ -1,0 +1,61 @@
+// UDP listen addresses parsed like Go's net.ResolveUDPAddr, and the daemon's listening sockets.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <xrayd/common/result.h>
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/log/logger.h>
+
+namespace xrayd {
+
+// A resolved listen address.
+struct UdpAddress {
+    sockaddr_storage storage{};  // AF_INET or AF_INET6, port in network order
+    socklen_t length = 0;        // bytes of `storage` in use
+    // Go's UDPAddr.String() of the resolved address, used in error messages: "127.0.0.1:2000",
+    // "[::1]:2000", ":2000" for an empty host.
+    std::string text;
+    // Empty host, 0.0.0.0 or [::]: one AF_INET6 socket with IPV6_V6ONLY=0 that receives
+    // IPv4 and IPv6, as Go listens on wildcards. `storage` then holds [::]:port.
+    bool dual_stack_wildcard = false;
+
+    [[nodiscard]] int family() const noexcept { return storage.ss_family; }
+    [[nodiscard]] unsigned port() const noexcept;
+};
+
+// Resolves `host:port` as Go's net.ResolveUDPAddr("udp", address) does: IP literals (IPv6 in
+// brackets, optional %zone), host names through getaddrinfo (the first IPv4 answer preferred,
+// else the first IPv6 one), numeric ports 0..65535 or service names, an empty port meaning 0.
+// The error is Go's text, e.g. "address 127.0.0.1: missing port in address".
+// Unlike Go, an empty address is an error (Go would pick a random wildcard port).
+// Start-up only: may block on DNS. Any thread.
+[[nodiscard]] Result<UdpAddress, std::string> resolve_udp_address(std::string_view address);
+
+// Opens `count` (>= 1) non-blocking, close-on-exec UDP sockets bound to `address`. With
+// count > 1 each socket sets SO_REUSEPORT (the kernel spreads datagrams by flow hash); with
+// port 0 the port the first socket got is used by the others. When `receive_buffer_bytes`
+// is > 0 the receive buffer is raised (SO_RCVBUFFORCE, which needs CAP_NET_ADMIN, else
+// SO_RCVBUF, capped by net.core.rmem_max) and the granted size is logged once at Info;
+// 0 keeps the OS default. SO_RXQ_OVFL is enabled when the platform has it, so receivers can
+// count kernel drops.
+// Throws StartupError with Go's text, e.g.
+//   "listen udp 127.0.0.1:2000: bind: address already in use" (exit code 1).
+// Start-up only. Any thread.
+[[nodiscard]] std::vector<UniqueFd> open_udp_sockets(const std::string& address, int count,
+                                                     std::size_t receive_buffer_bytes,
+                                                     Logger& logger);
+
+// The socket's bound address as "127.0.0.1:41234" or "[::1]:41234"; "" if getsockname fails.
+[[nodiscard]] std::string local_address(int fd);
+
+// The address in Go's notation ("1.2.3.4:5", "[::1]:5", "[fe80::1%eth0]:5"); "" when the
+// family is neither AF_INET nor AF_INET6.
+[[nodiscard]] std::string format_socket_address(const sockaddr* address, socklen_t length);
+
+}  // namespace xrayd

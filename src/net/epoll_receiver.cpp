@@ -1,0 +1,271 @@
+// The epoll + recvmmsg receiver backend.
+#include <xrayd/net/receiver.h>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <xrayd_config.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <xrayd/common/startup_error.h>
+
+#include "slot_pool.h"
+
+namespace xrayd {
+
+namespace {
+
+using net_detail::SlotPool;
+
+// recvmmsg calls per readiness notification before going back to epoll_wait, so a flood
+// cannot keep stop() waiting (8 x 32 datagrams by default).
+constexpr int max_rounds_per_wakeup = 8;
+// At stop, what the socket holds is read out: a 4 MiB receive buffer holds at most a few
+// thousand batches of small datagrams.
+constexpr int max_rounds_at_stop = 4096;
+constexpr std::uint64_t socket_tag = 0;
+constexpr std::uint64_t stop_tag = 1;
+constexpr auto error_log_interval = std::chrono::seconds(10);
+
+// strerror without allocating or touching shared state: safe in noexcept data-plane code.
+const char* error_text(int error) noexcept {
+    const char* text = ::strerrordesc_np(error);
+    return text != nullptr ? text : "unknown error";
+}
+
+#ifdef XRAYD_HAVE_SO_RXQ_OVFL
+constexpr std::size_t control_bytes = CMSG_SPACE(sizeof(std::uint32_t));
+#else
+constexpr std::size_t control_bytes = 1;
+#endif
+
+struct alignas(cmsghdr) ControlBuffer {
+    std::array<char, control_bytes> bytes;
+};
+
+class EpollReceiver final : public Receiver {
+public:
+    EpollReceiver(UniqueFd socket, UniqueFd epoll, UniqueFd stop_event, SlotPool slots,
+                  DatagramHandler& handler, Counters& counters, Logger& logger)
+        : socket_(std::move(socket)),
+          epoll_(std::move(epoll)),
+          stop_event_(std::move(stop_event)),
+          slots_(std::move(slots)),
+          handler_(handler),
+          counters_(counters),
+          logger_(logger),
+          messages_(slots_.count()),
+          iovecs_(slots_.count()),
+          controls_(slots_.count()),
+          batch_(slots_.count()) {
+        for (std::size_t i = 0; i < slots_.count(); ++i) {
+            iovecs_[i].iov_base = slots_.slot(i);
+            iovecs_[i].iov_len = slots_.slot_bytes();
+            msghdr& h = messages_[i].msg_hdr;
+            h.msg_name = nullptr;
+            h.msg_namelen = 0;
+            h.msg_iov = &iovecs_[i];
+            h.msg_iovlen = 1;
+        }
+    }
+
+    void run() noexcept override {
+        std::array<epoll_event, 2> events{};
+        while (!stop_requested_.load(std::memory_order_acquire)) {
+            const int n = ::epoll_wait(epoll_.get(), events.data(),
+                                       static_cast<int>(events.size()), -1);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                // Only a broken epoll descriptor gets here; nothing can be received any more.
+                logger_.error("daemon: socket: err: epoll_wait: {}", error_text(errno));
+                return;
+            }
+            bool readable = false;
+            for (int i = 0; i < n; ++i) {
+                if (events[static_cast<std::size_t>(i)].data.u64 == stop_tag) {
+                    break;
+                }
+                readable = true;
+            }
+            if (readable && !stop_requested_.load(std::memory_order_acquire)) {
+                drain(false);
+            }
+        }
+        // Stopped: read what the socket already holds, so that a shutdown loses nothing that
+        // arrived before it (it is counted and drained like everything else).
+        drain(true);
+    }
+
+    void stop() noexcept override {
+        stop_requested_.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        // Fails only when the counter would overflow, i.e. the event is already signalled.
+        (void)!::write(stop_event_.get(), &one, sizeof one);
+    }
+
+    [[nodiscard]] std::string_view backend() const noexcept override { return "epoll"; }
+
+private:
+    // Reads batches until the socket is empty, stop() is called or the round budget is spent;
+    // epoll is level-triggered, so whatever is left wakes the next epoll_wait at once.
+    // `final` (after stop): ignore the stop flag and read until empty, within a larger budget
+    // so that a sender that never pauses cannot keep the receiver from stopping.
+    void drain(bool final) noexcept {
+        const std::size_t capacity = slots_.count();
+        const int rounds = final ? max_rounds_at_stop : max_rounds_per_wakeup;
+        for (int round = 0; round < rounds; ++round) {
+            if (!final && stop_requested_.load(std::memory_order_acquire)) {
+                return;
+            }
+            for (std::size_t i = 0; i < capacity; ++i) {
+                msghdr& h = messages_[i].msg_hdr;
+#ifdef XRAYD_HAVE_SO_RXQ_OVFL
+                h.msg_control = controls_[i].bytes.data();
+                h.msg_controllen = control_bytes;
+#else
+                h.msg_control = nullptr;
+                h.msg_controllen = 0;
+#endif
+                h.msg_flags = 0;
+            }
+            const int n = ::recvmmsg(socket_.get(), messages_.data(),
+                                     static_cast<unsigned>(capacity), MSG_DONTWAIT, nullptr);
+            if (n < 0) {
+                const int error = errno;
+                if (error == EINTR) {
+                    continue;
+                }
+                if (error != EAGAIN && error != EWOULDBLOCK) {
+                    log_receive_error(error);
+                }
+                return;
+            }
+            const TimePoint now = Clock::now();
+            const auto count = static_cast<std::size_t>(n);
+            for (std::size_t i = 0; i < count; ++i) {
+                const msghdr& h = messages_[i].msg_hdr;
+                account_drops(h);
+                const bool truncated = (h.msg_flags & MSG_TRUNC) != 0;
+                std::size_t len = messages_[i].msg_len;
+                if (len > slots_.slot_bytes()) {
+                    len = slots_.slot_bytes();
+                }
+                batch_[i] = Datagram{slots_.slot(i), len, truncated, now};
+            }
+            if (count > 0) {
+                handler_.on_datagrams(std::span<Datagram>(batch_.data(), count));
+            }
+            if (count < capacity) {
+                return;  // the queue was empty before the batch filled: no need to ask again
+            }
+        }
+    }
+
+    // SO_RXQ_OVFL stamps each datagram with the socket's cumulative drop count (only once it
+    // is non-zero); the difference to the last stamp is what the kernel dropped since.
+    void account_drops([[maybe_unused]] const msghdr& h) noexcept {
+#ifdef XRAYD_HAVE_SO_RXQ_OVFL
+        for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+             c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+                c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
+                std::uint32_t dropped = 0;
+                std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
+                if (dropped != last_drop_count_) {
+                    // Unsigned arithmetic: correct across the 32-bit wrap.
+                    counters_.add(Counter::kernel_drops,
+                                  static_cast<std::uint32_t>(dropped - last_drop_count_));
+                    last_drop_count_ = dropped;
+                }
+            }
+        }
+#endif
+    }
+
+    void log_receive_error(int error) noexcept {
+        std::uint64_t suppressed = 0;
+        if (!error_limit_.allow(Clock::now(), &suppressed)) {
+            return;
+        }
+        if (suppressed > 0) {
+            logger_.error("daemon: socket: err: recvmmsg: {} ({} similar errors suppressed)",
+                          error_text(error), suppressed);
+        } else {
+            logger_.error("daemon: socket: err: recvmmsg: {}", error_text(error));
+        }
+    }
+
+    UniqueFd socket_;
+    UniqueFd epoll_;
+    UniqueFd stop_event_;
+    SlotPool slots_;
+    DatagramHandler& handler_;
+    Counters& counters_;
+    Logger& logger_;
+    std::vector<mmsghdr> messages_;
+    std::vector<iovec> iovecs_;
+    std::vector<ControlBuffer> controls_;
+    std::vector<Datagram> batch_;
+    std::uint32_t last_drop_count_ = 0;
+    std::atomic<bool> stop_requested_{false};
+    RateLimiter error_limit_{error_log_interval};
+};
+
+std::string errno_message(int error) {
+    return error_text(error);
+}
+
+}  // namespace
+
+std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& handler,
+                                              Counters& counters, Logger& logger,
+                                              ReceiverOptions options) {
+    if (!socket) {
+        throw StartupError("epoll receiver: invalid socket");
+    }
+    if (options.slot_bytes == 0 || options.batch == 0) {
+        throw StartupError("epoll receiver: slot_bytes and batch must be greater than zero");
+    }
+    if (options.batch > 1024) {
+        // recvmmsg processes at most UIO_MAXIOV (1024) messages per call.
+        throw StartupError("epoll receiver: batch must be at most 1024");
+    }
+    auto slots = SlotPool::create(options.batch, options.slot_bytes, options.padding);
+    if (!slots) {
+        throw StartupError(fmt::format("epoll receiver: cannot map {} receive slots: {}",
+                                       options.batch, errno_message(slots.error())));
+    }
+    UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll) {
+        throw StartupError(fmt::format("epoll receiver: epoll_create1: {}", errno_message(errno)));
+    }
+    UniqueFd stop_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!stop_event) {
+        throw StartupError(fmt::format("epoll receiver: eventfd: {}", errno_message(errno)));
+    }
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = socket_tag;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, socket.get(), &event) != 0) {
+        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", errno_message(errno)));
+    }
+    event.data.u64 = stop_tag;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(), &event) != 0) {
+        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", errno_message(errno)));
+    }
+    return std::make_unique<EpollReceiver>(std::move(socket), std::move(epoll),
+                                           std::move(stop_event), std::move(slots.value()),
+                                           handler, counters, logger);
+}
+
+}  // namespace xrayd
