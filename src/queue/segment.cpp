@@ -24,8 +24,9 @@ SegmentPtr Segment::make(MemoryBudget& budget, std::string_view body, std::strin
     s->size_ = static_cast<std::uint32_t>(body.size());
     s->id_len_ = static_cast<std::uint8_t>(std::min(id.size(), segment_id_max));
     s->trace_id_len_ = static_cast<std::uint8_t>(std::min(trace_id.size(), segment_trace_id_max));
-    std::memcpy(s->id_, id.data(), s->id_len_);
-    std::memcpy(s->trace_id_, trace_id.data(), s->trace_id_len_);
+    // copy_n, not memcpy: an empty view may carry a null pointer.
+    std::copy_n(id.data(), s->id_len_, s->id_);
+    std::copy_n(trace_id.data(), s->trace_id_len_, s->trace_id_);
     if (!body.empty()) {
         std::memcpy(s + 1, body.data(), body.size());
     }

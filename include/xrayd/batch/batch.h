@@ -22,12 +22,16 @@ struct SegmentRef {
     std::uint8_t trace_id_len = 0;
 
     [[nodiscard]] std::string_view id_view() const noexcept { return {id, id_len}; }
-    [[nodiscard]] std::string_view trace_id_view() const noexcept { return {trace_id, trace_id_len}; }
+    [[nodiscard]] std::string_view trace_id_view() const noexcept {
+        return {trace_id, trace_id_len};
+    }
 };
 
 // The body `{"TraceSegmentDocuments":["<doc>",...]}` with each document JSON-string-escaped
 // (the document's bytes are otherwise forwarded verbatim). The body's bytes are charged to the
-// MemoryBudget for as long as the batch lives. Move-only; used by one thread at a time.
+// MemoryBudget for as long as the batch lives (what it holds on the heap: the body's and the
+// refs' capacity). Move-only; used by one thread at a time. A moved-from batch is empty,
+// unsealed and charges nothing; it may be reused.
 class Batch {
 public:
     explicit Batch(MemoryBudget& budget) noexcept : budget_(&budget) {}
@@ -43,6 +47,8 @@ public:
     [[nodiscard]] bool append(const Segment& segment) noexcept;
 
     // Closes the JSON. After seal(), body() is a complete request body and append() is refused.
+    // Never allocates once a document was appended; sealing an empty batch allocates and, if
+    // that fails, leaves body() empty.
     void seal() noexcept;
     [[nodiscard]] bool sealed() const noexcept { return sealed_; }
 
@@ -56,6 +62,11 @@ public:
     // Bytes the body grows by when `document` is appended (escaping, quotes, comma).
     [[nodiscard]] static std::size_t appended_size(std::string_view document) noexcept;
 
+    // Bytes of the framing around the documents: `{"TraceSegmentDocuments":[` and `]}`. An
+    // empty sealed body is this long; a sealed body with documents d1..dn is
+    // framing_size + sum(appended_size(di)) - 1 (n - 1 commas).
+    static constexpr std::size_t framing_size = 28;
+
 private:
     void release_charge() noexcept;
 
@@ -67,8 +78,10 @@ private:
     bool sealed_ = false;
 };
 
-// Appends `text` to `out` escaped as the inside of a JSON string (quotes, backslashes and
-// control characters; valid UTF-8 passes through unchanged).
+// Appends `text` to `out` escaped as the inside of a JSON string: `"` and `\` get a backslash,
+// control characters below 0x20 become \n \r \t \b \f or \u00XX; every other byte (UTF-8
+// included) passes through unchanged. Throws std::bad_alloc only if `out` must grow and cannot:
+// reserve first (as Batch does) to use it on the data plane.
 void append_json_escaped(std::string& out, std::string_view text);
 
 }  // namespace xrayd
