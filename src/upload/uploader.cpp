@@ -1,1 +1,701 @@
-// placeholder: being written
+// Uploader: PutTraceSegments over libcurl multi, with retries.
+#include <xrayd/upload/uploader.h>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include <xrayd/aws/sigv4.h>
+#include <xrayd/common/startup_error.h>
+#include <xrayd/http/curl.h>
+#include <xrayd/upload/retry_policy.h>
+#include <xrayd/upload/xray_response.h>
+
+namespace xrayd {
+namespace {
+
+constexpr std::string_view request_path = "/TraceSegments";
+constexpr std::size_t max_response_bytes = 1 << 20;  // X-Ray answers are a few hundred bytes
+constexpr Duration failure_log_interval = std::chrono::seconds(10);
+
+// The parts of the endpoint URL the request needs.
+struct Endpoint {
+    std::string url;        // <scheme>://<authority><base path>/TraceSegments
+    std::string host;       // Host header value, as signed and sent
+    std::string path;       // <base path>/TraceSegments, as signed
+};
+
+bool starts_with_nocase(std::string_view text, std::string_view prefix) noexcept {
+    if (text.size() < prefix.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Endpoint parse_endpoint(std::string_view endpoint) {
+    std::string_view rest = endpoint;
+    bool https = false;
+    if (starts_with_nocase(rest, "https://")) {
+        https = true;
+        rest.remove_prefix(8);
+    } else if (starts_with_nocase(rest, "http://")) {
+        rest.remove_prefix(7);
+    } else {
+        throw StartupError("X-Ray endpoint must start with http:// or https://: '" +
+                           std::string(endpoint) + "'");
+    }
+    const std::size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    std::string_view base_path = slash == std::string_view::npos ? "" : rest.substr(slash);
+    while (!base_path.empty() && base_path.back() == '/') {
+        base_path.remove_suffix(1);
+    }
+    if (authority.empty() || authority.find_first_of("@?# \t") != std::string_view::npos ||
+        base_path.find_first_of("?# \t") != std::string_view::npos) {
+        throw StartupError("X-Ray endpoint is not a plain http(s) base URL: '" +
+                           std::string(endpoint) + "'");
+    }
+    Endpoint result;
+    // Drop a default port from Host, as clients conventionally do.
+    std::string_view host = authority;
+    const std::string_view default_port = https ? ":443" : ":80";
+    if (host.size() > default_port.size() && host.ends_with(default_port)) {
+        host.remove_suffix(default_port.size());
+    }
+    result.host = host;
+    result.path = std::string(base_path) + std::string(request_path);
+    result.url = std::string(https ? "https://" : "http://") + std::string(authority) + result.path;
+    return result;
+}
+
+// Unix seconds with 9 decimals, as X-Amzn-Xray-Timestamp wants.
+std::string xray_timestamp(WallClock::time_point now) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
+    const auto secs = ns.count() / 1'000'000'000;
+    const auto frac = ns.count() % 1'000'000'000;
+    return fmt::format("{}.{:09}", secs, frac);
+}
+
+double seconds_between(TimePoint from, TimePoint to) noexcept {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+int to_poll_timeout(Duration wait) noexcept {
+    if (wait <= Duration::zero()) {
+        return 0;
+    }
+    // Round up so a wait for a due time does not wake just before it, over and over.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    return static_cast<int>(std::min<std::int64_t>(ms, 60'000));
+}
+
+// A batch and its retry bookkeeping.
+struct Job {
+    explicit Job(Batch&& b) noexcept : batch(std::move(b)) {}
+    Batch batch;
+    unsigned failures = 0;
+    TimePoint first_failure{};
+    TimePoint due{};
+};
+
+// One transfer slot: a reusable easy handle (kept-alive connections live in the multi's
+// cache) and what the current attempt needs to stay alive.
+struct Slot {
+    CurlEasy easy;
+    CurlSlist headers;          // must outlive the transfer
+    std::optional<Job> job;     // the batch in flight: its body is sent without copying
+    std::string response;
+    std::string error_type_header;  // x-amzn-ErrorType
+    bool response_too_large = false;
+    TimePoint started{};
+    char error_buffer[CURL_ERROR_SIZE]{};
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* slot = static_cast<Slot*>(user);
+    const std::size_t n = size * count;
+    if (slot->response.size() + n > max_response_bytes) {
+        slot->response_too_large = true;
+        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    }
+    try {
+        slot->response.append(data, n);
+    } catch (...) {
+        return 0;
+    }
+    return n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* slot = static_cast<Slot*>(user);
+    const std::size_t n = size * count;
+    std::string_view line(data, n);
+    if (line.starts_with("HTTP/")) {
+        slot->error_type_header.clear();  // a new response (after a proxy CONNECT, say)
+        return n;
+    }
+    constexpr std::string_view name = "x-amzn-errortype:";
+    if (starts_with_nocase(line, name)) {
+        line.remove_prefix(name.size());
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+            line.remove_prefix(1);
+        }
+        while (!line.empty() && (line.back() == '\r' || line.back() == '\n' ||
+                                 line.back() == ' ')) {
+            line.remove_suffix(1);
+        }
+        try {
+            slot->error_type_header.assign(line);
+        } catch (...) {
+            // Only used for the retry decision's throttling check; losing it is harmless.
+        }
+    }
+    return n;
+}
+
+void check_setopt(CURLcode rc, std::string_view option) {
+    if (rc != CURLE_OK) {
+        throw StartupError(fmt::format("libcurl rejected {}: {}", option, curl_easy_strerror(rc)));
+    }
+}
+
+}  // namespace
+
+struct Uploader::State {
+    State(UploaderOptions opts, Endpoint ep, CredentialsProvider& creds, Counters& ctrs,
+          Logger& log, std::uint64_t seed)
+        : options(std::move(opts)),
+          endpoint(std::move(ep)),
+          credentials(creds),
+          counters(ctrs),
+          logger(log),
+          signer(options.region, "xray"),
+          jitter(seed) {}
+
+    ~State() {
+        for (auto& slot : slots) {
+            if (slot->job) {
+                (void)multi.remove(slot->easy);
+            }
+        }
+    }
+
+    void configure(Slot& slot);
+    void do_work() noexcept;
+    void promote_due(TimePoint now) noexcept;
+    void start_ready(TimePoint now) noexcept;
+    bool drain_completions() noexcept;
+    void start(Slot& slot, Job&& job, TimePoint now) noexcept;
+    void complete(Slot& slot, CURLcode result) noexcept;
+    void on_success(Job& job, TimePoint started, TimePoint now, std::string_view body) noexcept;
+    void on_failure(Job&& job, FailureClass failure, bool retryable, std::string_view reason,
+                    Duration retry_after, TimePoint now) noexcept;
+    void release(std::size_t segments) noexcept { held -= std::min(held, segments); }
+    void log_failure(RateLimiter& limiter, std::string_view reason,
+                     std::string_view outcome) noexcept;
+    Duration next_wait(Duration max_wait, TimePoint now) const noexcept;
+
+    UploaderOptions options;
+    Endpoint endpoint;
+    CredentialsProvider& credentials;
+    Counters& counters;
+    Logger& logger;
+    SigV4Signer signer;
+    CurlMulti multi;
+    std::vector<std::unique_ptr<Slot>> slots;
+    std::vector<Slot*> idle;
+    std::deque<Job> fresh;        // submitted, never tried
+    std::deque<Job> retry_ready;  // due retries: they go before fresh batches
+    std::vector<Job> waiting;     // failed, waiting for their due time
+    std::size_t held = 0;
+    simdjson::dom::parser parser;
+    std::vector<UnprocessedSegment> unprocessed;
+    JitterSource jitter;
+    RateLimiter retry_limiter{failure_log_interval};
+    RateLimiter final_limiter{failure_log_interval};
+    RateLimiter internal_limiter{failure_log_interval};
+};
+
+void Uploader::State::configure(Slot& slot) {
+    const UploaderOptions& o = options;
+    check_setopt(slot.easy.set(CURLOPT_URL, endpoint.url.c_str()), "CURLOPT_URL");
+    check_setopt(slot.easy.set(CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR");
+    check_setopt(slot.easy.set(CURLOPT_POST, 1L), "CURLOPT_POST");
+    check_setopt(slot.easy.set(CURLOPT_NOSIGNAL, 1L), "CURLOPT_NOSIGNAL");
+    check_setopt(slot.easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)),
+                 "CURLOPT_HTTP_VERSION");
+    check_setopt(slot.easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(o.request_timeout.count())),
+                 "CURLOPT_TIMEOUT_MS");
+    check_setopt(slot.easy.set(CURLOPT_CONNECTTIMEOUT_MS,
+                               static_cast<long>(o.request_timeout.count())),
+                 "CURLOPT_CONNECTTIMEOUT_MS");
+    check_setopt(slot.easy.set(CURLOPT_TCP_KEEPALIVE, 1L), "CURLOPT_TCP_KEEPALIVE");
+    check_setopt(slot.easy.set(CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
+    check_setopt(slot.easy.set(CURLOPT_WRITEDATA, static_cast<void*>(&slot)), "CURLOPT_WRITEDATA");
+    check_setopt(slot.easy.set(CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
+    check_setopt(slot.easy.set(CURLOPT_HEADERDATA, static_cast<void*>(&slot)),
+                 "CURLOPT_HEADERDATA");
+    check_setopt(slot.easy.set(CURLOPT_ERRORBUFFER, slot.error_buffer), "CURLOPT_ERRORBUFFER");
+    check_setopt(slot.easy.set(CURLOPT_PRIVATE, static_cast<void*>(&slot)), "CURLOPT_PRIVATE");
+    if (!o.user_agent.empty()) {
+        check_setopt(slot.easy.set(CURLOPT_USERAGENT, o.user_agent.c_str()), "CURLOPT_USERAGENT");
+    }
+    if (!o.ca_bundle.empty()) {
+        check_setopt(slot.easy.set(CURLOPT_CAINFO, o.ca_bundle.c_str()), "CURLOPT_CAINFO");
+    }
+    if (o.no_verify_ssl) {
+        check_setopt(slot.easy.set(CURLOPT_SSL_VERIFYPEER, 0L), "CURLOPT_SSL_VERIFYPEER");
+        check_setopt(slot.easy.set(CURLOPT_SSL_VERIFYHOST, 0L), "CURLOPT_SSL_VERIFYHOST");
+    }
+    // An empty string disables curl's own reading of http_proxy/https_proxy: the configured
+    // proxy is the only one.
+    check_setopt(slot.easy.set(CURLOPT_PROXY, o.proxy.c_str()), "CURLOPT_PROXY");
+    if (!o.no_proxy.empty()) {
+        check_setopt(slot.easy.set(CURLOPT_NOPROXY, o.no_proxy.c_str()), "CURLOPT_NOPROXY");
+    }
+}
+
+void Uploader::State::log_failure(RateLimiter& limiter, std::string_view reason,
+                                  std::string_view outcome) noexcept {
+    std::uint64_t suppressed = 0;
+    if (!limiter.allow(Clock::now(), &suppressed)) {
+        return;
+    }
+    if (suppressed > 0) {
+        logger.error("Sending segment batch failed with: {} ({}; {} similar failures not logged)",
+                     reason, outcome, suppressed);
+    } else {
+        logger.error("Sending segment batch failed with: {} ({})", reason, outcome);
+    }
+}
+
+void Uploader::State::promote_due(TimePoint now) noexcept {
+    const bool any_due = std::any_of(waiting.begin(), waiting.end(),
+                                     [&](const Job& job) { return job.due <= now; });
+    if (!any_due) {
+        return;
+    }
+    // Oldest due first, so retries keep their relative order.
+    std::stable_sort(waiting.begin(), waiting.end(),
+                     [](const Job& a, const Job& b) { return a.due < b.due; });
+    std::size_t moved = 0;
+    try {
+        while (moved < waiting.size() && waiting[moved].due <= now) {
+            retry_ready.push_back(std::move(waiting[moved]));
+            ++moved;
+        }
+    } catch (...) {
+        // Out of memory: the rest stay waiting and are promoted on a later pass.
+    }
+    waiting.erase(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(moved));
+}
+
+void Uploader::State::start_ready(TimePoint now) noexcept {
+    while (!idle.empty() && (!retry_ready.empty() || !fresh.empty())) {
+        std::deque<Job>& from = retry_ready.empty() ? fresh : retry_ready;
+        Job job = std::move(from.front());
+        from.pop_front();
+        Slot* slot = idle.back();
+        idle.pop_back();
+        start(*slot, std::move(job), now);
+    }
+}
+
+void Uploader::State::start(Slot& slot, Job&& job, TimePoint now) noexcept {
+    auto fail_now = [&](std::string_view reason) {
+        idle.push_back(&slot);
+        on_failure(std::move(job), FailureClass::other, true, reason, Duration::zero(), now);
+    };
+
+    const std::shared_ptr<const Credentials> creds = credentials.current();
+    if (!creds) {
+        fail_now(fmt::format("no AWS credentials available (source: {})", credentials.source()));
+        return;
+    }
+    const std::string_view body = job.batch.body();
+    try {
+        const WallClock::time_point wall_now = WallClock::now();
+        const std::string timestamp = xray_timestamp(wall_now);
+        SigningRequest request;
+        request.method = "POST";
+        request.path = endpoint.path;
+        request.headers = {{"host", endpoint.host},
+                           {"content-type", "application/json"},
+                           {"x-amzn-xray-timestamp", timestamp}};
+        request.payload = body;
+        const SignedHeaders signed_headers = signer.sign(request, *creds, wall_now);
+        if (signed_headers.authorization.empty()) {
+            fail_now("request signing failed");
+            return;
+        }
+        slot.headers.clear();
+        bool ok = slot.headers.append(fmt::format("Host: {}", endpoint.host).c_str()) &&
+                  slot.headers.append("Content-Type: application/json") &&
+                  slot.headers.append(
+                      fmt::format("X-Amz-Date: {}", signed_headers.amz_date).c_str()) &&
+                  slot.headers.append(
+                      fmt::format("X-Amzn-Xray-Timestamp: {}", timestamp).c_str()) &&
+                  slot.headers.append(
+                      fmt::format("Authorization: {}", signed_headers.authorization).c_str()) &&
+                  slot.headers.append("Expect:");  // no 100-continue round trip
+        if (ok && !signed_headers.security_token.empty()) {
+            ok = slot.headers.append(
+                fmt::format("X-Amz-Security-Token: {}", signed_headers.security_token).c_str());
+        }
+        if (!ok) {
+            fail_now("out of memory building request headers");
+            return;
+        }
+    } catch (...) {
+        fail_now("out of memory preparing the request");
+        return;
+    }
+
+    const CURLcode rc1 = slot.easy.set(CURLOPT_POSTFIELDSIZE_LARGE,
+                                       static_cast<curl_off_t>(body.size()));
+    const CURLcode rc2 = slot.easy.set(CURLOPT_POSTFIELDS, body.data());
+    const CURLcode rc3 = slot.easy.set(CURLOPT_HTTPHEADER, slot.headers.get());
+    if (rc1 != CURLE_OK || rc2 != CURLE_OK || rc3 != CURLE_OK) {
+        const CURLcode rc = rc1 != CURLE_OK ? rc1 : rc2 != CURLE_OK ? rc2 : rc3;
+        fail_now(fmt::format("libcurl rejected a request option: {}", curl_easy_strerror(rc)));
+        return;
+    }
+    slot.response.clear();
+    slot.error_type_header.clear();
+    slot.response_too_large = false;
+    slot.error_buffer[0] = '\0';
+    slot.started = now;
+    slot.job.emplace(std::move(job));
+    const CURLMcode mrc = multi.add(slot.easy);
+    if (mrc != CURLM_OK) {
+        Job back = std::move(*slot.job);
+        slot.job.reset();
+        idle.push_back(&slot);
+        on_failure(std::move(back), FailureClass::other, true,
+                   fmt::format("libcurl could not start the transfer: {}",
+                               curl_multi_strerror(mrc)),
+                   Duration::zero(), now);
+        return;
+    }
+    counters.add(Counter::upload_requests);
+}
+
+bool Uploader::State::drain_completions() noexcept {
+    bool any = false;
+    while (CURLMsg* message = multi.next_message()) {
+        if (message->msg != CURLMSG_DONE) {
+            continue;
+        }
+        char* private_data = nullptr;
+        if (curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &private_data) !=
+                CURLE_OK ||
+            private_data == nullptr) {
+            continue;  // not ours: cannot happen, every handle gets CURLOPT_PRIVATE
+        }
+        const CURLcode result = message->data.result;
+        // `message` is invalid once the handle is removed: take what is needed first.
+        complete(*reinterpret_cast<Slot*>(private_data), result);
+        any = true;
+    }
+    return any;
+}
+
+void Uploader::State::complete(Slot& slot, CURLcode result) noexcept {
+    const TimePoint now = Clock::now();
+    const CURLMcode mrc = multi.remove(slot.easy);
+    if (mrc != CURLM_OK) {
+        std::uint64_t suppressed = 0;
+        if (internal_limiter.allow(now, &suppressed)) {
+            logger.error("libcurl could not remove a finished transfer: {}",
+                         curl_multi_strerror(mrc));
+        }
+    }
+    Job job = std::move(*slot.job);
+    slot.job.reset();
+    idle.push_back(&slot);
+
+    if (result != CURLE_OK) {
+        long os_errno = 0;
+        if (slot.easy.info(CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK) {
+            os_errno = 0;
+        }
+        const FailureClass failure = classify_transport_failure(result, os_errno);
+        std::string reason;
+        try {
+            if (slot.response_too_large) {
+                reason = fmt::format("response larger than {} bytes", max_response_bytes);
+            } else if (slot.error_buffer[0] != '\0') {
+                reason = fmt::format("{}: {}", curl_easy_strerror(result), slot.error_buffer);
+            } else {
+                reason = curl_easy_strerror(result);
+            }
+        } catch (...) {
+        }
+        on_failure(std::move(job), failure, transport_failure_is_retryable(result), reason,
+                   Duration::zero(), now);
+        return;
+    }
+
+    long status = 0;
+    if (slot.easy.info(CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
+        status = 0;
+    }
+    if (status >= 200 && status <= 299) {
+        on_success(job, slot.started, now, slot.response);
+        return;
+    }
+    curl_off_t retry_after_s = 0;
+    if (slot.easy.info(CURLINFO_RETRY_AFTER, &retry_after_s) != CURLE_OK || retry_after_s < 0) {
+        retry_after_s = 0;
+    }
+    const XRayError error = parse_error_response(parser, slot.response, slot.error_type_header);
+    std::string reason;
+    try {
+        reason = fmt::format("HTTP {}", status);
+        if (!error.type.empty()) {
+            reason += fmt::format(" {}", error.type);
+        }
+        if (!error.message.empty()) {
+            reason += fmt::format(": {}", error.message);
+        }
+    } catch (...) {
+    }
+    on_failure(std::move(job), classify_http_status(status),
+               http_failure_is_retryable(status, error.type), reason,
+               std::chrono::seconds(retry_after_s), now);
+}
+
+void Uploader::State::on_success(Job& job, TimePoint started, TimePoint now,
+                                 std::string_view body) noexcept {
+    const std::size_t count = job.batch.segment_count();
+    const double seconds = seconds_between(started, now);
+    const Result<void, ResponseErrc> parsed = parse_unprocessed_segments(parser, body, unprocessed);
+    if (!parsed) {
+        // X-Ray accepted the request; an unreadable answer cannot name any rejection.
+        std::uint64_t suppressed = 0;
+        if (internal_limiter.allow(now, &suppressed)) {
+            logger.warn("Could not read the PutTraceSegments response ({}): {:.200}",
+                        to_string(parsed.error()), body);
+        }
+    }
+    const std::size_t rejected = std::min(unprocessed.size(), count);
+    counters.add(Counter::segments_sent, count - rejected);
+    counters.add(Counter::rejected_by_xray, rejected);
+    counters.add(Counter::batches_sent);
+    release(count);
+    if (unprocessed.empty()) {
+        logger.info("Successfully sent batch of {} segments ({:1.3f} seconds)", count, seconds);
+        return;
+    }
+    logger.info("Sent batch of {} segments but had {} Unprocessed segments ({:1.3f} seconds)",
+                count, unprocessed.size(), seconds);
+    const auto refs = job.batch.segments();
+    for (const UnprocessedSegment& item : unprocessed) {
+        std::string_view trace_id;
+        if (item.has_id) {
+            const auto it = std::find_if(refs.begin(), refs.end(), [&](const SegmentRef& ref) {
+                return ref.id_view() == item.id;
+            });
+            if (it != refs.end()) {
+                trace_id = it->trace_id_view();
+            }
+        }
+        logger.error("Unprocessed segment: id={} trace_id={} error_code={} message={}",
+                     item.has_id ? std::string_view(item.id) : std::string_view("<none>"),
+                     trace_id, item.error_code, item.message);
+    }
+}
+
+void Uploader::State::on_failure(Job&& job, FailureClass failure, bool retryable,
+                                 std::string_view reason, Duration retry_after,
+                                 TimePoint now) noexcept {
+    counters.add(failure_counter(failure));
+    const std::size_t count = job.batch.segment_count();
+    if (!retryable) {
+        counters.add(Counter::rejected_request, count);
+        release(count);
+        try {
+            log_failure(final_limiter, reason,
+                        fmt::format("not retryable; {} segments rejected", count));
+        } catch (...) {
+        }
+        return;
+    }
+    if (job.failures == 0) {
+        job.first_failure = now;
+    }
+    if (decide_retry(job.first_failure, now, options.retry_budget) == RetryDecision::give_up) {
+        counters.add(Counter::dropped_gave_up, count);
+        release(count);
+        try {
+            log_failure(final_limiter, reason,
+                        fmt::format("gave up after {} attempts; {} segments dropped",
+                                    job.failures + 1, count));
+        } catch (...) {
+        }
+        return;
+    }
+    const Duration delay = backoff_delay(job.failures, options.retry_base, options.retry_cap,
+                                         jitter.next_unit(), retry_after);
+    ++job.failures;
+    job.due = now + delay;
+    try {
+        waiting.push_back(std::move(job));
+    } catch (...) {
+        counters.add(Counter::dropped_gave_up, count);
+        release(count);
+        logger.error("Out of memory queueing a batch for retry: {} segments dropped", count);
+        return;
+    }
+    counters.add(Counter::upload_retries);
+    try {
+        log_failure(retry_limiter, reason,
+                    fmt::format("retrying in {:.3f} s",
+                                std::chrono::duration<double>(delay).count()));
+    } catch (...) {
+    }
+}
+
+Duration Uploader::State::next_wait(Duration max_wait, TimePoint now) const noexcept {
+    Duration wait = max_wait;
+    if (!idle.empty() && (!retry_ready.empty() || !fresh.empty())) {
+        return Duration::zero();
+    }
+    for (const Job& job : waiting) {
+        wait = std::min(wait, job.due - now);
+    }
+    return std::max(wait, Duration::zero());
+}
+
+void Uploader::State::do_work() noexcept {
+    // Bounded: each pass either starts or finishes transfers; a few passes cover the cascade
+    // of completions freeing slots for the next batches.
+    for (int pass = 0; pass < 4; ++pass) {
+        const TimePoint now = Clock::now();
+        promote_due(now);
+        start_ready(now);
+        int running = 0;
+        const CURLMcode mrc = multi.perform(&running);
+        if (mrc != CURLM_OK) {
+            std::uint64_t suppressed = 0;
+            if (internal_limiter.allow(now, &suppressed)) {
+                logger.error("curl_multi_perform failed: {}", curl_multi_strerror(mrc));
+            }
+            return;
+        }
+        if (!drain_completions()) {
+            return;
+        }
+    }
+}
+
+Uploader::Uploader(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
+
+Uploader::~Uploader() = default;
+
+std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
+                                           CredentialsProvider& credentials, Counters& counters,
+                                           Logger& logger) {
+    if (options.concurrency < 1) {
+        throw StartupError(fmt::format("uploader concurrency must be at least 1, not {}",
+                                       options.concurrency));
+    }
+    if (options.request_timeout <= std::chrono::milliseconds::zero()) {
+        throw StartupError("uploader request timeout must be positive");
+    }
+    Endpoint endpoint = parse_endpoint(options.endpoint);
+    std::uint64_t seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+    try {
+        std::random_device device;
+        seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
+    } catch (...) {
+        // No entropy device: the clock alone still spreads jitter across daemons.
+    }
+    auto state = std::make_unique<State>(std::move(options), std::move(endpoint), credentials,
+                                         counters, logger, seed);
+    state->multi = CurlMulti::create();
+    const auto slots = static_cast<std::size_t>(state->options.concurrency);
+    if (state->multi.set(CURLMOPT_MAXCONNECTS, static_cast<long>(slots)) != CURLM_OK) {
+        throw StartupError("libcurl rejected CURLMOPT_MAXCONNECTS");
+    }
+    state->slots.reserve(slots);
+    state->idle.reserve(slots);
+    for (std::size_t i = 0; i < slots; ++i) {
+        auto slot = std::make_unique<Slot>();
+        slot->easy = CurlEasy::create();
+        state->configure(*slot);
+        state->idle.push_back(slot.get());
+        state->slots.push_back(std::move(slot));
+    }
+    logger.debug("Using X-Ray endpoint: {} (concurrency {})", state->endpoint.url, slots);
+    return std::unique_ptr<Uploader>(new Uploader(std::move(state)));
+}
+
+void Uploader::submit(Batch&& batch) noexcept {
+    if (!batch.sealed()) {
+        batch.seal();  // contract says sealed; sealing here keeps the body well-formed
+    }
+    if (batch.empty()) {
+        return;
+    }
+    const std::size_t count = batch.segment_count();
+    try {
+        state_->fresh.emplace_back(std::move(batch));
+    } catch (...) {
+        state_->counters.add(Counter::dropped_gave_up, count);
+        state_->logger.error("Out of memory queueing a batch: {} segments dropped", count);
+        return;
+    }
+    state_->held += count;
+}
+
+void Uploader::run_once(Duration max_wait) noexcept {
+    State& s = *state_;
+    s.do_work();
+    const Duration wait = s.next_wait(max_wait, Clock::now());
+    const CURLMcode mrc = s.multi.poll(to_poll_timeout(wait));
+    if (mrc != CURLM_OK) {
+        std::uint64_t suppressed = 0;
+        if (s.internal_limiter.allow(Clock::now(), &suppressed)) {
+            s.logger.error("curl_multi_poll failed: {}", curl_multi_strerror(mrc));
+        }
+    }
+    s.do_work();
+}
+
+void Uploader::wakeup() noexcept {
+    // Fails only on a bad handle; there is no one to tell from an arbitrary thread.
+    (void)state_->multi.wakeup();
+}
+
+std::size_t Uploader::held_segments() const noexcept { return state_->held; }
+
+std::size_t Uploader::abandon() noexcept {
+    State& s = *state_;
+    for (auto& slot : s.slots) {
+        if (slot->job) {
+            (void)s.multi.remove(slot->easy);
+            slot->job.reset();
+            s.idle.push_back(slot.get());
+        }
+    }
+    s.fresh.clear();
+    s.retry_ready.clear();
+    s.waiting.clear();
+    return std::exchange(s.held, 0);
+}
+
+}  // namespace xrayd

@@ -1,0 +1,53 @@
+// LocalSink: writes each batch body as one line to a file or stdout, instead of uploading.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <xrayd/batch/batch_sink.h>
+#include <xrayd/common/time.h>
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+// Appends `<batch body>\n` per batch to `path` (created if missing) or to stdout for "-".
+// Counts segments_sent and batches_sent. A failed write keeps the batch (and the part of it
+// not yet written) to retry on the next run_once(): nothing is lost silently.
+//
+// Threads: one pipeline thread calls everything, except wakeup() (any thread).
+// Lifetime: `counters` and `logger` outlive the sink.
+class LocalSink final : public BatchSink {
+public:
+    // Throws StartupError when the file cannot be opened or the wake-up eventfd not created.
+    [[nodiscard]] static std::unique_ptr<LocalSink> create(std::string path, Counters& counters,
+                                                           Logger& logger);
+
+    void submit(Batch&& batch) noexcept override;
+    void run_once(Duration max_wait) noexcept override;
+    void wakeup() noexcept override;
+    [[nodiscard]] std::size_t held_segments() const noexcept override { return held_; }
+    [[nodiscard]] std::size_t abandon() noexcept override;
+
+private:
+    LocalSink(std::string path, UniqueFd out, UniqueFd wake, Counters& counters,
+              Logger& logger) noexcept;
+    // Writes queued batches until done or a write fails. True when the queue is empty.
+    bool flush() noexcept;
+    void wait(Duration max_wait) noexcept;
+
+    std::string path_;
+    UniqueFd out_;
+    UniqueFd wake_;  // eventfd
+    Counters& counters_;
+    Logger& logger_;
+    std::deque<Batch> queue_;
+    std::size_t head_written_ = 0;  // bytes of the head batch's line already written
+    std::size_t held_ = 0;
+    RateLimiter error_limiter_;
+};
+
+}  // namespace xrayd

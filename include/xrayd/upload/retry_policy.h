@@ -1,0 +1,66 @@
+// Retry policy of the uploader: failure classification, the retry decision and the back-off,
+// as small pure functions.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include <xrayd/common/time.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+// Why a PutTraceSegments attempt failed, as the backend_* counters split it.
+enum class FailureClass { timeout, connection_refused, unknown_host, http_4xx, http_5xx, other };
+
+// The backend_* counter of a failure class.
+[[nodiscard]] Counter failure_counter(FailureClass failure) noexcept;
+
+// A transfer that ended with `code` (never CURLE_OK); `os_errno` is CURLINFO_OS_ERRNO.
+[[nodiscard]] FailureClass classify_transport_failure(CURLcode code, long os_errno) noexcept;
+
+// A completed transfer whose HTTP status is not 2xx.
+[[nodiscard]] FailureClass classify_http_status(long status) noexcept;
+
+// True when an AWS error type names throttling. Accepts the bare name ("ThrottlingException")
+// and the qualified forms AWS uses ("com.amazon.coral.availability#ThrottlingException",
+// "ThrottlingException:http://internal.amazon.com/...").
+[[nodiscard]] bool is_throttling_error(std::string_view error_type) noexcept;
+
+// Whether a non-2xx response is worth retrying: 5xx, 429 and throttling errors are; any other
+// status (4xx: the request itself is wrong) is final. `error_type` is X-Ray's error type from
+// the body's `__type`/`code` or the x-amzn-ErrorType header (may be empty).
+[[nodiscard]] bool http_failure_is_retryable(long status, std::string_view error_type) noexcept;
+
+// A transport failure (no HTTP status) is always retryable: it never means X-Ray refused the
+// batch, only that it was not delivered. Kept as a function so the rule is stated once.
+[[nodiscard]] constexpr bool transport_failure_is_retryable(CURLcode) noexcept { return true; }
+
+// Delay before retry number `retry` (0 for the first retry): exponential back-off with full
+// jitter, drawn uniformly from [base, min(cap, base * 2^retry)] with `unit_random` in [0, 1).
+// A server's Retry-After (`retry_after`, zero when absent) raises the delay to at least
+// min(retry_after, cap): it is honoured, but a hostile value cannot park a batch past the cap.
+[[nodiscard]] Duration backoff_delay(unsigned retry, Duration base, Duration cap,
+                                     double unit_random, Duration retry_after) noexcept;
+
+// What to do with a batch after a retryable failure at `now`.
+enum class RetryDecision { retry, give_up };
+
+// Gives up once `budget` has passed since the batch's first failure (`first_failure`).
+[[nodiscard]] RetryDecision decide_retry(TimePoint first_failure, TimePoint now,
+                                         Duration budget) noexcept;
+
+// A small, fast, non-cryptographic generator (splitmix64) for jitter. Not thread-safe.
+class JitterSource {
+public:
+    explicit JitterSource(std::uint64_t seed) noexcept : state_(seed) {}
+    // Uniform in [0, 1).
+    [[nodiscard]] double next_unit() noexcept;
+
+private:
+    std::uint64_t state_;
+};
+
+}  // namespace xrayd

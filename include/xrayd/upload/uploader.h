@@ -1,0 +1,72 @@
+// Uploader: sends sealed batches to X-Ray with PutTraceSegments over libcurl multi.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <xrayd/aws/credentials.h>
+#include <xrayd/batch/batch_sink.h>
+#include <xrayd/common/time.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+struct UploaderOptions {
+    std::string endpoint;              // base URL, e.g. "https://xray.us-east-2.amazonaws.com"
+    std::string region;
+    int concurrency = 8;               // requests in flight
+    std::chrono::milliseconds request_timeout{5000};
+    std::string ca_bundle;             // CURLOPT_CAINFO when non-empty; else the system store
+    bool no_verify_ssl = false;
+    std::string proxy;                 // CURLOPT_PROXY when non-empty
+    std::string no_proxy;              // CURLOPT_NOPROXY when non-empty
+    std::string user_agent;            // full User-Agent value
+    Duration retry_base = std::chrono::milliseconds(200);
+    Duration retry_cap = std::chrono::seconds(30);
+    Duration retry_budget = std::chrono::minutes(10);  // per batch, from its first failure
+};
+
+// POST <endpoint>/TraceSegments, SigV4-signed for service "xray", at most `concurrency`
+// requests in flight over kept-alive connections (HTTP/2 where the server offers it).
+//
+// Outcomes and counters (upload_requests counts every attempt):
+// - 2xx: segments_sent += count - unprocessed, rejected_by_xray += unprocessed, batches_sent.
+// - transport failures, 5xx, 429 and throttling 4xx: the matching backend_* counter, then a
+//   retry with jittered exponential back-off (upload_retries), ahead of newer batches, until
+//   `retry_budget` has passed since the batch's first failure: then dropped_gave_up += count.
+// - other 4xx: backend_http_4xx, and rejected_request += count (final).
+// - no credentials: backend_other, retried like a transport failure.
+// No proxy is read from the environment: `proxy` is the only one used (the config loader is
+// the one place that knows the environment).
+//
+// Threads: one pipeline thread calls everything, except wakeup() (any thread).
+// Lifetime: `credentials`, `counters` and `logger` outlive the uploader.
+// IMPORTANT: curl_global_init (CurlGlobal::init()) must have run before create(), and the
+// CurlGlobal must outlive the uploader.
+class Uploader final : public BatchSink {
+public:
+    // Throws StartupError on a bad option (endpoint without an http(s) scheme, concurrency < 1)
+    // or when libcurl cannot be set up.
+    [[nodiscard]] static std::unique_ptr<Uploader> create(UploaderOptions options,
+                                                          CredentialsProvider& credentials,
+                                                          Counters& counters, Logger& logger);
+    ~Uploader() override;
+    Uploader(const Uploader&) = delete;
+    Uploader& operator=(const Uploader&) = delete;
+
+    void submit(Batch&& batch) noexcept override;
+    void run_once(Duration max_wait) noexcept override;
+    void wakeup() noexcept override;
+    [[nodiscard]] std::size_t held_segments() const noexcept override;
+    [[nodiscard]] std::size_t abandon() noexcept override;
+
+private:
+    struct State;  // src/upload/uploader.cpp
+    explicit Uploader(std::unique_ptr<State> state) noexcept;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace xrayd

@@ -1,0 +1,147 @@
+// LocalSink: batch bodies as lines in a file or on stdout.
+#include <xrayd/upload/local_sink.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include <xrayd/common/startup_error.h>
+
+namespace xrayd {
+namespace {
+
+constexpr Duration error_log_interval = std::chrono::seconds(10);
+
+}  // namespace
+
+std::unique_ptr<LocalSink> LocalSink::create(std::string path, Counters& counters,
+                                             Logger& logger) {
+    UniqueFd out;
+    if (path == "-") {
+        out.reset(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0));
+    } else {
+        out.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    }
+    if (!out) {
+        throw StartupError(fmt::format("Cannot open local output '{}': {}", path,
+                                       std::strerror(errno)));
+    }
+    UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake) {
+        throw StartupError(fmt::format("eventfd failed: {}", std::strerror(errno)));
+    }
+    return std::unique_ptr<LocalSink>(
+        new LocalSink(std::move(path), std::move(out), std::move(wake), counters, logger));
+}
+
+LocalSink::LocalSink(std::string path, UniqueFd out, UniqueFd wake, Counters& counters,
+                     Logger& logger) noexcept
+    : path_(std::move(path)),
+      out_(std::move(out)),
+      wake_(std::move(wake)),
+      counters_(counters),
+      logger_(logger),
+      error_limiter_(error_log_interval) {}
+
+void LocalSink::submit(Batch&& batch) noexcept {
+    if (!batch.sealed()) {
+        batch.seal();
+    }
+    if (batch.empty()) {
+        return;
+    }
+    const std::size_t count = batch.segment_count();
+    try {
+        queue_.push_back(std::move(batch));
+    } catch (...) {
+        counters_.add(Counter::dropped_gave_up, count);
+        logger_.error("Out of memory queueing a batch: {} segments dropped", count);
+        return;
+    }
+    held_ += count;
+}
+
+bool LocalSink::flush() noexcept {
+    static constexpr char newline = '\n';
+    while (!queue_.empty()) {
+        const Batch& batch = queue_.front();
+        const std::string_view body = batch.body();
+        const std::size_t line_size = body.size() + 1;
+        while (head_written_ < line_size) {
+            iovec parts[2];
+            int n_parts = 0;
+            if (head_written_ < body.size()) {
+                parts[n_parts++] = {const_cast<char*>(body.data() + head_written_),
+                                    body.size() - head_written_};
+            }
+            parts[n_parts++] = {const_cast<char*>(&newline), 1};
+            const ssize_t n = ::writev(out_.get(), parts, n_parts);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                const int error = errno;
+                std::uint64_t suppressed = 0;
+                if (error_limiter_.allow(Clock::now(), &suppressed)) {
+                    logger_.error("Writing batch of {} segments to {} failed: {} (will retry; "
+                                  "{} similar failures not logged)",
+                                  batch.segment_count(), path_, std::strerror(error),
+                                  suppressed);
+                }
+                return false;
+            }
+            head_written_ += static_cast<std::size_t>(n);
+        }
+        const std::size_t count = batch.segment_count();
+        counters_.add(Counter::segments_sent, count);
+        counters_.add(Counter::batches_sent);
+        held_ -= std::min(held_, count);
+        logger_.info("Wrote batch of {} segments to {}", count, path_);
+        queue_.pop_front();
+        head_written_ = 0;
+    }
+    return true;
+}
+
+void LocalSink::wait(Duration max_wait) noexcept {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(max_wait).count();
+    pollfd pfd{wake_.get(), POLLIN, 0};
+    const int timeout = static_cast<int>(std::clamp<std::int64_t>(ms, 0, 60'000));
+    if (::poll(&pfd, 1, timeout) > 0 && (pfd.revents & POLLIN) != 0) {
+        std::uint64_t value = 0;
+        // Resets the counter; EAGAIN (another reader raced us) is fine.
+        (void)!::read(wake_.get(), &value, sizeof value);
+    }
+}
+
+void LocalSink::run_once(Duration max_wait) noexcept {
+    if (!flush()) {
+        // Wait before trying the failed write again rather than spinning on it.
+        wait(max_wait);
+        return;
+    }
+    wait(max_wait);
+    (void)flush();
+}
+
+void LocalSink::wakeup() noexcept {
+    const std::uint64_t one = 1;
+    // EAGAIN means the counter is already non-zero: the sink wakes either way.
+    (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+std::size_t LocalSink::abandon() noexcept {
+    queue_.clear();
+    head_written_ = 0;
+    return std::exchange(held_, 0);
+}
+
+}  // namespace xrayd
