@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include <xrayd/common/time.h>
 

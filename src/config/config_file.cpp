@@ -1,0 +1,523 @@
+// cfg.yaml: the Go daemon's key validation and its yaml.v2 decoding rules, on yaml-cpp.
+#include "config_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <variant>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/config/cli_flags.h>
+
+namespace xrayd::config_file {
+namespace {
+
+constexpr std::string_view flag_error_prefix = "Error occur when using config flag: ";
+constexpr std::string_view doc_hint =
+    "Please refer to AWS X-Ray Documentation for more information.";
+constexpr std::string_view migration_hint =
+    "Use X-Ray Daemon Config Migration Script to update the config file.";
+
+// The 18 key paths of the Go daemon (pkg/cfg/cfg.go), then xrayd's. Case-sensitive, as Go.
+constexpr std::array<std::string_view, 26> valid_paths{
+    "TotalBufferSizeMB",
+    "Concurrency",
+    "Endpoint",
+    "Region",
+    "Socket.UDPAddress",
+    "Socket.TCPAddress",
+    "Logging.LogRotation",
+    "Logging.LogLevel",
+    "Logging.LogPath",
+    "LocalMode",
+    "ResourceARN",
+    "RoleARN",
+    "NoVerifySSL",
+    "ProxyAddress",
+    "Version",
+    "proxyserver.idleconntimeout",
+    "proxyserver.maxidleconnsperhost",
+    "proxyserver.maxidleconns",
+    "Xrayd.CABundle",
+    "Xrayd.LocalSink",
+    "Xrayd.Linger",
+    "Xrayd.ShutdownTimeout",
+    "Xrayd.RequestTimeout",
+    "Xrayd.ReceiveBufferBytes",
+    "Xrayd.MaxBatchBytes",
+    "Xrayd.Receivers",
+};
+constexpr std::array<std::string_view, 5> removed_paths{
+    "Profile.CPU", "Profile.Memory", "Socket.BufferSizeKB", "Logging.LogFormat",
+    "Processor.BatchProcessorQueueSize"};
+constexpr std::array<std::string_view, 5> migrated_paths{
+    "LogRotation", "Processor.Region", "Processor.Endpoint", "Processor.Routine", "MemoryLimit"};
+
+template <std::size_t N>
+bool contains(const std::array<std::string_view, N>& set, std::string_view key) {
+    return std::find(set.begin(), set.end(), key) != set.end();
+}
+
+// Go's os.ReadFile error texts: "open <path>: no such file or directory".
+std::string errno_text(int err) {
+    std::string text = std::strerror(err);
+    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') {
+        text[0] = static_cast<char>(text[0] - 'A' + 'a');
+    }
+    return text;
+}
+
+Result<std::string, std::string> read_file(const std::filesystem::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return fail(fmt::format("open {}: {}", path.string(), errno_text(errno)));
+    }
+    std::string text;
+    std::array<char, 8192> buf{};
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail(fmt::format("read {}: {}", path.string(), errno_text(errno)));
+        }
+        if (n == 0) {
+            break;
+        }
+        text.append(buf.data(), static_cast<std::size_t>(n));
+    }
+    return text;
+}
+
+Result<YAML::Node, std::string> parse_yaml(const std::string& text) {
+    try {
+        return YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+        return fail(fmt::format("yaml: line {}: {}", e.mark.line + 1, e.msg));
+    } catch (const YAML::Exception& e) {
+        return fail(fmt::format("yaml: {}", e.msg));
+    }
+}
+
+// ---- yaml.v2's view of a node ---------------------------------------------------------------
+
+struct Null {};
+// A resolved scalar, as yaml.v2's resolve() would type it.
+using Resolved = std::variant<Null, std::string, std::int64_t, std::uint64_t, double, bool>;
+
+struct Scalar {
+    std::string tag;  // "!!str", "!!int", ... (for the error text)
+    Resolved value;
+};
+
+bool is_float_text(std::string_view s) {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    std::size_t i = 0;
+    const auto digits = [&] {
+        const std::size_t start = i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+            ++i;
+        }
+        return i - start;
+    };
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+        ++i;
+    }
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        if (digits() == 0) {
+            return false;
+        }
+    } else {
+        if (digits() == 0) {
+            return false;
+        }
+        if (i < s.size() && s[i] == '.') {
+            ++i;
+            digits();
+        }
+    }
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+            ++i;
+        }
+        if (digits() == 0) {
+            return false;
+        }
+    }
+    return i == s.size();
+}
+
+// YAML 1.1 resolution of a plain scalar, as yaml.v2 does it.
+Scalar resolve_plain(const std::string& text) {
+    static constexpr std::array<std::string_view, 11> yes{"y",  "Y",    "yes",  "Yes",
+                                                          "YES", "on",  "On",   "ON",
+                                                          "true", "True", "TRUE"};
+    static constexpr std::array<std::string_view, 11> no{"n",  "N",     "no",    "No",
+                                                         "NO", "off",   "Off",   "OFF",
+                                                         "false", "False", "FALSE"};
+    if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
+        return {"!!null", Null{}};
+    }
+    if (contains(yes, text)) {
+        return {"!!bool", true};
+    }
+    if (contains(no, text)) {
+        return {"!!bool", false};
+    }
+    const char first = text[0];
+    if ((first >= '0' && first <= '9') || first == '-' || first == '+' || first == '.') {
+        std::string plain;
+        std::copy_if(text.begin(), text.end(), std::back_inserter(plain),
+                     [](char c) { return c != '_'; });
+        if (auto i = parse_go_int(plain)) {
+            return {"!!int", i.value()};
+        }
+        if (auto i = parse_go_int(plain); !i && i.error() == "value out of range" &&
+                                           plain[0] != '-') {
+            return {"!!int", std::uint64_t{0}};  // a uint64 to yaml.v2: no int field takes it
+        }
+        if (is_float_text(plain)) {
+            return {"!!float", std::strtod(plain.c_str(), nullptr)};
+        }
+        for (std::string_view inf : {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"}) {
+            if (text == inf) {
+                return {"!!float", std::numeric_limits<double>::infinity()};
+            }
+        }
+        for (std::string_view inf : {"-.inf", "-.Inf", "-.INF"}) {
+            if (text == inf) {
+                return {"!!float", -std::numeric_limits<double>::infinity()};
+            }
+        }
+        for (std::string_view nan : {".nan", ".NaN", ".NAN"}) {
+            if (text == nan) {
+                return {"!!float", std::numeric_limits<double>::quiet_NaN()};
+            }
+        }
+    }
+    return {"!!str", text};
+}
+
+Scalar classify(const YAML::Node& node) {
+    if (node.IsNull()) {
+        return {"!!null", Null{}};
+    }
+    const std::string& tag = node.Tag();
+    if (tag == "!" || tag == "tag:yaml.org,2002:str") {
+        return {"!!str", node.Scalar()};
+    }
+    return resolve_plain(node.Scalar());
+}
+
+// Decodes mappings into the Go struct's fields, collecting yaml.v2-style type errors.
+class Decoder {
+public:
+    explicit Decoder(Loaded& out) : out_(out) {}
+
+    void decode_root(const YAML::Node& root) {
+        if (root.IsNull()) {
+            return;
+        }
+        if (!root.IsMap()) {
+            type_error(root, "cfg.Config");
+            return;
+        }
+        FileValues& v = out_.values;
+        for (const auto& entry : root) {
+            const std::string key = entry.first.Scalar();
+            const YAML::Node& value = entry.second;
+            if (key == "TotalBufferSizeMB") {
+                set_int(value, v.total_buffer_size_mb);
+            } else if (key == "Concurrency") {
+                set_int(value, v.concurrency);
+            } else if (key == "Endpoint") {
+                set_string(value, v.endpoint);
+            } else if (key == "Region") {
+                set_string(value, v.region);
+            } else if (key == "Socket") {
+                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
+                    if (sub == "UDPAddress") {
+                        set_string(n, v.udp_address);
+                    } else if (sub == "TCPAddress") {
+                        set_string(n, v.tcp_address);
+                    } else {
+                        return false;
+                    }
+                    return true;
+                });
+            } else if (key == "Logging") {
+                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
+                    if (sub == "LogRotation") {
+                        set_bool(n, v.log_rotation);
+                    } else if (sub == "LogLevel") {
+                        set_string(n, v.log_level);
+                    } else if (sub == "LogPath") {
+                        set_string(n, v.log_path);
+                    } else {
+                        return false;
+                    }
+                    return true;
+                });
+            } else if (key == "proxyserver") {
+                // Decoded for its type errors only: the Go daemon forces these to defaults.
+                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
+                    std::optional<std::int64_t> ignored;
+                    if (sub == "idleconntimeout" || sub == "maxidleconnsperhost" ||
+                        sub == "maxidleconns") {
+                        set_int(n, ignored);
+                        return true;
+                    }
+                    return false;
+                });
+            } else if (key == "LocalMode") {
+                set_bool(value, v.local_mode);
+            } else if (key == "ResourceARN") {
+                set_string(value, v.resource_arn);
+            } else if (key == "RoleARN") {
+                set_string(value, v.role_arn);
+            } else if (key == "NoVerifySSL") {
+                set_bool(value, v.no_verify_ssl);
+            } else if (key == "ProxyAddress") {
+                set_string(value, v.proxy_address);
+            } else if (key == "Version") {
+                std::optional<std::int64_t> version;
+                set_int(value, version);
+                v.version = version.value_or(0);
+            } else if (key == "Xrayd") {
+                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
+                    return decode_xrayd(sub, n);
+                });
+            } else {
+                out_.unknown_keys.push_back(key);
+            }
+        }
+    }
+
+    // The complete error, or "" when the document decoded cleanly.
+    [[nodiscard]] std::string error() const {
+        if (errors_.empty()) {
+            return {};
+        }
+        std::string text = "yaml: unmarshal errors:";
+        for (const std::string& e : errors_) {
+            text += "\n  ";
+            text += e;
+        }
+        return text;
+    }
+
+private:
+    bool decode_xrayd(const std::string& sub, const YAML::Node& n) {
+        FileValues& v = out_.values;
+        if (sub == "CABundle") {
+            set_string(n, v.ca_bundle);
+        } else if (sub == "LocalSink") {
+            set_string(n, v.local_sink);
+        } else if (sub == "Linger") {
+            set_string(n, v.linger);
+        } else if (sub == "ShutdownTimeout") {
+            set_string(n, v.shutdown_timeout);
+        } else if (sub == "RequestTimeout") {
+            set_string(n, v.request_timeout);
+        } else if (sub == "ReceiveBufferBytes") {
+            set_int(n, v.receive_buffer_bytes);
+        } else if (sub == "MaxBatchBytes") {
+            set_int(n, v.max_batch_bytes);
+        } else if (sub == "Receivers") {
+            set_int(n, v.receivers);
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    template <typename Field>
+    void decode_struct(const std::string& key, const YAML::Node& value, Field field) {
+        if (value.IsNull()) {
+            return;
+        }
+        if (!value.IsMap()) {
+            type_error(value, "struct");
+            return;
+        }
+        for (const auto& entry : value) {
+            const std::string sub = entry.first.Scalar();
+            if (!field(sub, entry.second)) {
+                out_.unknown_keys.push_back(key + "." + sub);
+            }
+        }
+    }
+
+    void type_error(const YAML::Node& node, std::string_view into) {
+        std::string tag;
+        std::string value;
+        if (node.IsSequence()) {
+            tag = "!!seq";
+        } else if (node.IsMap()) {
+            tag = "!!map";
+        } else {
+            Scalar s = classify(node);
+            tag = s.tag;
+            const std::string& text = node.Scalar();
+            value = text.size() > 10 ? fmt::format(" `{}...`", text.substr(0, 7))
+                                     : fmt::format(" `{}`", text);
+        }
+        errors_.push_back(fmt::format("line {}: cannot unmarshal {}{} into {}",
+                                      node.Mark().line + 1, tag, value, into));
+    }
+
+    // Go int: ints, and floats truncated when they fit; "" / 0 / null count as absent.
+    void set_int(const YAML::Node& node, std::optional<std::int64_t>& field) {
+        if (!node.IsScalar() && !node.IsNull()) {
+            type_error(node, "int");
+            return;
+        }
+        Scalar s = classify(node);
+        std::optional<std::int64_t> result;
+        if (std::holds_alternative<Null>(s.value)) {
+            return;
+        }
+        if (const auto* i = std::get_if<std::int64_t>(&s.value)) {
+            result = *i;
+        } else if (const auto* d = std::get_if<double>(&s.value)) {
+            if (std::isfinite(*d) && *d < 9.2233720368547758e18 && *d >= -9.2233720368547758e18) {
+                result = static_cast<std::int64_t>(*d);
+            }
+        }
+        if (!result) {
+            type_error(node, "int");
+            return;
+        }
+        if (*result != 0) {
+            field = *result;
+        }
+    }
+
+    // Go string: any scalar's text; "" and null count as absent.
+    void set_string(const YAML::Node& node, std::optional<std::string>& field) {
+        if (node.IsNull()) {
+            return;
+        }
+        if (!node.IsScalar()) {
+            type_error(node, "string");
+            return;
+        }
+        if (!node.Scalar().empty()) {
+            field = node.Scalar();
+        }
+    }
+
+    // Go *bool: YAML 1.1 booleans only; null keeps the default.
+    void set_bool(const YAML::Node& node, std::optional<bool>& field) {
+        if (node.IsNull()) {
+            return;
+        }
+        if (!node.IsScalar()) {
+            type_error(node, "bool");
+            return;
+        }
+        Scalar s = classify(node);
+        if (const auto* b = std::get_if<bool>(&s.value)) {
+            field = *b;
+            return;
+        }
+        if (std::holds_alternative<Null>(s.value)) {
+            return;
+        }
+        type_error(node, "bool");
+    }
+
+    Loaded& out_;
+    std::vector<std::string> errors_;
+};
+
+// Go's ConfigValidation (spec §2.2). "" when every key is acceptable.
+std::string validate_keys(const YAML::Node& root) {
+    if (root.IsNull()) {
+        return {};
+    }
+    if (!root.IsMap()) {
+        Scalar s = classify(root);
+        const std::string tag = root.IsSequence() ? "!!seq" : s.tag;
+        std::string value;
+        if (root.IsScalar()) {
+            const std::string& text = root.Scalar();
+            value = text.size() > 10 ? fmt::format(" `{}...`", text.substr(0, 7))
+                                     : fmt::format(" `{}`", text);
+        }
+        return fmt::format("{}yaml: unmarshal errors:\n  line {}: cannot unmarshal {}{} into "
+                           "yaml.MapSlice",
+                           flag_error_prefix, root.Mark().line + 1, tag, value);
+    }
+    std::vector<std::string> paths;
+    for (const auto& entry : root) {
+        const std::string key = entry.first.Scalar();
+        if (entry.second.IsMap()) {
+            for (const auto& sub : entry.second) {
+                paths.push_back(key + "." + sub.first.Scalar());
+            }
+        } else {
+            paths.push_back(key);
+        }
+    }
+    const bool has_version = std::find(paths.begin(), paths.end(), "Version") != paths.end();
+    for (const std::string& path : paths) {
+        if (!has_version) {
+            return fmt::format("Config Version is missing. {} {}", migration_hint, doc_hint);
+        }
+        if (contains(removed_paths, path)) {
+            return fmt::format("{} flag is not supported any more. {}", path, doc_hint);
+        }
+        if (contains(migrated_paths, path)) {
+            return fmt::format("{} flag is not supported. {} {}", path, migration_hint, doc_hint);
+        }
+        if (!contains(valid_paths, path)) {
+            return fmt::format("{} flag is invalid. {}", path, doc_hint);
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<Loaded, std::string> load(const std::filesystem::path& path, bool validate) {
+    auto text = read_file(path);
+    if (!text) {
+        return fail(std::string(flag_error_prefix) + text.error());
+    }
+    auto root = parse_yaml(text.value());
+    if (!root) {
+        return fail(std::string(flag_error_prefix) + root.error());
+    }
+    if (validate) {
+        if (std::string message = validate_keys(root.value()); !message.empty()) {
+            return fail(std::move(message));
+        }
+    }
+    Loaded loaded;
+    Decoder decoder(loaded);
+    decoder.decode_root(root.value());
+    if (std::string message = decoder.error(); !message.empty()) {
+        return fail(std::string(flag_error_prefix) + message);
+    }
+    if (loaded.values.version != 1 && loaded.values.version != 2) {
+        return fail(fmt::format("Config Version Setting is not correct. {} {}", migration_hint,
+                                doc_hint));
+    }
+    return loaded;
+}
+
+}  // namespace xrayd::config_file
