@@ -1,0 +1,157 @@
+// The default credential chain (environment, shared files, web identity, container, IMDS),
+// assume role, and the background refresh of expiring credentials.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <xrayd/aws/credentials.h>
+#include <xrayd/aws/credentials_clock.h>
+#include <xrayd/aws/endpoint.h>
+#include <xrayd/aws/imds.h>
+#include <xrayd/common/environment.h>
+#include <xrayd/common/result.h>
+#include <xrayd/log/logger.h>
+
+namespace xrayd {
+
+// Fetches one fresh set of credentials, blocking. Called only by the refresh thread of the
+// RefreshingCredentialsProvider that owns it (and by its constructor), never concurrently.
+class CredentialsSource {
+public:
+    virtual ~CredentialsSource() = default;
+    // New credentials, or an error text naming the source and the cause. IMPORTANT: the error
+    // must never contain a secret (keys, tokens, response bodies).
+    [[nodiscard]] virtual Result<std::shared_ptr<const Credentials>, std::string> fetch() = 0;
+    // "environment", "shared profile default", "web identity", "container", "ec2 imds",
+    // "assume role <arn>", ...
+    [[nodiscard]] virtual std::string_view name() const noexcept = 0;
+};
+
+struct RefreshPolicy {
+    // Refresh this long before expiry (or half-way when the credentials live less than twice
+    // this long).
+    Duration refresh_before = std::chrono::minutes(5);
+    Duration min_backoff = std::chrono::seconds(1);   // first retry after a failed fetch
+    Duration max_backoff = std::chrono::minutes(1);   // doubling stops here
+    Duration error_log_interval = std::chrono::minutes(1);  // one failure line per interval
+};
+
+// Holds an immutable snapshot and replaces it from a background thread before it expires.
+// - The constructor fetches once, synchronously (so the daemon starts with credentials or a
+//   logged reason), then starts the thread; the destructor stops and joins it.
+// - A failed refresh keeps the old snapshot until it expires and retries with doubling backoff
+//   (min..max, never later than the refresh point); failures are logged at Error at most once
+//   per error_log_interval, with the source's message.
+// - current() returns nullptr once the snapshot has expired (by `clock`), or when there never
+//   was one. Credentials without an expiration are never refreshed (the thread ends).
+// Thread-safety: current() from any thread. Lifetime: clock and logger outlive it.
+class RefreshingCredentialsProvider final : public CredentialsProvider {
+public:
+    RefreshingCredentialsProvider(std::unique_ptr<CredentialsSource> source,
+                                  CredentialsClock& clock, Logger& logger,
+                                  RefreshPolicy policy = {});
+    ~RefreshingCredentialsProvider() override;
+    RefreshingCredentialsProvider(const RefreshingCredentialsProvider&) = delete;
+    RefreshingCredentialsProvider& operator=(const RefreshingCredentialsProvider&) = delete;
+
+    [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override;
+    [[nodiscard]] std::string_view source() const noexcept override { return source_->name(); }
+
+    // Number of fetch attempts so far (tests).
+    [[nodiscard]] std::size_t fetch_count() const noexcept;
+
+private:
+    // One fetch; returns when to try next (time_point::max(): never).
+    WallClock::time_point attempt(WallClock::time_point now) noexcept;
+    void run(std::stop_token stop) noexcept;
+
+    std::unique_ptr<CredentialsSource> source_;
+    CredentialsClock& clock_;
+    Logger& logger_;
+    RefreshPolicy policy_;
+    RateLimiter error_limiter_;
+
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Credentials> snapshot_;
+    std::size_t fetches_ = 0;
+    Duration backoff_{};
+    bool failing_ = false;
+    std::jthread thread_;  // last: stopped and joined before the members above go
+};
+
+// Everything the chain needs besides the environment.
+struct CredentialOptions {
+    std::string region;    // the daemon's resolved region: STS calls go to its endpoint
+    std::string role_arn;  // -r / RoleARN: assume it with the chain's credentials ("" = no)
+    std::string role_session_name = "xray-daemon";
+    EndpointSettings endpoints;  // for STS (AWS_ENDPOINT_URL_STS, FIPS, dual-stack)
+    ImdsOptions imds;            // usually ImdsOptions::from_environment(env)
+    // The IMDS client to share with region and host-identity lookups (it remembers the token
+    // and whether IMDSv1 is in use); nullptr: the chain makes its own from `imds`.
+    std::shared_ptr<ImdsClient> imds_client;
+    // Base URL for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (tests point it at a loopback server).
+    std::string container_relative_base = "http://169.254.170.2";
+    std::chrono::milliseconds http_timeout{5000};     // container and STS requests
+    std::chrono::milliseconds process_timeout{60000};  // credential_process
+    RefreshPolicy refresh;
+};
+
+// Builds the provider the daemon signs with, choosing the first configured source in the
+// SDK's order (the choice is made once, at start-up, like aws-sdk-go-v2 LoadDefaultConfig):
+//  1. AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN);
+//  2. the shared files' profile (AWS_PROFILE or default): static keys, role_arn with
+//     source_profile / credential_source / web_identity_token_file, credential_process;
+//  3. AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (AWS_ROLE_SESSION_NAME) -> STS
+//     AssumeRoleWithWebIdentity (EKS IRSA);
+//  4. AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, else _FULL_URI with
+//     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (re-read at every refresh) or _TOKEN;
+//  5. EC2 instance profile through IMDS (unless AWS_EC2_METADATA_DISABLED).
+// With options.role_arn the result assumes that role (session "xray-daemon") on the regional
+// STS endpoint, falling back to the partition's primary region on RegionDisabledException.
+// Never returns nullptr: with no source at all the provider's current() is always nullptr
+// (logged once at Warn). Throws StartupError for configuration that can never work (an
+// AWS_PROFILE that does not exist, a FULL_URI on a host that is not allowed, a profile
+// role_arn without a source). Lifetime: clock and logger outlive the provider; the provider
+// owns its refresh threads.
+[[nodiscard]] std::unique_ptr<CredentialsProvider> make_default_credentials_chain(
+    const CredentialOptions& options, const Environment& env, CredentialsClock& clock,
+    Logger& logger);
+
+// --- The individual sources (the chain builds these; exposed for tests) ---------------------
+
+// AWS_CONTAINER_CREDENTIALS_* as described above; nullptr when neither URI variable is set.
+// Throws StartupError when FULL_URI is plain http to a host that is not loopback,
+// 169.254.170.2, 169.254.170.23 or fd00:ec2::23 (every address the name resolves to must be).
+[[nodiscard]] std::unique_ptr<CredentialsSource> make_container_credentials_source(
+    const CredentialOptions& options, const Environment& env);
+
+// The EC2 instance profile: GET .../iam/security-credentials/ for the role name, then the role.
+[[nodiscard]] std::unique_ptr<CredentialsSource> make_imds_credentials_source(
+    std::shared_ptr<ImdsClient> imds);
+
+// STS AssumeRoleWithWebIdentity with the token read from `token_file` at every fetch.
+[[nodiscard]] std::unique_ptr<CredentialsSource> make_web_identity_credentials_source(
+    const CredentialOptions& options, const Environment& env, std::string role_arn,
+    std::string token_file, std::string session_name);
+
+// STS AssumeRole with the credentials of `base` (owned), in options.region.
+[[nodiscard]] std::unique_ptr<CredentialsSource> make_assume_role_credentials_source(
+    const CredentialOptions& options, const Environment& env, std::unique_ptr<CredentialsProvider> base,
+    std::string role_arn, std::string session_name, Logger& logger,
+    std::optional<int> duration_seconds = std::nullopt, std::string external_id = {});
+
+// `sh -c command`, whose stdout is {"Version":1,"AccessKeyId",...,"Expiration"?}.
+[[nodiscard]] std::unique_ptr<CredentialsSource> make_process_credentials_source(
+    std::string command, std::chrono::milliseconds timeout);
+
+// True when `host` (a name or literal) resolves only to addresses the container provider may
+// call over plain http.
+[[nodiscard]] bool container_host_allowed(const std::string& host);
+
+}  // namespace xrayd
