@@ -2,6 +2,7 @@
 #include <xrayd/net/udp_socket.h>
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -244,6 +245,27 @@ bool set_int_option(int fd, int level, int name, int value) {
     return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
 }
 
+// A classic BPF reuseport program: A = CPU id; A %= group size; return A. The kernel uses the
+// returned index into the group (sockets in bind order) and falls back to the flow hash if it
+// is out of range. Attached to one member, it applies to the whole group.
+void attach_cpu_steering(int fd, int count, Logger& logger) {
+    sock_filter code[] = {
+        {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_CPU)},
+        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, static_cast<std::uint32_t>(count)},
+        {BPF_RET | BPF_A, 0, 0, 0},
+    };
+    sock_fprog program{};
+    program.len = static_cast<unsigned short>(sizeof code / sizeof code[0]);
+    program.filter = code;
+    if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) != 0) {
+        logger.warn("Cannot steer datagrams to sockets by CPU (SO_ATTACH_REUSEPORT_CBPF: {}); "
+                    "the kernel's flow hash spreads them",
+                    errno_text(errno));
+        return;
+    }
+    logger.debug("Datagrams steered to the {} sockets by CPU", count);
+}
+
 }  // namespace
 
 unsigned UdpAddress::port() const noexcept {
@@ -329,6 +351,13 @@ Result<UdpAddress, std::string> resolve_udp_address(std::string_view address) {
 
 std::vector<UniqueFd> open_udp_sockets(const std::string& address, int count,
                                        std::size_t receive_buffer_bytes, Logger& logger) {
+    return open_udp_sockets(address, UdpSocketOptions{count, receive_buffer_bytes, false}, logger);
+}
+
+std::vector<UniqueFd> open_udp_sockets(const std::string& address,
+                                       const UdpSocketOptions& options, Logger& logger) {
+    const int count = options.count;
+    const std::size_t receive_buffer_bytes = options.receive_buffer_bytes;
     if (count < 1) {
         throw StartupError(fmt::format("listen udp {}: invalid socket count {}", address, count));
     }
@@ -403,6 +432,9 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address, int count,
             set_port(addr.storage, port);
         }
         sockets.push_back(std::move(fd));
+    }
+    if (options.steer_by_cpu && count > 1) {
+        attach_cpu_steering(sockets.front().get(), count, logger);
     }
     return sockets;
 }

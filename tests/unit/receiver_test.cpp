@@ -1,14 +1,24 @@
-// Tests for the epoll + recvmmsg receiver, with real sockets on loopback.
+// Tests for the receiver backends (epoll + recvmmsg, io_uring), the backend probe and choice,
+// and the per-core helpers, with real sockets on loopback. Every receiver test runs once per
+// backend available on the machine.
 #include <xrayd/net/receiver.h>
 
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <xrayd_config.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <future>
@@ -19,6 +29,7 @@
 #include <vector>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/net/io_backend.h>
 #include <xrayd/net/udp_socket.h>
 
 using namespace xrayd;
@@ -27,6 +38,28 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto deadline = 20s;
+
+// The probe runs once per test binary, as in the daemon.
+const IoUringSupport& io_uring_support() {
+    static const IoUringSupport support = probe_io_uring();
+    return support;
+}
+
+// epoll always; io_uring when the probe passes. XRAYD_REQUIRE_IO_URING=1 (CI on a kernel that
+// has it) turns "io_uring unavailable" into a failure instead of a note.
+std::vector<IoBackend> backends_under_test() {
+    std::vector<IoBackend> backends{IoBackend::epoll};
+    if (io_uring_support().available) {
+        backends.push_back(IoBackend::io_uring);
+    } else {
+        const char* required = std::getenv("XRAYD_REQUIRE_IO_URING");
+        if (required != nullptr && std::string_view(required) == "1") {
+            FAIL("io_uring required but unavailable: " << io_uring_support().reason);
+        }
+        MESSAGE("io_uring unavailable, testing epoll only: " << io_uring_support().reason);
+    }
+    return backends;
+}
 
 bool ipv6_loopback_available() {
     UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -52,6 +85,7 @@ public:
             truncated_.push_back(d.truncated);
         }
         ++batches_;
+        max_batch_ = std::max(max_batch_, batch.size());
         received_.fetch_add(batch.size(), std::memory_order_release);
         changed_.notify_all();
     }
@@ -81,6 +115,10 @@ public:
         std::lock_guard lock(mutex_);
         return truncated_;
     }
+    std::size_t max_batch() {
+        std::lock_guard lock(mutex_);
+        return max_batch_;
+    }
 
 private:
     std::size_t padding_;
@@ -89,6 +127,7 @@ private:
     std::vector<std::string> payloads_;
     std::vector<bool> truncated_;
     std::size_t batches_ = 0;
+    std::size_t max_batch_ = 0;
     std::atomic<std::size_t> received_{0};
 };
 
@@ -159,18 +198,20 @@ struct Harness {
     std::string address;
     std::unique_ptr<Receiver> receiver;
 
-    Harness(const std::string& listen, ReceiverOptions opts, std::size_t rcvbuf = 4194304)
+    Harness(IoBackend backend, const std::string& listen, ReceiverOptions opts,
+            std::size_t rcvbuf = 4194304, DatagramHandler* handler = nullptr)
         : options(opts), collector(opts.padding) {
         auto sockets = open_udp_sockets(listen, 1, rcvbuf, logger);
         address = local_address(sockets[0].get());
-        receiver = make_epoll_receiver(std::move(sockets[0]), collector, counters, logger,
-                                       options);
+        receiver = make_receiver(backend, std::move(sockets[0]),
+                                 handler != nullptr ? *handler : collector, counters, logger,
+                                 options, io_uring_support());
+        REQUIRE(receiver->backend() == to_string(backend));
     }
 };
 
-void check_exactly_once_delivery(const std::string& listen) {
-    Harness h(listen, ReceiverOptions{});
-    CHECK(h.receiver->backend() == "epoll");
+void check_exactly_once_delivery(IoBackend backend, const std::string& listen) {
+    Harness h(backend, listen, ReceiverOptions{});
     RunningReceiver running(*h.receiver);
 
     constexpr int senders = 4;
@@ -224,142 +265,260 @@ void check_exactly_once_delivery(const std::string& listen) {
     }
     CHECK(h.counters.get(Counter::kernel_drops) == 0);
     CHECK(h.counters.get(Counter::datagrams_received) == 0);  // the handler's job, not ours
+    CHECK(h.collector.max_batch() <= h.options.batch);
 }
 
 }  // namespace
 
-TEST_CASE("the epoll receiver delivers every datagram from several senders exactly once") {
-    SUBCASE("IPv4 loopback") {
-        check_exactly_once_delivery("127.0.0.1:0");
-    }
-    SUBCASE("IPv6 loopback") {
-        if (!ipv6_loopback_available()) {
+TEST_CASE("every backend delivers every datagram from several senders exactly once") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        check_exactly_once_delivery(backend, "127.0.0.1:0");
+        if (ipv6_loopback_available()) {
+            check_exactly_once_delivery(backend, "[::1]:0");
+        } else {
             MESSAGE("IPv6 loopback unavailable, skipped");
-            return;
         }
-        check_exactly_once_delivery("[::1]:0");
     }
 }
 
 TEST_CASE("a datagram larger than the slot arrives truncated to the slot size") {
-    ReceiverOptions options;
-    options.slot_bytes = 100;
-    options.padding = 64;
-    options.batch = 4;
-    Harness h("127.0.0.1:0", options);
-    RunningReceiver running(*h.receiver);
-    Sender sender(h.address);
-    const std::string big(500, 'x');
-    const std::string exact(100, 'y');
-    const std::string small = "fits";
-    REQUIRE(sender.send(big));
-    REQUIRE(sender.send(exact));
-    REQUIRE(sender.send(small));
-    CHECK(h.collector.wait_for([&] { return h.collector.received() >= 3; }));
-    CHECK(running.stop_and_join());
-    const auto payloads = h.collector.payloads();
-    const auto truncated = h.collector.truncated();
-    REQUIRE(payloads.size() == 3);
-    CHECK(payloads[0] == std::string(100, 'x'));
-    CHECK(truncated[0]);
-    CHECK(payloads[1] == exact);
-    CHECK_FALSE(truncated[1]);
-    CHECK(payloads[2] == small);
-    CHECK_FALSE(truncated[2]);
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        ReceiverOptions options;
+        options.slot_bytes = 100;
+        options.padding = 64;
+        options.batch = 4;
+        Harness h(backend, "127.0.0.1:0", options);
+        RunningReceiver running(*h.receiver);
+        Sender sender(h.address);
+        const std::string big(500, 'x');
+        const std::string exact(100, 'y');
+        const std::string small = "fits";
+        const std::string empty;
+        REQUIRE(sender.send(big));
+        REQUIRE(sender.send(exact));
+        REQUIRE(sender.send(small));
+        REQUIRE(sender.send(empty));
+        CHECK(h.collector.wait_for([&] { return h.collector.received() >= 4; }));
+        CHECK(running.stop_and_join());
+        const auto payloads = h.collector.payloads();
+        const auto truncated = h.collector.truncated();
+        REQUIRE(payloads.size() == 4);
+        CHECK(payloads[0] == std::string(100, 'x'));
+        CHECK(truncated[0]);
+        CHECK(payloads[1] == exact);
+        CHECK_FALSE(truncated[1]);
+        CHECK(payloads[2] == small);
+        CHECK_FALSE(truncated[2]);
+        CHECK(payloads[3].empty());
+        CHECK_FALSE(truncated[3]);
+    }
 }
 
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
 TEST_CASE("datagrams the kernel dropped on a full socket buffer are counted as kernel_drops") {
-    Logger logger{LogLevel::error};
-    Counters counters;
-    Collector collector(64);
-    auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-    const std::string address = local_address(sockets[0].get());
-    const int tiny = 1;  // the kernel rounds this up to its minimum (a few KiB)
-    REQUIRE(::setsockopt(sockets[0].get(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
-    auto receiver = make_epoll_receiver(std::move(sockets[0]), collector, counters, logger);
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        Logger logger{LogLevel::error};
+        Counters counters;
+        Collector collector(64);
+        auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+        const std::string address = local_address(sockets[0].get());
+        const int tiny = 1;  // the kernel rounds this up to its minimum (a few KiB)
+        REQUIRE(::setsockopt(sockets[0].get(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
+        auto receiver = make_receiver(backend, std::move(sockets[0]), collector, counters, logger,
+                                      ReceiverOptions{}, io_uring_support());
 
-    // Overflow the buffer while nobody reads.
-    Sender sender(address);
-    const std::string payload(200, 'd');
-    for (int i = 0; i < 2000; ++i) {
-        REQUIRE(sender.send(payload));
-    }
-    CHECK(counters.get(Counter::kernel_drops) == 0);  // nothing read yet
-
-    RunningReceiver running(*receiver);
-    std::uint64_t markers = 0;
-    // SO_RXQ_OVFL stamps the drop count on datagrams queued after the drops, so keep sending
-    // one more until the receiver has seen a stamped one.
-    const bool counted = collector.wait_for([&] {
-        if (counters.get(Counter::kernel_drops) > 0) {
-            return true;
+        // Overflow the buffer while nobody reads.
+        Sender sender(address);
+        const std::string payload(200, 'd');
+        for (int i = 0; i < 2000; ++i) {
+            REQUIRE(sender.send(payload));
         }
-        markers += sender.send("marker") ? 1 : 0;
-        return false;
-    });
-    CHECK(counted);
-    CHECK(running.stop_and_join());
-    const std::uint64_t drops = counters.get(Counter::kernel_drops);
-    CHECK(drops > 0);
-    CHECK(drops <= 2000 + markers);  // deltas, not a sum of cumulative stamps
-    MESSAGE("kernel dropped " << drops << " of 2000, receiver got " << collector.received());
+        CHECK(counters.get(Counter::kernel_drops) == 0);  // nothing read yet
+
+        RunningReceiver running(*receiver);
+        std::uint64_t markers = 0;
+        // SO_RXQ_OVFL stamps the drop count on datagrams queued after the drops, so keep
+        // sending one more until the receiver has seen a stamped one.
+        const bool counted = collector.wait_for([&] {
+            if (counters.get(Counter::kernel_drops) > 0) {
+                return true;
+            }
+            markers += sender.send("marker") ? 1 : 0;
+            return false;
+        });
+        CHECK(counted);
+        CHECK(running.stop_and_join());
+        const std::uint64_t drops = counters.get(Counter::kernel_drops);
+        CHECK(drops > 0);
+        CHECK(drops <= 2000 + markers);  // deltas, not a sum of cumulative stamps
+        MESSAGE(to_string(backend) << ": kernel dropped " << drops << " of 2000, receiver got "
+                                   << collector.received());
+    }
 }
 #endif
 
 TEST_CASE("stop() from another thread makes an idle run() return promptly") {
-    Harness h("127.0.0.1:0", ReceiverOptions{});
-    RunningReceiver running(*h.receiver);
-    CHECK(running.stop_and_join());
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        Harness h(backend, "127.0.0.1:0", ReceiverOptions{});
+        RunningReceiver running(*h.receiver);
+        CHECK(running.stop_and_join());
+    }
 }
 
 TEST_CASE("stop() makes run() return promptly while datagrams keep arriving") {
-    ReceiverOptions options;
-    options.batch = 8;
-    Harness h("127.0.0.1:0", options);
-    std::atomic<bool> flooding{true};
-    std::thread flood([&] {
-        Sender sender(h.address);
-        while (flooding.load()) {
-            (void)sender.send("flood");
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        ReceiverOptions options;
+        options.batch = 8;
+        Harness h(backend, "127.0.0.1:0", options);
+        std::atomic<bool> flooding{true};
+        std::thread flood([&] {
+            Sender sender(h.address);
+            while (flooding.load()) {
+                (void)sender.send("flood");
+            }
+        });
+        {
+            RunningReceiver running(*h.receiver);
+            CHECK(h.collector.wait_for([&] { return h.collector.received() > 100; }));
+            CHECK(running.stop_and_join());
         }
-    });
-    {
-        RunningReceiver running(*h.receiver);
-        CHECK(h.collector.wait_for([&] { return h.collector.received() > 100; }));
-        CHECK(running.stop_and_join());
+        flooding.store(false);
+        flood.join();
     }
-    flooding.store(false);
-    flood.join();
 }
 
 TEST_CASE("run() returns when stop() came first on an empty socket, and stays stopped") {
-    Harness h("127.0.0.1:0", ReceiverOptions{});
-    h.receiver->stop();
-    h.receiver->run();  // would block forever if the stop were lost
-    h.receiver->run();
-    CHECK(h.collector.received() == 0);
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        Harness h(backend, "127.0.0.1:0", ReceiverOptions{});
+        h.receiver->stop();
+        h.receiver->run();  // would block forever if the stop were lost
+        h.receiver->run();
+        CHECK(h.collector.received() == 0);
+    }
 }
 
 TEST_CASE("after stop(), run() hands over what the socket already held before returning") {
-    Harness h("127.0.0.1:0", ReceiverOptions{});
-    Sender sender(h.address);
-    constexpr int count = 500;  // more than one recvmmsg batch, well inside the 4 MiB buffer
-    for (int i = 0; i < count; ++i) {
-        REQUIRE(sender.send(make_payload(0, i)));
-    }
-    // Loopback delivery is synchronous: all 500 sit in the socket's queue now.
-    h.receiver->stop();
-    h.receiver->run();
-    CHECK(h.collector.received() == count);
-    const auto payloads = h.collector.payloads();
-    REQUIRE(payloads.size() == static_cast<std::size_t>(count));
-    for (int i = 0; i < count; ++i) {
-        CHECK(payloads[static_cast<std::size_t>(i)] == make_payload(0, i));
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        Harness h(backend, "127.0.0.1:0", ReceiverOptions{});
+        Sender sender(h.address);
+        constexpr int count = 500;  // more than one batch, well inside the 4 MiB buffer
+        for (int i = 0; i < count; ++i) {
+            REQUIRE(sender.send(make_payload(0, i)));
+        }
+        // Loopback delivery is synchronous: all 500 sit in the socket's queue now.
+        h.receiver->stop();
+        h.receiver->run();
+        CHECK(h.collector.received() == count);
+        const auto payloads = h.collector.payloads();
+        REQUIRE(payloads.size() == static_cast<std::size_t>(count));
+        for (int i = 0; i < count; ++i) {
+            CHECK(payloads[static_cast<std::size_t>(i)] == make_payload(0, i));
+        }
     }
 }
 
-TEST_CASE("make_epoll_receiver rejects empty slots and batches") {
+namespace {
+
+// Holds the receiver inside its first on_datagrams() call until released, so the test can
+// queue datagrams and call stop() while the receiver is busy.
+class GatedHandler final : public DatagramHandler {
+public:
+    explicit GatedHandler(Collector& inner) : inner_(inner) {}
+
+    void on_datagrams(std::span<Datagram> batch) noexcept override {
+        if (!first_done_) {
+            first_done_ = true;
+            entered_.set_value();
+            release_.wait();
+        }
+        inner_.on_datagrams(batch);
+    }
+    bool wait_entered() {
+        return entered_future_.wait_for(deadline) == std::future_status::ready;
+    }
+    void release() { release_promise_.set_value(); }
+
+private:
+    Collector& inner_;
+    bool first_done_ = false;
+    std::promise<void> entered_;
+    std::future<void> entered_future_ = entered_.get_future();
+    std::promise<void> release_promise_;
+    std::shared_future<void> release_ = release_promise_.get_future().share();
+};
+
+}  // namespace
+
+TEST_CASE("stop() while the handler is busy still delivers everything that arrived, in order") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        ReceiverOptions options;
+        options.batch = 16;
+        Collector collector(options.padding);
+        GatedHandler gated(collector);
+        Harness h(backend, "127.0.0.1:0", options, 4194304, &gated);
+        Sender sender(h.address);
+        RunningReceiver running(*h.receiver);
+        REQUIRE(sender.send(make_payload(1, 0)));
+        REQUIRE(gated.wait_entered());
+        // The receiver is inside the handler; an io_uring receive is still armed, so these
+        // land partly in the ring's buffers, partly in the socket.
+        constexpr int count = 400;
+        for (int i = 1; i < count; ++i) {
+            REQUIRE(sender.send(make_payload(1, i)));
+        }
+        h.receiver->stop();
+        gated.release();
+        CHECK(running.stop_and_join());
+        const auto payloads = collector.payloads();
+        REQUIRE(payloads.size() == static_cast<std::size_t>(count));
+        for (int i = 0; i < count; ++i) {
+            CHECK(payloads[static_cast<std::size_t>(i)] == make_payload(1, i));
+        }
+    }
+}
+
+TEST_CASE("io_uring: an exhausted buffer ring is counted and recovered without losing data") {
+    if (!io_uring_support().available) {
+        MESSAGE("io_uring unavailable, skipped: " << io_uring_support().reason);
+        return;
+    }
+    ReceiverOptions options;
+    options.batch = 4;
+    options.ring_buffers = 4;  // a burst of 300 cannot fit: the ring runs empty repeatedly
+    Harness h(IoBackend::io_uring, "127.0.0.1:0", options);
+    Sender sender(h.address);
+    constexpr int count = 300;
+    for (int i = 0; i < count; ++i) {
+        REQUIRE(sender.send(make_payload(2, i)));
+    }
+    RunningReceiver running(*h.receiver);
+    CHECK(h.collector.wait_for([&] { return h.collector.received() >= count; }));
+    CHECK(running.stop_and_join());
+    CHECK(h.receiver->ring_buffers_exhausted() > 0);
+    CHECK(h.counters.get(Counter::kernel_drops) == 0);
+    const auto payloads = h.collector.payloads();
+    REQUIRE(payloads.size() == static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+        CHECK(payloads[static_cast<std::size_t>(i)] == make_payload(2, i));
+    }
+    CHECK(h.collector.max_batch() <= options.batch);
+    MESSAGE("buffer ring ran empty " << h.receiver->ring_buffers_exhausted() << " times");
+}
+
+TEST_CASE("the epoll backend never reports an exhausted buffer ring") {
+    Harness h(IoBackend::epoll, "127.0.0.1:0", ReceiverOptions{});
+    CHECK(h.receiver->ring_buffers_exhausted() == 0);
+}
+
+TEST_CASE("both receiver factories reject empty slots and batches") {
     Logger logger{LogLevel::error};
     Counters counters;
     Collector collector(0);
@@ -368,7 +527,181 @@ TEST_CASE("make_epoll_receiver rejects empty slots and batches") {
         CHECK_THROWS_AS((void)make_epoll_receiver(std::move(sockets[0]), collector, counters,
                                                   logger, bad),
                         StartupError);
+        sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+        CHECK_THROWS_AS((void)make_io_uring_receiver(std::move(sockets[0]), collector,
+                                                     counters, logger, bad),
+                        StartupError);
     }
     CHECK_THROWS_AS((void)make_epoll_receiver(UniqueFd(), collector, counters, logger),
                     StartupError);
+    CHECK_THROWS_AS((void)make_io_uring_receiver(UniqueFd(), collector, counters, logger),
+                    StartupError);
+}
+
+TEST_CASE("make_io_uring_receiver rejects a buffer ring that is not a power of two >= batch") {
+    Logger logger{LogLevel::error};
+    Counters counters;
+    Collector collector(0);
+    for (std::size_t ring_buffers : {std::size_t{12}, std::size_t{16}, std::size_t{65536}}) {
+        CAPTURE(ring_buffers);
+        ReceiverOptions bad;
+        bad.batch = 32;
+        bad.ring_buffers = ring_buffers;
+        auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+        CHECK_THROWS_AS((void)make_io_uring_receiver(std::move(sockets[0]), collector,
+                                                     counters, logger, bad),
+                        StartupError);
+    }
+}
+
+TEST_CASE("probe_io_uring gives a reason exactly when io_uring is unavailable") {
+    const IoUringSupport support = probe_io_uring();
+    CHECK(support.available == support.reason.empty());
+    CHECK(support.available == io_uring_support().available);  // repeatable
+    MESSAGE("io_uring: " << (support.available ? "available" : support.reason));
+    if (support.available) {
+        // The probe's promise: the real receiver can be built on this machine.
+        Logger logger{LogLevel::error};
+        Counters counters;
+        Collector collector(0);
+        auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+        CHECK(make_io_uring_receiver(std::move(sockets[0]), collector, counters, logger)
+                  ->backend() == "io_uring");
+    }
+}
+
+TEST_CASE("parse_io_backend accepts exactly auto, io_uring and epoll") {
+    CHECK(parse_io_backend("auto") == IoBackend::auto_);
+    CHECK(parse_io_backend("io_uring") == IoBackend::io_uring);
+    CHECK(parse_io_backend("epoll") == IoBackend::epoll);
+    for (const char* bad : {"", "Auto", "io-uring", "iouring", "EPOLL", "epoll "}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_io_backend(bad).has_value());
+    }
+    for (const IoBackend b : {IoBackend::auto_, IoBackend::io_uring, IoBackend::epoll}) {
+        CHECK(parse_io_backend(to_string(b)) == b);
+    }
+}
+
+TEST_CASE("auto picks io_uring when the probe passes and falls back to epoll with the reason") {
+    const IoUringSupport yes{true, {}};
+    const IoUringSupport no{false, "io_uring_setup: Operation not permitted (test)"};
+    CHECK(resolve_io_backend(IoBackend::auto_, yes) == IoBackend::io_uring);
+    CHECK(resolve_io_backend(IoBackend::auto_, no) == IoBackend::epoll);
+    CHECK(resolve_io_backend(IoBackend::epoll, yes) == IoBackend::epoll);
+    CHECK(resolve_io_backend(IoBackend::io_uring, yes) == IoBackend::io_uring);
+    CHECK(backend_choice_message(IoBackend::auto_, yes) == "Receive backend: io_uring");
+    CHECK(backend_choice_message(IoBackend::io_uring, yes) == "Receive backend: io_uring");
+    CHECK(backend_choice_message(IoBackend::epoll, yes) == "Receive backend: epoll");
+    CHECK(backend_choice_message(IoBackend::epoll, no) == "Receive backend: epoll");
+    CHECK(backend_choice_message(IoBackend::auto_, no) ==
+          "Receive backend: epoll (io_uring unavailable: io_uring_setup: Operation not "
+          "permitted (test))");
+
+    // make_receiver follows the same choice with a simulated "disabled" probe.
+    Logger logger{LogLevel::error};
+    Counters counters;
+    Collector collector(0);
+    auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+    auto receiver = make_receiver(IoBackend::auto_, std::move(sockets[0]), collector, counters,
+                                  logger, ReceiverOptions{}, no);
+    CHECK(receiver->backend() == "epoll");
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+namespace {
+
+// Makes io_uring_setup fail with EPERM for the calling thread only, as a container runtime's
+// seccomp profile does (a seccomp filter installed without TSYNC binds one thread).
+bool block_io_uring_setup_in_this_thread() {
+#if defined(__x86_64__)
+    constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
+#else
+    constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
+#endif
+    sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{};
+    program.len = static_cast<unsigned short>(sizeof code / sizeof code[0]);
+    program.filter = code;
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a seccomp-blocked io_uring makes the probe say why, and auto fall back to epoll") {
+    bool blocked = false;
+    IoUringSupport support;
+    std::thread([&] {
+        blocked = block_io_uring_setup_in_this_thread();
+        if (blocked) {
+            support = probe_io_uring();
+        }
+    }).join();
+    if (!blocked) {
+        MESSAGE("cannot install a seccomp filter here, skipped");
+        return;
+    }
+    CHECK_FALSE(support.available);
+    CHECK(support.reason.find("io_uring_setup: Operation not permitted") == 0);
+    CHECK(resolve_io_backend(IoBackend::auto_, support) == IoBackend::epoll);
+    CHECK_THROWS_AS((void)resolve_io_backend(IoBackend::io_uring, support), StartupError);
+    MESSAGE(backend_choice_message(IoBackend::auto_, support));
+}
+#endif
+
+TEST_CASE("forcing io_uring when it is unavailable fails at start-up naming reason and fix") {
+    const IoUringSupport no{false, "disabled by sysctl kernel.io_uring_disabled=2"};
+    std::string message;
+    try {
+        (void)resolve_io_backend(IoBackend::io_uring, no);
+    } catch (const StartupError& e) {
+        message = e.what();
+        CHECK(e.exit_code() == 1);
+    }
+    CHECK(message.find("disabled by sysctl kernel.io_uring_disabled=2") != std::string::npos);
+    CHECK(message.find("--io-backend=epoll") != std::string::npos);
+
+    Logger logger{LogLevel::error};
+    Counters counters;
+    Collector collector(0);
+    auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+    CHECK_THROWS_AS((void)make_receiver(IoBackend::io_uring, std::move(sockets[0]), collector,
+                                        counters, logger, ReceiverOptions{}, no),
+                    StartupError);
+}
+
+TEST_CASE("default_receiver_count is the number of allowed CPUs, capped") {
+    const std::vector<int> cpus = allowed_cpus();
+    REQUIRE_FALSE(cpus.empty());
+    CHECK(std::is_sorted(cpus.begin(), cpus.end()));
+    const int n = static_cast<int>(cpus.size());
+    CHECK(default_receiver_count() == std::min(n, 8));
+    CHECK(default_receiver_count(1) == 1);
+    CHECK(default_receiver_count(0) == 1);
+    CHECK(default_receiver_count(1000) == n);
+}
+
+TEST_CASE("pin_current_thread_to_cpu pins the calling thread to an allowed CPU only") {
+    const std::vector<int> cpus = allowed_cpus();
+    std::thread([&] {
+        const int cpu = cpus.back();
+        CHECK(pin_current_thread_to_cpu(cpu).ok());
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
+        CHECK(CPU_COUNT(&set) == 1);
+        CHECK(CPU_ISSET(cpu, &set));
+        CHECK(::sched_getcpu() == cpu);
+        const auto bad = pin_current_thread_to_cpu(-1);
+        REQUIRE_FALSE(bad.ok());
+        CHECK(bad.error() == EINVAL);
+    }).join();
 }

@@ -13,9 +13,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/net/io_backend.h>
 
 using namespace xrayd;
 
@@ -305,4 +307,91 @@ TEST_CASE("local_address formats IPv4 and IPv6 the Go way") {
     CHECK(format_socket_address(reinterpret_cast<const sockaddr*>(&v6), sizeof v6) ==
           "[::1]:41234");
     CHECK(local_address(-1).empty());
+}
+
+namespace {
+
+// SO_DETACH_REUSEPORT_BPF (Linux 5.3): succeeds only when a reuseport program is attached,
+// ENOENT otherwise. The kernel wants an int-sized option value even though it ignores it.
+int detach_reuseport_program(int fd) {
+    const int unused = 0;
+    return ::setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof unused);
+}
+
+// Reads everything both group members hold until `expected` datagrams arrived (or a generous
+// deadline passed); returns the count per member.
+std::vector<int> receive_on_group(const std::vector<UniqueFd>& group, int expected) {
+    std::vector<int> per_socket(group.size(), 0);
+    int total = 0;
+    while (total < expected) {
+        std::vector<pollfd> p;
+        for (const UniqueFd& fd : group) {
+            p.push_back(pollfd{fd.get(), POLLIN, 0});
+        }
+        if (::poll(p.data(), p.size(), 10000) <= 0) {
+            break;
+        }
+        for (std::size_t s = 0; s < group.size(); ++s) {
+            char buffer[64];
+            while (::recv(group[s].get(), buffer, sizeof buffer, MSG_DONTWAIT) > 0) {
+                ++per_socket[s];
+                ++total;
+            }
+        }
+    }
+    return per_socket;
+}
+
+}  // namespace
+
+TEST_CASE("CPU steering sends every datagram handled on CPU c to socket c % group size") {
+    const std::vector<int> cpus = allowed_cpus();
+    CapturingLogger log;
+    UdpSocketOptions options;
+    options.count = 2;
+    options.steer_by_cpu = true;
+    auto group = open_udp_sockets("127.0.0.1:0", options, log.logger);
+    REQUIRE(group.size() == 2);
+    REQUIRE(log.lines->size() == 1);  // no warning: the program attached
+    CHECK(log.lines->front().find("[Debug] Datagrams steered to the 2 sockets by CPU") !=
+          std::string::npos);
+    const std::string address = local_address(group[0].get());
+
+    // Loopback handles a datagram on the sending CPU, so a sender pinned to CPU c sees all
+    // of its datagrams, from 32 different source ports, land on socket c % 2; without the
+    // program the flow hash would spread them over both.
+    for (const int cpu : cpus) {
+        CAPTURE(cpu);
+        bool pinned = false;
+        std::thread([&] {
+            pinned = pin_current_thread_to_cpu(cpu).ok();
+            if (pinned) {
+                for (int i = 0; i < 32; ++i) {
+                    send_datagram(address, "steered " + std::to_string(i));
+                }
+            }
+        }).join();
+        REQUIRE(pinned);
+        const std::vector<int> per_socket = receive_on_group(group, 32);
+        const auto expected = static_cast<std::size_t>(cpu % 2);
+        CHECK(per_socket[expected] == 32);
+        CHECK(per_socket[1 - expected] == 0);
+    }
+    CHECK(detach_reuseport_program(group[0].get()) == 0);
+}
+
+TEST_CASE("without CPU steering a reuseport group has no program attached") {
+    CapturingLogger log;
+    auto group = open_udp_sockets("127.0.0.1:0", UdpSocketOptions{2, 0, false}, log.logger);
+    REQUIRE(group.size() == 2);
+    CHECK(detach_reuseport_program(group[0].get()) != 0);
+    CHECK(errno == ENOENT);
+}
+
+TEST_CASE("CPU steering of a single socket is a no-op") {
+    CapturingLogger log;
+    auto sockets = open_udp_sockets("127.0.0.1:0", UdpSocketOptions{1, 0, true}, log.logger);
+    REQUIRE(sockets.size() == 1);
+    CHECK(log.lines->empty());
+    CHECK(int_option(sockets[0].get(), SOL_SOCKET, SO_REUSEPORT) == 0);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -37,9 +38,15 @@ struct ReceiverOptions {
     std::size_t slot_bytes = 65536;  // largest datagram delivered whole
     std::size_t padding = 64;        // writable bytes guaranteed after each datagram
     std::size_t batch = 32;          // datagrams per receive call (and slots preallocated)
+    // io_uring only: receive slots handed to the kernel as a provided buffer ring, a power of
+    // two in [batch, 32768]. 0 picks 2 x batch rounded up to a power of two, so the kernel
+    // keeps at least `batch` free slots while the handler works on a batch. Each slot costs
+    // slot_bytes + padding + 64 bytes of prefaulted memory.
+    std::size_t ring_buffers = 0;
 };
 
-// Reads one socket until stopped. Backends: "epoll" (epoll + recvmmsg); io_uring later.
+// Reads one socket until stopped. Backends: "epoll" (epoll + recvmmsg) and "io_uring"
+// (multishot recvmsg into a provided buffer ring); see io_backend.h for the choice.
 // Lifetime: the owner destroys it only after run() has returned (or was never called).
 class Receiver {
 public:
@@ -51,8 +58,12 @@ public:
     // already holds (bounded), hands it to the handler and returns. A stopped receiver stays
     // stopped.
     virtual void stop() noexcept = 0;
-    // The backend's name, for logs: "epoll".
+    // The backend's name, for logs: "epoll" or "io_uring".
     [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
+    // Times the kernel found no free receive slot (io_uring's provided buffer ring ran empty,
+    // -ENOBUFS) and the receiver had to re-arm. Nothing is lost when it happens: datagrams wait
+    // in the socket buffer. Always 0 for epoll. Any thread (a relaxed read).
+    [[nodiscard]] virtual std::uint64_t ring_buffers_exhausted() const noexcept { return 0; }
 };
 
 // The epoll + recvmmsg backend. Takes ownership of `socket` (a non-blocking UDP socket, e.g.
@@ -66,5 +77,19 @@ public:
                                                             DatagramHandler& handler,
                                                             Counters& counters, Logger& logger,
                                                             ReceiverOptions options = {});
+
+// The io_uring backend: one ring per receiver with a multishot recvmsg on `socket` and a
+// provided buffer ring of `options.ring_buffers` slots (preallocated, padded like epoll's, each
+// preceded by room for the kernel's io_uring_recvmsg_out header and the SO_RXQ_OVFL cmsg).
+// Completions are reaped up to `options.batch` at a time and handed over as one span; the
+// slots go back to the kernel when the handler returns. Same ownership, counting and stop
+// contract as make_epoll_receiver; at stop the multishot request is cancelled, what it already
+// received is handed over, then the socket is read out with recvmmsg.
+// Throws StartupError if the options are invalid or the ring, the buffer ring or the memory
+// cannot be set up (prefer make_receiver in io_backend.h, which probes first).
+[[nodiscard]] std::unique_ptr<Receiver> make_io_uring_receiver(UniqueFd socket,
+                                                               DatagramHandler& handler,
+                                                               Counters& counters, Logger& logger,
+                                                               ReceiverOptions options = {});
 
 }  // namespace xrayd

@@ -37,6 +37,18 @@ struct UdpAddress {
 // Start-up only: may block on DNS. Any thread.
 [[nodiscard]] Result<UdpAddress, std::string> resolve_udp_address(std::string_view address);
 
+// How open_udp_sockets builds the group.
+struct UdpSocketOptions {
+    int count = 1;                         // sockets in the SO_REUSEPORT group, >= 1
+    std::size_t receive_buffer_bytes = 0;  // 0 keeps the OS default
+    // With count > 1: attach a classic BPF reuseport program that picks socket
+    // (CPU handling the datagram) % count instead of the flow hash, so one busy sender cannot
+    // pin all load on one socket; pair it with receiver i pinned to CPU i. Where the kernel
+    // refuses the program (no SO_ATTACH_REUSEPORT_CBPF) a warning is logged and the flow hash
+    // stays in use.
+    bool steer_by_cpu = false;
+};
+
 // Opens `count` (>= 1) non-blocking, close-on-exec UDP sockets bound to `address`. With
 // count > 1 each socket sets SO_REUSEPORT (the kernel spreads datagrams by flow hash); with
 // port 0 the port the first socket got is used by the others. When `receive_buffer_bytes`
@@ -49,6 +61,12 @@ struct UdpAddress {
 // Start-up only. Any thread.
 [[nodiscard]] std::vector<UniqueFd> open_udp_sockets(const std::string& address, int count,
                                                      std::size_t receive_buffer_bytes,
+                                                     Logger& logger);
+
+// The same with every option; open_udp_sockets(a, n, b, log) is
+// open_udp_sockets(a, UdpSocketOptions{n, b, false}, log).
+[[nodiscard]] std::vector<UniqueFd> open_udp_sockets(const std::string& address,
+                                                     const UdpSocketOptions& options,
                                                      Logger& logger);
 
 // The socket's bound address as "127.0.0.1:41234" or "[::1]:41234"; "" if getsockname fails.
