@@ -44,7 +44,15 @@ enum class CounterKind {
     X(backend_http_4xx, info, "X-Ray responses with an HTTP 4xx status")                         \
     X(backend_http_5xx, info, "X-Ray responses with an HTTP 5xx status")                         \
     X(backend_unknown_host, info, "X-Ray requests whose host name did not resolve")              \
-    X(backend_other, info, "X-Ray requests that failed for another reason")
+    X(backend_other, info, "X-Ray requests that failed for another reason")                      \
+    X(proxy_forwarded, info, "sampling proxy requests relayed to X-Ray (any status)")            \
+    X(proxy_upstream_error, info, "proxy requests X-Ray could not be reached for (502/504)")     \
+    X(proxy_not_allowed, info, "sampling proxy requests refused: path or method not allowed")    \
+    X(proxy_too_large, info, "sampling proxy requests refused: body over the limit (413)")       \
+    X(proxy_no_credentials, info, "proxy requests refused: no credentials or signing failed")    \
+    X(telemetry_records_sent, info, "telemetry records accepted by PutTelemetryRecords")         \
+    X(telemetry_records_dropped, info, "telemetry records dropped from the full queue of 30")    \
+    X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

@@ -1,0 +1,662 @@
+// Tests of the sampling proxy: raw SDK-shaped HTTP requests over TCP against the proxy, a real
+// HTTP server as the X-Ray endpoint, and each forwarded signature recomputed independently.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <xrayd/aws/credentials.h>
+#include <xrayd/aws/sigv4.h>
+#include <xrayd/common/startup_error.h>
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/http/curl.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/proxy/sampling_proxy.h>
+#include <xrayd/proxy/upstream_url.h>
+#include <xrayd/stats/counters.h>
+
+#include "http_test_server.h"
+
+using namespace std::chrono_literals;
+using namespace xrayd;
+using xrayd::test::HttpTestServer;
+using xrayd::test::RecordedRequest;
+using xrayd::test::ScriptedResponse;
+
+namespace {
+
+const CurlGlobal curl_global = CurlGlobal::init();
+
+constexpr auto generous_deadline = 20s;
+
+struct CapturedLog {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+
+    bool contains(std::string_view text) {
+        std::lock_guard lock(mutex);
+        for (const auto& line : lines) {
+            if (line.find(text) != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    }
+    std::size_t count(std::string_view text) {
+        std::lock_guard lock(mutex);
+        std::size_t n = 0;
+        for (const auto& line : lines) {
+            n += line.find(text) != std::string::npos ? 1 : 0;
+        }
+        return n;
+    }
+};
+
+class CaptureSink final : public LogSink {
+public:
+    explicit CaptureSink(CapturedLog& log) : log_(log) {}
+    void write(std::string_view line) noexcept override {
+        std::lock_guard lock(log_.mutex);
+        log_.lines.emplace_back(line);
+    }
+
+private:
+    CapturedLog& log_;
+};
+
+class NoCredentials final : public CredentialsProvider {
+public:
+    std::shared_ptr<const Credentials> current() noexcept override { return nullptr; }
+    std::string_view source() const noexcept override { return "none"; }
+};
+
+// A connected TCP client speaking raw HTTP/1.1, as an SDK's HTTP stack does.
+class RawClient {
+public:
+    explicit RawClient(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        REQUIRE(fd_.valid());
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    }
+
+    void send(std::string_view data) {
+        while (!data.empty()) {
+            const ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+            REQUIRE(n > 0);
+            data.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+
+    struct Response {
+        int status = 0;
+        std::vector<std::pair<std::string, std::string>> headers;
+        std::string body;
+        std::optional<std::string> header(std::string_view name) const {
+            for (const auto& [k, v] : headers) {
+                if (k.size() == name.size() &&
+                    std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+                        return std::tolower(static_cast<unsigned char>(a)) ==
+                               std::tolower(static_cast<unsigned char>(b));
+                    })) {
+                    return v;
+                }
+            }
+            return std::nullopt;
+        }
+    };
+
+    // Reads one response (Content-Length framed); nullopt when the connection closed first.
+    std::optional<Response> read_response() {
+        std::size_t header_end;
+        while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+            if (!fill()) {
+                return std::nullopt;
+            }
+        }
+        Response r;
+        const std::string head = buffer_.substr(0, header_end);
+        std::size_t line_end = head.find("\r\n");
+        const std::string status_line = head.substr(0, line_end);
+        r.status = std::stoi(status_line.substr(9, 3));
+        std::size_t content_length = 0;
+        while (line_end != std::string::npos) {
+            const std::size_t start = line_end + 2;
+            line_end = head.find("\r\n", start);
+            const std::string line = head.substr(start, line_end - start);
+            const std::size_t colon = line.find(':');
+            if (colon == std::string::npos) {
+                continue;
+            }
+            std::string value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') {
+                value.erase(0, 1);
+            }
+            r.headers.emplace_back(line.substr(0, colon), value);
+        }
+        if (auto cl = r.header("Content-Length")) {
+            content_length = std::stoul(*cl);
+        }
+        buffer_.erase(0, header_end + 4);
+        while (buffer_.size() < content_length) {
+            if (!fill()) {
+                return std::nullopt;
+            }
+        }
+        r.body = buffer_.substr(0, content_length);
+        buffer_.erase(0, content_length);
+        return r;
+    }
+
+    // True once the peer closed the connection (within the deadline).
+    bool closed_by_peer(std::chrono::milliseconds deadline) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(deadline.count())) <= 0) {
+            return false;
+        }
+        char c;
+        return ::recv(fd_.get(), &c, 1, 0) <= 0;
+    }
+
+private:
+    bool fill() {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 20000) <= 0) {
+            return false;
+        }
+        char chunk[16384];
+        const ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
+        if (n <= 0) {
+            return false;
+        }
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    UniqueFd fd_;
+    std::string buffer_;
+};
+
+// What the Go SDKs send to the daemon for GetSamplingRules.
+std::string sdk_request(std::string_view path, std::string_view body,
+                        std::string_view extra_headers = "") {
+    return fmt::format(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1:2000\r\nUser-Agent: aws-xray-sdk-go/1.8\r\n"
+        "Content-Length: {}\r\nContent-Type: application/json\r\n{}\r\n{}",
+        path, body.size(), extra_headers, body);
+}
+
+WallClock::time_point parse_amz_date(const std::string& text) {
+    std::tm tm{};
+    REQUIRE(strptime(text.c_str(), "%Y%m%dT%H%M%SZ", &tm) != nullptr);
+    return WallClock::from_time_t(timegm(&tm));
+}
+
+std::string field(const std::string& authorization, std::string_view name) {
+    const std::size_t at = authorization.find(name);
+    REQUIRE(at != std::string::npos);
+    const std::size_t start = at + name.size();
+    const std::size_t end = authorization.find_first_of(", ", start);
+    return authorization.substr(start, end - start);
+}
+
+// Recomputes the signature of a request as X-Ray would: only the headers Authorization names,
+// with the values the server received.
+void verify_signature(const RecordedRequest& r, const Credentials& creds,
+                      std::string_view query = "") {
+    const auto authorization = r.header("Authorization");
+    REQUIRE(authorization.has_value());
+    const auto amz_date = r.header("X-Amz-Date");
+    REQUIRE(amz_date.has_value());
+    const std::string signed_names = field(*authorization, "SignedHeaders=");
+    SigningRequest request;
+    request.method = r.method;
+    request.path = r.path;
+    request.query = query;
+    request.payload = r.body;
+    std::size_t start = 0;
+    while (start <= signed_names.size()) {
+        const std::size_t end = signed_names.find(';', start);
+        const std::string name = signed_names.substr(start, end - start);
+        if (name != "x-amz-date" && name != "x-amz-security-token") {
+            const auto value = r.header(name);
+            REQUIRE_MESSAGE(value.has_value(), "signed header missing: " << name);
+            request.headers.push_back(HttpHeader{name, *value});
+        }
+        if (end == std::string::npos) {
+            break;
+        }
+        start = end + 1;
+    }
+    SigV4Signer signer("us-east-1", "xray");
+    const SignedHeaders expected = signer.sign(request, creds, parse_amz_date(*amz_date));
+    CHECK(expected.authorization == *authorization);
+}
+
+struct Fixture {
+    explicit Fixture(Credentials c = Credentials{"AKIDEXAMPLE",
+                                                 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
+        : creds(std::move(c)), credentials(std::make_unique<StaticCredentialsProvider>(creds)) {
+        upstream.set_default_response(
+            ScriptedResponse{200,
+                             {{"Content-Type", "application/json"}, {"x-amzn-RequestId", "req-1"}},
+                             R"({"SamplingRuleRecords":[]})"});
+    }
+
+    std::unique_ptr<SamplingProxy> make(SamplingProxyOptions options = {}) {
+        options.address = "127.0.0.1:0";
+        if (options.upstream.empty()) {
+            options.upstream = upstream.url();
+        }
+        options.region = "us-east-1";
+        auto proxy = SamplingProxy::create(std::move(options), *credentials, counters, logger);
+        REQUIRE(proxy->start());
+        REQUIRE(proxy->port() != 0);
+        return proxy;
+    }
+
+    Credentials creds;
+    std::unique_ptr<CredentialsProvider> credentials;
+    HttpTestServer upstream;
+    Counters counters;
+    CapturedLog log;
+    Logger logger{LogLevel::debug, std::make_unique<CaptureSink>(log)};
+};
+
+}  // namespace
+
+TEST_CASE(
+    "forwardable_headers drops hop-by-hop headers, those Connection names and X-Forwarded-For") {
+    const std::vector<ForwardHeader> in = {{"Host", "127.0.0.1:2000"},
+                                           {"Connection", "keep-alive, X-Hop"},
+                                           {"X-Hop", "1"},
+                                           {"Keep-Alive", "timeout=5"},
+                                           {"Proxy-Authorization", "x"},
+                                           {"TE", "trailers"},
+                                           {"Trailer", "x"},
+                                           {"Transfer-Encoding", "chunked"},
+                                           {"Upgrade", "h2c"},
+                                           {"x-forwarded-for", "10.0.0.1"},
+                                           {"Content-Length", "2"},
+                                           {"Expect", "100-continue"},
+                                           {"Authorization", "old"},
+                                           {"X-Amz-Date", "old"},
+                                           {"Content-Type", "application/json"},
+                                           {"User-Agent", "sdk"},
+                                           {"X-Amz-Target", "t"},
+                                           {"x-request-id", "envoy"}};
+    const auto out = forwardable_headers(in);
+    REQUIRE(out.size() == 4);
+    CHECK(out[0].name == "Content-Type");
+    CHECK(out[1].name == "User-Agent");
+    CHECK(out[2].name == "X-Amz-Target");
+    CHECK(out[3].name == "x-request-id");
+    CHECK(is_signed_proxy_header("HOST"));
+    CHECK(is_signed_proxy_header("content-type"));
+    CHECK(is_signed_proxy_header("X-Amz-Target"));
+    CHECK_FALSE(is_signed_proxy_header("X-Amzn-Trace-Id"));
+    CHECK_FALSE(is_signed_proxy_header("User-Agent"));
+}
+
+TEST_CASE("parse_upstream_url keeps the base path and drops a default port from Host") {
+    const UpstreamUrl a = parse_upstream_url("https://xray.us-east-1.amazonaws.com:443/base/");
+    CHECK(a.origin == "https://xray.us-east-1.amazonaws.com:443");
+    CHECK(a.host == "xray.us-east-1.amazonaws.com");
+    CHECK(a.base_path == "/base");
+    CHECK_THROWS_AS((void)parse_upstream_url("xray.us-east-1.amazonaws.com"), StartupError);
+    CHECK_THROWS_AS((void)parse_upstream_url("http://user@host/"), StartupError);
+}
+
+TEST_CASE(
+    "an SDK GetSamplingRules call is signed for xray, sent with the endpoint's Host, relayed") {
+    Fixture f;
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    CHECK(response->body == R"({"SamplingRuleRecords":[]})");
+    CHECK(response->header("x-amzn-RequestId") == "req-1");
+    CHECK(response->header("Content-Type") == "application/json");
+
+    const auto requests = f.upstream.requests();
+    REQUIRE(requests.size() == 1);
+    const RecordedRequest& r = requests[0];
+    CHECK(r.method == "POST");
+    CHECK(r.path == "/GetSamplingRules");
+    CHECK(r.body == "{}");
+    CHECK(r.header("Host") == fmt::format("127.0.0.1:{}", f.upstream.port()));
+    CHECK(r.header("User-Agent") == "aws-xray-sdk-go/1.8");
+    CHECK_FALSE(r.header("X-Forwarded-For").has_value());
+    CHECK_FALSE(r.header("Accept").has_value());
+    CHECK_FALSE(r.header("Expect").has_value());
+    CHECK(field(*r.header("Authorization"), "SignedHeaders=") == "content-type;host;x-amz-date");
+    CHECK(r.header("Authorization")->find("/us-east-1/xray/aws4_request") != std::string::npos);
+    verify_signature(r, f.creds);
+    CHECK(f.counters.get(Counter::proxy_forwarded) == 1);
+    CHECK(f.log.contains("[Info] HTTP Proxy server using X-Ray Endpoint : " + f.upstream.url()));
+    CHECK(f.log.contains("[Info] Starting proxy http server on 127.0.0.1:0"));
+    CHECK(f.log.contains("[Debug] Received request on HTTP Proxy server : /GetSamplingRules"));
+}
+
+TEST_CASE(
+    "a request via an Envoy/Istio sidecar verifies: X-Forwarded-For, hop-by-hop dropped first") {
+    Fixture f;
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    const std::string body =
+        R"({"SamplingStatisticsDocuments":[{"RuleName":"r","ClientID":"04228e32be9e56060445f712",)"
+        R"("RequestCount":1,"BorrowCount":0,"SampledCount":1,"Timestamp":1795308518}]})";
+    client.send(sdk_request("/SamplingTargets", body,
+                            "X-Forwarded-For: 10.1.2.3\r\nConnection: keep-alive, X-Envoy-Hop\r\n"
+                            "X-Envoy-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: abc\r\n"
+                            "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793\r\n"
+                            "X-Amz-User-Agent: sdk-extra\r\n"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    const auto requests = f.upstream.requests();
+    REQUIRE(requests.size() == 1);
+    const RecordedRequest& r = requests[0];
+    CHECK(r.path == "/SamplingTargets");
+    CHECK(r.body == body);
+    CHECK_FALSE(r.header("X-Forwarded-For").has_value());
+    CHECK_FALSE(r.header("X-Envoy-Hop").has_value());
+    CHECK_FALSE(r.header("Keep-Alive").has_value());
+    CHECK(r.header("X-Request-Id") == "abc");
+    CHECK(r.header("X-Amzn-Trace-Id").has_value());
+    CHECK(field(*r.header("Authorization"), "SignedHeaders=") ==
+          "content-type;host;x-amz-date;x-amz-user-agent");
+    verify_signature(r, f.creds);
+
+    // The connection stays open for the next poll (keep-alive).
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto second = client.read_response();
+    REQUIRE(second.has_value());
+    CHECK(second->status == 200);
+    const auto all = f.upstream.requests();
+    REQUIRE(all.size() == 2);
+    verify_signature(all[1], f.creds);
+}
+
+TEST_CASE("session credentials add a signed X-Amz-Security-Token") {
+    Fixture f(Credentials{"ASIAEXAMPLE", "secret", "session-token-value"});
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/SamplingStatisticSummaries", "{}"));
+    REQUIRE(client.read_response().has_value());
+    const auto requests = f.upstream.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].header("X-Amz-Security-Token") == "session-token-value");
+    CHECK(field(*requests[0].header("Authorization"), "SignedHeaders=") ==
+          "content-type;host;x-amz-date;x-amz-security-token");
+    verify_signature(requests[0], f.creds);
+}
+
+TEST_CASE("upstream error statuses and bodies are relayed unchanged") {
+    Fixture f;
+    f.upstream.push_response(ScriptedResponse{
+        403,
+        {{"Content-Type", "application/json"}, {"x-amzn-ErrorType", "AccessDeniedException"}},
+        R"({"message":"denied"})"});
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 403);
+    CHECK(response->body == R"({"message":"denied"})");
+    CHECK(response->header("x-amzn-ErrorType") == "AccessDeniedException");
+    CHECK(f.counters.get(Counter::proxy_forwarded) == 1);
+}
+
+TEST_CASE("paths outside the sampling allow-list get 404 and are not forwarded") {
+    Fixture f;
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/TraceSegments", R"({"TraceSegmentDocuments":[]})"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 404);
+    CHECK(response->body.find("not an X-Ray sampling operation") != std::string::npos);
+    // Keep-alive survives a refusal: the body was read.
+    client.send("GET /GetSamplingRules HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto second = client.read_response();
+    REQUIRE(second.has_value());
+    CHECK(second->status == 405);
+    CHECK(second->header("Allow") == "POST");
+    CHECK(f.upstream.request_count() == 0);
+    CHECK(f.counters.get(Counter::proxy_not_allowed) == 2);
+}
+
+TEST_CASE("forward_all restores the Go daemon's forwarding of every path") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.forward_all = true;
+    auto proxy = f.make(options);
+    RawClient client(proxy->port());
+    client.send(sdk_request("/TraceGraph?NextToken=a%2Fb", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    // No Content-Type from the client: none is invented on the way (curl would add one).
+    client.send("DELETE /SamplingRule/x HTTP/1.1\r\nHost: y\r\n\r\n");
+    const auto second = client.read_response();
+    REQUIRE(second.has_value());
+    CHECK(second->status == 200);
+    const auto requests = f.upstream.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[0].path == "/TraceGraph");
+    verify_signature(requests[0], f.creds, "NextToken=a%2Fb");
+    CHECK(requests[1].method == "DELETE");
+    CHECK(requests[1].path == "/SamplingRule/x");
+    CHECK_FALSE(requests[1].header("Content-Type").has_value());
+    CHECK(field(*requests[1].header("Authorization"), "SignedHeaders=") == "host;x-amz-date");
+    verify_signature(requests[1], f.creds);
+}
+
+TEST_CASE("connections over the limit are refused while the others keep being served") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.max_connections = 2;
+    auto proxy = f.make(options);
+    RawClient a(proxy->port());
+    RawClient b(proxy->port());
+    for (RawClient* c : {&a, &b}) {
+        c->send(sdk_request("/GetSamplingRules", "{}"));
+        const auto response = c->read_response();
+        REQUIRE(response.has_value());
+        CHECK(response->status == 200);
+    }
+    RawClient extra(proxy->port());
+    CHECK(extra.closed_by_peer(
+        std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
+    a.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto again = a.read_response();
+    REQUIRE(again.has_value());
+    CHECK(again->status == 200);
+}
+
+TEST_CASE("a body over the limit is refused with 413 before it is read") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.max_body_bytes = 1024;
+    auto proxy = f.make(options);
+    RawClient client(proxy->port());
+    client.send(
+        fmt::format("POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    "application/json\r\nContent-Length: {}\r\n\r\n",
+                    2048));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 413);
+    CHECK(response->body.find("over the limit of 1024 bytes") != std::string::npos);
+    CHECK(f.upstream.request_count() == 0);
+    CHECK(f.counters.get(Counter::proxy_too_large) == 1);
+}
+
+TEST_CASE("a chunked body growing past the limit closes the connection") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.max_body_bytes = 16;
+    auto proxy = f.make(options);
+    RawClient client(proxy->port());
+    client.send(
+        "POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "20\r\n01234567890123456789012345678901\r\n0\r\n\r\n");
+    CHECK(client.closed_by_peer(
+        std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
+    CHECK(f.upstream.request_count() == 0);
+    CHECK(f.counters.get(Counter::proxy_too_large) == 1);
+}
+
+TEST_CASE("upstream unreachable answers 502 with a JSON error and logs once per interval") {
+    Fixture f;
+    auto proxy = f.make();
+    f.upstream.stop();
+    RawClient client(proxy->port());
+    for (int i = 0; i < 3; ++i) {
+        client.send(sdk_request("/GetSamplingRules", "{}"));
+        const auto response = client.read_response();
+        REQUIRE(response.has_value());
+        CHECK(response->status == 502);
+        CHECK(response->header("Content-Type") == "application/json");
+        CHECK(response->body.rfind(R"({"message":"xrayd sampling proxy: X-Ray endpoint )", 0) == 0);
+    }
+    CHECK(f.counters.get(Counter::proxy_upstream_error) == 3);
+    CHECK(f.log.count("unreachable") == 1);
+}
+
+TEST_CASE("an upstream slower than the upstream timeout answers 504") {
+    Fixture f;
+    f.upstream.push_response(ScriptedResponse{200, {}, "{}", 5000ms});
+    SamplingProxyOptions options;
+    options.upstream_timeout = 300ms;
+    auto proxy = f.make(options);
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 504);
+    CHECK(f.counters.get(Counter::proxy_upstream_error) == 1);
+}
+
+TEST_CASE("without credentials the proxy answers 503 and forwards nothing") {
+    Fixture f;
+    f.credentials = std::make_unique<NoCredentials>();
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 503);
+    CHECK(f.upstream.request_count() == 0);
+    CHECK(f.counters.get(Counter::proxy_no_credentials) == 1);
+}
+
+TEST_CASE("an idle client connection is closed after the idle timeout") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.idle_timeout = 1s;
+    auto proxy = f.make(options);
+    RawClient silent(proxy->port());
+    silent.send("POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\n");  // headers never finish
+    CHECK(silent.closed_by_peer(
+        std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
+}
+
+TEST_CASE("many SDK clients are served concurrently") {
+    Fixture f;
+    auto proxy = f.make();
+    constexpr int clients = 8;
+    constexpr int per_client = 5;
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < clients; ++i) {
+        threads.emplace_back([&] {
+            RawClient client(proxy->port());
+            for (int j = 0; j < per_client; ++j) {
+                client.send(sdk_request("/SamplingTargets", "{}"));
+                const auto response = client.read_response();
+                if (response && response->status == 200) {
+                    ++ok;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    CHECK(ok.load() == clients * per_client);
+    const auto requests = f.upstream.requests();
+    CHECK(requests.size() == clients * per_client);
+    for (const auto& r : requests) {
+        verify_signature(r, f.creds);
+    }
+}
+
+TEST_CASE("a listen failure is a StartupError by default and a logged error when non-fatal") {
+    Fixture f;
+    auto first = f.make();
+    const std::string taken = fmt::format("127.0.0.1:{}", first->port());
+    {
+        SamplingProxyOptions options;
+        options.address = taken;
+        options.upstream = f.upstream.url();
+        auto second = SamplingProxy::create(options, *f.credentials, f.counters, f.logger);
+        try {
+            (void)second->start();
+            FAIL("start() did not throw");
+        } catch (const StartupError& e) {
+            CHECK(std::string(e.what()) ==
+                  fmt::format("proxy http server failed to listen: listen tcp {}: bind: "
+                              "address already in use",
+                              taken));
+        }
+    }
+    {
+        SamplingProxyOptions options;
+        options.address = taken;
+        options.upstream = f.upstream.url();
+        options.listen_failure_non_fatal = true;
+        auto second = SamplingProxy::create(options, *f.credentials, f.counters, f.logger);
+        CHECK_FALSE(second->start());
+        CHECK_FALSE(second->serving());
+        CHECK(f.log.contains("[Error] proxy http server failed to listen: listen tcp"));
+    }
+}
+
+TEST_CASE("stop() cuts an upstream exchange in flight and joins promptly") {
+    Fixture f;
+    f.upstream.push_response(ScriptedResponse{200, {}, "{}", 15000ms});
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    // Wait until the upstream holds the request.
+    const auto deadline = std::chrono::steady_clock::now() + generous_deadline;
+    while (f.upstream.request_count() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);  // polling a condition, with a deadline
+    }
+    REQUIRE(f.upstream.request_count() == 1);
+    const auto before = std::chrono::steady_clock::now();
+    proxy->stop();
+    CHECK_FALSE(proxy->serving());
+    // Far below the scripted 15 s delay: the transfer was aborted, not waited for.
+    CHECK(std::chrono::steady_clock::now() - before < 10s);
+}
