@@ -204,7 +204,7 @@ std::optional<std::string> set_count(std::optional<int>& field, std::string_view
 }
 
 // Every flag once; the Go daemon binds short and long name to one variable.
-const std::array<FlagDef, 23> flag_table{{
+const std::array<FlagDef, 28> flag_table{{
     {"resource-arn", "a", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_string(f.resource_arn, v); }},
     {"local-mode", "o", FlagKind::boolean,
@@ -267,6 +267,16 @@ const std::array<FlagDef, 23> flag_table{{
      [](CliFlags& f, std::string_view v) { return set_bytes(f.max_batch_bytes, v); }},
     {"receivers", "", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_count(f.receivers, v, 0); }},
+    {"io-backend", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) { return set_string(f.io_backend, v); }},
+    {"steer-by-cpu", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) { return set_bool(f.steer_by_cpu, v); }},
+    {"pin-receivers", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) { return set_bool(f.pin_receivers, v); }},
+    {"proxy-forward-all", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) { return set_bool(f.proxy_forward_all, v); }},
+    {"proxy-optional", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) { return set_bool(f.proxy_optional, v); }},
     {"concurrency", "", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_count(f.concurrency, v, 1); }},
     {"log-rotation-bytes", "", FlagKind::value,
@@ -545,6 +555,15 @@ std::string usage_text() {
            "(Xrayd.MaxBatchBytes).\n"
            "\t--receivers N\t\tUDP receive threads, 0 = one per CPU; default 0 "
            "(Xrayd.Receivers).\n"
+           "\t--io-backend NAME\tUDP receive engine: auto, io_uring or epoll; default auto "
+           "(Xrayd.IoBackend).\n"
+           "\t--steer-by-cpu\t\tSteer each datagram to the receiver of the CPU it arrived on "
+           "(Xrayd.SteerByCpu).\n"
+           "\t--pin-receivers\t\tPin receiver thread i to allowed CPU i (Xrayd.PinReceivers).\n"
+           "\t--proxy-forward-all\tLet the TCP proxy forward every X-Ray call, not only sampling "
+           "(Xrayd.ProxyForwardAll).\n"
+           "\t--proxy-optional\tRun without the TCP proxy if its address cannot be bound "
+           "(Xrayd.ProxyOptional).\n"
            "\t--concurrency N\t\tPutTraceSegments requests in flight; default 8 (cfg.yaml "
            "Concurrency).\n"
            "\t--log-rotation-bytes N\tLog file rotation size, for tests; default 52428800.\n";

@@ -29,7 +29,7 @@ constexpr std::string_view migration_hint =
     "Use X-Ray Daemon Config Migration Script to update the config file.";
 
 // The 18 key paths of the Go daemon (pkg/cfg/cfg.go), then xrayd's. Case-sensitive, as Go.
-constexpr std::array<std::string_view, 26> valid_paths{
+constexpr std::array<std::string_view, 31> valid_paths{
     "TotalBufferSizeMB",
     "Concurrency",
     "Endpoint",
@@ -56,6 +56,11 @@ constexpr std::array<std::string_view, 26> valid_paths{
     "Xrayd.ReceiveBufferBytes",
     "Xrayd.MaxBatchBytes",
     "Xrayd.Receivers",
+    "Xrayd.IoBackend",
+    "Xrayd.SteerByCpu",
+    "Xrayd.PinReceivers",
+    "Xrayd.ProxyForwardAll",
+    "Xrayd.ProxyOptional",
 };
 constexpr std::array<std::string_view, 5> removed_paths{
     "Profile.CPU", "Profile.Memory", "Socket.BufferSizeKB", "Logging.LogFormat",
@@ -338,6 +343,16 @@ private:
             set_int(n, v.max_batch_bytes);
         } else if (sub == "Receivers") {
             set_int(n, v.receivers);
+        } else if (sub == "IoBackend") {
+            set_string(n, v.io_backend);
+        } else if (sub == "SteerByCpu") {
+            set_bool(n, v.steer_by_cpu);
+        } else if (sub == "PinReceivers") {
+            set_bool(n, v.pin_receivers);
+        } else if (sub == "ProxyForwardAll") {
+            set_bool(n, v.proxy_forward_all);
+        } else if (sub == "ProxyOptional") {
+            set_bool(n, v.proxy_optional);
         } else {
             return false;
         }

@@ -40,6 +40,11 @@ struct FileValues {
     std::optional<std::int64_t> receive_buffer_bytes;
     std::optional<std::int64_t> max_batch_bytes;
     std::optional<std::int64_t> receivers;
+    std::optional<std::string> io_backend;
+    std::optional<bool> steer_by_cpu;
+    std::optional<bool> pin_receivers;
+    std::optional<bool> proxy_forward_all;
+    std::optional<bool> proxy_optional;
 };
 
 // The outcome of loading one file. `error` is the complete message the Go daemon logs (e.g.

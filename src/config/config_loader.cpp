@@ -269,6 +269,19 @@ private:
             }
             c.receivers = static_cast<int>(*fv.receivers);
         }
+        if (const auto name = flags.io_backend ? flags.io_backend : fv.io_backend) {
+            const auto backend = parse_io_backend(*name);
+            if (!backend) {
+                return fmt::format("{} \"{}\" is not a receive backend: use auto, io_uring or "
+                                   "epoll.",
+                                   flags.io_backend ? "--io-backend" : "Xrayd.IoBackend", *name);
+            }
+            c.io_backend = *backend;
+        }
+        c.steer_by_cpu = pick(flags.steer_by_cpu, fv.steer_by_cpu, false);
+        c.pin_receivers = pick(flags.pin_receivers, fv.pin_receivers, false);
+        c.proxy_forward_all = pick(flags.proxy_forward_all, fv.proxy_forward_all, false);
+        c.proxy_optional = pick(flags.proxy_optional, fv.proxy_optional, false);
         if (flags.log_rotation_bytes) {
             c.log_rotation_bytes = *flags.log_rotation_bytes;
         }

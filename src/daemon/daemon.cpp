@@ -1,1 +1,307 @@
-// placeholder: being written
+// Daemon: start-up order, threads, signals, drain and the exit summary.
+#include <xrayd/daemon/daemon.h>
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include "xrayd_config.h"
+#include <xrayd/aws/credential_chain.h>
+#include <xrayd/aws/credentials.h>
+#include <xrayd/aws/credentials_clock.h>
+#include <xrayd/aws/endpoint.h>
+#include <xrayd/aws/imds.h>
+#include <xrayd/aws/region.h>
+#include <xrayd/batch/batcher.h>
+#include <xrayd/common/startup_error.h>
+#include <xrayd/daemon/pipeline.h>
+#include <xrayd/http/proxy_url.h>
+#include <xrayd/ingest/ingest.h>
+#include <xrayd/net/io_backend.h>
+#include <xrayd/net/receiver.h>
+#include <xrayd/net/udp_socket.h>
+#include <xrayd/proxy/sampling_proxy.h>
+#include <xrayd/queue/memory_budget.h>
+#include <xrayd/queue/segment_queue.h>
+#include <xrayd/stats/summary.h>
+#include <xrayd/telemetry/telemetry.h>
+#include <xrayd/upload/local_sink.h>
+#include <xrayd/upload/uploader.h>
+
+namespace xrayd {
+
+namespace {
+
+constexpr std::size_t max_datagram_bytes = 65536;  // the UDP payload limit, rounded up
+constexpr std::size_t queue_capacity = 16384;      // segments between receivers and batcher
+constexpr int max_default_receivers = 4;
+// Receive slots per thread: 16 x 64 KiB bounds what a burst of large datagrams can make resident.
+constexpr std::size_t receive_batch = 16;
+
+// The Go daemon's "OS/<goos>-<goarch>" spelling.
+std::string os_arch() {
+    utsname u{};
+    if (uname(&u) != 0) {
+        return "linux-unknown";
+    }
+    std::string_view m = u.machine;
+    if (m == "x86_64") return "linux-amd64";
+    if (m == "aarch64") return "linux-arm64";
+    return fmt::format("linux-{}", m);
+}
+
+std::string user_agent(const Environment& env) {
+    return fmt::format("xrayd/{} xray-agent/xray-daemon/{} exec-env/{} OS/{}", XRAYD_VERSION,
+                       XRAYD_VERSION, env.get_non_empty("AWS_EXECUTION_ENV").value_or("UNKNOWN"),
+                       os_arch());
+}
+
+std::string_view signal_name(std::uint32_t signo) {
+    switch (signo) {
+    case SIGINT: return "interrupt";  // Go's names, as the Go daemon logs them
+    case SIGTERM: return "terminated";
+    default: return "unknown";
+    }
+}
+
+}  // namespace
+
+struct Daemon::State {
+    const Config& config;
+    Logger& logger;
+    Counters counters;
+    MemoryBudget budget;
+    SegmentQueue queue{queue_capacity};
+    IngestLogLimits ingest_limits;
+    // Declared before the credentials: the provider's refresh thread uses the clock.
+    SystemCredentialsClock clock;
+    std::shared_ptr<ImdsClient> imds;
+    std::unique_ptr<CredentialsProvider> credentials;
+    std::unique_ptr<BatchSink> sink;
+    std::unique_ptr<Telemetry> telemetry;  // null with the local sink
+    std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
+    std::unique_ptr<Batcher> batcher;
+    std::unique_ptr<Pipeline> pipeline;
+    std::vector<std::unique_ptr<Ingest>> ingests;
+    std::vector<std::unique_ptr<Receiver>> receivers;
+    std::string bound_address;  // the UDP address as bound (the real port when asked for 0)
+
+    State(const Config& c, Logger& l)
+        : config(c), logger(l), budget(static_cast<std::size_t>(c.buffer_memory_mb) << 20) {}
+};
+
+Daemon::Daemon(const Config& config, const Environment& env, Logger& logger)
+    : state_(std::make_unique<State>(config, logger)) {
+    State& s = *state_;
+    logger.info("Initializing AWS X-Ray daemon {} (xrayd)", XRAYD_VERSION);
+    logger.info("Using buffer memory limit of {} MB", config.buffer_memory_mb);
+
+    // Where batches go. Decided before binding so that a bad setting exits before the port is
+    // taken.
+    if (!config.local_sink.empty()) {
+        s.sink = LocalSink::create(config.local_sink, s.counters, logger);
+        logger.info("Writing batches to the local sink {} instead of uploading to X-Ray",
+                    config.local_sink == "-" ? "(stdout)" : config.local_sink);
+    } else {
+        if (!config.proxy_address.empty()) {
+            if (auto checked = check_proxy_url(config.proxy_address); !checked) {
+                throw StartupError(checked.error());
+            }
+            logger.debug("Using proxy address: {}", config.proxy_address);
+        }
+        // One IMDS client for region, credentials and host identity: it remembers the token
+        // and whether IMDSv1 is in use.
+        s.imds = std::make_shared<ImdsClient>(ImdsOptions::from_environment(env), s.clock);
+        auto region = resolve_region(RegionOptions{config.region, config.local_mode}, env,
+                                     s.imds.get(), logger);
+        if (!region) {
+            throw StartupError(std::string(region_not_found_message));
+        }
+        const EndpointResolver endpoints(region->region,
+                                         EndpointSettings::from_environment(config.endpoint, env));
+        const ResolvedEndpoint endpoint = endpoints.xray_or_throw();
+        if (endpoint.source == std::string_view("default")) {
+            logger.debug("Using default X-Ray endpoint");
+        }
+        logger.debug("Using Endpoint: {} (from {})", endpoint.url, endpoint.source);
+
+        CredentialOptions credential_options;
+        credential_options.region = region->region;
+        credential_options.role_arn = config.role_arn;
+        credential_options.endpoints = endpoints.settings();
+        credential_options.imds = s.imds->options();
+        credential_options.imds_client = s.imds;
+        s.credentials = make_default_credentials_chain(credential_options, env, s.clock, logger);
+        logger.info("Using AWS credentials from {}", s.credentials->source());
+
+        UploaderOptions options;
+        options.endpoint = endpoint.url;
+        options.region = endpoint.signing_region.empty() ? region->region : endpoint.signing_region;
+        options.concurrency = std::max(1, config.concurrency);
+        options.request_timeout = config.request_timeout;
+        options.ca_bundle = config.ca_bundle;
+        options.no_verify_ssl = config.no_verify_ssl;
+        options.proxy = config.proxy_address;
+        options.no_proxy = config.no_proxy;
+        options.user_agent = user_agent(env);
+
+        // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
+        const HostIdentity host = resolve_host_identity(env, config.local_mode, s.imds.get(), logger);
+        TelemetryOptions telemetry;
+        telemetry.endpoint = options.endpoint;
+        telemetry.region = options.region;
+        telemetry.resource_arn = config.resource_arn;
+        telemetry.instance_id = host.instance_id;
+        telemetry.hostname = host.hostname;
+        telemetry.request_timeout = config.request_timeout;
+        telemetry.ca_bundle = config.ca_bundle;
+        telemetry.no_verify_ssl = config.no_verify_ssl;
+        telemetry.proxy = config.proxy_address;
+        telemetry.no_proxy = config.no_proxy;
+        telemetry.user_agent = options.user_agent;
+        if (!config.resource_arn.empty()) {
+            logger.debug("ARN of the AWS resource running the daemon: {}", config.resource_arn);
+        }
+        s.telemetry = Telemetry::create(std::move(telemetry), *s.credentials, s.counters, logger);
+
+        // The sampling proxy (step 9): listens when the receivers start.
+        SamplingProxyOptions proxy;
+        proxy.address = config.tcp_address;
+        proxy.upstream = options.endpoint;
+        proxy.region = options.region;
+        proxy.forward_all = config.proxy_forward_all;
+        proxy.listen_failure_non_fatal = config.proxy_optional;
+        proxy.ca_bundle = config.ca_bundle;
+        proxy.no_verify_ssl = config.no_verify_ssl;
+        proxy.proxy = config.proxy_address;
+        proxy.no_proxy = config.no_proxy;
+        s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
+        s.sink = Uploader::create(std::move(options), *s.credentials, s.counters, logger);
+    }
+
+    BatchLimits limits;
+    limits.max_body_bytes = config.max_batch_bytes;
+    limits.linger = config.linger;
+    s.batcher = std::make_unique<Batcher>(limits, s.budget, s.counters);
+    logger.debug("Batch size: {}", limits.max_segments);
+    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, logger);
+    BatchSink* sink = s.sink.get();
+    s.queue.set_waker([sink] { sink->wakeup(); });
+
+    const int receivers =
+        config.receivers > 0 ? config.receivers : default_receiver_count(max_default_receivers);
+    // Probe before binding, so a forced io_uring that cannot work exits before the port is taken.
+    const IoUringSupport io_uring = probe_io_uring();
+    (void)resolve_io_backend(config.io_backend, io_uring);
+    std::vector<UniqueFd> sockets = open_udp_sockets(
+        config.udp_address,
+        UdpSocketOptions{receivers, config.receive_buffer_bytes, config.steer_by_cpu}, logger);
+    s.bound_address = local_address(sockets.front().get());
+    logger.debug("Listening on UDP {}", s.bound_address);
+    logger.info("Receive backend: {}", backend_choice_message(config.io_backend, io_uring));
+
+    ReceiverOptions receiver_options;
+    receiver_options.slot_bytes = max_datagram_bytes;
+    receiver_options.padding = datagram_padding;
+    receiver_options.batch = receive_batch;
+    for (UniqueFd& socket : sockets) {
+        auto& ingest = s.ingests.emplace_back(std::make_unique<Ingest>(
+            s.queue, s.budget, s.counters, logger, s.ingest_limits, max_datagram_bytes));
+        s.receivers.push_back(make_receiver(config.io_backend, std::move(socket), *ingest,
+                                            s.counters, logger, receiver_options, io_uring));
+    }
+    // The Go daemon's line, with xrayd's meaning: receive slots, not a cap on held segments
+    // (those are bounded by the memory limit, by their real size).
+    logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
+                receivers * receiver_options.batch, receiver_options.batch, receivers);
+}
+
+Daemon::~Daemon() = default;
+
+const Counters& Daemon::counters() const noexcept { return state_->counters; }
+
+int Daemon::run(int signal_fd) {
+    State& s = *state_;
+    if (s.proxy) {
+        (void)s.proxy->start();  // false: --proxy-optional and the address was taken (logged)
+    }
+    if (s.telemetry) {
+        s.telemetry->start();
+    }
+    std::thread pipeline_thread([&s] { s.pipeline->run(); });
+    std::vector<std::thread> receiver_threads;
+    const std::vector<int> cpus = s.config.pin_receivers ? allowed_cpus() : std::vector<int>{};
+    for (std::size_t i = 0; i < s.receivers.size(); ++i) {
+        const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+        receiver_threads.emplace_back([&s, i, cpu] {
+            if (cpu >= 0) {
+                if (auto pinned = pin_current_thread_to_cpu(cpu); !pinned) {
+                    s.logger.warn("Could not pin receiver {} to CPU {}: {}", i, cpu,
+                                  std::strerror(pinned.error()));
+                }
+            }
+            s.receivers[i]->run();
+        });
+    }
+    s.logger.info("Receiving segments on UDP {} with {} {} receiver thread(s)", s.bound_address,
+                  s.receivers.size(), s.receivers.front()->backend());
+
+    std::uint32_t signo = 0;
+    while (signo == 0) {
+        signalfd_siginfo info{};
+        const ssize_t n = ::read(signal_fd, &info, sizeof info);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n != static_cast<ssize_t>(sizeof info)) {
+            s.logger.error("Reading signals failed ({}); shutting down", std::strerror(errno));
+            signo = SIGTERM;
+            break;
+        }
+        if (info.ssi_signo == SIGHUP) {
+            s.logger.reopen();
+            s.logger.info("Got SIGHUP: log file reopened");
+            continue;
+        }
+        signo = info.ssi_signo;
+    }
+    s.logger.info("Got shutdown signal: {}", signal_name(signo));
+
+    // Stop receiving first (each receiver reads what its socket already holds), then drain.
+    if (s.proxy) {
+        s.proxy->stop();
+    }
+    for (auto& r : s.receivers) {
+        r->stop();
+    }
+    for (auto& t : receiver_threads) {
+        t.join();
+    }
+    s.pipeline->drain(Clock::now() + s.config.shutdown_timeout);
+    pipeline_thread.join();
+    if (s.telemetry) {
+        s.telemetry->stop();  // after the drain, so the final record has the final sends
+    }
+
+    const std::size_t held = s.pipeline->held_at_exit();
+    const CounterSnapshot snapshot = s.counters.snapshot();
+    if (held > 0) {
+        s.logger.warn("Shutdown deadline of {} ms passed with {} segments not sent",
+                      s.config.shutdown_timeout.count(), held);
+    }
+    s.logger.info("Exit summary: {}", format_summary(snapshot, held));
+    if (!accounting_balances(snapshot, held)) {
+        s.logger.error("Accounting does not balance: received != sent + rejected + dropped + held");
+    }
+    return 0;
+}
+
+}  // namespace xrayd

@@ -17,6 +17,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/upload/retry_policy.h>
+#include <xrayd/upload/xray_request.h>
 #include <xrayd/upload/xray_response.h>
 
 namespace xrayd {
@@ -25,13 +26,6 @@ namespace {
 constexpr std::string_view request_path = "/TraceSegments";
 constexpr std::size_t max_response_bytes = 1 << 20;  // X-Ray answers are a few hundred bytes
 constexpr Duration failure_log_interval = std::chrono::seconds(10);
-
-// The parts of the endpoint URL the request needs.
-struct Endpoint {
-    std::string url;        // <scheme>://<authority><base path>/TraceSegments
-    std::string host;       // Host header value, as signed and sent
-    std::string path;       // <base path>/TraceSegments, as signed
-};
 
 bool starts_with_nocase(std::string_view text, std::string_view prefix) noexcept {
     if (text.size() < prefix.size()) {
@@ -43,50 +37,6 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix) noexcept
         }
     }
     return true;
-}
-
-Endpoint parse_endpoint(std::string_view endpoint) {
-    std::string_view rest = endpoint;
-    bool https = false;
-    if (starts_with_nocase(rest, "https://")) {
-        https = true;
-        rest.remove_prefix(8);
-    } else if (starts_with_nocase(rest, "http://")) {
-        rest.remove_prefix(7);
-    } else {
-        throw StartupError("X-Ray endpoint must start with http:// or https://: '" +
-                           std::string(endpoint) + "'");
-    }
-    const std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    std::string_view base_path = slash == std::string_view::npos ? "" : rest.substr(slash);
-    while (!base_path.empty() && base_path.back() == '/') {
-        base_path.remove_suffix(1);
-    }
-    if (authority.empty() || authority.find_first_of("@?# \t") != std::string_view::npos ||
-        base_path.find_first_of("?# \t") != std::string_view::npos) {
-        throw StartupError("X-Ray endpoint is not a plain http(s) base URL: '" +
-                           std::string(endpoint) + "'");
-    }
-    Endpoint result;
-    // Drop a default port from Host, as clients conventionally do.
-    std::string_view host = authority;
-    const std::string_view default_port = https ? ":443" : ":80";
-    if (host.size() > default_port.size() && host.ends_with(default_port)) {
-        host.remove_suffix(default_port.size());
-    }
-    result.host = host;
-    result.path = std::string(base_path) + std::string(request_path);
-    result.url = std::string(https ? "https://" : "http://") + std::string(authority) + result.path;
-    return result;
-}
-
-// Unix seconds with 9 decimals, as X-Amzn-Xray-Timestamp wants.
-std::string xray_timestamp(WallClock::time_point now) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-    const auto secs = ns.count() / 1'000'000'000;
-    const auto frac = ns.count() % 1'000'000'000;
-    return fmt::format("{}.{:09}", secs, frac);
 }
 
 double seconds_between(TimePoint from, TimePoint to) noexcept {
@@ -175,7 +125,7 @@ void check_setopt(CURLcode rc, std::string_view option) {
 }  // namespace
 
 struct Uploader::State {
-    State(UploaderOptions opts, Endpoint ep, CredentialsProvider& creds, Counters& ctrs,
+    State(UploaderOptions opts, XRayTarget ep, CredentialsProvider& creds, Counters& ctrs,
           Logger& log, std::uint64_t seed)
         : options(std::move(opts)),
           endpoint(std::move(ep)),
@@ -209,7 +159,7 @@ struct Uploader::State {
     Duration next_wait(Duration max_wait, TimePoint now) const noexcept;
 
     UploaderOptions options;
-    Endpoint endpoint;
+    XRayTarget endpoint;
     CredentialsProvider& credentials;
     Counters& counters;
     Logger& logger;
@@ -326,41 +276,10 @@ void Uploader::State::start(Slot& slot, Job&& job, TimePoint now) noexcept {
         return;
     }
     const std::string_view body = job.batch.body();
-    try {
-        const WallClock::time_point wall_now = WallClock::now();
-        const std::string timestamp = xray_timestamp(wall_now);
-        SigningRequest request;
-        request.method = "POST";
-        request.path = endpoint.path;
-        request.headers = {{"host", endpoint.host},
-                           {"content-type", "application/json"},
-                           {"x-amzn-xray-timestamp", timestamp}};
-        request.payload = body;
-        const SignedHeaders signed_headers = signer.sign(request, *creds, wall_now);
-        if (signed_headers.authorization.empty()) {
-            fail_now("request signing failed");
-            return;
-        }
-        slot.headers.clear();
-        bool ok = slot.headers.append(fmt::format("Host: {}", endpoint.host).c_str()) &&
-                  slot.headers.append("Content-Type: application/json") &&
-                  slot.headers.append(
-                      fmt::format("X-Amz-Date: {}", signed_headers.amz_date).c_str()) &&
-                  slot.headers.append(
-                      fmt::format("X-Amzn-Xray-Timestamp: {}", timestamp).c_str()) &&
-                  slot.headers.append(
-                      fmt::format("Authorization: {}", signed_headers.authorization).c_str()) &&
-                  slot.headers.append("Expect:");  // no 100-continue round trip
-        if (ok && !signed_headers.security_token.empty()) {
-            ok = slot.headers.append(
-                fmt::format("X-Amz-Security-Token: {}", signed_headers.security_token).c_str());
-        }
-        if (!ok) {
-            fail_now("out of memory building request headers");
-            return;
-        }
-    } catch (...) {
-        fail_now("out of memory preparing the request");
+    const Result<void, std::string> headers =
+        build_signed_headers(signer, endpoint, body, *creds, WallClock::now(), slot.headers);
+    if (!headers) {
+        fail_now(headers.error());
         return;
     }
 
@@ -616,7 +535,7 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
     if (options.request_timeout <= std::chrono::milliseconds::zero()) {
         throw StartupError("uploader request timeout must be positive");
     }
-    Endpoint endpoint = parse_endpoint(options.endpoint);
+    XRayTarget endpoint = make_xray_target(options.endpoint, request_path);
     std::uint64_t seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
     try {
         std::random_device device;

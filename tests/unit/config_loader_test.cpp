@@ -321,7 +321,10 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
                                             "Xrayd:\n  CABundle: /ca.pem\n  LocalSink: \"-\"\n"
                                             "  Linger: 250ms\n  ShutdownTimeout: 1m\n"
                                             "  RequestTimeout: 3s\n  ReceiveBufferBytes: 1048576\n"
-                                            "  MaxBatchBytes: 2_000_000\n  Receivers: 3\n")
+                                            "  MaxBatchBytes: 2_000_000\n  Receivers: 3\n"
+                                            "  IoBackend: epoll\n  SteerByCpu: true\n"
+                                            "  PinReceivers: yes\n  ProxyForwardAll: true\n"
+                                            "  ProxyOptional: true\n")
                                          .string()});
     CHECK(c.ca_bundle == "/ca.pem");
     CHECK(c.local_sink == "-");
@@ -331,6 +334,11 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
     CHECK(c.receive_buffer_bytes == 1048576u);
     CHECK(c.max_batch_bytes == 2000000u);
     CHECK(c.receivers == 3);
+    CHECK(c.io_backend == IoBackend::epoll);
+    CHECK(c.steer_by_cpu);
+    CHECK(c.pin_receivers);
+    CHECK(c.proxy_forward_all);
+    CHECK(c.proxy_optional);
     CHECK(c.udp_address == "127.0.0.1:3000");  // the later empty Socket: {} sets nothing
 }
 
@@ -527,6 +535,8 @@ TEST_CASE("xrayd's file settings are checked with messages that name the key and
         {"  ReceiveBufferBytes: -5\n", "Xrayd.ReceiveBufferBytes in "},
         {"  Receivers: -1\n", "Xrayd.Receivers -1 in "},
         {"  MaxBatchBytes: lots\n", "cannot unmarshal !!str `lots` into int"},
+        {"  IoBackend: uring\n", "Xrayd.IoBackend \"uring\" is not a receive backend: use auto, "
+                                 "io_uring or epoll."},
     };
     for (const Row& row : rows) {
         World w;
@@ -552,6 +562,24 @@ TEST_CASE("xrayd's flags beat its file settings") {
     CHECK(c.receivers == 0);
     CHECK(c.ca_bundle == "/flag.pem");
     CHECK(c.log_rotation_bytes == 4096u);
+}
+
+TEST_CASE("receive engine settings: defaults, flags over the file, and a bad backend name") {
+    World w;
+    const Config defaults = w.run_ok({});
+    CHECK(defaults.io_backend == IoBackend::auto_);
+    CHECK_FALSE(defaults.steer_by_cpu);
+    CHECK_FALSE(defaults.pin_receivers);
+    const Config c = w.run_ok({"-c",
+                               w.file("Version: 2\nXrayd:\n  IoBackend: epoll\n"
+                                      "  PinReceivers: true\n")
+                                   .string(),
+                               "--io-backend=io_uring", "-pin-receivers=false", "--steer-by-cpu"});
+    CHECK(c.io_backend == IoBackend::io_uring);
+    CHECK_FALSE(c.pin_receivers);
+    CHECK(c.steer_by_cpu);
+    CHECK(w.run_error({"--io-backend", "kqueue"}) ==
+          "--io-backend \"kqueue\" is not a receive backend: use auto, io_uring or epoll.");
 }
 
 TEST_CASE("a config error is also appended to the -f log file, parent directories created") {

@@ -43,6 +43,11 @@ struct CliFlags {
     std::optional<std::uint64_t> receive_buffer_bytes;
     std::optional<std::uint64_t> max_batch_bytes;
     std::optional<int> receivers;
+    std::optional<std::string> io_backend;  // checked by the loader
+    std::optional<bool> steer_by_cpu;
+    std::optional<bool> pin_receivers;
+    std::optional<bool> proxy_forward_all;
+    std::optional<bool> proxy_optional;
     std::optional<int> concurrency;
     std::optional<std::uint64_t> log_rotation_bytes;
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <xrayd/log/logger.h>
+#include <xrayd/net/io_backend.h>
 
 namespace xrayd {
 
@@ -46,6 +47,20 @@ struct Config {
     std::size_t max_batch_bytes = 4u << 20;    // --max-batch-bytes: request body cap
     // --receivers / Xrayd.Receivers: receive threads (0 = one per CPU, capped).
     int receivers = 0;
+    // --io-backend / Xrayd.IoBackend: auto (io_uring when the probe passes, else epoll),
+    // io_uring (fail if unavailable) or epoll.
+    IoBackend io_backend = IoBackend::auto_;
+    // --steer-by-cpu / Xrayd.SteerByCpu: a reuseport BPF program sends each datagram to the
+    // socket of the CPU it arrived on (pays off with --pin-receivers).
+    bool steer_by_cpu = false;
+    // --pin-receivers / Xrayd.PinReceivers: receiver thread i runs only on allowed CPU i.
+    bool pin_receivers = false;
+    // --proxy-forward-all / Xrayd.ProxyForwardAll: the TCP proxy forwards every X-Ray call, as
+    // the Go daemon does (default: only the sampling operations).
+    bool proxy_forward_all = false;
+    // --proxy-optional / Xrayd.ProxyOptional: if the TCP address cannot be bound, log it and run
+    // without the proxy, as the Go daemon does (default: exit 1).
+    bool proxy_optional = false;
     // --log-rotation-bytes (test-only, no file key): the 50 MiB rotation size of the log file.
     std::uint64_t log_rotation_bytes = 50ull << 20;
 };

@@ -1,0 +1,37 @@
+// Daemon: builds the pipeline from a Config and runs it until a shutdown signal.
+// socket → receiver threads (Ingest) → SegmentQueue → pipeline thread (Batcher → BatchSink).
+#pragma once
+
+#include <memory>
+
+#include <xrayd/common/environment.h>
+#include <xrayd/config/config.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+class Daemon {
+public:
+    // Start-up: resolves region, endpoint and credentials, builds the sink, binds the sockets.
+    // Throws StartupError, with the Go daemon's message where it has one, before any thread
+    // starts. The references must outlive the Daemon.
+    Daemon(const Config& config, const Environment& env, Logger& logger);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Starts the threads and serves until SIGINT or SIGTERM is read from `signal_fd` (a
+    // signalfd for SIGINT, SIGTERM and SIGHUP, blocked in every thread); SIGHUP reopens the
+    // log. Then stops receiving, drains within the shutdown timeout, logs the exit summary
+    // and returns the process exit code. Call once, from the main thread.
+    [[nodiscard]] int run(int signal_fd);
+
+    [[nodiscard]] const Counters& counters() const noexcept;
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace xrayd

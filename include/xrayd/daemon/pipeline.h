@@ -1,0 +1,49 @@
+// Pipeline: the one thread between the receivers and X-Ray — it drains the segment queue into
+// the batcher, hands sealed batches to the sink and drives the sink's I/O.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include <xrayd/batch/batch_sink.h>
+#include <xrayd/batch/batcher.h>
+#include <xrayd/common/time.h>
+#include <xrayd/log/logger.h>
+#include <xrayd/queue/segment_queue.h>
+
+namespace xrayd {
+
+// Owns nothing; every reference must outlive run(). The queue's waker must call
+// sink.wakeup() (the daemon sets that up) so that producers can end a wait.
+class Pipeline {
+public:
+    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, Logger& logger) noexcept
+        : queue_(queue), batcher_(batcher), sink_(sink), logger_(logger) {}
+
+    // The pipeline thread's body. Returns after drain() once everything is sent or the drain
+    // deadline has passed.
+    void run() noexcept;
+
+    // Any thread, after every producer has stopped: send what is held, then make run() return
+    // by `deadline` at the latest.
+    void drain(TimePoint deadline) noexcept;
+
+    // Segments still held when run() returned (given up at the drain deadline).
+    [[nodiscard]] std::size_t held_at_exit() const noexcept {
+        return held_at_exit_.load(std::memory_order_acquire);
+    }
+
+private:
+    // Moves up to `max` queued segments into the batcher; returns how many it moved.
+    std::size_t take_from_queue(TimePoint now, std::size_t max) noexcept;
+
+    SegmentQueue& queue_;
+    Batcher& batcher_;
+    BatchSink& sink_;
+    Logger& logger_;
+    std::atomic<bool> draining_{false};
+    std::atomic<Clock::rep> drain_deadline_{0};
+    std::atomic<std::size_t> held_at_exit_{0};
+};
+
+}  // namespace xrayd

@@ -1,0 +1,74 @@
+// Pipeline: queue → batcher → sink, and the drain at shutdown.
+#include <xrayd/daemon/pipeline.h>
+
+#include <algorithm>
+
+namespace xrayd {
+
+namespace {
+
+// Segments moved per loop turn before the sink gets a turn: keeps uploads flowing under load.
+constexpr std::size_t segments_per_turn = 4096;
+// Longest wait with nothing scheduled: only bounds how stale a lost wake-up could make us.
+constexpr Duration idle_wait = std::chrono::seconds(1);
+
+}  // namespace
+
+std::size_t Pipeline::take_from_queue(TimePoint now, std::size_t max) noexcept {
+    auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
+    std::size_t n = 0;
+    SegmentPtr segment;
+    while (n < max && queue_.pop(segment)) {
+        batcher_.add(std::move(segment), now, emit);
+        ++n;
+    }
+    batcher_.flush_due(now, emit);
+    return n;
+}
+
+void Pipeline::run() noexcept {
+    auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
+    for (;;) {
+        const TimePoint now = Clock::now();
+        const std::size_t moved = take_from_queue(now, segments_per_turn);
+
+        if (draining_.load(std::memory_order_acquire) && queue_.size_approx() == 0) {
+            batcher_.flush(emit);
+            sink_.run_once(Duration::zero());
+            if (sink_.held_segments() == 0 && queue_.size_approx() == 0) {
+                return;
+            }
+            const TimePoint deadline{Duration(drain_deadline_.load(std::memory_order_acquire))};
+            if (Clock::now() >= deadline) {
+                held_at_exit_.store(sink_.abandon(), std::memory_order_release);
+                return;
+            }
+        }
+
+        if (moved == segments_per_turn) {
+            sink_.run_once(Duration::zero());  // more is queued: do not sleep
+            continue;
+        }
+
+        Duration wait = idle_wait;
+        if (auto due = batcher_.deadline()) {
+            wait = std::min(wait, std::max(Duration::zero(), *due - now));
+        }
+        if (draining_.load(std::memory_order_acquire)) {
+            wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
+        }
+        if (!queue_.prepare_to_sleep()) {
+            wait = Duration::zero();  // a segment arrived meanwhile
+        }
+        sink_.run_once(wait);
+        queue_.woke_up();
+    }
+}
+
+void Pipeline::drain(TimePoint deadline) noexcept {
+    drain_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
+    draining_.store(true, std::memory_order_release);
+    sink_.wakeup();
+}
+
+}  // namespace xrayd

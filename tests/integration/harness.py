@@ -1,0 +1,338 @@
+"""Harness for the integration tests: runs fake_xray and xrayd as real processes on loopback.
+
+Paths come from the environment meson sets (XRAYD_BIN, XRAYD_TEST_DATA_DIR, XRAYD_FAKE_XRAY),
+with source-tree defaults so a test file can also be run by hand.
+"""
+
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("XRAYD_TEST_DATA_DIR", SOURCE_ROOT / "tests" / "data"))
+FAKE_PATH = Path(os.environ.get("XRAYD_FAKE_XRAY", SOURCE_ROOT / "tools" / "fake_xray.py"))
+
+ACCESS_KEY = "AKIDEXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+REGION = "us-east-1"
+
+
+def wait_until(predicate, timeout, what, interval=0.01):
+    """Polls predicate() until it returns a truthy value (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _read_line(stream, deadline, proc, what):
+    """Reads one line from a subprocess pipe without blocking past `deadline`."""
+    buf = b""
+    fd = stream.fileno()
+    while not buf.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out waiting for {what}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 1)
+            if not chunk:
+                raise AssertionError(f"{what}: process exited early (rc={proc.poll()})")
+            buf += chunk
+    return buf.decode()
+
+
+class FakeXray:
+    """One fake_xray process. Use as a context manager; stop() shuts it down cleanly."""
+
+    def __init__(self, *args, tls=None, lifetime=120):
+        cmd = [sys.executable, str(FAKE_PATH), "--port", "0", "--max-lifetime", str(lifetime)]
+        self.cafile = None
+        if tls is not None:
+            cert, key = tls
+            cmd += ["--tls-cert", str(cert), "--tls-key", str(key)]
+            self.cafile = str(cert)
+        cmd += [str(a) for a in args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._stderr = []
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        try:
+            ready = json.loads(_read_line(self.proc.stdout, time.monotonic() + 15, self.proc,
+                                          "fake_xray's ready line"))
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self.port = ready["port"]
+        self.scheme = ready["scheme"]
+        self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
+        self._conn = None
+        self._conn_lock = threading.Lock()
+
+    def _drain_stderr(self):
+        for line in self.proc.stderr:
+            self._stderr.append(line.decode(errors="replace"))
+
+    @property
+    def stderr(self):
+        return "".join(self._stderr)
+
+    def _connection(self):
+        if self._conn is None:
+            if self.scheme == "https":
+                ctx = ssl.create_default_context(cafile=self.cafile)
+                self._conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx,
+                                                         timeout=10)
+            else:
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        return self._conn
+
+    def get(self, path):
+        """GET on a control endpoint over one kept-alive connection (reconnects once)."""
+        with self._conn_lock:
+            return self._get_locked(path)
+
+    def _get_locked(self, path):
+        for attempt in (0, 1):
+            try:
+                conn = self._connection()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                return resp.status, json.loads(resp.read())
+            except (OSError, http.client.HTTPException):
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def state(self, documents=True):
+        status, body = self.get("/_fake/state" + ("" if documents else "?documents=0"))
+        assert status == 200, status
+        return body
+
+    def wait_for_documents(self, count, timeout=30):
+        """Waits until at least `count` documents were accepted; returns the light state."""
+        last = {}
+
+        def enough():
+            last.update(self.state(documents=False))
+            return dict(last) if last["document_count"] >= count else None
+        try:
+            return wait_until(enough, timeout, f"{count} documents at fake_xray")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; it has {last.get('document_count')} "
+                                 f"(batches {last.get('batches', [])[-10:]}, "
+                                 f"invalid signatures {last.get('invalid_signatures')})") from None
+
+    def stop(self):
+        if self.proc.stdout.closed:
+            return self.proc.returncode
+        if self.proc.poll() is None:
+            try:
+                self.get("/_fake/shutdown")
+            except (OSError, http.client.HTTPException):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.proc.stdout.close()
+        self._stderr_thread.join(timeout=5)
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def daemon_env(home, extra=None, drop=()):
+    """A minimal, hermetic environment for xrayd: credentials, HOME, no proxies, no region."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+           "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    for name, value in os.environ.items():  # keep sanitizer settings of sanitized builds
+        if name.split("_")[0] in ("ASAN", "UBSAN", "LSAN", "TSAN", "MSAN"):
+            env[name] = value
+    env.update(extra or {})
+    for name in drop:
+        env.pop(name, None)
+    return env
+
+
+def xrayd_binary():
+    path = os.environ.get("XRAYD_BIN") or str(SOURCE_ROOT / "build" / "src" / "xrayd")
+    return path
+
+
+SUMMARY_RE = re.compile(r"\[Info\] Exit summary: (.*)$")
+LISTEN_RE = re.compile(r"\[Debug\] Listening on UDP 127\.0\.0\.1:(\d+)")
+SENT_RE = re.compile(r"Successfully sent batch of (\d+) segments \(\d+\.\d{3} seconds\)")
+
+
+class Xrayd:
+    """One xrayd process with its stdout collected line by line."""
+
+    def __init__(self, endpoint, *extra_args, ca_bundle=None, linger="50ms", env=None,
+                 wait_listening=True):
+        self.home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
+        cmd = [xrayd_binary(), "-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
+               "--endpoint", endpoint, "--linger", linger, "--shutdown-timeout", "5s",
+               "-l", "debug"]
+        if ca_bundle is not None:
+            cmd += ["--ca-bundle", str(ca_bundle)]
+        cmd += [str(a) for a in extra_args]
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env if env is not None else daemon_env(self.home.name))
+        self._lines = []
+        self._stderr = []
+        self._cond = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        self.udp_port = None
+        if wait_listening:
+            try:
+                match = self.wait_for_line(LISTEN_RE, timeout=15)
+            except BaseException:
+                self.kill()
+                raise
+            self.udp_port = int(match.group(1))
+
+    def _pump(self, stream, sink):
+        for raw in stream:
+            with self._cond:
+                sink.append(raw.decode(errors="replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def lines(self):
+        with self._cond:
+            return list(self._lines)
+
+    @property
+    def output(self):
+        with self._cond:
+            return "\n".join(self._lines + ["--- stderr ---"] + self._stderr)
+
+    def wait_for_line(self, pattern, timeout=15):
+        """Returns the first re match of `pattern` in stdout, waiting up to timeout seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for line in self._lines[seen:]:
+                    match = pattern.search(line)
+                    if match:
+                        return match
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and
+                                      not any(t.is_alive() for t in self._threads)):
+                    raise AssertionError(
+                        f"xrayd never logged /{pattern.pattern}/ (rc={self.proc.poll()}); "
+                        f"output:\n{self.output_unlocked()}")
+                self._cond.wait(min(remaining, 0.2))
+
+    def output_unlocked(self):
+        return "\n".join(self._lines[-60:] + ["--- stderr ---"] + self._stderr[-30:])
+
+    def send_to(self):
+        return ("127.0.0.1", self.udp_port)
+
+    def wait_exit(self, timeout):
+        rc = self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=10)
+        return rc
+
+    def terminate(self, timeout=30):
+        """SIGTERM, wait for exit; returns (returncode, summary dict or None)."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.wait_exit(timeout)
+        return rc, self.summary()
+
+    def summary(self):
+        """The counters of the '[Info] Exit summary:' line, as a dict of ints (None if absent)."""
+        found = [SUMMARY_RE.search(line) for line in self.lines]
+        found = [m for m in found if m]
+        if len(found) != 1:
+            return None
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].group(1))}
+
+    def sent_batch_sizes(self):
+        return [int(m.group(1)) for m in (SENT_RE.search(line) for line in self.lines) if m]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait_exit(10)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.home.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_xrayd_to_exit(args, env, timeout=15):
+    """Runs xrayd with `args` until it exits; returns (returncode, stdout + stderr)."""
+    proc = subprocess.run([xrayd_binary()] + [str(a) for a in args], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return proc.returncode, proc.stdout.decode(errors="replace") + proc.stderr.decode(
+        errors="replace")
+
+
+def make_certificate(directory):
+    """A self-signed EC certificate for 127.0.0.1 (CN and IP SAN); returns (cert, key) paths."""
+    cert = Path(directory) / "cert.pem"
+    key = Path(directory) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    return cert, key
+
+
+def free_udp_socket():
+    """A UDP socket bound to 127.0.0.1 on an ephemeral port (keeps the port busy while open)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
