@@ -1,0 +1,168 @@
+"""Drop-in behaviour of the xrayd binary that only shows when it runs: version and usage,
+config and flag errors with their exit codes, the log file with SIGHUP reopen and rotation,
+and the sampling proxy's port. Each test starts its own daemon and stops it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+DATAGRAM = (b'{"format":"json","version":1}\n'
+            b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
+            b'"start_time":1.0,"end_time":2.0}')
+
+
+def wait_for_file_text(path, text, timeout=15):
+    def found():
+        try:
+            return text in Path(path).read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+    harness.wait_until(found, timeout, f"{text!r} in {path}")
+
+
+def listening_port(log_path):
+    wait_for_file_text(log_path, "Listening on UDP 127.0.0.1:")
+    m = harness.LISTEN_RE.search(Path(log_path).read_text())
+    return int(m.group(1))
+
+
+class CompatTestCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="xrayd-compat-")
+        self.env = harness.daemon_env(self.dir.name)
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+            if p.stdout is not None:
+                p.stdout.close()
+        self.dir.cleanup()
+
+    def start_local(self, *args):
+        """A daemon on the local sink (no AWS needed), logging to files under the temp dir."""
+        p = subprocess.Popen([harness.xrayd_binary(), "--local-sink", os.devnull,
+                              "-b", "127.0.0.1:0", "-l", "debug", "--linger", "1ms"] +
+                             [str(a) for a in args],
+                             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def send(self, port, first, count):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for n in range(first, first + count):
+                s.sendto(DATAGRAM % (n, n), ("127.0.0.1", port))
+
+
+class VersionAndUsageTest(CompatTestCase):
+    def test_version_prints_the_go_daemon_line_naming_xrayd_and_exits_0(self):
+        rc, out = harness.run_xrayd_to_exit(["-v"], self.env)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"^AWS X-Ray daemon version: xrayd \d+\.\d+\.\d+\n$")
+
+    def test_help_prints_the_go_usage_then_xrayds_options_and_exits_0(self):
+        for flag in ("-h", "--help", "-help"):
+            rc, out = harness.run_xrayd_to_exit([flag], self.env)
+            self.assertEqual(rc, 0, out)
+            self.assertTrue(out.startswith("Usage: X-Ray [options]\n\t-a\t--resource-arn\t"), out)
+            self.assertIn("\t-h\t--help\t\tShow this screen\n", out)
+            self.assertIn("--local-sink", out)
+
+    def test_a_bad_flag_value_exits_2_with_gos_message(self):
+        rc, out = harness.run_xrayd_to_exit(["-m", "lots"], self.env)
+        self.assertEqual(rc, 2, out)
+        self.assertIn('invalid value "lots" for flag -m', out)
+
+
+class ConfigErrorTest(CompatTestCase):
+    def test_a_config_without_version_exits_1_with_the_go_message(self):
+        cfg = Path(self.dir.name) / "cfg.yaml"
+        cfg.write_text("Region: us-west-2\n")
+        rc, out = harness.run_xrayd_to_exit(["-c", cfg], self.env)
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"\[Error\] Config Version is missing\. Use X-Ray Daemon Config "
+                              r"Migration Script to update the config file\.")
+
+    def test_a_bad_proxy_url_exits_1_before_binding(self):
+        with harness.free_udp_socket() as probe:
+            port = probe.getsockname()[1]
+        rc, out = harness.run_xrayd_to_exit(
+            ["-n", "us-east-1", "-o", "-b", f"127.0.0.1:{port}", "-t", "127.0.0.1:0",
+             "-p", "proxy.example.com:3128", "--endpoint", "http://127.0.0.1:9"], self.env)
+        self.assertEqual(rc, 1, out)
+        self.assertIn('Bad proxy URL: "proxy.example.com:3128"', out)
+        self.assertNotIn("Listening on UDP", out)
+
+    def test_the_tcp_proxy_port_in_use_exits_1_unless_proxy_optional(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            args = ["-n", "us-east-1", "-o", "-b", "127.0.0.1:0", "-t", f"127.0.0.1:{port}",
+                    "--endpoint", "http://127.0.0.1:9"]
+            rc, out = harness.run_xrayd_to_exit(args, self.env)
+            self.assertEqual(rc, 1, out)
+            self.assertIn(f"127.0.0.1:{port}", out)
+            self.assertIn("address already in use", out)
+
+            p = subprocess.Popen([harness.xrayd_binary()] + args + ["--proxy-optional"],
+                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.procs.append(p)
+            out = b""
+            deadline = time.monotonic() + 15
+            while b"proxy http server failed to listen" not in out:
+                self.assertLess(time.monotonic(), deadline, out)
+                out += p.stdout.readline()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(15), 0)
+
+
+class LogFileTest(CompatTestCase):
+    def test_sighup_reopens_the_log_file_after_it_was_moved(self):
+        log = Path(self.dir.name) / "logs" / "xray.log"  # parent directory created
+        p = self.start_local("-f", log)
+        port = listening_port(log)
+        moved = log.with_name("xray.log.moved")
+        log.rename(moved)
+        p.send_signal(signal.SIGHUP)
+        wait_for_file_text(log, "log file reopened")
+        self.send(port, 0, 5)
+        wait_for_file_text(log, "Wrote batch of")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+        self.assertIn("Exit summary: received=5 sent=5 ", log.read_text())
+        self.assertNotIn("Exit summary", moved.read_text())
+        self.assertIn("Initializing AWS X-Ray daemon", moved.read_text())
+
+    def test_the_log_file_rotates_at_the_size_limit_keeping_one_old_file(self):
+        log = Path(self.dir.name) / "xray.log"
+        p = self.start_local("-f", log, "--log-rotation-bytes", "2048")
+        port = listening_port(log)
+        for n in range(0, 400, 10):  # one batch line per 10 segments, at least
+            self.send(port, n, 10)
+            time.sleep(0.005)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+        rolls = sorted(f.name for f in log.parent.iterdir() if f.name.startswith("xray.log."))
+        self.assertEqual(len(rolls), 1, rolls)
+        self.assertRegex(rolls[0], r"^xray\.log\.\d+$")
+        self.assertLess(log.stat().st_size, 2048 + 1024)
+        self.assertIn("Exit summary: received=400 sent=400 ", log.read_text())
+
+
+if __name__ == "__main__":
+    binary = harness.xrayd_binary()
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"xrayd binary not found or not executable: {binary} (set XRAYD_BIN)")
+    unittest.main(verbosity=2)
