@@ -743,6 +743,9 @@ bool SamplingProxy::start() {
         } else if (bound.ss_family == AF_INET6) {
             s.port = ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
         }
+        // The bound address, with the real port when port 0 was asked for.
+        s.logger.debug("Listening on TCP {}",
+                       format_socket_address(reinterpret_cast<const sockaddr*>(&bound), length));
     }
     return true;
 }
