@@ -107,8 +107,14 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger)
     // Where batches go. Decided before binding so that a bad setting exits before the port is
     // taken.
     if (!config.local_sink.empty()) {
+        // No credentials, so no sampling proxy; -t is still checked, as the Go daemon does.
+        if (auto tcp = resolve_udp_address(config.tcp_address); !tcp) {
+            throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}", config.tcp_address,
+                                           tcp.error()));
+        }
         s.sink = LocalSink::create(config.local_sink, s.counters, logger);
-        logger.info("Writing batches to the local sink {} instead of uploading to X-Ray",
+        logger.info("Writing batches to the local sink {} instead of uploading to X-Ray (no "
+                    "sampling proxy, no telemetry)",
                     config.local_sink == "-" ? "(stdout)" : config.local_sink);
     } else {
         if (!config.proxy_address.empty()) {

@@ -104,6 +104,13 @@ class ConfigErrorTest(CompatTestCase):
         self.assertIn('Bad proxy URL: "proxy.example.com:3128"', out)
         self.assertNotIn("Listening on UDP", out)
 
+    def test_a_malformed_tcp_address_exits_1_even_with_the_local_sink(self):
+        rc, out = harness.run_xrayd_to_exit(
+            ["--local-sink", os.devnull, "-b", "127.0.0.1:0", "-t", "127.0.0.1"], self.env)
+        self.assertEqual(rc, 1, out)
+        self.assertIn('Bad TCP address (-t) "127.0.0.1": address 127.0.0.1: missing port', out)
+        self.assertNotIn("Listening on UDP", out)
+
     def test_the_tcp_proxy_port_in_use_exits_1_unless_proxy_optional(self):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
             busy.bind(("127.0.0.1", 0))
