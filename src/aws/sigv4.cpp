@@ -2,14 +2,19 @@
 #include <xrayd/aws/sigv4.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
-#include <cstdio>
 #include <span>
 #include <string>
 #include <utility>
 
+// SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, but EVP_DigestInit
+// allocates a provider context on every call (measured: one malloc per init on 3.0) and
+// HMAC()/EVP_MAC several; the low-level functions run the same assembly on a stack context.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "hash.h"
 
@@ -168,21 +173,58 @@ void assign_lower(std::string_view name, std::string& out) {
     return true;
 }
 
-// "YYYYMMDDTHHMMSSZ" for `now` in UTC. The pre-1970 and post-9999 cases do not occur.
-[[nodiscard]] std::string format_amz_date(WallClock::time_point now) {
+// Writes "YYYYMMDDTHHMMSSZ" for `now` in UTC. The pre-1970 and post-9999 cases do not occur.
+void format_amz_date(WallClock::time_point now, std::array<char, 16>& out) noexcept {
     using namespace std::chrono;
     const auto secs = floor<seconds>(now);
     const auto day = floor<days>(secs);
     const year_month_day ymd{day};
     const hh_mm_ss hms{secs - day};
-    char buf[32];
-    const int n = std::snprintf(buf, sizeof buf, "%04d%02u%02uT%02d%02d%02dZ",
-                                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                                static_cast<unsigned>(ymd.day()),
-                                static_cast<int>(hms.hours().count()),
-                                static_cast<int>(hms.minutes().count()),
-                                static_cast<int>(hms.seconds().count()));
-    return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    auto put = [&out](std::size_t at, unsigned value, std::size_t digits) {
+        for (std::size_t i = digits; i-- > 0; value /= 10) {
+            out[at + i] = static_cast<char>('0' + value % 10);
+        }
+    };
+    put(0, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+    put(4, static_cast<unsigned>(ymd.month()), 2);
+    put(6, static_cast<unsigned>(ymd.day()), 2);
+    out[8] = 'T';
+    put(9, static_cast<unsigned>(hms.hours().count()), 2);
+    put(11, static_cast<unsigned>(hms.minutes().count()), 2);
+    put(13, static_cast<unsigned>(hms.seconds().count()), 2);
+    out[15] = 'Z';
+}
+
+[[nodiscard]] bool sha256_into(std::string_view data, aws_detail::Digest& out) noexcept {
+    SHA256_CTX ctx;
+    return SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, data.data(), data.size()) == 1 &&
+           SHA256_Final(out.data(), &ctx) == 1;
+}
+
+// HMAC-SHA256 (RFC 2104) keyed by a 32-byte key, on stack contexts.
+[[nodiscard]] bool hmac_sha256_into(std::span<const unsigned char, 32> key, std::string_view data,
+                                    aws_detail::Digest& out) noexcept {
+    std::array<unsigned char, SHA256_CBLOCK> pad{};
+    aws_detail::Digest inner{};
+    SHA256_CTX ctx;
+    auto fill_pad = [&](unsigned char with) {
+        for (std::size_t i = 0; i < pad.size(); ++i) {
+            pad[i] = static_cast<unsigned char>((i < key.size() ? key[i] : 0) ^ with);
+        }
+    };
+    fill_pad(0x36);
+    bool ok = SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, pad.data(), pad.size()) == 1 &&
+              SHA256_Update(&ctx, data.data(), data.size()) == 1 &&
+              SHA256_Final(inner.data(), &ctx) == 1;
+    fill_pad(0x5c);
+    ok = ok && SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, pad.data(), pad.size()) == 1 &&
+         SHA256_Update(&ctx, inner.data(), inner.size()) == 1 &&
+         SHA256_Final(out.data(), &ctx) == 1;
+    // Key-derived material.
+    OPENSSL_cleanse(pad.data(), pad.size());
+    OPENSSL_cleanse(inner.data(), inner.size());
+    OPENSSL_cleanse(&ctx, sizeof ctx);
+    return ok;
 }
 
 [[nodiscard]] std::span<const unsigned char> as_bytes(std::string_view s) noexcept {
@@ -207,7 +249,10 @@ SigV4Signer::SigV4Signer(SigV4Signer&& other) noexcept
       order_(std::move(other.order_)),
       params_(std::move(other.params_)),
       canonical_request_(std::move(other.canonical_request_)),
-      string_to_sign_(std::move(other.string_to_sign_)) {
+      string_to_sign_(std::move(other.string_to_sign_)),
+      authorization_(std::move(other.authorization_)),
+      amz_date_(other.amz_date_),
+      header_views_(std::move(other.header_views_)) {
     other.wipe_cache();
 }
 
@@ -225,6 +270,9 @@ SigV4Signer& SigV4Signer::operator=(SigV4Signer&& other) noexcept {
         params_ = std::move(other.params_);
         canonical_request_ = std::move(other.canonical_request_);
         string_to_sign_ = std::move(other.string_to_sign_);
+        authorization_ = std::move(other.authorization_);
+        amz_date_ = other.amz_date_;
+        header_views_ = std::move(other.header_views_);
         other.wipe_cache();
     }
     return *this;
@@ -275,149 +323,180 @@ bool SigV4Signer::derive_key(std::string_view date, std::string_view secret) noe
 SignedHeaders SigV4Signer::sign(const SigningRequest& request, const Credentials& credentials,
                                 WallClock::time_point now) noexcept {
     SignedHeaders result;
-    result.amz_date = format_amz_date(now);
-    const std::string_view amz_date = result.amz_date;
-    const std::string_view date = amz_date.substr(0, 8);
-    const bool has_token = !credentials.session_token.empty();
-
-    // Canonical headers: fill the reused scratch entries, then sort indices by name (ties keep
-    // the given order, so repeated names join in the order they are sent).
-    std::size_t count = 0;
-    auto add_header = [&](std::string_view name, std::string_view value) {
-        if (headers_.size() <= count) {
-            headers_.emplace_back();
+    try {
+        header_views_.clear();
+        for (const HttpHeader& h : request.headers) {
+            header_views_.push_back(HttpHeaderView{h.name, h.value});
         }
-        assign_lower(name, headers_[count].name);
-        assign_trimmed(value, headers_[count].value);
-        ++count;
-    };
-    for (const HttpHeader& h : request.headers) {
-        if (iequals(h.name, amz_date_header) || iequals(h.name, security_token_header)) {
-            continue;  // sign() owns these two
+        const SigningRequestView view{request.method, request.path, request.query,
+                                      header_views_, request.payload};
+        SignedHeaderViews signed_headers;
+        if (!sign(view, credentials, now, signed_headers)) {
+            return {};
         }
-        add_header(h.name, h.value);
-    }
-    add_header(amz_date_header, amz_date);
-    if (has_token) {
-        add_header(security_token_header, credentials.session_token);
-    }
-    order_.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        order_[i] = i;
-    }
-    std::sort(order_.begin(), order_.end(), [this](std::size_t a, std::size_t b) {
-        const int c = headers_[a].name.compare(headers_[b].name);
-        return c < 0 || (c == 0 && a < b);
-    });
-
-    std::string& cr = canonical_request_;
-    cr.clear();
-    cr.append(request.method).push_back('\n');
-    append_canonical_uri(request.path, normalize_path_, cr);
-    cr.push_back('\n');
-
-    // Canonical query.
-    std::size_t nparams = 0;
-    for (std::size_t pos = 0; pos <= request.query.size();) {
-        std::size_t end = request.query.find('&', pos);
-        if (end == std::string_view::npos) {
-            end = request.query.size();
-        }
-        const std::string_view pair = request.query.substr(pos, end - pos);
-        if (!pair.empty()) {
-            const std::size_t eq = pair.find('=');
-            if (params_.size() <= nparams) {
-                params_.emplace_back();
-            }
-            QueryParam& p = params_[nparams++];
-            p.key.clear();
-            p.value.clear();
-            append_requoted(pair.substr(0, eq), p.key);
-            if (eq != std::string_view::npos) {
-                append_requoted(pair.substr(eq + 1), p.value);
-            }
-        }
-        pos = end + 1;
-    }
-    std::sort(params_.begin(), params_.begin() + static_cast<std::ptrdiff_t>(nparams),
-              [](const QueryParam& a, const QueryParam& b) {
-                  const int c = a.key.compare(b.key);
-                  return c < 0 || (c == 0 && a.value < b.value);
-              });
-    for (std::size_t i = 0; i < nparams; ++i) {
-        if (i > 0) {
-            cr.push_back('&');
-        }
-        cr.append(params_[i].key).append("=").append(params_[i].value);
-    }
-    cr.push_back('\n');
-
-    for (std::size_t i = 0; i < count; ++i) {
-        const CanonicalHeader& h = headers_[order_[i]];
-        if (i > 0 && h.name == headers_[order_[i - 1]].name) {
-            cr.append(",").append(h.value);
-            continue;
-        }
-        if (i > 0) {
-            cr.push_back('\n');
-        }
-        cr.append(h.name).append(":").append(h.value);
-    }
-    cr.append("\n\n");
-    const std::size_t signed_headers_start = cr.size();
-    for (std::size_t i = 0; i < count; ++i) {
-        const std::string& name = headers_[order_[i]].name;
-        if (i > 0 && name == headers_[order_[i - 1]].name) {
-            continue;
-        }
-        if (i > 0) {
-            cr.push_back(';');
-        }
-        cr.append(name);
-    }
-    const std::size_t signed_headers_end = cr.size();
-    cr.push_back('\n');
-
-    aws_detail::Digest digest{};
-    if (!aws_detail::sha256(request.payload, digest)) {
-        return {};
-    }
-    aws_detail::append_hex(digest, cr);
-
-    // String to sign.
-    std::string& sts = string_to_sign_;
-    sts.clear();
-    sts.append(algorithm).append("\n").append(amz_date).append("\n");
-    const std::size_t scope_start = sts.size();
-    sts.append(date).append("/").append(region_).append("/").append(service_).append("/");
-    sts.append(scope_terminator);
-    const std::size_t scope_end = sts.size();
-    sts.push_back('\n');
-    if (!aws_detail::sha256(cr, digest)) {
-        return {};
-    }
-    aws_detail::append_hex(digest, sts);
-
-    if (!derive_key(date, credentials.secret_access_key)) {
-        return {};
-    }
-    if (!aws_detail::hmac_sha256(key_, sts, digest)) {
-        return {};
-    }
-
-    std::string& auth = result.authorization;
-    auth.reserve(algorithm.size() + credentials.access_key_id.size() + 200);
-    auth.append(algorithm).append(" Credential=").append(credentials.access_key_id);
-    auth.append("/").append(std::string_view(sts).substr(scope_start, scope_end - scope_start));
-    auth.append(", SignedHeaders=");
-    auth.append(std::string_view(cr).substr(signed_headers_start,
-                                            signed_headers_end - signed_headers_start));
-    auth.append(", Signature=");
-    aws_detail::append_hex(digest, auth);
-    if (has_token) {
-        result.security_token = credentials.session_token;
+        result.authorization.assign(signed_headers.authorization);
+        result.amz_date.assign(signed_headers.amz_date);
+        result.security_token.assign(signed_headers.security_token);
+    } catch (...) {
+        return {};  // out of memory: every field empty, as documented
     }
     return result;
+}
+
+bool SigV4Signer::sign(const SigningRequestView& request, const Credentials& credentials,
+                       WallClock::time_point now, SignedHeaderViews& out) noexcept {
+    out = SignedHeaderViews{};
+    try {
+        format_amz_date(now, amz_date_);
+        const std::string_view amz_date(amz_date_.data(), amz_date_.size());
+        const std::string_view date = amz_date.substr(0, 8);
+        const bool has_token = !credentials.session_token.empty();
+
+        // Canonical headers: fill the reused scratch entries, then sort indices by name (ties
+        // keep the given order, so repeated names join in the order they are sent).
+        std::size_t count = 0;
+        auto add_header = [&](std::string_view name, std::string_view value) {
+            if (headers_.size() <= count) {
+                headers_.emplace_back();
+            }
+            assign_lower(name, headers_[count].name);
+            assign_trimmed(value, headers_[count].value);
+            ++count;
+        };
+        for (const HttpHeaderView& h : request.headers) {
+            if (iequals(h.name, amz_date_header) || iequals(h.name, security_token_header)) {
+                continue;  // sign() owns these two
+            }
+            add_header(h.name, h.value);
+        }
+        add_header(amz_date_header, amz_date);
+        if (has_token) {
+            add_header(security_token_header, credentials.session_token);
+        }
+        order_.resize(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            order_[i] = i;
+        }
+        std::sort(order_.begin(), order_.end(), [this](std::size_t a, std::size_t b) {
+            const int c = headers_[a].name.compare(headers_[b].name);
+            return c < 0 || (c == 0 && a < b);
+        });
+
+        std::string& cr = canonical_request_;
+        cr.clear();
+        cr.append(request.method).push_back('\n');
+        append_canonical_uri(request.path, normalize_path_, cr);
+        cr.push_back('\n');
+
+        // Canonical query.
+        std::size_t nparams = 0;
+        for (std::size_t pos = 0; pos <= request.query.size();) {
+            std::size_t end = request.query.find('&', pos);
+            if (end == std::string_view::npos) {
+                end = request.query.size();
+            }
+            const std::string_view pair = request.query.substr(pos, end - pos);
+            if (!pair.empty()) {
+                const std::size_t eq = pair.find('=');
+                if (params_.size() <= nparams) {
+                    params_.emplace_back();
+                }
+                QueryParam& p = params_[nparams++];
+                p.key.clear();
+                p.value.clear();
+                append_requoted(pair.substr(0, eq), p.key);
+                if (eq != std::string_view::npos) {
+                    append_requoted(pair.substr(eq + 1), p.value);
+                }
+            }
+            pos = end + 1;
+        }
+        std::sort(params_.begin(), params_.begin() + static_cast<std::ptrdiff_t>(nparams),
+                  [](const QueryParam& a, const QueryParam& b) {
+                      const int c = a.key.compare(b.key);
+                      return c < 0 || (c == 0 && a.value < b.value);
+                  });
+        for (std::size_t i = 0; i < nparams; ++i) {
+            if (i > 0) {
+                cr.push_back('&');
+            }
+            cr.append(params_[i].key).append("=").append(params_[i].value);
+        }
+        cr.push_back('\n');
+
+        for (std::size_t i = 0; i < count; ++i) {
+            const CanonicalHeader& h = headers_[order_[i]];
+            if (i > 0 && h.name == headers_[order_[i - 1]].name) {
+                cr.append(",").append(h.value);
+                continue;
+            }
+            if (i > 0) {
+                cr.push_back('\n');
+            }
+            cr.append(h.name).append(":").append(h.value);
+        }
+        cr.append("\n\n");
+        const std::size_t signed_headers_start = cr.size();
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::string& name = headers_[order_[i]].name;
+            if (i > 0 && name == headers_[order_[i - 1]].name) {
+                continue;
+            }
+            if (i > 0) {
+                cr.push_back(';');
+            }
+            cr.append(name);
+        }
+        const std::size_t signed_headers_end = cr.size();
+        cr.push_back('\n');
+
+        aws_detail::Digest digest{};
+        if (!sha256_into(request.payload, digest)) {
+            return false;
+        }
+        aws_detail::append_hex(digest, cr);
+
+        // String to sign.
+        std::string& sts = string_to_sign_;
+        sts.clear();
+        sts.append(algorithm).append("\n").append(amz_date).append("\n");
+        const std::size_t scope_start = sts.size();
+        sts.append(date).append("/").append(region_).append("/").append(service_).append("/");
+        sts.append(scope_terminator);
+        const std::size_t scope_end = sts.size();
+        sts.push_back('\n');
+        if (!sha256_into(cr, digest)) {
+            return false;
+        }
+        aws_detail::append_hex(digest, sts);
+
+        if (!derive_key(date, credentials.secret_access_key)) {
+            return false;
+        }
+        if (!hmac_sha256_into(key_, sts, digest)) {
+            return false;
+        }
+
+        std::string& auth = authorization_;
+        auth.clear();
+        auth.append(algorithm).append(" Credential=").append(credentials.access_key_id);
+        auth.append("/").append(
+            std::string_view(sts).substr(scope_start, scope_end - scope_start));
+        auth.append(", SignedHeaders=");
+        auth.append(std::string_view(cr).substr(signed_headers_start,
+                                                signed_headers_end - signed_headers_start));
+        auth.append(", Signature=");
+        aws_detail::append_hex(digest, auth);
+        out.authorization = auth;
+        out.amz_date = amz_date;
+        if (has_token) {
+            out.security_token = credentials.session_token;
+        }
+        return true;
+    } catch (...) {
+        // Only std::bad_alloc (a scratch buffer could not grow): fail as documented.
+        return false;
+    }
 }
 
 std::string sha256_hex(std::string_view data) noexcept {

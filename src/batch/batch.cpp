@@ -5,7 +5,9 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace xrayd {
@@ -118,92 +120,106 @@ std::size_t Batch::appended_size(std::string_view document) noexcept {
     return escaped_size(document) + 3;  // two quotes and a comma
 }
 
-Batch::~Batch() { release_charge(); }
+Batch::~Batch() { release_storage(); }
 
 Batch::Batch(Batch&& other) noexcept
     : budget_(other.budget_),
-      body_(std::move(other.body_)),
-      refs_(std::move(other.refs_)),
+      body_(std::exchange(other.body_, PoolBlock{nullptr, 0, BlockPool::unpooled})),
+      body_size_(std::exchange(other.body_size_, 0)),
+      refs_(std::exchange(other.refs_, PoolBlock{nullptr, 0, BlockPool::unpooled})),
+      ref_count_(std::exchange(other.ref_count_, 0)),
       charged_(std::exchange(other.charged_, 0)),
+      expected_body_bytes_(other.expected_body_bytes_),
       oldest_received_(other.oldest_received_),
-      sealed_(std::exchange(other.sealed_, false)) {
-    other.body_.clear();
-    other.refs_.clear();
-}
+      sealed_(std::exchange(other.sealed_, false)) {}
 
 Batch& Batch::operator=(Batch&& other) noexcept {
     if (this != &other) {
-        release_charge();
+        release_storage();
         budget_ = other.budget_;
-        body_ = std::move(other.body_);
-        refs_ = std::move(other.refs_);
+        body_ = std::exchange(other.body_, PoolBlock{nullptr, 0, BlockPool::unpooled});
+        body_size_ = std::exchange(other.body_size_, 0);
+        refs_ = std::exchange(other.refs_, PoolBlock{nullptr, 0, BlockPool::unpooled});
+        ref_count_ = std::exchange(other.ref_count_, 0);
         charged_ = std::exchange(other.charged_, 0);
+        expected_body_bytes_ = other.expected_body_bytes_;
         oldest_received_ = other.oldest_received_;
         sealed_ = std::exchange(other.sealed_, false);
-        other.body_.clear();
-        other.refs_.clear();
     }
     return *this;
 }
 
+bool Batch::grow(PoolBlock& block, std::size_t used, std::size_t needed) noexcept {
+    if (needed <= block.size) {
+        return true;
+    }
+    // Geometric growth keeps a batch of many documents linear in copying (the pool's classes
+    // are powers of two anyway; this matters past its largest class).
+    const PoolBlock bigger = budget_->batch_blocks().acquire(std::max(needed, block.size * 2));
+    if (bigger.data == nullptr) {
+        return false;
+    }
+    if (used != 0) {
+        std::memcpy(bigger.data, block.data, used);
+    }
+    budget_->batch_blocks().recycle(block);
+    block = bigger;
+    return true;
+}
+
 bool Batch::append(const Segment& segment) noexcept {
+    static_assert(std::is_trivially_copyable_v<SegmentRef> &&
+                  std::is_trivially_destructible_v<SegmentRef>);
     if (sealed_) {
         return false;
     }
     const std::string_view document = segment.body();
-    const bool first = refs_.empty();
+    const bool first = ref_count_ == 0;
     // The first document brings the prefix instead of a comma.
     const std::size_t growth = appended_size(document) + (first ? body_prefix.size() - 1 : 0);
     // Room for the suffix too, so that seal() never allocates.
-    const std::size_t needed = body_.size() + growth + body_suffix.size();
-    const std::size_t old_size = body_.size();
-    bool ref_added = false;
-    try {
-        refs_.emplace_back();  // strong guarantee: unchanged if it throws
-        ref_added = true;
-        if (needed > body_.capacity()) {
-            // Geometric growth keeps a batch of many documents linear in copying.
-            body_.reserve(std::max(needed, body_.capacity() * 2));
-        }
-        // Within the reserved capacity from here on: nothing below allocates.
-        body_.resize(old_size + growth);
-        char* out = body_.data() + old_size;
-        if (first) {
-            out = std::copy(body_prefix.begin(), body_prefix.end(), out);
-        } else {
-            *out++ = ',';
-        }
-        *out++ = '"';
-        out = write_escaped(out, document);
-        *out = '"';
-    } catch (...) {
-        // Only std::bad_alloc can get here; undo so the batch is unchanged.
-        body_.resize(old_size);  // shrinking: cannot throw
-        if (ref_added) {
-            refs_.pop_back();
-        }
+    const std::size_t needed = body_size_ + growth + body_suffix.size();
+    const std::size_t first_body = body_.data == nullptr ? expected_body_bytes_ : 0;
+    // Room for a typical batch's refs at once (50 refs take 2.6 KiB: one 4 KiB block).
+    constexpr std::size_t initial_refs = 64;
+    const std::size_t refs_needed =
+        (ref_count_ == 0 ? initial_refs : ref_count_ + 1) * sizeof(SegmentRef);
+    // Both blocks first: if either cannot be had, the batch is unchanged (a block that did
+    // grow keeps its contents and is simply bigger).
+    if (!grow(body_, body_size_, std::max(needed, first_body)) ||
+        !grow(refs_, ref_count_ * sizeof(SegmentRef), refs_needed)) {
+        charge_held();
         return false;
     }
 
-    SegmentRef& ref = refs_.back();
+    char* out = static_cast<char*>(body_.data) + body_size_;
+    if (first) {
+        out = std::copy(body_prefix.begin(), body_prefix.end(), out);
+    } else {
+        *out++ = ',';
+    }
+    *out++ = '"';
+    out = write_escaped(out, document);
+    *out = '"';
+    body_size_ += growth;
+
+    SegmentRef* ref = std::construct_at(static_cast<SegmentRef*>(refs_.data) + ref_count_);
+    ++ref_count_;
     const std::string_view id = segment.id();
     const std::string_view trace_id = segment.trace_id();
-    ref.id_len = static_cast<std::uint8_t>(std::min(id.size(), segment_id_max));
-    ref.trace_id_len = static_cast<std::uint8_t>(std::min(trace_id.size(), segment_trace_id_max));
-    std::copy_n(id.data(), ref.id_len, ref.id);
-    std::copy_n(trace_id.data(), ref.trace_id_len, ref.trace_id);
+    ref->id_len = static_cast<std::uint8_t>(std::min(id.size(), segment_id_max));
+    ref->trace_id_len =
+        static_cast<std::uint8_t>(std::min(trace_id.size(), segment_trace_id_max));
+    std::copy_n(id.data(), ref->id_len, ref->id);
+    std::copy_n(trace_id.data(), ref->trace_id_len, ref->trace_id);
 
     if (first || segment.received_at() < oldest_received_) {
         oldest_received_ = segment.received_at();
     }
 
-    // Charge what the batch now holds on the heap, growing only: the bytes stay charged until
-    // the batch is destroyed (the caller releases the segment's own charge by destroying it).
-    const std::size_t held = body_.capacity() + refs_.capacity() * sizeof(SegmentRef);
-    if (held > charged_) {
-        budget_->force_reserve(held - charged_);
-        charged_ = held;
-    }
+    // Charge what the batch now holds, even past the limit: the caller releases the segment's
+    // own charge by destroying it.
+    charge_held();
     return true;
 }
 
@@ -212,24 +228,38 @@ void Batch::seal() noexcept {
         return;
     }
     sealed_ = true;
-    try {
-        if (body_.empty()) {
-            body_.reserve(framing_size);
-            body_.append(body_prefix);
+    if (body_size_ == 0) {
+        if (!grow(body_, 0, framing_size)) {
+            return;  // body() stays empty
         }
-        body_.append(body_suffix);  // capacity reserved by append() or just above
-    } catch (...) {
-        body_.clear();
-        return;
+        std::memcpy(body_.data, body_prefix.data(), body_prefix.size());
+        body_size_ = body_prefix.size();
+        charge_held();
     }
-    const std::size_t held = body_.capacity() + refs_.capacity() * sizeof(SegmentRef);
-    if (held > charged_) {
-        budget_->force_reserve(held - charged_);
-        charged_ = held;
-    }
+    // Room reserved by append() or just above.
+    std::memcpy(static_cast<char*>(body_.data) + body_size_, body_suffix.data(),
+                body_suffix.size());
+    body_size_ += body_suffix.size();
 }
 
-void Batch::release_charge() noexcept {
+void Batch::charge_held() noexcept {
+    const std::size_t held = body_.size + refs_.size;
+    if (held > charged_) {
+        budget_->force_reserve(held - charged_);
+    } else if (held < charged_) {
+        budget_->release(charged_ - held);
+    }
+    charged_ = held;
+}
+
+void Batch::release_storage() noexcept {
+    BlockPool& pool = budget_->batch_blocks();
+    pool.recycle(body_);
+    pool.recycle(refs_);
+    body_ = PoolBlock{nullptr, 0, BlockPool::unpooled};
+    refs_ = PoolBlock{nullptr, 0, BlockPool::unpooled};
+    body_size_ = 0;
+    ref_count_ = 0;
     if (charged_ != 0) {
         budget_->release(charged_);
         charged_ = 0;

@@ -86,7 +86,9 @@ void Ingest::on_datagram(const Datagram& d) noexcept {
         return reject(IngestOutcome::too_large, Counter::rejected_too_large, v, d);
     }
 
-    SegmentPtr segment = Segment::make(budget_, v.body, v.id, v.trace_id, d.received_at);
+    // A recycled block from the budget's segment pool: no allocation per datagram once warm.
+    SegmentPtr segment =
+        Segment::make_pooled(budget_, v.body, v.id, v.trace_id, d.received_at);
     if (!segment) {
         return reject(IngestOutcome::buffer_full, Counter::dropped_buffer_full, v, d);
     }
@@ -99,7 +101,8 @@ void Ingest::reject(IngestOutcome outcome, Counter counter, const Validation& v,
                     const Datagram& d) noexcept {
     counters_.add(counter);
     std::uint64_t suppressed = 0;
-    if (!logger_.enabled(LogLevel::warn) || !limits_.for_outcome(outcome).allow(d.received_at, &suppressed)) {
+    if (!logger_.enabled(LogLevel::warn) ||
+        !limits_.for_outcome(outcome).allow(d.received_at, &suppressed)) {
         return;
     }
     try {

@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <chrono>
+#include <cstring>
+#include <span>
 
 #include <xrayd/common/startup_error.h>
 
@@ -56,9 +60,54 @@ XRayTarget make_xray_target(std::string_view endpoint, std::string_view operatio
     return target;
 }
 
-std::string xray_timestamp(WallClock::time_point now) {
+namespace {
+
+// Unix seconds with 9 decimals into `buf`; returns the text. Allocation-free.
+std::string_view format_xray_timestamp(WallClock::time_point now,
+                                       std::array<char, 32>& buf) noexcept {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-    return fmt::format("{}.{:09}", ns.count() / 1'000'000'000, ns.count() % 1'000'000'000);
+    const auto result = fmt::format_to_n(buf.data(), buf.size(), "{}.{:09}",
+                                         ns.count() / 1'000'000'000, ns.count() % 1'000'000'000);
+    return {buf.data(), std::min(result.size, buf.size())};
+}
+
+// One header line as a fixed prefix and a value ("Host: " + host).
+struct HeaderLine {
+    std::string_view prefix;
+    std::string_view value;
+    [[nodiscard]] std::size_t size() const noexcept { return prefix.size() + value.size(); }
+};
+
+// Rewrites the lines of `list` in place when it has exactly lines.size() entries and each
+// has the new line's length: the steady state, where only the date, timestamp and signature
+// change and they keep their lengths. curl_slist is public API (data is the list's own
+// strdup'ed copy, ours to overwrite within its length). False, list untouched, otherwise.
+bool rewrite_in_place(curl_slist* list, std::span<const HeaderLine> lines) noexcept {
+    curl_slist* node = list;
+    for (const HeaderLine& line : lines) {
+        if (node == nullptr || node->data == nullptr ||
+            std::strlen(node->data) != line.size()) {
+            return false;
+        }
+        node = node->next;
+    }
+    if (node != nullptr) {
+        return false;
+    }
+    node = list;
+    for (const HeaderLine& line : lines) {
+        std::memcpy(node->data, line.prefix.data(), line.prefix.size());
+        std::memcpy(node->data + line.prefix.size(), line.value.data(), line.value.size());
+        node = node->next;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string xray_timestamp(WallClock::time_point now) {
+    std::array<char, 32> buf{};
+    return std::string(format_xray_timestamp(now, buf));
 }
 
 Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTarget& target,
@@ -66,33 +115,38 @@ Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTa
                                                const Credentials& credentials,
                                                WallClock::time_point now,
                                                CurlSlist& out) noexcept {
+    std::array<char, 32> timestamp_buf{};
+    const std::string_view timestamp = format_xray_timestamp(now, timestamp_buf);
+    const std::array<HttpHeaderView, 3> to_sign{{{"host", target.host},
+                                                 {"content-type", "application/json"},
+                                                 {"x-amzn-xray-timestamp", timestamp}}};
+    const SigningRequestView request{"POST", target.path, {}, to_sign, body};
+    SignedHeaderViews signed_headers;
+    if (!signer.sign(request, credentials, now, signed_headers)) {
+        return fail(std::string("request signing failed"));
+    }
+    const std::array<HeaderLine, 7> all_lines{{
+        {"Host: ", target.host},
+        {"Content-Type: application/json", {}},
+        {"X-Amz-Date: ", signed_headers.amz_date},
+        {"X-Amzn-Xray-Timestamp: ", timestamp},
+        {"Authorization: ", signed_headers.authorization},
+        {"Expect:", {}},  // no 100-continue round trip
+        {"X-Amz-Security-Token: ", signed_headers.security_token},
+    }};
+    const std::span<const HeaderLine> lines(all_lines.data(),
+                                            signed_headers.security_token.empty() ? 6 : 7);
+    if (rewrite_in_place(out.get(), lines)) {
+        return {};
+    }
     try {
-        const std::string timestamp = xray_timestamp(now);
-        SigningRequest request;
-        request.method = "POST";
-        request.path = target.path;
-        request.headers = {{"host", target.host},
-                           {"content-type", "application/json"},
-                           {"x-amzn-xray-timestamp", timestamp}};
-        request.payload = body;
-        const SignedHeaders signed_headers = signer.sign(request, credentials, now);
-        if (signed_headers.authorization.empty()) {
-            return fail(std::string("request signing failed"));
-        }
         out.clear();
-        bool ok = out.append(fmt::format("Host: {}", target.host).c_str()) &&
-                  out.append("Content-Type: application/json") &&
-                  out.append(fmt::format("X-Amz-Date: {}", signed_headers.amz_date).c_str()) &&
-                  out.append(fmt::format("X-Amzn-Xray-Timestamp: {}", timestamp).c_str()) &&
-                  out.append(
-                      fmt::format("Authorization: {}", signed_headers.authorization).c_str()) &&
-                  out.append("Expect:");  // no 100-continue round trip
-        if (ok && !signed_headers.security_token.empty()) {
-            ok = out.append(
-                fmt::format("X-Amz-Security-Token: {}", signed_headers.security_token).c_str());
-        }
-        if (!ok) {
-            return fail(std::string("out of memory building request headers"));
+        std::string text;
+        for (const HeaderLine& line : lines) {
+            text.assign(line.prefix).append(line.value);
+            if (!out.append(text.c_str())) {
+                return fail(std::string("out of memory building request headers"));
+            }
         }
         return {};
     } catch (...) {

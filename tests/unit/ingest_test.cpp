@@ -1,5 +1,6 @@
 // Ingest: each datagram ends queued or counted under exactly one named reason.
 #include <xrayd/ingest/ingest.h>
+#include <xrayd/queue/block_pool.h>
 #include <xrayd/stats/summary.h>
 
 #include <doctest/doctest.h>
@@ -111,7 +112,9 @@ TEST_CASE("a datagram the kernel truncated is counted as too large") {
 }
 
 TEST_CASE("when the memory limit is reached new segments are dropped and counted, and room returns") {
-    const std::size_t one = sizeof(Segment) + valid_datagram(0).size() - header.size();
+    // A segment is charged the size of the pool block that holds it.
+    const std::size_t one = BlockPool(segment_pool_shape, 0)
+                                .block_size(sizeof(Segment) + valid_datagram(0).size() - header.size());
     Harness h(/*budget_bytes=*/3 * one);
     h.feed({valid_datagram(1), valid_datagram(2), valid_datagram(3), valid_datagram(4)});
     CHECK(h.counters.get(Counter::dropped_buffer_full) == 1);

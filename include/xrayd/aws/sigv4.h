@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,31 @@ struct SigningRequest {
                                       // included). Not x-amz-date / x-amz-security-token:
                                       // sign() adds those (and ignores them if present here).
     std::string_view payload;         // the body
+};
+
+// A header to sign, borrowed.
+struct HttpHeaderView {
+    std::string_view name;
+    std::string_view value;
+};
+
+// SigningRequest with the headers borrowed too, so building one allocates nothing. The viewed
+// data must stay alive for the duration of the sign() call only.
+struct SigningRequestView {
+    std::string_view method;
+    std::string_view path;
+    std::string_view query;
+    std::span<const HttpHeaderView> headers;  // as in SigningRequest::headers
+    std::string_view payload;
+};
+
+// The result of the allocation-free sign(): views of the signer's own buffers (and of the
+// credentials' session token). Valid until the next sign() call on the same signer, or until
+// the credentials go away.
+struct SignedHeaderViews {
+    std::string_view authorization;
+    std::string_view amz_date;
+    std::string_view security_token;  // empty when the credentials have none
 };
 
 // The headers the caller adds to the request, next to the ones it signed.
@@ -73,6 +99,15 @@ public:
                                      const Credentials& credentials,
                                      WallClock::time_point now) noexcept;
 
+    // The same signature, written into `out` as views of the signer's buffers: allocates
+    // nothing once the signer has signed a request at least as large (its scratch buffers keep
+    // their capacity) and the signing key is cached (same day, same secret). Hashing uses
+    // OpenSSL's context-free SHA-256 (EVP contexts allocate on every init in OpenSSL 3).
+    // False when OpenSSL fails or memory runs out; `out` is then all empty and the request must
+    // fail as retryable, never go out unsigned.
+    [[nodiscard]] bool sign(const SigningRequestView& request, const Credentials& credentials,
+                            WallClock::time_point now, SignedHeaderViews& out) noexcept;
+
     // The intermediate texts of the last sign() call, for tests and debug logs. Valid until
     // the next sign() call.
     [[nodiscard]] const std::string& last_canonical_request() const noexcept;
@@ -108,6 +143,9 @@ private:
     std::vector<QueryParam> params_;
     std::string canonical_request_;
     std::string string_to_sign_;
+    std::string authorization_;
+    std::array<char, 16> amz_date_{};  // YYYYMMDDTHHMMSSZ
+    std::vector<HttpHeaderView> header_views_;  // the allocating sign()'s headers, as views
 };
 
 // Lower-case hex SHA-256 of `data`; empty only if OpenSSL fails. Thread-safe.

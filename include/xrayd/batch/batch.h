@@ -6,9 +6,9 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <xrayd/common/time.h>
+#include <xrayd/queue/block_pool.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment.h>
 
@@ -28,13 +28,19 @@ struct SegmentRef {
 };
 
 // The body `{"TraceSegmentDocuments":["<doc>",...]}` with each document JSON-string-escaped
-// (the document's bytes are otherwise forwarded verbatim). The body's bytes are charged to the
-// MemoryBudget for as long as the batch lives (what it holds on the heap: the body's and the
-// refs' capacity). Move-only; used by one thread at a time. A moved-from batch is empty,
-// unsealed and charges nothing; it may be reused.
+// (the document's bytes are otherwise forwarded verbatim). The body and the segment refs live
+// in two blocks from the budget's batch pool (MemoryBudget::batch_blocks()), charged to the
+// budget by their block size for as long as the batch lives; destroying the batch, on any
+// thread (the uploader's), gives the blocks back for the next batches, so a steady stream of
+// batches allocates nothing. Move-only; used by one thread at a time. A moved-from batch is
+// empty, unsealed and charges nothing; it may be reused.
 class Batch {
 public:
-    explicit Batch(MemoryBudget& budget) noexcept : budget_(&budget) {}
+    // `expected_body_bytes`: the body size this batch will probably reach (the Batcher passes
+    // the last batch's), taken as the first body block's size so the body is rarely moved to
+    // a bigger block while it grows. 0: start small.
+    explicit Batch(MemoryBudget& budget, std::size_t expected_body_bytes = 0) noexcept
+        : budget_(&budget), expected_body_bytes_(expected_body_bytes) {}
     ~Batch();
     Batch(Batch&& other) noexcept;
     Batch& operator=(Batch&& other) noexcept;
@@ -47,15 +53,19 @@ public:
     [[nodiscard]] bool append(const Segment& segment) noexcept;
 
     // Closes the JSON. After seal(), body() is a complete request body and append() is refused.
-    // Never allocates once a document was appended; sealing an empty batch allocates and, if
-    // that fails, leaves body() empty.
+    // Never allocates once a document was appended; sealing an empty batch takes a block and,
+    // if that fails, leaves body() empty.
     void seal() noexcept;
     [[nodiscard]] bool sealed() const noexcept { return sealed_; }
 
-    [[nodiscard]] std::string_view body() const noexcept { return body_; }
-    [[nodiscard]] std::size_t segment_count() const noexcept { return refs_.size(); }
-    [[nodiscard]] bool empty() const noexcept { return refs_.empty(); }
-    [[nodiscard]] std::span<const SegmentRef> segments() const noexcept { return refs_; }
+    [[nodiscard]] std::string_view body() const noexcept {
+        return {static_cast<const char*>(body_.data), body_size_};
+    }
+    [[nodiscard]] std::size_t segment_count() const noexcept { return ref_count_; }
+    [[nodiscard]] bool empty() const noexcept { return ref_count_ == 0; }
+    [[nodiscard]] std::span<const SegmentRef> segments() const noexcept {
+        return {static_cast<const SegmentRef*>(refs_.data), ref_count_};
+    }
     // When the oldest segment in the batch was received (for linger and latency).
     [[nodiscard]] TimePoint oldest_received() const noexcept { return oldest_received_; }
 
@@ -68,12 +78,20 @@ public:
     static constexpr std::size_t framing_size = 28;
 
 private:
-    void release_charge() noexcept;
+    // Makes `block` hold at least `needed` bytes, keeping its first `used` bytes. False (block
+    // unchanged) when no block could be had.
+    [[nodiscard]] bool grow(PoolBlock& block, std::size_t used, std::size_t needed) noexcept;
+    // Charges or releases the difference between the blocks' sizes and what is charged.
+    void charge_held() noexcept;
+    void release_storage() noexcept;
 
     MemoryBudget* budget_;
-    std::string body_;
-    std::vector<SegmentRef> refs_;
+    PoolBlock body_{nullptr, 0, BlockPool::unpooled};
+    std::size_t body_size_ = 0;
+    PoolBlock refs_{nullptr, 0, BlockPool::unpooled};  // SegmentRef array
+    std::size_t ref_count_ = 0;
     std::size_t charged_ = 0;
+    std::size_t expected_body_bytes_ = 0;
     TimePoint oldest_received_{};
     bool sealed_ = false;
 };

@@ -26,6 +26,7 @@ struct BatchLimits {
 // take its body past max_body_bytes, when its oldest segment has waited `linger` (measured from
 // Segment::received_at()), or on flush(). Sealed batches go to `emit`, which takes ownership.
 // A segment bigger than max_body_bytes on its own still goes out, alone: never dropped silently.
+// Allocates nothing per segment or per batch once the budget's pools are warm (see Batch).
 //
 // Threads: the pipeline thread only. The budget and counters must outlive the Batcher.
 // IMPORTANT: `emit` must not throw (these functions are noexcept) and must not call back into

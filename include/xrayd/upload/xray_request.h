@@ -32,6 +32,10 @@ struct XRayTarget {
 // x-amzn-xray-timestamp and, with a session token, x-amz-security-token) and replaces `out`
 // with every header to send, including `Expect:` to skip the 100-continue round trip.
 // The error names what failed (signing, memory). Thread: the signer's.
+// Allocation-free in the steady state: when `out` already holds a list of the same shape (same
+// header set, every line the same length: same credentials and host) its lines are rewritten
+// in place; otherwise it is rebuilt. Keep one list per transfer slot and pass it again.
+// IMPORTANT: `out` must not be in use by a running transfer (it is rewritten either way).
 [[nodiscard]] Result<void, std::string> build_signed_headers(SigV4Signer& signer,
                                                              const XRayTarget& target,
                                                              std::string_view body,
