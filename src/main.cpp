@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
             throw xrayd::StartupError(fmt::format("signalfd: {}", std::strerror(errno)));
         }
         const xrayd::CurlGlobal curl = xrayd::CurlGlobal::init();
-        xrayd::Daemon daemon(config, env, logger);
+        xrayd::Daemon daemon(config, env, logger, args);
         return daemon.run(signals.get());
     } catch (const xrayd::StartupError& e) {
         logger.error("{}", e.what());

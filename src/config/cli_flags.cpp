@@ -204,7 +204,7 @@ std::optional<std::string> set_count(std::optional<int>& field, std::string_view
 }
 
 // Every flag once; the Go daemon binds short and long name to one variable.
-const std::array<FlagDef, 28> flag_table{{
+const std::array<FlagDef, 32> flag_table{{
     {"resource-arn", "a", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_string(f.resource_arn, v); }},
     {"local-mode", "o", FlagKind::boolean,
@@ -281,6 +281,27 @@ const std::array<FlagDef, 28> flag_table{{
      [](CliFlags& f, std::string_view v) { return set_count(f.concurrency, v, 1); }},
     {"log-rotation-bytes", "", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_bytes(f.log_rotation_bytes, v); }},
+    {"admin-address", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) { return set_string(f.admin_address, v); }},
+    {"ready-failure-threshold", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) -> std::optional<std::string> {
+         auto err = set_duration(f.ready_failure_threshold, v);
+         if (!err && f.ready_failure_threshold->count() == 0) {
+             return std::string("must be at least 1ms");
+         }
+         return err;
+     }},
+    {"summary-interval", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) { return set_duration(f.summary_interval, v); }},
+    {"check-config", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) -> std::optional<std::string> {
+         std::optional<bool> b;
+         auto err = set_bool(b, v);
+         if (!err) {
+             f.check_config = *b;
+         }
+         return err;
+     }},
 }};
 
 const FlagDef* find_flag(std::string_view name) noexcept {
@@ -566,7 +587,15 @@ std::string usage_text() {
            "(Xrayd.ProxyOptional).\n"
            "\t--concurrency N\t\tPutTraceSegments requests in flight; default 8 (cfg.yaml "
            "Concurrency).\n"
-           "\t--log-rotation-bytes N\tLog file rotation size, for tests; default 52428800.\n";
+           "\t--log-rotation-bytes N\tLog file rotation size, for tests; default 52428800.\n"
+           "\t--admin-address ADDR\tAdmin HTTP listener for /healthz, /readyz and /metrics, or "
+           "off; default 127.0.0.1:2100 (Xrayd.AdminAddress).\n"
+           "\t--ready-failure-threshold DUR\t/readyz fails once uploads have failed for this "
+           "long; default 1m (Xrayd.ReadyFailureThreshold).\n"
+           "\t--summary-interval DUR\tPeriod of the Info summary line, 0 = off; default 1m "
+           "(Xrayd.SummaryInterval).\n"
+           "\t--check-config\t\tPrint the effective configuration and exit 0, or the errors "
+           "and exit 1.\n";
 }
 
 }  // namespace xrayd

@@ -29,7 +29,7 @@ constexpr std::string_view migration_hint =
     "Use X-Ray Daemon Config Migration Script to update the config file.";
 
 // The 18 key paths of the Go daemon (pkg/cfg/cfg.go), then xrayd's. Case-sensitive, as Go.
-constexpr std::array<std::string_view, 31> valid_paths{
+constexpr std::array<std::string_view, 34> valid_paths{
     "TotalBufferSizeMB",
     "Concurrency",
     "Endpoint",
@@ -61,6 +61,9 @@ constexpr std::array<std::string_view, 31> valid_paths{
     "Xrayd.PinReceivers",
     "Xrayd.ProxyForwardAll",
     "Xrayd.ProxyOptional",
+    "Xrayd.AdminAddress",
+    "Xrayd.ReadyFailureThreshold",
+    "Xrayd.SummaryInterval",
 };
 constexpr std::array<std::string_view, 5> removed_paths{
     "Profile.CPU", "Profile.Memory", "Socket.BufferSizeKB", "Logging.LogFormat",
@@ -353,6 +356,12 @@ private:
             set_bool(n, v.proxy_forward_all);
         } else if (sub == "ProxyOptional") {
             set_bool(n, v.proxy_optional);
+        } else if (sub == "AdminAddress") {
+            set_string(n, v.admin_address);
+        } else if (sub == "ReadyFailureThreshold") {
+            set_string(n, v.ready_failure_threshold);
+        } else if (sub == "SummaryInterval") {
+            set_string(n, v.summary_interval);
         } else {
             return false;
         }

@@ -45,6 +45,9 @@ struct FileValues {
     std::optional<bool> pin_receivers;
     std::optional<bool> proxy_forward_all;
     std::optional<bool> proxy_optional;
+    std::optional<std::string> admin_address;
+    std::optional<std::string> ready_failure_threshold;  // Go duration text
+    std::optional<std::string> summary_interval;         // Go duration text
 };
 
 // The outcome of loading one file. `error` is the complete message the Go daemon logs (e.g.

@@ -3,14 +3,18 @@
 #include <xrayd/config/config_loader.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <exception>
 #include <limits>
 
 #include <fmt/format.h>
 
 #include <xrayd/config/cli_flags.h>
+#include <xrayd/config/describe.h>
+#include <xrayd/net/udp_socket.h>
 #include <xrayd/log/log_file.h>
 #include <xrayd/log/logger.h>
 #include <xrayd_config.h>
@@ -66,7 +70,12 @@ public:
             return out;
         }
         error_log_ = flags.log_file.value_or("");
-        return build(flags);
+        log_errors_ = sources_.append_errors_to_log && !flags.check_config;
+        CliOutcome out = build(flags);
+        if (flags.check_config && out.config) {
+            return check(std::move(out));
+        }
+        return out;
     }
 
     CliOutcome error(std::string_view message) {
@@ -75,13 +84,62 @@ public:
         out.err = format_log_prefix(WallClock::now(), LogLevel::error);
         out.err.append(message);
         out.err.push_back('\n');
-        if (!error_log_.empty()) {
+        if (log_errors_ && !error_log_.empty()) {
             (void)append_line_to_file(error_log_, out.err);  // stderr has it regardless
         }
         return out;
     }
 
 private:
+    // --check-config after a successful load: the checks the daemon would only hit when
+    // binding or opening files, every failure reported; then the effective configuration.
+    CliOutcome check(CliOutcome loaded) {
+        const Config& c = *loaded.config;
+        std::vector<std::string> errors;
+        const auto address = [&](std::string_view what, const std::string& text) {
+            if (auto r = resolve_udp_address(text); !r) {
+                errors.push_back(fmt::format("{} {}: {}", what, text, r.error()));
+            }
+        };
+        address("UDP address (-b / Socket.UDPAddress)", c.udp_address);
+        if (c.local_sink.empty()) {
+            address("TCP address (-t / Socket.TCPAddress)", c.tcp_address);
+        }
+        if (c.admin_enabled()) {
+            address("admin address (--admin-address / Xrayd.AdminAddress)", c.admin_address);
+        }
+        if (!c.ca_bundle.empty() && ::access(c.ca_bundle.c_str(), R_OK) != 0) {
+            errors.push_back(fmt::format("CA bundle (--ca-bundle / Xrayd.CABundle) {}: {}",
+                                         c.ca_bundle, std::strerror(errno)));
+        }
+        if (!c.local_sink.empty() && c.local_sink != "-") {
+            std::filesystem::path dir = std::filesystem::path(c.local_sink).parent_path();
+            if (dir.empty()) {
+                dir = ".";
+            }
+            if (::access(dir.c_str(), W_OK) != 0) {
+                errors.push_back(fmt::format("local sink (--local-sink / Xrayd.LocalSink) "
+                                             "directory {}: {}",
+                                             dir.string(), std::strerror(errno)));
+            }
+        }
+        CliOutcome out;
+        if (!errors.empty()) {
+            out.exit_code = 1;
+            for (const std::string& e : errors) {
+                out.err += format_log_prefix(WallClock::now(), LogLevel::error);
+                out.err += e;
+                out.err.push_back('\n');
+            }
+            return out;
+        }
+        out.out = describe_config(c, env_);
+        for (const std::string& w : loaded.warnings) {
+            out.out += "# warning: " + w + "\n";
+        }
+        return out;
+    }
+
     CliOutcome build(const CliFlags& flags) {
         CliOutcome out;
         // The file in effect: -c (key-validated), else the first default location present.
@@ -282,6 +340,25 @@ private:
         c.pin_receivers = pick(flags.pin_receivers, fv.pin_receivers, false);
         c.proxy_forward_all = pick(flags.proxy_forward_all, fv.proxy_forward_all, false);
         c.proxy_optional = pick(flags.proxy_optional, fv.proxy_optional, false);
+        for (std::string e :
+             {duration(flags.ready_failure_threshold, fv.ready_failure_threshold,
+                       "ReadyFailureThreshold", milliseconds{1}, c.ready_failure_threshold),
+              duration(flags.summary_interval, fv.summary_interval, "SummaryInterval",
+                       milliseconds{0}, c.summary_interval)}) {
+            if (!e.empty()) {
+                return e;
+            }
+        }
+        c.admin_address = pick(flags.admin_address, fv.admin_address, c.admin_address);
+        if (c.admin_enabled()) {
+            // Syntax only (a host name is resolved when the listener binds).
+            const std::size_t colon = c.admin_address.rfind(':');
+            if (colon == std::string::npos || colon + 1 == c.admin_address.size()) {
+                return fmt::format("{} \"{}\" is not host:port or off (e.g. 127.0.0.1:2100).",
+                                   flags.admin_address ? "--admin-address" : "Xrayd.AdminAddress",
+                                   c.admin_address);
+            }
+        }
         if (flags.log_rotation_bytes) {
             c.log_rotation_bytes = *flags.log_rotation_bytes;
         }
@@ -291,12 +368,14 @@ private:
     const Environment& env_;
     const ConfigSources& sources_;
     std::string error_log_;  // where config errors are appended besides stderr ("" = nowhere)
+    bool log_errors_ = true;  // false: never append (reload, --check-config)
 };
 
 }  // namespace
 
 std::vector<std::filesystem::path> ConfigSources::default_config_paths() {
-    return {"/etc/amazon/xray/cfg.yaml", "cfg.yaml", "github.com/aws/aws-xray-daemon/pkg/cfg.yaml"};
+    return {"/etc/xrayd/cfg.yaml", "/etc/amazon/xray/cfg.yaml", "cfg.yaml",
+            "github.com/aws/aws-xray-daemon/pkg/cfg.yaml"};
 }
 
 CliOutcome load_config(std::span<const std::string> args, const Environment& env,

@@ -14,6 +14,10 @@
 #include <vector>
 
 #include "xrayd_config.h"
+#include <xrayd/admin/admin_server.h>
+#include <xrayd/admin/notifier.h>
+#include <xrayd/admin/periodic_summary.h>
+#include <xrayd/config/reload.h>
 #include <xrayd/aws/credential_chain.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/credentials_clock.h>
@@ -93,13 +97,44 @@ struct Daemon::State {
     std::vector<std::unique_ptr<Ingest>> ingests;
     std::vector<std::unique_ptr<Receiver>> receivers;
     std::string bound_address;  // the UDP address as bound (the real port when asked for 0)
+    HealthState health;
+    LatencyHistogram upload_latency;
+    UploadHealthTracker upload_health;
+    // Last: destroyed first, so its thread stops before what its refresh callback reads.
+    std::unique_ptr<AdminServer> admin;
 
-    State(const Config& c, Logger& l)
-        : config(c), logger(l), budget(static_cast<std::size_t>(c.buffer_memory_mb) << 20) {}
+    // Samples what /readyz, /metrics and the summary show. Any thread.
+    void sample(HealthState& h) {
+        const CounterSnapshot now = counters.snapshot();
+        upload_health.update(now, Clock::now(), h);
+        h.set(Gauge::queue_depth, static_cast<std::int64_t>(queue.size_approx()));
+        h.set(Gauge::memory_in_use_bytes, static_cast<std::int64_t>(budget.used()));
+        h.set(Gauge::memory_limit_bytes, static_cast<std::int64_t>(budget.limit()));
+        // Derived from the counters: the sink's own count belongs to the pipeline thread.
+        const std::uint64_t out = now.total(CounterKind::sent) + now.total(CounterKind::rejected) +
+                                  now.total(CounterKind::dropped);
+        const std::uint64_t in = now.total(CounterKind::received);
+        h.set(Gauge::held_segments, static_cast<std::int64_t>(in > out ? in - out : 0));
+        h.set_credentials_usable(!credentials || credentials->current() != nullptr);
+    }
+
+    // SIGHUP reload: the start-up arguments, the environment, and the configuration in force.
+    std::vector<std::string> args;
+    const Environment& env;
+    Config current;
+
+    State(const Config& c, const Environment& e, Logger& l, std::vector<std::string> a)
+        : config(c),
+          logger(l),
+          budget(static_cast<std::size_t>(c.buffer_memory_mb) << 20),
+          args(std::move(a)),
+          env(e),
+          current(c) {}
 };
 
-Daemon::Daemon(const Config& config, const Environment& env, Logger& logger)
-    : state_(std::make_unique<State>(config, logger)) {
+Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
+               std::vector<std::string> args)
+    : state_(std::make_unique<State>(config, env, logger, std::move(args))) {
     State& s = *state_;
     logger.info("Initializing AWS X-Ray daemon {} (xrayd)", XRAYD_VERSION);
     logger.info("Using buffer memory limit of {} MB", config.buffer_memory_mb);
@@ -226,6 +261,17 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger)
     }
     // The Go daemon's line, with xrayd's meaning: receive slots, not a cap on held segments
     // (those are bounded by the memory limit, by their real size).
+    if (config.admin_enabled()) {
+        AdminOptions admin;
+        admin.address = config.admin_address;
+        admin.ready_failure_threshold = config.ready_failure_threshold;
+        admin.build_info = {{"version", XRAYD_VERSION},
+                            {"io_backend", std::string(s.receivers.front()->backend())}};
+        admin.refresh = [&s](HealthState& h) { s.sample(h); };
+        s.admin = std::make_unique<AdminServer>(std::move(admin), s.counters, s.health,
+                                                s.upload_latency, logger);
+        s.admin->start();  // StartupError (exit 1) when the port is taken, before any thread
+    }
     logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
                 receivers * receiver_options.batch, receiver_options.batch, receivers);
 }
@@ -233,6 +279,35 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger)
 Daemon::~Daemon() = default;
 
 const Counters& Daemon::counters() const noexcept { return state_->counters; }
+
+void Daemon::reload(PeriodicSummary& summary) {
+    State& s = *state_;
+    auto result = reload_config(s.args, s.env, s.current);
+    if (!result) {
+        for (const std::string& e : result.error()) {
+            s.logger.error("Reload refused: {}", e);
+        }
+        s.logger.warn("Keeping the running configuration");
+        return;
+    }
+    ConfigReload& r = result.value();
+    if (r.changes.empty()) {
+        s.logger.info("Reload: configuration unchanged");
+        return;
+    }
+    // Applied now: log level, readiness threshold, summary interval. Concurrency, linger,
+    // request timeout and the proxy allow-list are accepted but take effect at the next start
+    // (their modules take them at construction).
+    for (const std::string& change : r.changes) {  // before a quieter level takes effect
+        s.logger.info("Reload: {}", change);
+    }
+    s.logger.set_level(r.next.log_level);
+    if (s.admin) {
+        s.admin->set_ready_failure_threshold(r.next.ready_failure_threshold);
+    }
+    summary.set_interval(r.next.summary_interval, Clock::now());
+    s.current = std::move(r.next);
+}
 
 int Daemon::run(int signal_fd) {
     State& s = *state_;
@@ -260,8 +335,25 @@ int Daemon::run(int signal_fd) {
     s.logger.info("Receiving segments on UDP {} with {} {} receiver thread(s)", s.bound_address,
                   s.receivers.size(), s.receivers.front()->backend());
 
+    Notifier notifier(s.logger);
+    s.health.set_listening(true);
+    notifier.ready(fmt::format("Receiving segments on UDP {}", s.bound_address));
+    PeriodicSummary summary(s.config.summary_interval, s.counters.snapshot(), Clock::now());
+
     std::uint32_t signo = 0;
     while (signo == 0) {
+        pollfd p{signal_fd, POLLIN, 0};
+        const int ready = ::poll(&p, 1, summary.poll_timeout_ms(Clock::now()));
+        if (ready == 0) {
+            s.sample(s.health);
+            if (auto line = summary.tick(s.counters.snapshot(), Clock::now(), &s.health)) {
+                s.logger.info("{}", *line);
+            }
+            continue;
+        }
+        if (ready < 0 && errno == EINTR) {
+            continue;
+        }
         signalfd_siginfo info{};
         const ssize_t n = ::read(signal_fd, &info, sizeof info);
         if (n < 0 && errno == EINTR) {
@@ -275,11 +367,16 @@ int Daemon::run(int signal_fd) {
         if (info.ssi_signo == SIGHUP) {
             s.logger.reopen();
             s.logger.info("Got SIGHUP: log file reopened");
+            notifier.reloading();
+            reload(summary);
+            notifier.ready(fmt::format("Receiving segments on UDP {}", s.bound_address));
             continue;
         }
         signo = info.ssi_signo;
     }
     s.logger.info("Got shutdown signal: {}", signal_name(signo));
+    s.health.set_listening(false);
+    notifier.stopping("Draining buffered segments");
 
     // Stop receiving first (each receiver reads what its socket already holds), then drain.
     if (s.proxy) {
@@ -304,6 +401,9 @@ int Daemon::run(int signal_fd) {
                       s.config.shutdown_timeout.count(), held);
     }
     s.logger.info("Exit summary: {}", format_summary(snapshot, held));
+    if (s.admin) {
+        s.admin->stop();
+    }
     if (!accounting_balances(snapshot, held)) {
         s.logger.error("Accounting does not balance: received != sent + rejected + dropped + held");
     }

@@ -26,6 +26,11 @@ std::size_t Pipeline::take_from_queue(TimePoint now, std::size_t max) noexcept {
     return n;
 }
 
+void Pipeline::publish_held() noexcept {
+    held_now_.store(queue_.size_approx() + batcher_.open_segments() + sink_.held_segments(),
+                    std::memory_order_release);
+}
+
 void Pipeline::run() noexcept {
     auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
     for (;;) {
@@ -36,17 +41,20 @@ void Pipeline::run() noexcept {
             batcher_.flush(emit);
             sink_.run_once(Duration::zero());
             if (sink_.held_segments() == 0 && queue_.size_approx() == 0) {
+                publish_held();
                 return;
             }
             const TimePoint deadline{Duration(drain_deadline_.load(std::memory_order_acquire))};
             if (Clock::now() >= deadline) {
                 held_at_exit_.store(sink_.abandon(), std::memory_order_release);
+                held_now_.store(0, std::memory_order_release);
                 return;
             }
         }
 
         if (moved == segments_per_turn) {
             sink_.run_once(Duration::zero());  // more is queued: do not sleep
+            publish_held();
             continue;
         }
 
@@ -62,6 +70,7 @@ void Pipeline::run() noexcept {
         }
         sink_.run_once(wait);
         queue_.woke_up();
+        publish_held();
     }
 }
 

@@ -3,6 +3,7 @@ config and flag errors with their exit codes, the log file with SIGHUP reopen an
 and the sampling proxy's port. Each test starts its own daemon and stops it."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,10 +51,11 @@ class CompatTestCase(unittest.TestCase):
                 p.stdout.close()
         self.dir.cleanup()
 
-    def start_local(self, *args):
+    def start_local(self, *args, level="debug"):
         """A daemon on the local sink (no AWS needed), logging to files under the temp dir."""
         p = subprocess.Popen([harness.xrayd_binary(), "--local-sink", os.devnull,
-                              "-b", "127.0.0.1:0", "-l", "debug", "--linger", "1ms"] +
+                              "-b", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
+                              "--linger", "1ms"] + (["-l", level] if level else []) +
                              [str(a) for a in args],
                              env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(p)
@@ -117,7 +119,7 @@ class ConfigErrorTest(CompatTestCase):
             busy.listen()
             port = busy.getsockname()[1]
             args = ["-n", "us-east-1", "-o", "-b", "127.0.0.1:0", "-t", f"127.0.0.1:{port}",
-                    "--endpoint", "http://127.0.0.1:9"]
+                    "--admin-address", "127.0.0.1:0", "--endpoint", "http://127.0.0.1:9"]
             rc, out = harness.run_xrayd_to_exit(args, self.env)
             self.assertEqual(rc, 1, out)
             self.assertIn(f"127.0.0.1:{port}", out)
@@ -133,6 +135,53 @@ class ConfigErrorTest(CompatTestCase):
                 out += p.stdout.readline()
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(15), 0)
+
+
+class OperationsTest(CompatTestCase):
+    def test_admin_endpoints_report_health_readiness_and_every_counter(self):
+        import urllib.request
+        log = Path(self.dir.name) / "xray.log"
+        p = self.start_local("-f", log)
+        port = listening_port(log)
+        wait_for_file_text(log, "Admin http server on 127.0.0.1:")
+        admin = int(re.search(r"Admin http server on 127\.0\.0\.1:(\d+)",
+                              log.read_text()).group(1))
+        base = f"http://127.0.0.1:{admin}"
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
+            self.assertEqual(r.status, 200)
+        with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+            self.assertEqual(r.status, 200)
+        self.send(port, 0, 3)
+        wait_for_file_text(log, "Wrote batch of")
+
+        def metrics():
+            with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+                return r.read().decode()
+        harness.wait_until(lambda: "xrayd_segments_sent_total 3" in metrics(), 10,
+                           "3 sent segments in /metrics")
+        text = metrics()
+        self.assertIn("xrayd_datagrams_received_total 3", text)
+        self.assertIn("# HELP xrayd_rejected_bad_header_total", text)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+
+    def test_sighup_applies_a_new_log_level_and_refuses_a_restart_only_change(self):
+        log = Path(self.dir.name) / "xray.log"
+        cfg = Path(self.dir.name) / "cfg.yaml"
+        cfg.write_text("Version: 2\nLogging:\n  LogLevel: debug\n")
+        p = self.start_local("-f", log, "-c", cfg, level=None)  # -l would beat the file
+        listening_port(log)
+        cfg.write_text("Version: 2\nLogging:\n  LogLevel: warn\n")
+        p.send_signal(signal.SIGHUP)
+        wait_for_file_text(log, "Reload: Logging.LogLevel")
+        cfg.write_text("Version: 2\nLogging:\n  LogLevel: warn\nTotalBufferSizeMB: 64\n")
+        p.send_signal(signal.SIGHUP)
+        wait_for_file_text(log, "Keeping the running configuration")
+        self.assertIn("needs a restart", log.read_text())
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+        # At warn, the Info exit summary is no longer written.
+        self.assertNotIn("Exit summary", log.read_text())
 
 
 class LogFileTest(CompatTestCase):

@@ -200,7 +200,7 @@ class Xrayd:
                  wait_listening=True):
         self.home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
         cmd = [xrayd_binary(), "-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
-               "--endpoint", endpoint, "--linger", linger, "--shutdown-timeout", "5s",
+               "--admin-address", "127.0.0.1:0", "--endpoint", endpoint, "--linger", linger, "--shutdown-timeout", "5s",
                "-l", "debug"]
         if ca_bundle is not None:
             cmd += ["--ca-bundle", str(ca_bundle)]

@@ -228,6 +228,21 @@ TEST_CASE("xrayd's long options parse with Go rules and map to their fields") {
     CHECK(f.log_rotation_bytes == 1024u);
 }
 
+TEST_CASE("the operations options parse: admin address, readiness, summary, check-config") {
+    const CliFlags f = parse_ok({"--admin-address", "off", "--ready-failure-threshold=90s",
+                                 "-summary-interval", "0", "--check-config"});
+    CHECK(f.admin_address == "off");
+    CHECK(f.ready_failure_threshold == std::chrono::seconds{90});
+    CHECK(f.summary_interval == std::chrono::milliseconds{0});
+    CHECK(f.check_config);
+    CHECK_FALSE(parse_ok({}).check_config);
+    CHECK_FALSE(parse_ok({}).admin_address.has_value());
+    CHECK(parse_error({"--ready-failure-threshold", "0s"}) ==
+          "invalid value \"0s\" for flag -ready-failure-threshold: must be at least 1ms");
+    CHECK(parse_error({"--summary-interval", "-1s"}) ==
+          "invalid value \"-1s\" for flag -summary-interval: must not be negative");
+}
+
 TEST_CASE("ints follow Go's strconv.ParseInt with base prefixes and underscores") {
     struct Row {
         std::string text;
@@ -341,9 +356,11 @@ TEST_CASE("-h prints the Go daemon's screen exactly, then xrayd's options, and e
     for (const char* option :
          {"--endpoint", "--local-sink", "--ca-bundle", "--linger", "--shutdown-timeout",
           "--request-timeout", "--receive-buffer", "--max-batch-bytes", "--receivers",
-          "--concurrency", "--log-rotation-bytes"}) {
+          "--concurrency", "--log-rotation-bytes", "--admin-address",
+          "--ready-failure-threshold", "--summary-interval"}) {
         CHECK(usage.find(std::string("\t") + option + " ") != std::string::npos);
     }
+    CHECK(usage.find("\t--check-config\t") != std::string::npos);
     CHECK(usage.back() == '\n');
 
     for (const Args& args : {Args{"-h"}, Args{"--help"}, Args{"-help"}, Args{"-v", "-h"}}) {

@@ -2,6 +2,9 @@
 // xrayd's keys, error output and the cgroup-aware buffer memory.
 #include <xrayd/config/config_loader.h>
 
+#include <xrayd/config/describe.h>
+#include <xrayd/config/reload.h>
+
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -698,6 +701,177 @@ TEST_CASE("read_memory_info finds the cgroup v1 limit, also inside a cgroup name
     info = read_memory_info(dir.path());
     REQUIRE(info.ok());
     CHECK_FALSE(info.value().cgroup_limit_bytes.has_value());
+}
+
+TEST_CASE("the default search order reads xrayd's own file first, then the Go daemon's") {
+    const std::vector<fs::path> paths = ConfigSources::default_config_paths();
+    REQUIRE(paths.size() == 4);
+    CHECK(paths[0] == "/etc/xrayd/cfg.yaml");
+    CHECK(paths[1] == "/etc/amazon/xray/cfg.yaml");
+    CHECK(paths[2] == "cfg.yaml");
+    CHECK(paths[3] == "github.com/aws/aws-xray-daemon/pkg/cfg.yaml");
+}
+
+TEST_CASE("admin, readiness and summary settings: defaults, file keys, flags over the file") {
+    World w;
+    Config c = w.run_ok({});
+    CHECK(c.admin_address == "127.0.0.1:2100");
+    CHECK(c.admin_enabled());
+    CHECK(c.ready_failure_threshold == std::chrono::seconds{60});
+    CHECK(c.summary_interval == std::chrono::seconds{60});
+
+    const std::string file = w.file("Version: 2\nXrayd:\n  AdminAddress: off\n"
+                                    "  ReadyFailureThreshold: 2m\n  SummaryInterval: 0\n")
+                                 .string();
+    c = w.run_ok({"-c", file});
+    CHECK_FALSE(c.admin_enabled());
+    CHECK(c.ready_failure_threshold == std::chrono::minutes{2});
+    CHECK(c.summary_interval == std::chrono::milliseconds{0});
+
+    c = w.run_ok({"-c", file, "--admin-address", "127.0.0.1:0", "--summary-interval", "10s"});
+    CHECK(c.admin_address == "127.0.0.1:0");
+    CHECK(c.summary_interval == std::chrono::seconds{10});
+
+    CHECK(w.run_error({"--admin-address", "localhost"}) ==
+          "--admin-address \"localhost\" is not host:port or off (e.g. 127.0.0.1:2100).");
+    const std::string zero = w.file("Version: 2\nXrayd:\n  ReadyFailureThreshold: 0s\n").string();
+    CHECK(w.run_error({"-c", zero})
+              .find("is below the minimum of 1ms") != std::string::npos);
+}
+
+TEST_CASE("--check-config prints the effective configuration, secrets redacted, and exits 0") {
+    World w;
+    w.env = Environment({{"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+                         {"AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"},
+                         {"AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN"},
+                         {"AWS_REGION", "eu-west-1"},
+                         {"HTTPS_PROXY", "http://user:hunter2@proxy:3128"}});
+    const std::string log = (w.dir.path() / "log/x.log").string();
+    const CliOutcome out = w.run({"--check-config", "-c",
+                                  w.file("Version: 2\nConcurrency: 4\nXrayd:\n  Linger: 250ms\n")
+                                      .string(),
+                                  "-f", log});
+    CHECK_FALSE(out.config.has_value());
+    CHECK(out.exit_code == 0);
+    CHECK(out.err.empty());
+    CHECK(out.out.find("Concurrency: 4  # --concurrency\n") != std::string::npos);
+    CHECK(out.out.find("  Linger: 250ms") != std::string::npos);
+    CHECK(out.out.find("  AdminAddress: \"127.0.0.1:2100\"") != std::string::npos);
+    CHECK(out.out.find("TotalBufferSizeMB: 163") != std::string::npos);  // 1% of 16 GiB
+    CHECK(out.out.find("AWS_REGION=eu-west-1") != std::string::npos);
+    CHECK(out.out.find("ProxyAddress: \"http://user:****@proxy:3128\"") != std::string::npos);
+    for (const char* secret :
+         {"wJalrXUtnFEMI", "AKIAIOSFODNN7EXAMPLE", "FwoGZXIvYXdz", "hunter2"}) {
+        CAPTURE(secret);
+        CHECK(out.out.find(secret) == std::string::npos);
+    }
+    CHECK(out.out.find("AWS_ACCESS_KEY_ID=AKIA****") != std::string::npos);
+    CHECK_FALSE(fs::exists(log));  // checking writes no log file
+}
+
+TEST_CASE("--check-config reports every error found and exits 1") {
+    World w;
+    const std::string log = (w.dir.path() / "x.log").string();
+    const CliOutcome out = w.run({"--check-config", "-f", log, "-b", "127.0.0.1", "-t",
+                                  "127.0.0.1:99999", "--admin-address", "[::1:2100",
+                                  "--ca-bundle", (w.dir.path() / "missing.pem").string()});
+    CHECK_FALSE(out.config.has_value());
+    CHECK(out.exit_code == 1);
+    CHECK(out.out.empty());
+    std::vector<std::string> lines;
+    std::istringstream in(out.err);
+    for (std::string line; std::getline(in, line);) {
+        CHECK(line.find(" [Error] ") != std::string::npos);
+        lines.push_back(line);
+    }
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0].find("UDP address (-b / Socket.UDPAddress) 127.0.0.1: ") != std::string::npos);
+    CHECK(lines[1].find("TCP address (-t / Socket.TCPAddress) 127.0.0.1:99999: ") !=
+          std::string::npos);
+    CHECK(lines[2].find("admin address") != std::string::npos);
+    CHECK(lines[3].find("missing.pem: No such file or directory") != std::string::npos);
+    CHECK_FALSE(fs::exists(log));
+
+    // A loader error (its first) is reported the same way.
+    const CliOutcome bad = w.run({"--check-config", "-l", "loud"});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.err.find("Invalid log level \"loud\"") != std::string::npos);
+}
+
+TEST_CASE("redaction hides secret-looking variables and URL passwords, nothing else") {
+    CHECK(redact_environment_value("AWS_SECRET_ACCESS_KEY", "abcdefghijklmnop") == "abcd****");
+    CHECK(redact_environment_value("MY_API_TOKEN", "abc") == "****");
+    CHECK(redact_environment_value("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token") ==
+          "/var/run/token");
+    CHECK(redact_environment_value("AWS_REGION", "us-east-1") == "us-east-1");
+    CHECK(redact_url_password("https://u:p@h:1/x?y=z@w") == "https://u:****@h:1/x?y=z@w");
+    CHECK(redact_url_password("http://user@h") == "http://user@h");
+    CHECK(redact_url_password("http://h:3128") == "http://h:3128");
+}
+
+TEST_CASE("reload takes a valid file and lists the safely changeable settings that changed") {
+    World w;
+    const std::string path = w.dir.write("r.yaml", "Version: 2\nLogging:\n  LogLevel: info\n")
+                                 .string();
+    const Args args{"-c", path};
+    const Config current = w.run_ok(args);
+
+    auto same = reload_config(args, w.env, current, w.sources);
+    REQUIRE(same.ok());
+    CHECK(same.value().changes.empty());
+
+    w.dir.write("r.yaml", "Version: 2\nConcurrency: 2\nLogging:\n  LogLevel: debug\n"
+                          "Xrayd:\n  Linger: 1s\n  ProxyForwardAll: true\n"
+                          "  RequestTimeout: 9s\n  SummaryInterval: 5m\n");
+    auto changed = reload_config(args, w.env, current, w.sources);
+    REQUIRE(changed.ok());
+    const Config& next = changed.value().next;
+    CHECK(next.log_level == LogLevel::debug);
+    CHECK(next.concurrency == 2);
+    CHECK(next.linger == std::chrono::seconds{1});
+    CHECK(next.proxy_forward_all);
+    const std::vector<std::string> expected{
+        "Logging.LogLevel: Info -> Debug", "Concurrency: 8 -> 2",
+        "Xrayd.Linger: 100ms -> 1000ms", "Xrayd.RequestTimeout: 5000ms -> 9000ms",
+        "Xrayd.ProxyForwardAll: false -> true", "Xrayd.SummaryInterval: 60000ms -> 300000ms"};
+    CHECK(changed.value().changes == expected);
+    CHECK(is_reloadable_setting("Concurrency"));
+    CHECK_FALSE(is_reloadable_setting("Socket.UDPAddress"));
+}
+
+TEST_CASE("reload refuses an invalid file with the loader's error, writing no log line") {
+    World w;
+    const std::string log = (w.dir.path() / "x.log").string();
+    const std::string path = w.dir.write("r.yaml", "Version: 2\n").string();
+    const Args args{"-c", path, "-f", log};
+    const Config current = w.run_ok(args);
+    w.dir.write("r.yaml", "Version: 2\nConcurrency: [1\n");
+    auto r = reload_config(args, w.env, current, w.sources);
+    REQUIRE_FALSE(r.ok());
+    REQUIRE(r.error().size() == 1);
+    CHECK(r.error()[0].starts_with("Error occur when using config flag: yaml: "));
+    CHECK_FALSE(fs::exists(log));
+
+    w.dir.write("r.yaml", "Version: 2\nBogus: 1\n");
+    r = reload_config(args, w.env, current, w.sources);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error()[0] == std::string("Bogus flag is invalid. ") + doc);
+}
+
+TEST_CASE("reload refuses settings that need a restart and lists every one of them") {
+    World w;
+    const std::string path = w.dir.write("r.yaml", "Version: 2\n").string();
+    const Args args{"-c", path};
+    const Config current = w.run_ok(args);
+    w.dir.write("r.yaml", "Version: 2\nTotalBufferSizeMB: 64\nRegion: eu-west-1\n"
+                          "Concurrency: 3\nSocket:\n  UDPAddress: 0.0.0.0:2000\n");
+    auto r = reload_config(args, w.env, current, w.sources);
+    REQUIRE_FALSE(r.ok());
+    const std::vector<std::string> expected{
+        "TotalBufferSizeMB: 163 -> 64 (needs a restart)",
+        "Region: \"\" -> eu-west-1 (needs a restart)",
+        "Socket.UDPAddress: 127.0.0.1:2000 -> 0.0.0.0:2000 (needs a restart)"};
+    CHECK(r.error() == expected);
 }
 
 }  // namespace xrayd

@@ -50,6 +50,10 @@ struct CliFlags {
     std::optional<bool> proxy_optional;
     std::optional<int> concurrency;
     std::optional<std::uint64_t> log_rotation_bytes;
+    std::optional<std::string> admin_address;  // "off" or host:port (checked by the loader)
+    std::optional<std::chrono::milliseconds> ready_failure_threshold;
+    std::optional<std::chrono::milliseconds> summary_interval;
+    bool check_config = false;  // --check-config: print the effective configuration and exit
 
     // Arguments after the first non-flag or `--`: ignored, as the Go daemon ignores them.
     std::vector<std::string> ignored;

@@ -12,6 +12,8 @@
 
 namespace xrayd {
 
+// IMPORTANT: a new field must also be listed in src/config/reload.cpp (reloadable or not) and
+// shown by describe_config().
 struct Config {
     // --- The Go daemon's settings (flags and cfg.yaml keys, same defaults) -------------------
     std::string resource_arn;                  // -a / ResourceARN
@@ -63,6 +65,16 @@ struct Config {
     bool proxy_optional = false;
     // --log-rotation-bytes (test-only, no file key): the 50 MiB rotation size of the log file.
     std::uint64_t log_rotation_bytes = 50ull << 20;
+    // --admin-address / Xrayd.AdminAddress: host:port of the admin HTTP listener (/healthz,
+    // /readyz, /metrics); "off" = no listener (admin_enabled() false).
+    std::string admin_address = "127.0.0.1:2100";
+    // --ready-failure-threshold / Xrayd.ReadyFailureThreshold: /readyz turns 503 once uploads
+    // have failed without a success for longer than this.
+    std::chrono::milliseconds ready_failure_threshold{60000};
+    // --summary-interval / Xrayd.SummaryInterval: period of the Info summary line (0 = off).
+    std::chrono::milliseconds summary_interval{60000};
+
+    [[nodiscard]] bool admin_enabled() const noexcept { return admin_address != "off"; }
 };
 
 }  // namespace xrayd

@@ -39,8 +39,13 @@ struct ConfigSources {
     std::vector<std::filesystem::path> default_paths = default_config_paths();
     // Prefix for /proc/meminfo, /proc/self/cgroup and /sys/fs/cgroup (buffer-memory default).
     std::filesystem::path system_root = "/";
+    // false: a configuration error is only returned, never appended to the log file (a SIGHUP
+    // reload, whose caller logs it through the running logger). --check-config never appends.
+    bool append_errors_to_log = true;
 
-    // /etc/amazon/xray/cfg.yaml, cfg.yaml (CWD), github.com/aws/aws-xray-daemon/pkg/cfg.yaml.
+    // /etc/xrayd/cfg.yaml (xrayd's own, so a package can ship it without touching the Go
+    // daemon's), then the Go daemon's list: /etc/amazon/xray/cfg.yaml, cfg.yaml (CWD),
+    // github.com/aws/aws-xray-daemon/pkg/cfg.yaml.
     [[nodiscard]] static std::vector<std::filesystem::path> default_config_paths();
 };
 
@@ -51,6 +56,12 @@ struct ConfigSources {
 // a default-location file is not (unknown keys become `warnings`), but its syntax, types and
 // Version are checked. Start-up only: does file I/O; never throws (errors are in the outcome).
 // Thread-safe as long as nothing else changes the files it reads.
+//
+// --check-config: never a `config`. Valid: the effective configuration (describe_config(),
+// secrets redacted) and the warnings in `out`, exit 0. Invalid: exit 1 with every error found
+// in `err`, one `<time> [Error] <message>` line each: the loader stops at its first error, and
+// when it passes, listen addresses, the CA bundle and the local sink's directory are checked
+// too and all of their errors reported.
 [[nodiscard]] CliOutcome load_config(std::span<const std::string> args, const Environment& env,
                                      const ConfigSources& sources = {});
 

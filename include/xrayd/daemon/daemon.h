@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <xrayd/common/environment.h>
 #include <xrayd/config/config.h>
@@ -11,25 +13,31 @@
 
 namespace xrayd {
 
+class PeriodicSummary;
+
 class Daemon {
 public:
     // Start-up: resolves region, endpoint and credentials, builds the sink, binds the sockets.
     // Throws StartupError, with the Go daemon's message where it has one, before any thread
-    // starts. The references must outlive the Daemon.
-    Daemon(const Config& config, const Environment& env, Logger& logger);
+    // starts. The references must outlive the Daemon. `args` (argv without argv[0]) are
+    // loaded again on SIGHUP.
+    Daemon(const Config& config, const Environment& env, Logger& logger,
+           std::vector<std::string> args = {});
     ~Daemon();
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
     // Starts the threads and serves until SIGINT or SIGTERM is read from `signal_fd` (a
     // signalfd for SIGINT, SIGTERM and SIGHUP, blocked in every thread); SIGHUP reopens the
-    // log. Then stops receiving, drains within the shutdown timeout, logs the exit summary
+    // log and reloads the configuration (what can change safely). Then stops receiving, drains within the shutdown timeout, logs the exit summary
     // and returns the process exit code. Call once, from the main thread.
     [[nodiscard]] int run(int signal_fd);
 
     [[nodiscard]] const Counters& counters() const noexcept;
 
 private:
+    void reload(PeriodicSummary& summary);
+
     struct State;
     std::unique_ptr<State> state_;
 };

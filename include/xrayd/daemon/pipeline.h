@@ -28,6 +28,14 @@ public:
     // by `deadline` at the latest.
     void drain(TimePoint deadline) noexcept;
 
+    // Segments held right now, as of the pipeline's last loop turn: queued, in the open batch,
+    // or in the sink (queued, in flight, waiting to retry). Any thread. A gauge for metrics and
+    // tests: with receivers running it trails the counters by up to one turn, so the identity
+    // received = sent + rejected + dropped + held is exact only once the receivers stopped.
+    [[nodiscard]] std::size_t held_now() const noexcept {
+        return held_now_.load(std::memory_order_acquire);
+    }
+
     // Segments still held when run() returned (given up at the drain deadline).
     [[nodiscard]] std::size_t held_at_exit() const noexcept {
         return held_at_exit_.load(std::memory_order_acquire);
@@ -36,6 +44,7 @@ public:
 private:
     // Moves up to `max` queued segments into the batcher; returns how many it moved.
     std::size_t take_from_queue(TimePoint now, std::size_t max) noexcept;
+    void publish_held() noexcept;
 
     SegmentQueue& queue_;
     Batcher& batcher_;
@@ -44,6 +53,7 @@ private:
     std::atomic<bool> draining_{false};
     std::atomic<Clock::rep> drain_deadline_{0};
     std::atomic<std::size_t> held_at_exit_{0};
+    std::atomic<std::size_t> held_now_{0};
 };
 
 }  // namespace xrayd

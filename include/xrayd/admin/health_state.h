@@ -1,0 +1,113 @@
+// HealthState: what /readyz decides from and the gauges /metrics exports, fed by the daemon.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <xrayd/common/time.h>
+#include <xrayd/stats/counters.h>
+
+namespace xrayd {
+
+// X(name, help). Exported as xrayd_<name>; the periodic summary shows some of them.
+#define XRAYD_GAUGES(X)                                                                        \
+    X(queue_depth, "segments waiting in the hand-off queue between receivers and batcher")    \
+    X(memory_in_use_bytes, "bytes held for segments and batches (counted against -m)")        \
+    X(memory_limit_bytes, "the buffer memory limit (-m) in bytes")                             \
+    X(held_segments, "segments in batches not yet accepted by X-Ray (batcher and uploads)")    \
+    X(uploads_in_flight, "PutTraceSegments requests in flight")
+
+enum class Gauge : std::size_t {
+#define XRAYD_GAUGE_ENUM(name, help) name,
+    XRAYD_GAUGES(XRAYD_GAUGE_ENUM)
+#undef XRAYD_GAUGE_ENUM
+};
+
+struct GaugeInfo {
+    std::string_view name;
+    std::string_view help;
+};
+
+inline constexpr std::array gauge_infos = {
+#define XRAYD_GAUGE_INFO(name, help) GaugeInfo{#name, help},
+    XRAYD_GAUGES(XRAYD_GAUGE_INFO)
+#undef XRAYD_GAUGE_INFO
+};
+
+inline constexpr std::size_t gauge_count = gauge_infos.size();
+
+// The answer of /readyz.
+struct Readiness {
+    bool ready = false;
+    std::string reason;  // why not ready ("" when ready)
+};
+
+// Health inputs and gauges. Every member is an atomic: any thread may set, any thread may read
+// (the admin listener reads on its own thread). Lifetime: outlives the AdminServer reading it.
+//
+// Ready = listening && credentials usable && uploads not failing for longer than the threshold.
+// "Failing" starts at the first upload_failed() after a success (or after start) and ends at the
+// next upload_succeeded(); a daemon that uploads nothing (no traffic) is not failing.
+class HealthState {
+public:
+    // True once the UDP socket(s) are bound and the receivers run; false again at shutdown.
+    void set_listening(bool listening) noexcept {
+        listening_.store(listening, std::memory_order_relaxed);
+    }
+    // True when credentials resolved (or the local sink is in use, which needs none); false when
+    // the provider reports it has none that work.
+    void set_credentials_usable(bool usable) noexcept {
+        credentials_.store(usable, std::memory_order_relaxed);
+    }
+    // A PutTraceSegments request (or local sink write) succeeded.
+    void upload_succeeded() noexcept;
+    // A PutTraceSegments request failed (after which it may be retried).
+    void upload_failed(TimePoint now) noexcept;
+
+    void set(Gauge g, std::int64_t value) noexcept {
+        gauges_[static_cast<std::size_t>(g)].store(value, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::int64_t get(Gauge g) const noexcept {
+        return gauges_[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
+    }
+
+    [[nodiscard]] bool listening() const noexcept {
+        return listening_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] bool credentials_usable() const noexcept {
+        return credentials_.load(std::memory_order_relaxed);
+    }
+    // How long uploads have been failing at `now`; zero when they are not.
+    [[nodiscard]] Duration failing_for(TimePoint now) const noexcept;
+
+    [[nodiscard]] Readiness readiness(TimePoint now, Duration failure_threshold) const;
+
+private:
+    static constexpr Clock::rep not_failing = INT64_MIN;
+
+    std::atomic<bool> listening_{false};
+    std::atomic<bool> credentials_{false};
+    std::atomic<Clock::rep> failing_since_{not_failing};
+    std::array<std::atomic<std::int64_t>, gauge_count> gauges_{};
+};
+
+// Feeds a HealthState's upload inputs from the counters, so the uploader needs no hook: more
+// segments sent since the previous update() is a success; otherwise more failed requests
+// (backend_* counters) is a failure at `now`; neither (no traffic) changes nothing.
+// Thread-safe (a mutex): call it from the admin refresh callback and/or the main loop.
+class UploadHealthTracker {
+public:
+    void update(const CounterSnapshot& counters, TimePoint now, HealthState& health);
+
+private:
+    std::mutex mutex_;
+    std::uint64_t sent_ = 0;
+    std::uint64_t failures_ = 0;
+};
+
+}  // namespace xrayd

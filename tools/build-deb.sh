@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Builds xrayd_<version>_<arch>.deb with dpkg-deb from a meson build directory: the binary, the
+# systemd unit, /etc/xrayd/cfg.yaml (conffile), the logrotate snippet (conffile), xrayd(8) and
+# the maintainer scripts. The service runs with DynamicUser=yes, so no account is created.
+# Usage: tools/build-deb.sh [BUILD_DIR [OUT_DIR]]   (defaults: build, BUILD_DIR)
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$src/build}" && pwd)
+out=${2:-$build}
+bin=$build/src/xrayd
+if [ ! -x "$bin" ]; then
+  echo "build-deb: $bin not found; build it first: ninja -C $build src/xrayd" >&2
+  exit 1
+fi
+for tool in dpkg-deb dpkg python3 gzip; do
+  command -v "$tool" >/dev/null || { echo "build-deb: $tool is missing" >&2; exit 1; }
+done
+
+# "AWS X-Ray daemon version: xrayd 0.1.0" -> 0.1.0 (the binary is the truth, not the sources)
+version=$("$bin" -v | sed -n 's/^AWS X-Ray daemon version: xrayd //p')
+[ -n "$version" ] || { echo "build-deb: cannot read the version from $bin -v" >&2; exit 1; }
+arch=$(dpkg --print-architecture)
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)}
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+pkg=$stage/pkg
+install -d -m 0755 "$pkg/DEBIAN"
+install -D -m 0755 "$bin" "$pkg/usr/bin/xrayd"
+strip --strip-unneeded --remove-section=.comment "$pkg/usr/bin/xrayd" 2>/dev/null || true
+sed 's|@BINDIR@|/usr/bin|g' "$src/systemd/xrayd.service.in" > "$stage/xrayd.service"
+install -D -m 0644 "$stage/xrayd.service" "$pkg/lib/systemd/system/xrayd.service"
+install -D -m 0644 "$src/systemd/cfg.yaml" "$pkg/etc/xrayd/cfg.yaml"
+install -D -m 0644 "$src/systemd/xrayd.logrotate" "$pkg/etc/logrotate.d/xrayd"
+python3 "$src/docs/gen_manpage.py" --binary "$bin" --template "$src/docs/xrayd.8.in" \
+  --version "$version" --output "$stage/xrayd.8"
+install -d -m 0755 "$pkg/usr/share/man/man8" "$pkg/usr/share/doc/xrayd"
+gzip -9n -c "$stage/xrayd.8" > "$pkg/usr/share/man/man8/xrayd.8.gz"
+install -m 0644 "$src/docs/migrating-from-aws-xray-daemon.md" "$pkg/usr/share/doc/xrayd/"
+cat > "$pkg/usr/share/doc/xrayd/copyright" <<'EOF'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: xrayd
+
+Files: *
+License: Apache-2.0
+ On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.
+EOF
+
+# Runtime dependencies: the packages that ship the shared libraries the binary needs.
+depends=""
+if command -v dpkg-shlibdeps >/dev/null; then
+  mkdir -p "$stage/shlibs/debian"
+  touch "$stage/shlibs/debian/control"
+  depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>/dev/null |
+            sed -n 's/^shlibs:Depends=//p')
+fi
+if [ -z "$depends" ]; then
+  # Fallback: each NEEDED library -> the package owning it, at least its installed version.
+  for lib in $(objdump -p "$bin" | awk '$1 == "NEEDED" { print $2 }'); do
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
+    [ -n "$path" ] || continue
+    owner=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
+    [ -n "$owner" ] || continue
+    ver=$(dpkg-query -W -f='${Version}' "$owner" | sed 's/-[^-]*$//')
+    depends="${depends:+$depends, }$owner (>= $ver)"
+  done
+fi
+[ -n "$depends" ] || { echo "build-deb: could not compute the dependencies" >&2; exit 1; }
+
+installed_kb=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
+cat > "$pkg/DEBIAN/control" <<EOF
+Package: xrayd
+Version: $version
+Architecture: $arch
+Maintainer: xrayd maintainers <xrayd@localhost>
+Installed-Size: $installed_kb
+Depends: $depends
+Recommends: logrotate
+Section: net
+Priority: optional
+Description: drop-in replacement for the AWS X-Ray daemon
+ xrayd receives trace segments over UDP, batches them and uploads them to
+ AWS X-Ray, with the Go daemon's flags, cfg.yaml and log format. It adds a
+ health and Prometheus metrics endpoint, systemd notification and watchdog,
+ SIGHUP reload and a hardened systemd unit.
+EOF
+printf '%s\n' /etc/xrayd/cfg.yaml /etc/logrotate.d/xrayd > "$pkg/DEBIAN/conffiles"
+
+cat > "$pkg/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# The service is not enabled or started on first install: review /etc/xrayd/cfg.yaml, then
+# `systemctl enable --now xrayd`. An upgrade restarts it if it was running.
+set -e
+if [ "$1" = "configure" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+    if [ -n "$2" ]; then
+        systemctl try-restart xrayd.service >/dev/null 2>&1 || true
+    fi
+fi
+exit 0
+EOF
+cat > "$pkg/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = "remove" ] || [ "$1" = "deconfigure" ]; then
+    if [ -d /run/systemd/system ]; then
+        systemctl stop xrayd.service >/dev/null 2>&1 || true
+    fi
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable xrayd.service >/dev/null 2>&1 || true
+    fi
+fi
+exit 0
+EOF
+cat > "$pkg/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = "purge" ]; then
+    # DynamicUser=yes keeps the logs in /var/log/private/xrayd behind a /var/log/xrayd link.
+    rm -rf /var/log/xrayd /var/log/private/xrayd
+    rm -f /etc/systemd/system/multi-user.target.wants/xrayd.service
+    rm -rf /var/lib/systemd/deb-systemd-helper-enabled/xrayd.service.dsh-also
+    rmdir /etc/xrayd 2>/dev/null || true
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+exit 0
+EOF
+chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
+(cd "$pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |
+   xargs -0 md5sum > DEBIAN/md5sums)
+
+mkdir -p "$out"
+deb="$out/xrayd_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null
+echo "$deb"
