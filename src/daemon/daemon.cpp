@@ -295,8 +295,8 @@ void Daemon::reload(PeriodicSummary& summary) {
         s.logger.info("Reload: configuration unchanged");
         return;
     }
-    // Applied now: log level, readiness threshold, summary interval. Concurrency, linger,
-    // request timeout and the proxy allow-list are accepted but take effect at the next start
+    // Applied now: log level, readiness threshold, summary interval, proxy allow-list.
+    // Concurrency, linger and request timeout are accepted but take effect at the next start
     // (their modules take them at construction).
     for (const std::string& change : r.changes) {  // before a quieter level takes effect
         s.logger.info("Reload: {}", change);
@@ -306,6 +306,9 @@ void Daemon::reload(PeriodicSummary& summary) {
         s.admin->set_ready_failure_threshold(r.next.ready_failure_threshold);
     }
     summary.set_interval(r.next.summary_interval, Clock::now());
+    if (s.proxy) {
+        s.proxy->set_forward_all(r.next.proxy_forward_all);
+    }
     s.current = std::move(r.next);
 }
 

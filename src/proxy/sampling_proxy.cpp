@@ -242,7 +242,8 @@ struct SamplingProxy::State {
           counters(c),
           logger(log),
           signer(options.region, "xray"),
-          error_limiter(options.error_log_interval) {}
+          error_limiter(options.error_log_interval),
+          forward_all(options.forward_all) {}
 
     // libmicrohttpd callbacks.
     // libmicrohttpd callbacks: C code calls them, so nothing may escape (noexcept).
@@ -280,6 +281,7 @@ struct SamplingProxy::State {
     std::mutex pool_mutex;
     std::vector<CurlEasy> idle_handles;  // kept-alive upstream connections live in these
     RateLimiter error_limiter;
+    std::atomic<bool> forward_all;  // options.forward_all, switchable at run time
     std::atomic<bool> stopping{false};
 
     UniqueFd listen_fd;
@@ -399,7 +401,7 @@ MHD_Result SamplingProxy::State::handle(MHD_Connection* connection, RequestConte
 MHD_Result SamplingProxy::State::begin(MHD_Connection* connection, RequestContext& request,
                                        std::string_view method) {
     logger.debug("Received request on HTTP Proxy server : {}", request.raw_uri);
-    if (!options.forward_all) {
+    if (!forward_all.load(std::memory_order_relaxed)) {
         const bool known =
             std::any_of(std::begin(default_proxy_paths), std::end(default_proxy_paths),
                         [&](std::string_view p) { return p == request.path; });
@@ -748,6 +750,10 @@ bool SamplingProxy::start() {
                        format_socket_address(reinterpret_cast<const sockaddr*>(&bound), length));
     }
     return true;
+}
+
+void SamplingProxy::set_forward_all(bool forward_all) noexcept {
+    state_->forward_all.store(forward_all, std::memory_order_relaxed);
 }
 
 void SamplingProxy::stop() noexcept {

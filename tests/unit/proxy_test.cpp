@@ -471,6 +471,27 @@ TEST_CASE("forward_all restores the Go daemon's forwarding of every path") {
     verify_signature(requests[1], f.creds);
 }
 
+TEST_CASE("set_forward_all switches the allow-list for later requests (SIGHUP reload)") {
+    Fixture f;
+    auto proxy = f.make(SamplingProxyOptions{});
+    RawClient client(proxy->port());
+    client.send(sdk_request("/TraceGraph", "{}"));
+    auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 404);
+    proxy->set_forward_all(true);
+    client.send(sdk_request("/TraceGraph", "{}"));
+    response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    proxy->set_forward_all(false);
+    client.send(sdk_request("/TraceGraph", "{}"));
+    response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 404);
+    CHECK(f.upstream.requests().size() == 1);
+}
+
 TEST_CASE("connections over the limit are refused while the others keep being served") {
     Fixture f;
     SamplingProxyOptions options;

@@ -104,6 +104,10 @@ public:
     // Idempotent; noexcept.
     void stop() noexcept;
 
+    // Switches between forwarding every X-Ray call and only the sampling operations (SIGHUP
+    // reload). Any thread; applies to requests that start after the call.
+    void set_forward_all(bool forward_all) noexcept;
+
     // The port actually bound (useful with port 0); 0 when not serving.
     [[nodiscard]] std::uint16_t port() const noexcept;
     [[nodiscard]] bool serving() const noexcept;
