@@ -15,6 +15,18 @@ API (signed; a bad signature gets 403 InvalidSignatureException and is counted):
 Control (unsigned, GET):
   /_fake/state[?documents=0]   counters, batch sizes, documents, hosts, user agents
   /_fake/shutdown              stops the server (the process then exits 0)
+
+Fault injection (API requests on --fail-path only; signatures are checked first):
+  --fail-first N / --fail-rate P --seed S   which requests fail
+  --fail-mode status|reset|close|slow        how: an error answer (--fail-status, with
+      --retry-after S for a Retry-After header; 429 carries a ThrottlingException body), a TCP
+      reset (SO_LINGER 0, no answer), a close without an answer, or a normal answer after
+      --slow-ms (meant to outlast the client's request timeout; the documents are recorded,
+      as X-Ray would, so a client that retries sends them twice)
+  --outage-after S --outage-seconds S [--outage-mode M]   every API request in that window,
+      counted from start-up, fails with mode M (default reset)
+  --unprocessed-rate P [--unprocessed-code C]   each document is answered as unprocessed with
+      ErrorCode C (default InternalFailure) with probability P, and not recorded
 """
 
 import argparse
@@ -27,6 +39,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -247,6 +260,10 @@ class FakeState:
         self.invalid_signatures = 0
         self.invalid_reasons = []
         self.injected_failures = 0
+        self.injected = {}  # mode -> count, outage failures included
+        self.outage_failures = 0
+        self.started = time.monotonic()
+        self.unprocessed_injected = 0
         self.bad_requests = 0
         self.paths = {}
         self.batches = []
@@ -263,6 +280,9 @@ class FakeState:
                 "invalid_signatures": self.invalid_signatures,
                 "invalid_reasons": list(self.invalid_reasons),
                 "injected_failures": self.injected_failures,
+                "injected": dict(self.injected),
+                "outage_failures": self.outage_failures,
+                "unprocessed_injected": self.unprocessed_injected,
                 "bad_requests": self.bad_requests,
                 "paths": dict(self.paths),
                 "max_batch": max(self.batches, default=0),
@@ -277,17 +297,40 @@ class FakeState:
                 out["documents"] = list(self.documents)
             return out
 
-    def should_fail(self, path):
-        """Decides (and counts) whether this API request gets an injected failure."""
+    def in_outage(self):
+        if self.args.outage_seconds <= 0:
+            return False
+        elapsed = time.monotonic() - self.started
+        return self.args.outage_after <= elapsed < self.args.outage_after + self.args.outage_seconds
+
+    def failure_mode(self, path):
+        """Decides (and counts) whether this API request gets an injected failure: the mode
+        ("status", "reset", "close" or "slow") or None."""
         if path not in self.args.fail_path:
+            return None
+        with self.lock:
+            if self.in_outage():
+                self.outage_failures += 1
+                mode = self.args.outage_mode
+            else:
+                fail = self.injected_failures < self.args.fail_first
+                if not fail and self.args.fail_rate > 0:
+                    fail = self.rng.random() < self.args.fail_rate
+                if not fail:
+                    return None
+                self.injected_failures += 1
+                mode = self.args.fail_mode
+            self.injected[mode] = self.injected.get(mode, 0) + 1
+            return mode
+
+    def unprocessed_draw(self):
+        if self.args.unprocessed_rate <= 0:
             return False
         with self.lock:
-            fail = self.injected_failures < self.args.fail_first
-            if not fail and self.args.fail_rate > 0:
-                fail = self.rng.random() < self.args.fail_rate
-            if fail:
-                self.injected_failures += 1
-            return fail
+            hit = self.rng.random() < self.args.unprocessed_rate
+            if hit:
+                self.unprocessed_injected += 1
+            return hit
 
 
 FAIL_TYPES = {
@@ -299,6 +342,9 @@ FAIL_TYPES = {
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
 }
+
+
+FAIL_MODES = ("status", "reset", "close", "slow")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -316,9 +362,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.server.state.args.verbose:
             sys.stderr.write("fake_xray: %s\n" % (fmt % args))
 
-    def _reply(self, status, payload, content_type="application/x-amz-json-1.1"):
+    def _reply(self, status, payload, content_type="application/x-amz-json-1.1",
+               extra_headers=None):
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
@@ -378,11 +427,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if args.delay_ms > 0:
             time.sleep(args.delay_ms / 1000.0)
-        if state.should_fail(path):
+        mode = state.failure_mode(path)
+        if mode == "status":
             status = args.fail_status
+            headers = {"Retry-After": str(args.retry_after)} if args.retry_after else {}
+            if status == 429:
+                headers["x-amzn-ErrorType"] = "ThrottlingException"
             self._reply(status, {"__type": FAIL_TYPES.get(status, "InjectedFailure"),
-                                 "message": "injected failure"})
+                                 "message": "Rate exceeded" if status == 429
+                                 else "injected failure"}, extra_headers=headers)
             return
+        if mode == "reset":
+            # SO_LINGER with a zero timeout: close() sends an RST instead of a FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if mode == "close":
+            self.close_connection = True
+            return
+        if mode == "slow":
+            time.sleep(args.slow_ms / 1000.0)
         if path == "/TraceSegments":
             self._trace_segments(body)
         elif path == "/TelemetryRecords":
@@ -408,19 +474,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(400, {"__type": "SerializationException", "message": str(err)})
             return
         unprocessed = []
+        accepted = []
         for doc in documents:
             try:
                 seg_id = json.loads(doc).get("id")
             except (ValueError, AttributeError):
+                accepted.append(doc)
                 continue
             if seg_id in state.unprocessed_ids:
                 unprocessed.append({"Id": seg_id, "ErrorCode": "InvalidSegment",
                                     "Message": "rejected by fake_xray --unprocessed-id"})
+            elif state.unprocessed_draw():
+                unprocessed.append({"Id": seg_id, "ErrorCode": state.args.unprocessed_code,
+                                    "Message": "injected by fake_xray --unprocessed-rate"})
+                continue
+            accepted.append(doc)
         with state.lock:
             state.batches.append(len(documents))
-            state.documents.extend(documents)
+            state.documents.extend(accepted)
             state.document_bytes += sum(len(d.encode("utf-8", "surrogatepass"))
-                                        for d in documents)
+                                        for d in accepted)
             state.unprocessed_returned.extend(u["Id"] for u in unprocessed)
         self._reply(200, {"UnprocessedTraceSegments": unprocessed})
 
@@ -444,7 +517,7 @@ class FakeServer(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         err = sys.exc_info()[1]
-        if isinstance(err, (ConnectionError, ssl.SSLError, socket.timeout, BrokenPipeError)):
+        if isinstance(err, (OSError, ssl.SSLError, socket.timeout, BrokenPipeError, ValueError)):
             return  # clients hanging up or failing TLS are not the fake's problem
         super().handle_error(request, client_address)
 
@@ -471,6 +544,21 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help="delay before answering each signed API request")
+    p.add_argument("--fail-mode", choices=FAIL_MODES, default="status",
+                   help="what an injected failure does (see the module doc)")
+    p.add_argument("--retry-after", type=int, default=0,
+                   help="Retry-After seconds on injected status failures (0: none)")
+    p.add_argument("--slow-ms", type=float, default=10000.0,
+                   help="delay of --fail-mode slow answers")
+    p.add_argument("--outage-after", type=float, default=0.0,
+                   help="seconds after start-up when the outage begins")
+    p.add_argument("--outage-seconds", type=float, default=0.0,
+                   help="length of the outage (0: none)")
+    p.add_argument("--outage-mode", choices=FAIL_MODES, default="reset")
+    p.add_argument("--unprocessed-rate", type=float, default=0.0,
+                   help="probability that each document is answered as unprocessed")
+    p.add_argument("--unprocessed-code", default="InternalFailure",
+                   help="ErrorCode of --unprocessed-rate items")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = p.parse_args(argv)
     if args.fail_path is None:

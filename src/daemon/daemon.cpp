@@ -225,7 +225,8 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         proxy.proxy = config.proxy_address;
         proxy.no_proxy = config.no_proxy;
         s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
-        s.sink = Uploader::create(std::move(options), *s.credentials, s.counters, logger);
+        s.sink = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
+                                  &s.budget);
     }
 
     BatchLimits limits;

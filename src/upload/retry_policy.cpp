@@ -65,6 +65,27 @@ bool http_failure_is_retryable(long status, std::string_view error_type) noexcep
     return true;
 }
 
+bool unprocessed_is_throttled(std::string_view error_code) noexcept {
+    return error_code == "429" || is_throttling_error(error_code);
+}
+
+bool unprocessed_is_retryable(std::string_view error_code) noexcept {
+    if (unprocessed_is_throttled(error_code)) {
+        return true;
+    }
+    if (error_code.size() == 3 && error_code[0] == '5' &&
+        std::all_of(error_code.begin(), error_code.end(),
+                    [](char c) { return c >= '0' && c <= '9'; })) {
+        return true;
+    }
+    if (const auto hash = error_code.rfind('#'); hash != std::string_view::npos) {
+        error_code.remove_prefix(hash + 1);
+    }
+    return error_code == "InternalFailure" || error_code == "InternalError" ||
+           error_code == "InternalServerError" || error_code == "InternalServiceError" ||
+           error_code == "ServiceUnavailable" || error_code == "ServiceUnavailableException";
+}
+
 Duration backoff_delay(unsigned retry, Duration base, Duration cap, double unit_random,
                        Duration retry_after) noexcept {
     base = std::max(base, Duration::zero());

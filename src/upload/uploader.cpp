@@ -10,13 +10,16 @@
 #include <deque>
 #include <optional>
 #include <random>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/upload/resend.h>
 #include <xrayd/upload/retry_policy.h>
+#include <xrayd/upload/throttle_controller.h>
 #include <xrayd/upload/xray_request.h>
 #include <xrayd/upload/xray_response.h>
 
@@ -126,13 +129,15 @@ void check_setopt(CURLcode rc, std::string_view option) {
 
 struct Uploader::State {
     State(UploaderOptions opts, XRayTarget ep, CredentialsProvider& creds, Counters& ctrs,
-          Logger& log, std::uint64_t seed)
+          Logger& log, MemoryBudget* mem, std::uint64_t seed)
         : options(std::move(opts)),
           endpoint(std::move(ep)),
           credentials(creds),
           counters(ctrs),
           logger(log),
+          budget(mem),
           signer(options.region, "xray"),
+          throttle(options.concurrency, options.throttle_successes_per_increase),
           jitter(seed) {}
 
     ~State() {
@@ -150,7 +155,13 @@ struct Uploader::State {
     bool drain_completions() noexcept;
     void start(Slot& slot, Job&& job, TimePoint now) noexcept;
     void complete(Slot& slot, CURLcode result) noexcept;
-    void on_success(Job& job, TimePoint started, TimePoint now, std::string_view body) noexcept;
+    void on_success(Job&& job, TimePoint started, TimePoint now, std::string_view body) noexcept;
+    void resend_unprocessed(Job&& job, std::span<const std::size_t> indexes,
+                            TimePoint now) noexcept;
+    void on_throttled(TimePoint started, TimePoint now, std::string_view reason) noexcept;
+    void on_not_throttled() noexcept;
+    void make_room() noexcept;
+    [[nodiscard]] std::size_t in_flight() const noexcept { return slots.size() - idle.size(); }
     void on_failure(Job&& job, FailureClass failure, bool retryable, std::string_view reason,
                     Duration retry_after, TimePoint now) noexcept;
     void release(std::size_t segments) noexcept { held -= std::min(held, segments); }
@@ -163,7 +174,9 @@ struct Uploader::State {
     CredentialsProvider& credentials;
     Counters& counters;
     Logger& logger;
+    MemoryBudget* budget;  // nullable
     SigV4Signer signer;
+    ThrottleController throttle;
     CurlMulti multi;
     std::vector<std::unique_ptr<Slot>> slots;
     std::vector<Slot*> idle;
@@ -173,10 +186,15 @@ struct Uploader::State {
     std::size_t held = 0;
     simdjson::dom::parser parser;
     std::vector<UnprocessedSegment> unprocessed;
+    std::vector<std::size_t> resend_indexes;
+    std::vector<char> matched;             // per segment of the batch being answered
+    simdjson::dom::parser resend_parser;  // request bodies: kept apart from the small answers
     JitterSource jitter;
     RateLimiter retry_limiter{failure_log_interval};
     RateLimiter final_limiter{failure_log_interval};
     RateLimiter internal_limiter{failure_log_interval};
+    RateLimiter evict_limiter{failure_log_interval};
+    std::uint64_t evicted_since_log = 0;
 };
 
 void Uploader::State::configure(Slot& slot) {
@@ -254,7 +272,8 @@ void Uploader::State::promote_due(TimePoint now) noexcept {
 }
 
 void Uploader::State::start_ready(TimePoint now) noexcept {
-    while (!idle.empty() && (!retry_ready.empty() || !fresh.empty())) {
+    const auto limit = static_cast<std::size_t>(throttle.limit());
+    while (!idle.empty() && in_flight() < limit && (!retry_ready.empty() || !fresh.empty())) {
         std::deque<Job>& from = retry_ready.empty() ? fresh : retry_ready;
         Job job = std::move(from.front());
         from.pop_front();
@@ -373,7 +392,7 @@ void Uploader::State::complete(Slot& slot, CURLcode result) noexcept {
         status = 0;
     }
     if (status >= 200 && status <= 299) {
-        on_success(job, slot.started, now, slot.response);
+        on_success(std::move(job), slot.started, now, slot.response);
         return;
     }
     curl_off_t retry_after_s = 0;
@@ -392,12 +411,15 @@ void Uploader::State::complete(Slot& slot, CURLcode result) noexcept {
         }
     } catch (...) {
     }
+    if (status == 429 || is_throttling_error(error.type)) {
+        on_throttled(slot.started, now, reason);
+    }
     on_failure(std::move(job), classify_http_status(status),
                http_failure_is_retryable(status, error.type), reason,
                std::chrono::seconds(retry_after_s), now);
 }
 
-void Uploader::State::on_success(Job& job, TimePoint started, TimePoint now,
+void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,
                                  std::string_view body) noexcept {
     const std::size_t count = job.batch.segment_count();
     const double seconds = seconds_between(started, now);
@@ -410,31 +432,198 @@ void Uploader::State::on_success(Job& job, TimePoint started, TimePoint now,
                         to_string(parsed.error()), body);
         }
     }
-    const std::size_t rejected = std::min(unprocessed.size(), count);
-    counters.add(Counter::segments_sent, count - rejected);
-    counters.add(Counter::rejected_by_xray, rejected);
     counters.add(Counter::batches_sent);
-    release(count);
     if (unprocessed.empty()) {
+        counters.add(Counter::segments_sent, count);
+        release(count);
+        on_not_throttled();
         logger.info("Successfully sent batch of {} segments ({:1.3f} seconds)", count, seconds);
         return;
     }
     logger.info("Sent batch of {} segments but had {} Unprocessed segments ({:1.3f} seconds)",
                 count, unprocessed.size(), seconds);
+
+    // Match each unprocessed item to its document (by id, each document once) and sort the
+    // transient ones out for a re-send.
     const auto refs = job.batch.segments();
-    for (const UnprocessedSegment& item : unprocessed) {
-        std::string_view trace_id;
-        if (item.has_id) {
-            const auto it = std::find_if(refs.begin(), refs.end(), [&](const SegmentRef& ref) {
-                return ref.id_view() == item.id;
-            });
-            if (it != refs.end()) {
-                trace_id = it->trace_id_view();
+    resend_indexes.clear();
+    bool throttled = false;
+    std::size_t final_items = 0;
+    try {
+        matched.assign(count, 0);
+        for (const UnprocessedSegment& item : unprocessed) {
+            std::size_t index = count;
+            if (item.has_id) {
+                for (std::size_t i = 0; i < count; ++i) {
+                    if (matched[i] == 0 && refs[i].id_view() == item.id) {
+                        index = i;
+                        break;
+                    }
+                }
             }
+            if (index < count) {
+                matched[index] = 1;
+            }
+            throttled = throttled || unprocessed_is_throttled(item.error_code);
+            const std::string_view trace_id =
+                index < count ? refs[index].trace_id_view() : std::string_view();
+            const std::string_view id = item.has_id ? std::string_view(item.id) : "<none>";
+            if (budget != nullptr && index < count && unprocessed_is_retryable(item.error_code)) {
+                resend_indexes.push_back(index);
+                std::uint64_t suppressed = 0;
+                if (retry_limiter.allow(now, &suppressed)) {
+                    logger.warn("Unprocessed segment will be sent again: id={} trace_id={} "
+                                "error_code={} message={}",
+                                id, trace_id, item.error_code, item.message);
+                }
+                continue;
+            }
+            ++final_items;
+            logger.error("Unprocessed segment: id={} trace_id={} error_code={} message={}", id,
+                         trace_id, item.error_code, item.message);
         }
-        logger.error("Unprocessed segment: id={} trace_id={} error_code={} message={}",
-                     item.has_id ? std::string_view(item.id) : std::string_view("<none>"),
-                     trace_id, item.error_code, item.message);
+    } catch (...) {
+        // Out of memory matching: whatever is not yet sorted out is final.
+        final_items = unprocessed.size() - resend_indexes.size();
+    }
+    if (throttled) {
+        on_throttled(started, now, "UnprocessedTraceSegments throttled");
+    } else {
+        on_not_throttled();
+    }
+    const std::size_t resend = resend_indexes.size();
+    const std::size_t rejected = std::min(final_items, count - resend);
+    counters.add(Counter::segments_sent, count - rejected - resend);
+    counters.add(Counter::rejected_by_xray, rejected);
+    release(count - resend);
+    if (resend > 0) {
+        resend_unprocessed(std::move(job), resend_indexes, now);
+    }
+}
+
+void Uploader::State::resend_unprocessed(Job&& job, std::span<const std::size_t> indexes,
+                                         TimePoint now) noexcept {
+    const std::size_t wanted = indexes.size();
+    Result<RebuiltBatch, RebuildErrc> rebuilt =
+        rebuild_batch(resend_parser, job.batch, indexes, *budget);
+    if (!rebuilt) {
+        // Cannot happen for a body Batch built; the segments cannot be re-sent: final.
+        counters.add(Counter::rejected_by_xray, wanted);
+        release(wanted);
+        logger.error("Could not re-send {} unprocessed segments: {}", wanted,
+                     to_string(rebuilt.error()));
+        return;
+    }
+    RebuiltBatch& out = rebuilt.value();
+    if (out.lost > 0) {
+        counters.add(Counter::dropped_buffer_full, out.lost);
+        release(out.lost);
+        logger.error("Memory limit reached: {} unprocessed segments could not be kept to be "
+                     "sent again",
+                     out.lost);
+    }
+    const std::size_t kept = out.batch.segment_count();
+    if (kept == 0) {
+        return;
+    }
+    Job retry(std::move(out.batch));
+    retry.failures = job.failures;
+    retry.first_failure = job.failures == 0 ? now : job.first_failure;
+    if (decide_retry(retry.first_failure, now, options.retry_budget) == RetryDecision::give_up) {
+        counters.add(Counter::dropped_gave_up, kept);
+        release(kept);
+        logger.error("Gave up on {} unprocessed segments after retrying past the retry budget",
+                     kept);
+        return;
+    }
+    const Duration delay = backoff_delay(retry.failures, options.retry_base, options.retry_cap,
+                                         jitter.next_unit(), Duration::zero());
+    ++retry.failures;
+    retry.due = now + delay;
+    try {
+        waiting.push_back(std::move(retry));
+    } catch (...) {
+        counters.add(Counter::dropped_gave_up, kept);
+        release(kept);
+        logger.error("Out of memory queueing unprocessed segments for retry: {} dropped", kept);
+        return;
+    }
+    counters.add(Counter::unprocessed_retried, kept);
+}
+
+void Uploader::State::on_throttled(TimePoint started, TimePoint now,
+                                   std::string_view reason) noexcept {
+    counters.add(Counter::upload_throttled);
+    const int before = throttle.limit();
+    if (throttle.on_throttled(started, now) == ThrottleEvent::started) {
+        logger.info("X-Ray is throttling PutTraceSegments ({}): requests in flight cut from {} "
+                    "to {}; they grow back as requests succeed",
+                    reason, before, throttle.limit());
+    }
+}
+
+void Uploader::State::on_not_throttled() noexcept {
+    if (throttle.on_success() != ThrottleEvent::ended) {
+        return;
+    }
+    const ThrottleEpisode& e = throttle.episode();
+    logger.info("X-Ray throttling ended after {:.1f} s: {} requests throttled, {} succeeded; "
+                "requests in flight went down to {} and are back to {}",
+                seconds_between(e.started, Clock::now()), e.throttled, e.succeeded,
+                e.lowest_limit, throttle.ceiling());
+}
+
+void Uploader::State::make_room() noexcept {
+    if (options.backpressure != Backpressure::drop_oldest || budget == nullptr) {
+        return;
+    }
+    const std::size_t limit = budget->limit();
+    const std::size_t headroom = std::min(
+        limit, options.drop_oldest_headroom > 0 ? options.drop_oldest_headroom : limit / 8);
+    std::size_t evicted = 0;
+    while (budget->used() + headroom > limit) {
+        // The batch holding the oldest segment among those not in flight.
+        const Job* oldest = nullptr;
+        auto consider = [&](const auto& jobs) {
+            for (const Job& job : jobs) {
+                if (oldest == nullptr ||
+                    job.batch.oldest_received() < oldest->batch.oldest_received()) {
+                    oldest = &job;
+                }
+            }
+        };
+        consider(waiting);
+        consider(retry_ready);
+        consider(fresh);
+        if (oldest == nullptr) {
+            break;  // everything held is in flight: new segments are refused at ingest
+        }
+        const std::size_t count = oldest->batch.segment_count();
+        auto erase_from = [&](auto& jobs) {
+            for (auto it = jobs.begin(); it != jobs.end(); ++it) {
+                if (&*it == oldest) {
+                    jobs.erase(it);
+                    return true;
+                }
+            }
+            return false;
+        };
+        if (!erase_from(waiting) && !erase_from(retry_ready)) {
+            (void)erase_from(fresh);
+        }
+        counters.add(Counter::dropped_oldest, count);
+        release(count);
+        evicted += count;
+    }
+    if (evicted == 0) {
+        return;
+    }
+    evicted_since_log += evicted;
+    std::uint64_t suppressed = 0;
+    if (evict_limiter.allow(Clock::now(), &suppressed)) {
+        logger.warn("Memory limit reached (using {} of {} bytes): dropped the {} oldest segments "
+                    "held to make room (drop-oldest; consider increasing -m)",
+                    budget->used(), limit, std::exchange(evicted_since_log, 0));
     }
 }
 
@@ -490,7 +679,8 @@ void Uploader::State::on_failure(Job&& job, FailureClass failure, bool retryable
 
 Duration Uploader::State::next_wait(Duration max_wait, TimePoint now) const noexcept {
     Duration wait = max_wait;
-    if (!idle.empty() && (!retry_ready.empty() || !fresh.empty())) {
+    if (!idle.empty() && in_flight() < static_cast<std::size_t>(throttle.limit()) &&
+        (!retry_ready.empty() || !fresh.empty())) {
         return Duration::zero();
     }
     for (const Job& job : waiting) {
@@ -504,6 +694,7 @@ void Uploader::State::do_work() noexcept {
     // of completions freeing slots for the next batches.
     for (int pass = 0; pass < 4; ++pass) {
         const TimePoint now = Clock::now();
+        make_room();
         promote_due(now);
         start_ready(now);
         int running = 0;
@@ -527,13 +718,16 @@ Uploader::~Uploader() = default;
 
 std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
                                            CredentialsProvider& credentials, Counters& counters,
-                                           Logger& logger) {
+                                           Logger& logger, MemoryBudget* budget) {
     if (options.concurrency < 1) {
         throw StartupError(fmt::format("uploader concurrency must be at least 1, not {}",
                                        options.concurrency));
     }
     if (options.request_timeout <= std::chrono::milliseconds::zero()) {
         throw StartupError("uploader request timeout must be positive");
+    }
+    if (options.retry_budget < Duration::zero()) {
+        throw StartupError("uploader retry budget must not be negative");
     }
     XRayTarget endpoint = make_xray_target(options.endpoint, request_path);
     std::uint64_t seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
@@ -544,7 +738,7 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
         // No entropy device: the clock alone still spreads jitter across daemons.
     }
     auto state = std::make_unique<State>(std::move(options), std::move(endpoint), credentials,
-                                         counters, logger, seed);
+                                         counters, logger, budget, seed);
     state->multi = CurlMulti::create();
     const auto slots = static_cast<std::size_t>(state->options.concurrency);
     if (state->multi.set(CURLMOPT_MAXCONNECTS, static_cast<long>(slots)) != CURLM_OK) {
@@ -559,7 +753,11 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
         state->idle.push_back(slot.get());
         state->slots.push_back(std::move(slot));
     }
-    logger.debug("Using X-Ray endpoint: {} (concurrency {})", state->endpoint.url, slots);
+    logger.debug("Using X-Ray endpoint: {} (concurrency {}, retry budget {} s, {})",
+                 state->endpoint.url, slots,
+                 std::chrono::duration_cast<std::chrono::seconds>(state->options.retry_budget)
+                     .count(),
+                 to_string(state->options.backpressure));
     return std::unique_ptr<Uploader>(new Uploader(std::move(state)));
 }
 
@@ -601,6 +799,26 @@ void Uploader::wakeup() noexcept {
 }
 
 std::size_t Uploader::held_segments() const noexcept { return state_->held; }
+
+int Uploader::in_flight_limit() const noexcept { return state_->throttle.limit(); }
+
+std::optional<Backpressure> parse_backpressure(std::string_view text) noexcept {
+    if (text == "drop-newest") {
+        return Backpressure::drop_newest;
+    }
+    if (text == "drop-oldest") {
+        return Backpressure::drop_oldest;
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(Backpressure policy) noexcept {
+    switch (policy) {
+    case Backpressure::drop_newest: return "drop-newest";
+    case Backpressure::drop_oldest: return "drop-oldest";
+    }
+    return "unknown";
+}
 
 std::size_t Uploader::abandon() noexcept {
     State& s = *state_;

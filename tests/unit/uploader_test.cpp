@@ -27,7 +27,9 @@
 #include <xrayd/stats/counters.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/upload/local_sink.h>
+#include <xrayd/upload/resend.h>
 #include <xrayd/upload/retry_policy.h>
+#include <xrayd/upload/throttle_controller.h>
 #include <xrayd/upload/uploader.h>
 #include <xrayd/upload/xray_response.h>
 
@@ -105,12 +107,21 @@ const xrayd::Credentials test_credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+
 std::string segment_id(int i) { return fmt::format("{:016x}", 0x1000 + i); }
 std::string trace_id(int i) { return fmt::format("1-5759e988-{:024x}", 0xabc000 + i); }
 
+// The document make_batch() writes for segment number k (it needs escaping).
+std::string document(int k) {
+    return fmt::format(
+        R"({{"name":"svc \"quoted\" é","id":"{}","trace_id":"{}","start_time":1.5}})",
+        segment_id(k), trace_id(k));
+}
+
 struct Harness {
+    explicit Harness(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
+
     xrayd::Counters counters;
     std::shared_ptr<CapturedLog> log = std::make_shared<CapturedLog>();
     xrayd::Logger logger{xrayd::LogLevel::debug, std::make_unique<CapturingSink>(log)};
     xrayd::StaticCredentialsProvider credentials{test_credentials};
-    xrayd::MemoryBudget budget{64 << 20};
+    xrayd::MemoryBudget budget;
     int next_segment = 0;
 
     // A sealed batch of `n` segments with documents that need escaping.
@@ -118,9 +129,7 @@ struct Harness {
         xrayd::Batch batch(budget);
         for (int i = 0; i < n; ++i) {
             const int k = next_segment++;
-            const std::string doc = fmt::format(
-                R"({{"name":"svc \"quoted\" é","id":"{}","trace_id":"{}","start_time":1.5}})",
-                segment_id(k), trace_id(k));
+            const std::string doc = document(k);
             auto segment = xrayd::Segment::make(budget, doc, segment_id(k), trace_id(k),
                                                 xrayd::Clock::now());
             REQUIRE(segment != nullptr);
@@ -144,7 +153,15 @@ struct Harness {
     }
 
     std::unique_ptr<xrayd::Uploader> uploader(xrayd::UploaderOptions o) {
-        return xrayd::Uploader::create(std::move(o), credentials, counters, logger);
+        return xrayd::Uploader::create(std::move(o), credentials, counters, logger, &budget);
+    }
+
+    // sent + rejected + dropped, by the counters' kinds.
+    std::uint64_t accounted() const {
+        const auto snapshot = counters.snapshot();
+        return snapshot.total(xrayd::CounterKind::sent) +
+               snapshot.total(xrayd::CounterKind::rejected) +
+               snapshot.total(xrayd::CounterKind::dropped);
     }
 
     std::uint64_t get(Counter c) const { return counters.get(c); }
@@ -774,4 +791,347 @@ TEST_CASE("LocalSink wakeup ends a run_once wait early") {
     const auto start = std::chrono::steady_clock::now();
     sink->run_once(30s);
     CHECK(std::chrono::steady_clock::now() - start < 15s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttle-aware concurrency: the AIMD controller, driven by hand
+
+TEST_CASE("throttle controller halves per round of throttles, floors at 1 and grows back by 1 "
+          "per N successes") {
+    xrayd::ThrottleController c(8, 3);
+    const xrayd::TimePoint t0{};
+    CHECK(c.limit() == 8);
+    CHECK_FALSE(c.throttling());
+    CHECK(c.on_success() == xrayd::ThrottleEvent::none);  // calm: nothing changes
+
+    CHECK(c.on_throttled(t0, t0 + 10ms) == xrayd::ThrottleEvent::started);
+    CHECK(c.limit() == 4);
+    CHECK(c.throttling());
+    // Answers to requests sent before the halving are the same round trip: no second halving.
+    CHECK(c.on_throttled(t0 + 1ms, t0 + 11ms) == xrayd::ThrottleEvent::none);
+    CHECK(c.on_throttled(t0 + 9ms, t0 + 12ms) == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 4);
+    // A request sent after it was throttled again: halve.
+    CHECK(c.on_throttled(t0 + 10ms, t0 + 20ms) == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 2);
+    CHECK(c.on_throttled(t0 + 25ms, t0 + 30ms) == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 1);
+    CHECK(c.on_throttled(t0 + 35ms, t0 + 40ms) == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 1);  // floor
+    CHECK(c.episode().throttled == 6);
+    CHECK(c.episode().lowest_limit == 1);
+
+    // +1 per 3 successes; a throttle in between restarts the count.
+    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
+    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 1);
+    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
+    CHECK(c.limit() == 2);
+    int successes = 3;
+    xrayd::ThrottleEvent event = xrayd::ThrottleEvent::none;
+    while (event == xrayd::ThrottleEvent::none && successes < 100) {
+        event = c.on_success();
+        ++successes;
+    }
+    CHECK(event == xrayd::ThrottleEvent::ended);
+    CHECK(successes == 3 * 7);  // from 1 to 8
+    CHECK(c.limit() == 8);
+    CHECK_FALSE(c.throttling());
+    CHECK(c.episode().succeeded == 21);
+    CHECK(c.limit() <= c.ceiling());
+    // A new episode starts from the ceiling again.
+    CHECK(c.on_throttled(t0 + 1s, t0 + 2s) == xrayd::ThrottleEvent::started);
+    CHECK(c.limit() == 4);
+    CHECK(c.episode().throttled == 1);
+}
+
+TEST_CASE("throttle controller with a ceiling of 1 starts and ends an episode without going "
+          "below 1") {
+    xrayd::ThrottleController c(1, 0);  // 0 successes per increase is taken as 1
+    const xrayd::TimePoint t0{};
+    CHECK(c.on_throttled(t0, t0 + 1ms) == xrayd::ThrottleEvent::started);
+    CHECK(c.limit() == 1);
+    CHECK(c.on_success() == xrayd::ThrottleEvent::ended);
+    CHECK(c.limit() == 1);
+}
+
+TEST_CASE("uploader shrinks requests in flight while X-Ray throttles, logs the start and the "
+          "end once, and grows back") {
+    Harness h;
+    HttpTestServer server;
+    const xrayd::test::ScriptedResponse throttled{
+        .status = 429,
+        .body = R"({"__type":"ThrottlingException","message":"Rate exceeded"})"};
+    for (int i = 0; i < 12; ++i) {
+        server.push_response(throttled);
+    }
+    auto options = h.options(server);
+    options.concurrency = 8;
+    options.throttle_successes_per_increase = 2;
+    auto uploader = h.uploader(options);
+    for (int i = 0; i < 8; ++i) {
+        uploader->submit(h.make_batch(2));
+    }
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_throttled) >= 12; }));
+    CHECK(uploader->in_flight_limit() < 8);
+    CHECK(h.log->contains("[Info] X-Ray is throttling PutTraceSegments (HTTP 429 "
+                          "ThrottlingException: Rate exceeded): requests in flight cut from 8 "
+                          "to 4"));
+    // Keep it busy so that successes grow the limit back to the ceiling.
+    for (int i = 0; i < 30; ++i) {
+        uploader->submit(h.make_batch(1));
+    }
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 8 * 2 + 30; }));
+    CHECK(uploader->in_flight_limit() == 8);
+    CHECK(h.get(Counter::dropped_gave_up) == 0);
+    CHECK(h.get(Counter::upload_throttled) == 12);
+    const std::string all = h.log->all();
+    const auto count = [&](std::string_view text) {
+        std::size_t n = 0;
+        for (auto pos = all.find(text); pos != std::string::npos; pos = all.find(text, pos + 1)) {
+            ++n;
+        }
+        return n;
+    };
+    CHECK(count("X-Ray is throttling PutTraceSegments") == 1);
+    CHECK(count("X-Ray throttling ended after") == 1);
+    CHECK(h.log->contains("12 requests throttled"));
+    CHECK(h.log->contains("are back to 8"));
+}
+
+TEST_CASE("a round of throttled answers to requests sent together halves the limit once") {
+    Harness h;
+    HttpTestServer server;
+    for (int i = 0; i < 4; ++i) {
+        server.push_response(
+            {.status = 429, .body = R"({"__type":"ThrottlingException"})", .delay = 200ms});
+    }
+    auto options = h.options(server);
+    options.concurrency = 4;
+    options.retry_base = 1s;  // the retries stay waiting while the limit is checked
+    options.retry_cap = 1s;
+    options.throttle_successes_per_increase = 1000;
+    auto uploader = h.uploader(options);
+    for (int i = 0; i < 4; ++i) {
+        uploader->submit(h.make_batch(1));
+    }
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_throttled) == 4; }));
+    CHECK(server.max_concurrent() == 4);
+    CHECK(uploader->in_flight_limit() == 2);
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 4; }));
+    CHECK(h.get(Counter::dropped_gave_up) == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unprocessed segments with a transient error code
+
+TEST_CASE("rebuild_batch keeps the chosen documents byte-identical and releases the original "
+          "first") {
+    Harness h;
+    xrayd::Batch original = h.make_batch(5);
+    const std::size_t before = h.budget.used();
+    simdjson::dom::parser parser;
+    const std::size_t picks[] = {3, 1};
+    auto rebuilt = xrayd::rebuild_batch(parser, original, picks, h.budget);
+    REQUIRE(rebuilt.ok());
+    CHECK(original.empty());
+    auto& out = rebuilt.value();
+    CHECK(out.lost == 0);
+    REQUIRE(out.batch.sealed());
+    REQUIRE(out.batch.segment_count() == 2);
+    CHECK(out.batch.segments()[0].id_view() == segment_id(3));
+    CHECK(out.batch.segments()[1].trace_id_view() == trace_id(1));
+    std::string expected = R"({"TraceSegmentDocuments":[")";
+    xrayd::append_json_escaped(expected, document(3));
+    expected += R"(",")";
+    xrayd::append_json_escaped(expected, document(1));
+    expected += R"("]})";
+    CHECK(out.batch.body() == expected);
+    CHECK(h.budget.used() <= before);
+
+    const std::size_t bad[] = {7};
+    xrayd::Batch other = h.make_batch(2);
+    const std::string body(other.body());
+    auto failed = xrayd::rebuild_batch(parser, other, bad, h.budget);
+    REQUIRE_FALSE(failed.ok());
+    CHECK(failed.error() == xrayd::RebuildErrc::bad_index);
+    CHECK(other.body() == body);  // unchanged on error
+}
+
+TEST_CASE("unprocessed error codes: throttling and internal errors are transient, bad segments "
+          "are final") {
+    using xrayd::unprocessed_is_retryable;
+    CHECK(unprocessed_is_retryable("ThrottlingException"));
+    CHECK(unprocessed_is_retryable("ThrottledException"));
+    CHECK(unprocessed_is_retryable("429"));
+    CHECK(unprocessed_is_retryable("InternalFailure"));
+    CHECK(unprocessed_is_retryable("InternalError"));
+    CHECK(unprocessed_is_retryable("ServiceUnavailable"));
+    CHECK(unprocessed_is_retryable("com.amazon.coral.availability#ThrottlingException"));
+    CHECK(unprocessed_is_retryable("500"));
+    CHECK(unprocessed_is_retryable("503"));
+    CHECK_FALSE(unprocessed_is_retryable("InvalidSegment"));
+    CHECK_FALSE(unprocessed_is_retryable("MissingId"));
+    CHECK_FALSE(unprocessed_is_retryable("ParseError"));
+    CHECK_FALSE(unprocessed_is_retryable("400"));
+    CHECK_FALSE(unprocessed_is_retryable("5000"));
+    CHECK_FALSE(unprocessed_is_retryable(""));
+    CHECK(xrayd::unprocessed_is_throttled("429"));
+    CHECK_FALSE(xrayd::unprocessed_is_throttled("InternalFailure"));
+}
+
+TEST_CASE("transient unprocessed segments are re-sent alone, byte-identical; final ones count "
+          "as rejected_by_xray") {
+    Harness h;
+    HttpTestServer server;
+    xrayd::Batch batch = h.make_batch(4);
+    server.push_response(
+        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[)"
+                             R"({{"Id":"{}","ErrorCode":"InternalFailure","Message":"try again"}},)"
+                             R"({{"Id":"{}","ErrorCode":"InvalidSegment","Message":"bad"}},)"
+                             R"({{"Id":"{}","ErrorCode":"ThrottlingException"}}]}})",
+                             segment_id(2), segment_id(1), segment_id(0))});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(std::move(batch));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 2; }));
+    CHECK(h.get(Counter::segments_sent) == 3);       // 1 at once, 2 on the re-send
+    CHECK(h.get(Counter::rejected_by_xray) == 1);    // InvalidSegment
+    CHECK(h.get(Counter::unprocessed_retried) == 2);
+    CHECK(h.get(Counter::upload_throttled) == 1);    // the throttled item slows us down too
+    CHECK(uploader->held_segments() == 0);
+    CHECK(h.accounted() == 4);
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 2);
+    std::string expected = R"({"TraceSegmentDocuments":[")";
+    xrayd::append_json_escaped(expected, document(2));
+    expected += R"(",")";
+    xrayd::append_json_escaped(expected, document(0));
+    expected += R"("]})";
+    CHECK(requests[1].body == expected);
+    CHECK(h.log->contains("Unprocessed segment will be sent again: id=" + segment_id(2)));
+    CHECK(h.log->contains("[Error] Unprocessed segment: id=" + segment_id(1) + " trace_id=" +
+                          trace_id(1) + " error_code=InvalidSegment message=bad"));
+}
+
+TEST_CASE("a segment X-Ray keeps returning as InternalFailure is given up after the retry "
+          "budget") {
+    Harness h;
+    HttpTestServer server;
+    server.set_default_response(
+        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}",)"
+                             R"("ErrorCode":"InternalFailure"}}]}})",
+                             segment_id(0))});
+    auto options = h.options(server);
+    options.retry_budget = 200ms;
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(2));
+    REQUIRE(drive(*uploader, [&] { return uploader->held_segments() == 0; }));
+    CHECK(h.get(Counter::segments_sent) == 1);
+    CHECK(h.get(Counter::dropped_gave_up) == 1);
+    CHECK(h.get(Counter::unprocessed_retried) >= 1);
+    CHECK(h.accounted() == 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backpressure and exact accounting
+
+TEST_CASE("drop-oldest gives up the oldest held batches to keep headroom, never the in-flight "
+          "ones, and counts them as dropped_oldest") {
+    Harness h(1 << 20);
+    HttpTestServer server;
+    server.stop();  // X-Ray unreachable: everything stays held
+    auto options = h.options(server);
+    options.concurrency = 1;
+    options.backpressure = xrayd::Backpressure::drop_oldest;
+    options.drop_oldest_headroom = 256 << 10;
+    options.retry_base = 1ms;
+    options.retry_cap = 5ms;
+    auto uploader = h.uploader(options);
+    std::uint64_t submitted = 0;
+    for (int i = 0; i < 200; ++i) {
+        uploader->submit(h.make_batch(1));
+        ++submitted;
+        uploader->run_once(0ms);
+        REQUIRE(h.accounted() + uploader->held_segments() == submitted);
+        REQUIRE(h.budget.used() <= h.budget.limit());
+    }
+    CHECK(h.get(Counter::dropped_oldest) > 0);
+    CHECK(h.budget.used() + (256 << 10) <= h.budget.limit() + (16 << 10));
+    CHECK(h.log->contains("dropped the"));
+    // What is left is the newest: once X-Ray is back, the last segment submitted arrives.
+    server.start();
+    REQUIRE(drive(*uploader, [&] { return uploader->held_segments() == 0; }));
+    CHECK(h.get(Counter::segments_sent) + h.get(Counter::dropped_oldest) == submitted);
+    bool newest_arrived = false;
+    for (const auto& r : server.requests()) {
+        newest_arrived = newest_arrived || r.body.find(segment_id(199)) != std::string::npos;
+        CHECK(r.body.find(segment_id(0)) == std::string::npos);
+    }
+    CHECK(newest_arrived);
+}
+
+TEST_CASE("drop-newest (the default) never evicts held batches") {
+    Harness h(1 << 20);
+    HttpTestServer server;
+    server.stop();
+    auto options = h.options(server);
+    options.drop_oldest_headroom = 256 << 10;
+    auto uploader = h.uploader(options);
+    for (int i = 0; i < 120; ++i) {
+        uploader->submit(h.make_batch(1));
+        uploader->run_once(0ms);
+    }
+    CHECK(h.get(Counter::dropped_oldest) == 0);
+    CHECK(uploader->held_segments() == 120);
+    CHECK(uploader->abandon() == 120);
+}
+
+TEST_CASE("submitted = sent + rejected + dropped + held after every step under mixed faults") {
+    Harness h(4 << 20);
+    HttpTestServer server;
+    // A fixed mix of every outcome: retried failures, throttling, resets, final 4xx, transient
+    // and final unprocessed items, successes.
+    const std::vector<xrayd::test::ScriptedResponse> mix = {
+        {.status = 500, .body = R"({"message":"internal"})"},
+        {.status = 429, .body = R"({"__type":"ThrottlingException"})"},
+        {.drop_connection = true},
+        {.status = 400, .body = R"({"__type":"InvalidRequestException"})"},
+        {},
+        {.status = 503},
+        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}",)"
+                             R"("ErrorCode":"InternalFailure"}}]}})",
+                             segment_id(0))},
+        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}",)"
+                             R"("ErrorCode":"InvalidSegment"}}]}})",
+                             segment_id(0))},
+    };
+    for (int round = 0; round < 6; ++round) {
+        for (const auto& r : mix) {
+            server.push_response(r);
+        }
+    }
+    auto options = h.options(server);
+    options.backpressure = xrayd::Backpressure::drop_oldest;
+    options.retry_budget = 2s;
+    auto uploader = h.uploader(options);
+    std::uint64_t submitted = 0;
+    int steps = 0;
+    const auto until = std::chrono::steady_clock::now() + generous_deadline;
+    while ((submitted < 400 || uploader->held_segments() > 0) &&
+           std::chrono::steady_clock::now() < until) {
+        if (submitted < 400) {
+            const int n = 1 + steps % 9;
+            h.next_segment = 0;  // every batch holds segment 0, which the answers name
+            uploader->submit(h.make_batch(n));
+            submitted += static_cast<std::uint64_t>(n);
+        }
+        uploader->run_once(submitted < 400 ? 0ms : 10ms);
+        ++steps;
+        REQUIRE(h.accounted() + uploader->held_segments() == submitted);
+    }
+    CHECK(uploader->held_segments() == 0);
+    CHECK(h.get(Counter::rejected_request) > 0);
+    CHECK(h.get(Counter::rejected_by_xray) >= 1);
+    CHECK(h.get(Counter::unprocessed_retried) >= 1);
+    CHECK(h.get(Counter::segments_sent) > 0);
 }

@@ -52,7 +52,10 @@ enum class CounterKind {
     X(proxy_no_credentials, info, "proxy requests refused: no credentials or signing failed")    \
     X(telemetry_records_sent, info, "telemetry records accepted by PutTelemetryRecords")         \
     X(telemetry_records_dropped, info, "telemetry records dropped from the full queue of 30")    \
-    X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)")
+    X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)") \
+    X(dropped_oldest, dropped, "segments of the oldest held batches given up (drop-oldest)")     \
+    X(unprocessed_retried, info, "unprocessed segments with a transient error code sent again")  \
+    X(upload_throttled, info, "PutTraceSegments answers that were throttled")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

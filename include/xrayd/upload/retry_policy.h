@@ -34,6 +34,17 @@ enum class FailureClass { timeout, connection_refused, unknown_host, http_4xx, h
 // the body's `__type`/`code` or the x-amzn-ErrorType header (may be empty).
 [[nodiscard]] bool http_failure_is_retryable(long status, std::string_view error_type) noexcept;
 
+// Whether an UnprocessedTraceSegments ErrorCode is transient, so the segment is worth sending
+// again: throttling (see is_throttling_error), X-Ray's internal errors ("InternalFailure",
+// "InternalError", "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException")
+// and numeric codes "429" and "5xx". Anything else (a bad segment: "InvalidSegment",
+// "MissingId", ...) is final.
+[[nodiscard]] bool unprocessed_is_retryable(std::string_view error_code) noexcept;
+
+// Whether an UnprocessedTraceSegments ErrorCode says X-Ray throttled that segment
+// (a throttling name or "429"): it slows the uploader down like a 429 answer.
+[[nodiscard]] bool unprocessed_is_throttled(std::string_view error_code) noexcept;
+
 // A transport failure (no HTTP status) is always retryable: it never means X-Ray refused the
 // batch, only that it was not delivered. Kept as a function so the rule is stated once.
 [[nodiscard]] constexpr bool transport_failure_is_retryable(CURLcode) noexcept { return true; }

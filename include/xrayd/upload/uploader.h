@@ -4,15 +4,28 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
 #include <xrayd/log/logger.h>
+#include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
 
 namespace xrayd {
+
+// What gives way when the memory limit (-m) is reached.
+enum class Backpressure {
+    drop_newest,  // new segments are refused at ingest (dropped_buffer_full); the default
+    drop_oldest,  // the oldest batch not in flight is given up (dropped_oldest) to make room
+};
+
+// "drop-newest" / "drop-oldest" (the config spelling); nullopt for anything else.
+[[nodiscard]] std::optional<Backpressure> parse_backpressure(std::string_view text) noexcept;
+[[nodiscard]] std::string_view to_string(Backpressure policy) noexcept;
 
 struct UploaderOptions {
     std::string endpoint;              // base URL, e.g. "https://xray.us-east-2.amazonaws.com"
@@ -27,6 +40,13 @@ struct UploaderOptions {
     Duration retry_base = std::chrono::milliseconds(200);
     Duration retry_cap = std::chrono::seconds(30);
     Duration retry_budget = std::chrono::minutes(10);  // per batch, from its first failure
+    // Throttle-aware concurrency: requests in flight halve on each round of throttled answers
+    // and grow by one per this many successes, back up to `concurrency`.
+    unsigned throttle_successes_per_increase = 10;
+    Backpressure backpressure = Backpressure::drop_newest;
+    // drop-oldest keeps this much of the memory limit free, evicting ahead of need so that
+    // arriving segments find room. 0: an eighth of the limit.
+    std::size_t drop_oldest_headroom = 0;
 };
 
 // POST <endpoint>/TraceSegments, SigV4-signed for service "xray", at most `concurrency`
@@ -37,8 +57,20 @@ struct UploaderOptions {
 // - transport failures, 5xx, 429 and throttling 4xx: the matching backend_* counter, then a
 //   retry with jittered exponential back-off (upload_retries), ahead of newer batches, until
 //   `retry_budget` has passed since the batch's first failure: then dropped_gave_up += count.
-// - other 4xx: backend_http_4xx, and rejected_request += count (final).
+// - other 4xx: backend_http_4xx, and rejected_request += count (final), logged with X-Ray's
+//   error type and message.
 // - no credentials: backend_other, retried like a transport failure.
+// - 429 / ThrottlingException (and throttled unprocessed segments) also count upload_throttled
+//   and feed a ThrottleController: requests in flight shrink (AIMD) while X-Ray throttles and
+//   grow back when it stops; one Info line when throttling starts, one when it ends.
+// - UnprocessedTraceSegments with a transient ErrorCode (unprocessed_is_retryable) are rebuilt
+//   into a smaller batch and retried like a failed batch (unprocessed_retried); the others
+//   count as rejected_by_xray. Needs `budget`; without it every unprocessed segment is final.
+// - Backpressure::drop_oldest (needs `budget`): while the budget has less than the headroom
+//   free, the batch with the oldest segment among those not in flight is given up
+//   (dropped_oldest). In-flight batches are never evicted.
+// At every moment between calls, segments submitted = sent + rejected + dropped (by the
+// counters above) + held_segments().
 // No proxy is read from the environment: `proxy` is the only one used (the config loader is
 // the one place that knows the environment).
 //
@@ -49,10 +81,13 @@ struct UploaderOptions {
 class Uploader final : public BatchSink {
 public:
     // Throws StartupError on a bad option (endpoint without an http(s) scheme, concurrency < 1)
-    // or when libcurl cannot be set up.
+    // or when libcurl cannot be set up. `budget` (nullable) is the one the batches are charged
+    // to: it enables re-sending unprocessed segments and drop-oldest; it must outlive the
+    // uploader.
     [[nodiscard]] static std::unique_ptr<Uploader> create(UploaderOptions options,
                                                           CredentialsProvider& credentials,
-                                                          Counters& counters, Logger& logger);
+                                                          Counters& counters, Logger& logger,
+                                                          MemoryBudget* budget = nullptr);
     ~Uploader() override;
     Uploader(const Uploader&) = delete;
     Uploader& operator=(const Uploader&) = delete;
@@ -62,6 +97,9 @@ public:
     void wakeup() noexcept override;
     [[nodiscard]] std::size_t held_segments() const noexcept override;
     [[nodiscard]] std::size_t abandon() noexcept override;
+
+    // Requests allowed in flight now (the throttle controller's limit). Pipeline thread.
+    [[nodiscard]] int in_flight_limit() const noexcept;
 
 private:
     struct State;  // src/upload/uploader.cpp
