@@ -65,8 +65,8 @@ Result<std::string, std::string> ImdsClient::token() {
     put.method = "PUT";
     put.url = options_.endpoint + std::string(token_path);
     put.headers = {{std::string(ttl_header), std::to_string(options_.token_ttl.count())}};
-    put.connect_timeout = options_.connect_timeout;
-    put.total_timeout = options_.total_timeout;
+    put.transport.connect_timeout = options_.connect_timeout;
+    put.transport.total_timeout = options_.total_timeout;
     auto r = send(put);
     const auto fall_back = [&](std::string why) -> Result<std::string, std::string> {
         if (options_.v1_disabled) {
@@ -119,8 +119,8 @@ Result<std::string, std::string> ImdsClient::get(std::string_view path) noexcept
             }
             HttpRequest request;
             request.url = options_.endpoint + std::string(path);
-            request.connect_timeout = options_.connect_timeout;
-            request.total_timeout = options_.total_timeout;
+            request.transport.connect_timeout = options_.connect_timeout;
+            request.transport.total_timeout = options_.total_timeout;
             if (!tok.value().empty()) {
                 request.headers = {{std::string(token_header), tok.value()}};
                 aws_detail::wipe(tok.value());

@@ -96,10 +96,12 @@ Result<std::unique_ptr<Credentials>, StsError> StsClient::call(std::string_view 
     HttpRequest request;
     request.method = "POST";
     request.url = endpoint.value().url + (url.path == "/" ? "/" : "");
-    request.connect_timeout = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(2));
-    request.total_timeout = timeout_;
-    request.proxy = endpoint.value().url.substr(0, 8) == "https://" ? proxy_https_ : proxy_http_;
-    request.no_proxy = no_proxy_;
+    request.transport.connect_timeout =
+        std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(2));
+    request.transport.total_timeout = timeout_;
+    request.transport.proxy =
+        endpoint.value().url.substr(0, 8) == "https://" ? proxy_https_ : proxy_http_;
+    request.transport.no_proxy = no_proxy_;
     constexpr std::string_view content_type = "application/x-www-form-urlencoded; charset=utf-8";
     request.headers.emplace_back("Content-Type", std::string(content_type));
     if (base != nullptr) {

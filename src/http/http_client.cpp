@@ -96,27 +96,11 @@ Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) 
         }
         char error_buffer[CURL_ERROR_SIZE] = {};
         curl_easy_reset(easy_.get());
-        CURLcode rc = CURLE_OK;
-        const auto set = [&](CURLcode r) {
-            if (rc == CURLE_OK) {
-                rc = r;
-            }
-        };
+        CurlFirstError set;
+        set(apply_transport(easy_, request.transport));
         set(easy_.set(CURLOPT_URL, request.url.c_str()));
         set(easy_.set(CURLOPT_ERRORBUFFER, error_buffer));
-        set(easy_.set(CURLOPT_NOSIGNAL, 1L));
         set(easy_.set(CURLOPT_HTTPHEADER, headers.get()));
-        set(easy_.set(CURLOPT_CONNECTTIMEOUT_MS,
-                      static_cast<long>(request.connect_timeout.count())));
-        set(easy_.set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count())));
-        set(easy_.set(CURLOPT_PROXY, request.proxy.c_str()));
-        if (!request.proxy.empty() && !request.no_proxy.empty()) {
-            set(easy_.set(CURLOPT_NOPROXY, request.no_proxy.c_str()));
-        }
-        if (!request.ca_bundle.empty()) {
-            set(easy_.set(CURLOPT_CAINFO, request.ca_bundle.c_str()));
-        }
-        set(easy_.set(CURLOPT_PROTOCOLS_STR, "http,https"));
         set(easy_.set(CURLOPT_WRITEFUNCTION, &on_body));
         set(easy_.set(CURLOPT_WRITEDATA, &response));
         set(easy_.set(CURLOPT_HEADERFUNCTION, &on_header));
@@ -129,11 +113,11 @@ Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) 
             set(easy_.set(CURLOPT_POSTFIELDSIZE_LARGE,
                           static_cast<curl_off_t>(request.body.size())));
         }
-        if (rc != CURLE_OK) {
+        if (set.code() != CURLE_OK) {
             return fail(HttpError{HttpErrc::other, std::string("libcurl rejected an option: ") +
-                                                       curl_easy_strerror(rc)});
+                                                       curl_easy_strerror(set.code())});
         }
-        rc = curl_easy_perform(easy_.get());
+        const CURLcode rc = curl_easy_perform(easy_.get());
         // Nothing of this call may point into our stack once we return.
         (void)easy_.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
         (void)easy_.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));

@@ -1,10 +1,10 @@
-// SamplingProxy on libmicrohttpd: allow-list, limits, SigV4 re-signing, blocking forward.
+// SamplingProxy's server half on libmicrohttpd: listening, the request callbacks, the
+// allow-list and limits, and the answers (the forwarding itself is proxy_forwarding.cpp).
 #include <xrayd/proxy/sampling_proxy.h>
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -13,68 +13,24 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
-#include <optional>
 #include <system_error>
 #include <utility>
 
-#include <xrayd/aws/sigv4.h>
+#include <fmt/format.h>
+
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
-#include <xrayd/http/curl.h>
+#include <xrayd/http/base_url.h>
 #include <xrayd/net/udp_socket.h>
-#include <xrayd/proxy/upstream_url.h>
+
+#include "proxy_forwarding.h"
 
 namespace xrayd {
 namespace {
 
-constexpr std::size_t max_idle_upstream_handles = 4;  // Go: MaxIdleConnsPerHost 2
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
-    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-// Hop-by-hop headers (RFC 9110 7.6.1 and the ones Go's reverse proxy also strips).
-bool is_hop_by_hop(std::string_view name) noexcept {
-    return iequals(name, "Connection") || iequals(name, "Keep-Alive") ||
-           istarts_with(name, "Proxy-") || iequals(name, "TE") || iequals(name, "Trailer") ||
-           iequals(name, "Transfer-Encoding") || iequals(name, "Upgrade");
-}
-
-// The comma-separated tokens of every Connection header: more hop-by-hop header names.
-std::vector<std::string> connection_tokens(const std::vector<ForwardHeader>& headers) {
-    std::vector<std::string> tokens;
-    for (const ForwardHeader& h : headers) {
-        if (!iequals(h.name, "Connection")) {
-            continue;
-        }
-        std::string_view rest = h.value;
-        while (!rest.empty()) {
-            const std::size_t comma = rest.find(',');
-            const std::string_view token = trim(rest.substr(0, comma));
-            if (!token.empty()) {
-                tokens.emplace_back(token);
-            }
-            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-        }
-    }
-    return tokens;
-}
+using proxy_detail::istarts_with;
+using proxy_detail::UpstreamForwarder;
+using proxy_detail::UpstreamResult;
 
 std::string json_escape(std::string_view text) {
     std::string out;
@@ -117,52 +73,6 @@ MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char*
         return MHD_NO;
     }
     return MHD_YES;
-}
-
-// Upstream answer as collected by curl.
-struct UpstreamReply {
-    std::vector<ForwardHeader> headers;
-    std::string body;
-    std::size_t max_body = 0;
-    bool too_large = false;
-    const std::atomic<bool>* stopping = nullptr;
-};
-
-std::size_t on_upstream_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
-    auto* reply = static_cast<UpstreamReply*>(user);
-    const std::size_t n = size * count;
-    if (reply->body.size() + n > reply->max_body) {
-        reply->too_large = true;
-        return 0;
-    }
-    try {
-        reply->body.append(data, n);
-    } catch (...) {
-        return 0;
-    }
-    return n;
-}
-
-std::size_t on_upstream_header(char* data, std::size_t size, std::size_t count,
-                               void* user) noexcept {
-    auto* reply = static_cast<UpstreamReply*>(user);
-    const std::string_view line(data, size * count);
-    try {
-        if (line.substr(0, 5) == "HTTP/") {
-            reply->headers.clear();  // a new response (100 Continue, proxy CONNECT)
-        } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
-            reply->headers.push_back(ForwardHeader{std::string(trim(line.substr(0, colon))),
-                                                   std::string(trim(line.substr(colon + 1)))});
-        }
-    } catch (...) {
-        return 0;
-    }
-    return size * count;
-}
-
-int on_upstream_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
-    const auto* reply = static_cast<UpstreamReply*>(user);
-    return reply->stopping->load(std::memory_order_relaxed) ? 1 : 0;  // 1 aborts the transfer
 }
 
 // Go's text for an errno: the C message with a lower-case first letter.
@@ -209,39 +119,13 @@ Result<UniqueFd, std::string> listen_tcp(const std::string& address) {
 
 }  // namespace
 
-std::vector<ForwardHeader> forwardable_headers(const std::vector<ForwardHeader>& client_headers) {
-    const std::vector<std::string> named = connection_tokens(client_headers);
-    std::vector<ForwardHeader> out;
-    out.reserve(client_headers.size());
-    for (const ForwardHeader& h : client_headers) {
-        if (is_hop_by_hop(h.name) || iequals(h.name, "Host") || iequals(h.name, "Content-Length") ||
-            iequals(h.name, "Expect") || iequals(h.name, "X-Forwarded-For") ||
-            iequals(h.name, "Authorization") || iequals(h.name, "X-Amz-Date") ||
-            iequals(h.name, "X-Amz-Security-Token")) {
-            continue;
-        }
-        if (std::any_of(named.begin(), named.end(),
-                        [&](const std::string& token) { return iequals(token, h.name); })) {
-            continue;
-        }
-        out.push_back(h);
-    }
-    return out;
-}
-
-bool is_signed_proxy_header(std::string_view name) noexcept {
-    return iequals(name, "Host") || iequals(name, "Content-Type") || istarts_with(name, "x-amz-");
-}
-
 struct SamplingProxy::State {
-    State(SamplingProxyOptions opts, UpstreamUrl up, CredentialsProvider& creds, Counters& c,
-          Logger& log)
+    State(SamplingProxyOptions opts, BaseUrl upstream, CredentialsProvider& credentials,
+          Counters& c, Logger& log)
         : options(std::move(opts)),
-          upstream(std::move(up)),
-          credentials(creds),
+          forwarder(options, std::move(upstream), credentials),
           counters(c),
           logger(log),
-          signer(options.region, "xray"),
           error_limiter(options.error_log_interval),
           forward_all(options.forward_all) {}
 
@@ -267,22 +151,13 @@ struct SamplingProxy::State {
                             std::string_view message) noexcept;
     void log_upstream_error(std::string_view message) noexcept;
 
-    CurlEasy take_handle();
-    void give_back(CurlEasy&& easy) noexcept;
-
     const SamplingProxyOptions options;
-    const UpstreamUrl upstream;
-    CredentialsProvider& credentials;
+    UpstreamForwarder forwarder;  // owns the upstream URL, signer and connection pool
     Counters& counters;
     Logger& logger;
 
-    std::mutex signer_mutex;  // SigV4Signer is single-threaded; signing takes microseconds
-    SigV4Signer signer;
-    std::mutex pool_mutex;
-    std::vector<CurlEasy> idle_handles;  // kept-alive upstream connections live in these
     RateLimiter error_limiter;
     std::atomic<bool> forward_all;  // options.forward_all, switchable at run time
-    std::atomic<bool> stopping{false};
 
     UniqueFd listen_fd;
     MHD_Daemon* daemon = nullptr;
@@ -467,32 +342,10 @@ void SamplingProxy::State::log_upstream_error(std::string_view message) noexcept
     }
     if (suppressed > 0) {
         logger.error("proxy: X-Ray endpoint {} unreachable: {} ({} similar errors suppressed)",
-                     upstream.origin, message, suppressed);
+                     forwarder.upstream().origin, message, suppressed);
     } else {
-        logger.error("proxy: X-Ray endpoint {} unreachable: {}", upstream.origin, message);
-    }
-}
-
-CurlEasy SamplingProxy::State::take_handle() {
-    {
-        std::lock_guard lock(pool_mutex);
-        if (!idle_handles.empty()) {
-            CurlEasy easy = std::move(idle_handles.back());
-            idle_handles.pop_back();
-            return easy;
-        }
-    }
-    return CurlEasy::create();
-}
-
-void SamplingProxy::State::give_back(CurlEasy&& easy) noexcept {
-    std::lock_guard lock(pool_mutex);
-    if (idle_handles.size() < max_idle_upstream_handles) {
-        try {
-            idle_handles.push_back(std::move(easy));
-        } catch (...) {
-            // Dropped: the handle (and its connection) is closed.
-        }
+        logger.error("proxy: X-Ray endpoint {} unreachable: {}", forwarder.upstream().origin,
+                     message);
     }
 }
 
@@ -501,177 +354,43 @@ MHD_Result SamplingProxy::State::forward(MHD_Connection* connection, RequestCont
     try {
         std::vector<ForwardHeader> client_headers;
         MHD_get_connection_values(connection, MHD_HEADER_KIND, collect_header, &client_headers);
-        const std::vector<ForwardHeader> headers = forwardable_headers(client_headers);
-
-        const std::shared_ptr<const Credentials> creds = credentials.current();
-        if (!creds) {
+        UpstreamResult result = forwarder.forward(proxy_detail::ClientRequest{
+            method, request.path, request.query, request.body, client_headers});
+        switch (result.kind) {
+        case UpstreamResult::Kind::answered:
+            counters.add(Counter::proxy_forwarded);
+            return answer(connection, static_cast<unsigned>(result.status), result.headers,
+                          result.body);
+        case UpstreamResult::Kind::no_credentials:
             counters.add(Counter::proxy_no_credentials);
-            log_upstream_error(
-                fmt::format("no AWS credentials available (source: {})", credentials.source()));
+            log_upstream_error(result.message);
             return answer_error(connection, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "xrayd sampling proxy: no AWS credentials available");
-        }
-
-        const std::string signed_path = upstream.base_path + request.path;
-        SigningRequest to_sign;
-        to_sign.method = method;
-        to_sign.path = signed_path;
-        to_sign.query = request.query;
-        to_sign.payload = request.body;
-        to_sign.headers.push_back(HttpHeader{"host", upstream.host});
-        for (const ForwardHeader& h : headers) {
-            if (is_signed_proxy_header(h.name)) {
-                to_sign.headers.push_back(HttpHeader{h.name, h.value});
-            }
-        }
-        SignedHeaders signature;
-        {
-            std::lock_guard lock(signer_mutex);
-            signature = signer.sign(to_sign, *creds, WallClock::now());
-        }
-        if (signature.authorization.empty()) {
+        case UpstreamResult::Kind::signing_failed:
             counters.add(Counter::proxy_no_credentials);
-            log_upstream_error("request signing failed");
+            log_upstream_error(result.message);
             return answer_error(connection, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "xrayd sampling proxy: request signing failed");
-        }
-
-        CurlSlist list;
-        bool ok = list.append(fmt::format("Host: {}", upstream.host).c_str());
-        bool has_accept = false;
-        bool has_content_type = false;
-        for (const ForwardHeader& h : headers) {
-            has_accept = has_accept || iequals(h.name, "Accept");
-            has_content_type = has_content_type || iequals(h.name, "Content-Type");
-            // "Name;" is how curl sends a header with an empty value.
-            ok =
-                ok && list.append(h.value.empty() ? fmt::format("{};", h.name).c_str()
-                                                  : fmt::format("{}: {}", h.name, h.value).c_str());
-        }
-        ok = ok && list.append(fmt::format("Authorization: {}", signature.authorization).c_str());
-        ok = ok && list.append(fmt::format("X-Amz-Date: {}", signature.amz_date).c_str());
-        if (!signature.security_token.empty()) {
-            ok = ok &&
-                 list.append(
-                     fmt::format("X-Amz-Security-Token: {}", signature.security_token).c_str());
-        }
-        // Nothing curl would add on its own may reach X-Ray: the request stays as the client
-        // sent it.
-        ok = ok && list.append("Expect:");
-        if (!has_accept) {
-            ok = ok && list.append("Accept:");
-        }
-        if (!has_content_type) {
-            ok = ok && list.append("Content-Type:");
-        }
-        if (!ok) {
-            return MHD_NO;
-        }
-
-        std::string url = upstream.origin + signed_path;
-        if (!request.query.empty()) {
-            url += '?';
-            url += request.query;
-        }
-
-        CurlEasy easy = take_handle();
-        curl_easy_reset(easy.get());
-        UpstreamReply reply;
-        reply.max_body = options.max_response_bytes;
-        reply.stopping = &stopping;
-        char error_buffer[CURL_ERROR_SIZE] = {};
-        CURLcode rc = CURLE_OK;
-        const auto set = [&](CURLcode r) {
-            if (rc == CURLE_OK) {
-                rc = r;
-            }
-        };
-        set(easy.set(CURLOPT_URL, url.c_str()));
-        set(easy.set(CURLOPT_PATH_AS_IS, 1L));
-        set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
-        set(easy.set(CURLOPT_NOSIGNAL, 1L));
-        set(easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)));
-        set(easy.set(CURLOPT_HTTPHEADER, list.get()));
-        set(easy.set(CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options.upstream_connect_timeout.count())));
-        set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(options.upstream_timeout.count())));
-        set(easy.set(CURLOPT_PROXY, options.proxy.c_str()));
-        if (!options.proxy.empty() && !options.no_proxy.empty()) {
-            set(easy.set(CURLOPT_NOPROXY, options.no_proxy.c_str()));
-        }
-        if (!options.ca_bundle.empty()) {
-            set(easy.set(CURLOPT_CAINFO, options.ca_bundle.c_str()));
-        }
-        if (options.no_verify_ssl) {
-            set(easy.set(CURLOPT_SSL_VERIFYPEER, 0L));
-            set(easy.set(CURLOPT_SSL_VERIFYHOST, 0L));
-        }
-        set(easy.set(CURLOPT_PROTOCOLS_STR, "http,https"));
-        set(easy.set(CURLOPT_WRITEFUNCTION, &on_upstream_body));
-        set(easy.set(CURLOPT_WRITEDATA, &reply));
-        set(easy.set(CURLOPT_HEADERFUNCTION, &on_upstream_header));
-        set(easy.set(CURLOPT_HEADERDATA, &reply));
-        set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_upstream_progress));
-        set(easy.set(CURLOPT_XFERINFODATA, &reply));
-        set(easy.set(CURLOPT_NOPROGRESS, 0L));
-        const std::string method_copy(method);
-        if (method == "GET" && request.body.empty()) {
-            set(easy.set(CURLOPT_HTTPGET, 1L));
-        } else if (method == "HEAD") {
-            set(easy.set(CURLOPT_NOBODY, 1L));
-        } else {
-            set(easy.set(CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(request.body.size())));
-            set(easy.set(CURLOPT_POSTFIELDS, request.body.data()));
-            set(easy.set(CURLOPT_CUSTOMREQUEST, method_copy.c_str()));
-        }
-        if (rc == CURLE_OK) {
-            rc = curl_easy_perform(easy.get());
-        }
-        long status = 0;
-        if (rc == CURLE_OK && easy.info(CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
-            status = 0;
-        }
-        // Nothing of this exchange may point into this stack frame once the handle is pooled.
-        (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
-        (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
-        give_back(std::move(easy));
-
-        if (rc != CURLE_OK || status < 100) {
+        case UpstreamResult::Kind::failed: {
             counters.add(Counter::proxy_upstream_error);
-            if (stopping.load(std::memory_order_relaxed)) {
+            if (forwarder.stopping()) {
                 return answer_error(connection, MHD_HTTP_SERVICE_UNAVAILABLE,
                                     "xrayd sampling proxy: shutting down");
             }
-            std::string message = reply.too_large ? fmt::format("response larger than {} bytes",
-                                                                options.max_response_bytes)
-                                                  : std::string(curl_easy_strerror(rc));
-            if (!reply.too_large && error_buffer[0] != '\0') {
-                message += fmt::format(": {}", error_buffer);
-            }
-            log_upstream_error(message);
+            log_upstream_error(result.message);
             const unsigned code =
-                rc == CURLE_OPERATION_TIMEDOUT ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
+                result.timed_out ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
             return answer_error(connection, code,
                                 fmt::format("xrayd sampling proxy: X-Ray endpoint {} "
                                             "unreachable: {}",
-                                            upstream.origin, message));
+                                            forwarder.upstream().origin, result.message));
         }
-
-        std::vector<ForwardHeader> relayed;
-        const std::vector<std::string> named = connection_tokens(reply.headers);
-        for (ForwardHeader& h : reply.headers) {
-            if (is_hop_by_hop(h.name) || iequals(h.name, "Content-Length") ||
-                std::any_of(named.begin(), named.end(),
-                            [&](const std::string& token) { return iequals(token, h.name); })) {
-                continue;
-            }
-            relayed.push_back(std::move(h));
+        case UpstreamResult::Kind::dropped:
+            break;
         }
-        counters.add(Counter::proxy_forwarded);
-        return answer(connection, static_cast<unsigned>(status), relayed, reply.body);
+        return MHD_NO;
     } catch (...) {
-        // Out of memory or no curl handle: drop the connection, the SDK retries later.
+        // Out of memory: drop the connection, the SDK retries later.
         return MHD_NO;
     }
 }
@@ -691,7 +410,7 @@ std::unique_ptr<SamplingProxy> SamplingProxy::create(SamplingProxyOptions option
     if (options.max_connections == 0) {
         throw StartupError("proxy: the connection limit must be at least 1");
     }
-    UpstreamUrl upstream = parse_upstream_url(options.upstream);
+    BaseUrl upstream = parse_base_url(options.upstream, "X-Ray endpoint");
     logger.info("HTTP Proxy server using X-Ray Endpoint : {}", options.upstream);
     auto state = std::make_unique<State>(std::move(options), std::move(upstream), credentials,
                                          counters, logger);
@@ -714,7 +433,7 @@ bool SamplingProxy::start() {
         return false;
     }
     s.listen_fd = std::move(listening.value());
-    s.stopping.store(false, std::memory_order_relaxed);
+    s.forwarder.set_stopping(false);
     const unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
                                MHD_USE_ITC | MHD_USE_ERROR_LOG;
     s.daemon = MHD_start_daemon(
@@ -761,7 +480,7 @@ void SamplingProxy::stop() noexcept {
         return;
     }
     State& s = *state_;
-    s.stopping.store(true, std::memory_order_relaxed);  // aborts upstream exchanges in flight
+    s.forwarder.set_stopping(true);  // aborts upstream exchanges in flight
     // Quiesce hands the listening socket back (we own it and close it), then stop joins
     // every connection thread.
     (void)MHD_quiesce_daemon(s.daemon);
@@ -769,8 +488,7 @@ void SamplingProxy::stop() noexcept {
     s.daemon = nullptr;
     s.listen_fd.reset();
     s.port = 0;
-    std::lock_guard lock(s.pool_mutex);
-    s.idle_handles.clear();
+    s.forwarder.drop_idle_handles();
 }
 
 std::uint16_t SamplingProxy::port() const noexcept {

@@ -7,11 +7,13 @@
 #include <limits>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include <xrayd/aws/sigv4.h>
-#include <xrayd/common/startup_error.h>
 #include <xrayd/http/curl.h>
-#include <xrayd/proxy/upstream_url.h>
+#include <xrayd/http/transport.h>
 #include <xrayd/upload/retry_policy.h>
+#include <xrayd/upload/xray_request.h>
 
 namespace xrayd {
 namespace {
@@ -46,12 +48,6 @@ void append_json_string(std::string& out, std::string_view text) {
         }
     }
     out += '"';
-}
-
-// Unix seconds with 9 decimals, as X-Amzn-Xray-Timestamp wants.
-std::string xray_timestamp(WallClock::time_point now) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-    return fmt::format("{}.{:09}", ns.count() / 1'000'000'000, ns.count() % 1'000'000'000);
 }
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
@@ -133,16 +129,34 @@ std::string telemetry_request_body(const std::vector<TelemetryRecord>& records,
     return out;
 }
 
-// The signed POST /TelemetryRecords, on one reusable easy handle (worker thread only).
+namespace {
+
+// The transport settings of the telemetry calls.
+TransportOptions transport_of(const TelemetryOptions& options) {
+    TransportOptions t;
+    t.proxy = options.proxy;
+    t.no_proxy = options.no_proxy;
+    t.ca_bundle = options.ca_bundle;
+    t.no_verify_ssl = options.no_verify_ssl;
+    t.connect_timeout = options.connect_timeout;
+    t.total_timeout = options.request_timeout;
+    t.user_agent = options.user_agent;
+    return t;
+}
+
+}  // namespace
+
+// The signed POST /TelemetryRecords, on one reusable easy handle (worker thread only). Framed
+// and signed like an upload (make_xray_target, build_signed_headers).
 struct Telemetry::Sender {
     struct Failure {
         FailureClass kind;
         std::string message;
     };
 
-    Sender(const TelemetryOptions& opts, UpstreamUrl up, CredentialsProvider& creds)
-        : options(opts),
-          upstream(std::move(up)),
+    Sender(const TelemetryOptions& opts, XRayTarget tgt, CredentialsProvider& creds)
+        : transport(transport_of(opts)),
+          target(std::move(tgt)),
           credentials(creds),
           signer(opts.region, "xray"),
           easy(CurlEasy::create()) {}
@@ -150,11 +164,12 @@ struct Telemetry::Sender {
     // Empty on success.
     [[nodiscard]] std::optional<Failure> send(const std::string& body) noexcept;
 
-    const TelemetryOptions& options;
-    const UpstreamUrl upstream;
+    const TransportOptions transport;
+    const XRayTarget target;
     CredentialsProvider& credentials;
     SigV4Signer signer;
     CurlEasy easy;
+    CurlSlist headers;  // rewritten in place by build_signed_headers in the steady state
 };
 
 std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
@@ -166,71 +181,24 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
                 FailureClass::other,
                 fmt::format("no AWS credentials available (source: {})", credentials.source())};
         }
-        const WallClock::time_point now = WallClock::now();
-        const std::string timestamp = xray_timestamp(now);
-        const std::string path = upstream.base_path + std::string(request_path);
-        SigningRequest request;
-        request.method = "POST";
-        request.path = path;
-        request.headers = {{"host", upstream.host},
-                           {"content-type", "application/json"},
-                           {"x-amzn-xray-timestamp", timestamp}};
-        request.payload = body;
-        const SignedHeaders signature = signer.sign(request, *creds, now);
-        if (signature.authorization.empty()) {
-            return Failure{FailureClass::other, "request signing failed"};
+        auto signed_headers =
+            build_signed_headers(signer, target, body, *creds, WallClock::now(), headers);
+        if (!signed_headers) {
+            return Failure{FailureClass::other, std::move(signed_headers.error())};
         }
-        CurlSlist headers;
-        bool ok =
-            headers.append(fmt::format("Host: {}", upstream.host).c_str()) &&
-            headers.append("Content-Type: application/json") &&
-            headers.append(fmt::format("X-Amz-Date: {}", signature.amz_date).c_str()) &&
-            headers.append(fmt::format("X-Amzn-Xray-Timestamp: {}", timestamp).c_str()) &&
-            headers.append(fmt::format("Authorization: {}", signature.authorization).c_str()) &&
-            headers.append("Expect:");
-        if (ok && !signature.security_token.empty()) {
-            ok = headers.append(
-                fmt::format("X-Amz-Security-Token: {}", signature.security_token).c_str());
-        }
-        if (!ok) {
-            return Failure{FailureClass::other, "out of memory building request headers"};
-        }
-        const std::string url = upstream.origin + path;
         std::string response;
         char error_buffer[CURL_ERROR_SIZE] = {};
         curl_easy_reset(easy.get());
-        CURLcode rc = CURLE_OK;
-        const auto set = [&](CURLcode r) {
-            if (rc == CURLE_OK) {
-                rc = r;
-            }
-        };
-        set(easy.set(CURLOPT_URL, url.c_str()));
+        CurlFirstError set;
+        set(apply_transport(easy, transport));
+        set(easy.set(CURLOPT_URL, target.url.c_str()));
         set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
-        set(easy.set(CURLOPT_NOSIGNAL, 1L));
         set(easy.set(CURLOPT_HTTPHEADER, headers.get()));
-        set(easy.set(CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options.connect_timeout.count())));
-        set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(options.request_timeout.count())));
-        set(easy.set(CURLOPT_PROXY, options.proxy.c_str()));
-        if (!options.proxy.empty() && !options.no_proxy.empty()) {
-            set(easy.set(CURLOPT_NOPROXY, options.no_proxy.c_str()));
-        }
-        if (!options.ca_bundle.empty()) {
-            set(easy.set(CURLOPT_CAINFO, options.ca_bundle.c_str()));
-        }
-        if (options.no_verify_ssl) {
-            set(easy.set(CURLOPT_SSL_VERIFYPEER, 0L));
-            set(easy.set(CURLOPT_SSL_VERIFYHOST, 0L));
-        }
-        if (!options.user_agent.empty()) {
-            set(easy.set(CURLOPT_USERAGENT, options.user_agent.c_str()));
-        }
-        set(easy.set(CURLOPT_PROTOCOLS_STR, "http,https"));
         set(easy.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size())));
         set(easy.set(CURLOPT_POSTFIELDS, body.data()));
         set(easy.set(CURLOPT_WRITEFUNCTION, &on_body));
         set(easy.set(CURLOPT_WRITEDATA, &response));
+        CURLcode rc = set.code();
         if (rc == CURLE_OK) {
             rc = curl_easy_perform(easy.get());
         }
@@ -274,12 +242,11 @@ Telemetry::Telemetry(TelemetryOptions options, std::unique_ptr<Sender> sender, C
 std::unique_ptr<Telemetry> Telemetry::create(TelemetryOptions options,
                                              CredentialsProvider& credentials, Counters& counters,
                                              Logger& logger) {
-    UpstreamUrl upstream = parse_upstream_url(options.endpoint);
+    XRayTarget target = make_xray_target(options.endpoint, request_path);
     auto telemetry =
         std::unique_ptr<Telemetry>(new Telemetry(std::move(options), nullptr, counters, logger));
-    // The sender borrows the options owned by the Telemetry object.
     telemetry->sender_ =
-        std::make_unique<Sender>(telemetry->options_, std::move(upstream), credentials);
+        std::make_unique<Sender>(telemetry->options_, std::move(target), credentials);
     return telemetry;
 }
 

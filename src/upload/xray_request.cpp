@@ -5,58 +5,20 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <span>
 
-#include <xrayd/common/startup_error.h>
+#include <xrayd/http/base_url.h>
 
 namespace xrayd {
 
-namespace {
-
-// The scheme, lower-cased, when it is http or https; "" otherwise.
-std::string_view scheme_of(std::string_view url) {
-    std::string head(url.substr(0, 8));
-    std::transform(head.begin(), head.end(), head.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (head.starts_with("https://")) return "https";
-    if (head.starts_with("http://")) return "http";
-    return "";
-}
-
-}  // namespace
-
 XRayTarget make_xray_target(std::string_view endpoint, std::string_view operation_path) {
-    const std::string_view scheme = scheme_of(endpoint);
-    if (scheme.empty()) {
-        throw StartupError("X-Ray endpoint must start with http:// or https://: '" +
-                           std::string(endpoint) + "'");
-    }
-    const bool https = scheme == "https";
-    std::string_view rest = endpoint.substr(scheme.size() + 3);
-    const std::size_t slash = rest.find('/');
-    const std::string_view authority = rest.substr(0, slash);
-    std::string_view base_path = slash == std::string_view::npos ? "" : rest.substr(slash);
-    while (!base_path.empty() && base_path.back() == '/') {
-        base_path.remove_suffix(1);
-    }
-    if (authority.empty() || authority.find_first_of("@?# \t") != std::string_view::npos ||
-        base_path.find_first_of("?# \t") != std::string_view::npos) {
-        throw StartupError("X-Ray endpoint is not a plain http(s) base URL: '" +
-                           std::string(endpoint) + "'");
-    }
-    // Drop a default port from Host, as clients conventionally do.
-    std::string_view host = authority;
-    const std::string_view default_port = https ? ":443" : ":80";
-    if (host.size() > default_port.size() && host.ends_with(default_port)) {
-        host.remove_suffix(default_port.size());
-    }
+    const BaseUrl base = parse_base_url(endpoint, "X-Ray endpoint");
     XRayTarget target;
-    target.host = host;
-    target.path = std::string(base_path) + std::string(operation_path);
-    target.url = fmt::format("{}://{}{}", scheme, authority, target.path);
+    target.host = base.host;
+    target.path = base.base_path + std::string(operation_path);
+    target.url = base.origin + target.path;
     return target;
 }
 

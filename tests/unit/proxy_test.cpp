@@ -25,7 +25,6 @@
 #include <xrayd/http/curl.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/proxy/sampling_proxy.h>
-#include <xrayd/proxy/upstream_url.h>
 #include <xrayd/stats/counters.h>
 
 #include "http_test_server.h"
@@ -311,15 +310,6 @@ TEST_CASE(
     CHECK(is_signed_proxy_header("X-Amz-Target"));
     CHECK_FALSE(is_signed_proxy_header("X-Amzn-Trace-Id"));
     CHECK_FALSE(is_signed_proxy_header("User-Agent"));
-}
-
-TEST_CASE("parse_upstream_url keeps the base path and drops a default port from Host") {
-    const UpstreamUrl a = parse_upstream_url("https://xray.us-east-1.amazonaws.com:443/base/");
-    CHECK(a.origin == "https://xray.us-east-1.amazonaws.com:443");
-    CHECK(a.host == "xray.us-east-1.amazonaws.com");
-    CHECK(a.base_path == "/base");
-    CHECK_THROWS_AS((void)parse_upstream_url("xray.us-east-1.amazonaws.com"), StartupError);
-    CHECK_THROWS_AS((void)parse_upstream_url("http://user@host/"), StartupError);
 }
 
 TEST_CASE(

@@ -1,9 +1,13 @@
-// check_proxy_url: usable proxy URLs pass, the usual mistakes are named.
+// check_proxy_url: usable proxy URLs pass, the usual mistakes are named; parse_base_url splits
+// an X-Ray base URL.
 #include <xrayd/http/proxy_url.h>
 
 #include <doctest/doctest.h>
 
 #include <string>
+
+#include <xrayd/common/startup_error.h>
+#include <xrayd/http/base_url.h>
 
 using namespace xrayd;
 
@@ -32,4 +36,15 @@ TEST_CASE("bad proxy URLs are refused with the value, the reason and the fix") {
         CHECK(r.error().find("write it as http://host:port") != std::string::npos);
         CHECK_MESSAGE(r.error().find(row.reason) != std::string::npos, r.error());
     }
+}
+
+TEST_CASE("parse_base_url keeps the base path and drops a default port from Host") {
+    const BaseUrl a =
+        parse_base_url("https://xray.us-east-1.amazonaws.com:443/base/", "X-Ray endpoint");
+    CHECK(a.origin == "https://xray.us-east-1.amazonaws.com:443");
+    CHECK(a.host == "xray.us-east-1.amazonaws.com");
+    CHECK(a.base_path == "/base");
+    CHECK_THROWS_AS((void)parse_base_url("xray.us-east-1.amazonaws.com", "X-Ray endpoint"),
+                    StartupError);
+    CHECK_THROWS_AS((void)parse_base_url("http://user@host/", "X-Ray endpoint"), StartupError);
 }

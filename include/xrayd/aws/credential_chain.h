@@ -1,89 +1,22 @@
-// The default credential chain (environment, shared files, web identity, container, IMDS),
-// assume role, and the background refresh of expiring credentials.
+// The default credential chain (environment, shared files, web identity, container, IMDS) with
+// assume role on top, and the factories of its individual sources. The refresh machinery they
+// share is in refreshing_provider.h.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <thread>
 
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/credentials_clock.h>
 #include <xrayd/aws/endpoint.h>
 #include <xrayd/aws/imds.h>
+#include <xrayd/aws/refreshing_provider.h>
 #include <xrayd/common/environment.h>
-#include <xrayd/common/result.h>
 #include <xrayd/log/logger.h>
 
 namespace xrayd {
-
-// Fetches one fresh set of credentials, blocking. Called only by the refresh thread of the
-// RefreshingCredentialsProvider that owns it (and by its constructor), never concurrently.
-class CredentialsSource {
-public:
-    virtual ~CredentialsSource() = default;
-    // New credentials, or an error text naming the source and the cause. IMPORTANT: the error
-    // must never contain a secret (keys, tokens, response bodies).
-    [[nodiscard]] virtual Result<std::shared_ptr<const Credentials>, std::string> fetch() = 0;
-    // "environment", "shared profile default", "web identity", "container", "ec2 imds",
-    // "assume role <arn>", ...
-    [[nodiscard]] virtual std::string_view name() const noexcept = 0;
-};
-
-struct RefreshPolicy {
-    // Refresh this long before expiry (or half-way when the credentials live less than twice
-    // this long).
-    Duration refresh_before = std::chrono::minutes(5);
-    Duration min_backoff = std::chrono::seconds(1);   // first retry after a failed fetch
-    Duration max_backoff = std::chrono::minutes(1);   // doubling stops here
-    Duration error_log_interval = std::chrono::minutes(1);  // one failure line per interval
-};
-
-// Holds an immutable snapshot and replaces it from a background thread before it expires.
-// - The constructor fetches once, synchronously (so the daemon starts with credentials or a
-//   logged reason), then starts the thread; the destructor stops and joins it.
-// - A failed refresh keeps the old snapshot until it expires and retries with doubling backoff
-//   (min..max, never later than the refresh point); failures are logged at Error at most once
-//   per error_log_interval, with the source's message.
-// - current() returns nullptr once the snapshot has expired (by `clock`), or when there never
-//   was one. Credentials without an expiration are never refreshed (the thread ends).
-// Thread-safety: current() from any thread. Lifetime: clock and logger outlive it.
-class RefreshingCredentialsProvider final : public CredentialsProvider {
-public:
-    RefreshingCredentialsProvider(std::unique_ptr<CredentialsSource> source,
-                                  CredentialsClock& clock, Logger& logger,
-                                  RefreshPolicy policy = {});
-    ~RefreshingCredentialsProvider() override;
-    RefreshingCredentialsProvider(const RefreshingCredentialsProvider&) = delete;
-    RefreshingCredentialsProvider& operator=(const RefreshingCredentialsProvider&) = delete;
-
-    [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override;
-    [[nodiscard]] std::string_view source() const noexcept override { return source_->name(); }
-
-    // Number of fetch attempts so far (tests).
-    [[nodiscard]] std::size_t fetch_count() const noexcept;
-
-private:
-    // One fetch; returns when to try next (time_point::max(): never).
-    WallClock::time_point attempt(WallClock::time_point now) noexcept;
-    void run(std::stop_token stop) noexcept;
-
-    std::unique_ptr<CredentialsSource> source_;
-    CredentialsClock& clock_;
-    Logger& logger_;
-    RefreshPolicy policy_;
-    RateLimiter error_limiter_;
-
-    mutable std::mutex mutex_;
-    std::shared_ptr<const Credentials> snapshot_;
-    std::size_t fetches_ = 0;
-    Duration backoff_{};
-    bool failing_ = false;
-    std::jthread thread_;  // last: stopped and joined before the members above go
-};
 
 // Everything the chain needs besides the environment.
 struct CredentialOptions {
@@ -125,33 +58,43 @@ struct CredentialOptions {
 
 // --- The individual sources (the chain builds these; exposed for tests) ---------------------
 
+// src/aws/container_credentials.cpp:
 // AWS_CONTAINER_CREDENTIALS_* as described above; nullptr when neither URI variable is set.
 // Throws StartupError when FULL_URI is plain http to a host that is not loopback,
 // 169.254.170.2, 169.254.170.23 or fd00:ec2::23 (every address the name resolves to must be).
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_container_credentials_source(
     const CredentialOptions& options, const Environment& env);
 
+// True when `host` (a name or literal) resolves only to addresses the container provider may
+// call over plain http.
+[[nodiscard]] bool container_host_allowed(const std::string& host);
+
+// src/aws/imds_credentials.cpp:
 // The EC2 instance profile: GET .../iam/security-credentials/ for the role name, then the role.
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_imds_credentials_source(
     std::shared_ptr<ImdsClient> imds);
 
-// STS AssumeRoleWithWebIdentity with the token read from `token_file` at every fetch.
+// src/aws/sts_credentials.cpp:
+// STS AssumeRoleWithWebIdentity with the token read from `token_file` at every fetch; an empty
+// `session_name` is replaced by default_role_session_name().
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_web_identity_credentials_source(
     const CredentialOptions& options, const Environment& env, std::string role_arn,
     std::string token_file, std::string session_name);
 
 // STS AssumeRole with the credentials of `base` (owned), in options.region.
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_assume_role_credentials_source(
-    const CredentialOptions& options, const Environment& env, std::unique_ptr<CredentialsProvider> base,
-    std::string role_arn, std::string session_name, Logger& logger,
-    std::optional<int> duration_seconds = std::nullopt, std::string external_id = {});
+    const CredentialOptions& options, const Environment& env,
+    std::unique_ptr<CredentialsProvider> base, std::string role_arn, std::string session_name,
+    Logger& logger, std::optional<int> duration_seconds = std::nullopt,
+    std::string external_id = {});
 
+// "xray-daemon-<nanoseconds since the epoch>": the session name of a web identity role or of a
+// profile's role_arn when none is configured.
+[[nodiscard]] std::string default_role_session_name();
+
+// src/aws/process_credentials.cpp:
 // `sh -c command`, whose stdout is {"Version":1,"AccessKeyId",...,"Expiration"?}.
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_process_credentials_source(
     std::string command, std::chrono::milliseconds timeout);
-
-// True when `host` (a name or literal) resolves only to addresses the container provider may
-// call over plain http.
-[[nodiscard]] bool container_host_allowed(const std::string& host);
 
 }  // namespace xrayd

@@ -1,4 +1,5 @@
-// RAII owners of libcurl handles: CurlGlobal, CurlEasy, CurlMulti, CurlSlist (every HTTP client uses them).
+// RAII owners of libcurl handles: CurlGlobal, CurlEasy, CurlMulti, CurlSlist (every HTTP client
+// uses them), and CurlFirstError for checking a block of options.
 #pragma once
 
 #include <curl/curl.h>
@@ -55,6 +56,22 @@ private:
     };
     explicit CurlEasy(CURL* handle) noexcept : handle_(handle) {}
     std::unique_ptr<CURL, Deleter> handle_;
+};
+
+// The first failure of a series of curl_easy_setopt calls, so a block of options is checked
+// once: `CurlFirstError set; set(easy.set(...)); set(easy.set(...)); if (set.code() != ...)`.
+class CurlFirstError {
+public:
+    // Keeps `rc` unless an earlier call already failed.
+    void operator()(CURLcode rc) noexcept {
+        if (code_ == CURLE_OK) {
+            code_ = rc;
+        }
+    }
+    [[nodiscard]] CURLcode code() const noexcept { return code_; }
+
+private:
+    CURLcode code_ = CURLE_OK;
 };
 
 // Owns one multi handle. Move-only. Every method is for the owning thread, except wakeup()

@@ -2,7 +2,6 @@
 // STS), with connect/total timeouts and an explicit proxy.
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,6 +10,7 @@
 #include <xrayd/common/environment.h>
 #include <xrayd/common/result.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/transport.h>
 
 namespace xrayd {
 
@@ -21,13 +21,9 @@ struct HttpRequest {
     std::string url;
     HttpHeaderList headers;  // sent as given; curl adds Host and Content-Length
     std::string body;
-    std::chrono::milliseconds connect_timeout{1000};
-    std::chrono::milliseconds total_timeout{5000};
-    // Proxy URL for this request; "" = direct (curl's own reading of http_proxy etc. is always
-    // off: the caller decides, see proxy_for_url()).
-    std::string proxy;
-    std::string no_proxy;  // curl NO_PROXY list; only used with a proxy
-    std::string ca_bundle;  // "" = system store
+    // Proxy (see proxy_for_url()), TLS trust and timeouts; defaults: direct, the system store,
+    // 1 s to connect, 5 s in all.
+    TransportOptions transport;
 };
 
 struct HttpResponse {

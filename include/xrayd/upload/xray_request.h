@@ -21,7 +21,8 @@ struct XRayTarget {
 };
 
 // `endpoint` is an http(s) base URL, possibly with a base path; `operation_path` is e.g.
-// "/TraceSegments". Throws StartupError when the endpoint is not a plain http(s) base URL.
+// "/TraceSegments". Throws StartupError when the endpoint is not a plain http(s) base URL
+// (split by parse_base_url, <xrayd/http/base_url.h>).
 [[nodiscard]] XRayTarget make_xray_target(std::string_view endpoint,
                                           std::string_view operation_path);
 

@@ -1,23 +1,25 @@
-// Splitting an X-Ray base URL.
-#include <xrayd/proxy/upstream_url.h>
+// Splitting an http(s) base URL.
+#include <xrayd/http/base_url.h>
 
 #include <strings.h>
+
+#include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
 
 namespace xrayd {
 
-UpstreamUrl parse_upstream_url(std::string_view url) {
+BaseUrl parse_base_url(std::string_view url, std::string_view what) {
     std::string_view rest = url;
-    bool https = false;
+    BaseUrl result;
     if (rest.size() >= 8 && strncasecmp(rest.data(), "https://", 8) == 0) {
-        https = true;
+        result.scheme = "https";
         rest.remove_prefix(8);
     } else if (rest.size() >= 7 && strncasecmp(rest.data(), "http://", 7) == 0) {
+        result.scheme = "http";
         rest.remove_prefix(7);
     } else {
-        throw StartupError("X-Ray endpoint must start with http:// or https://: '" +
-                           std::string(url) + "'");
+        throw StartupError(fmt::format("{} must start with http:// or https://: '{}'", what, url));
     }
     const std::size_t slash = rest.find('/');
     const std::string_view authority = rest.substr(0, slash);
@@ -27,16 +29,16 @@ UpstreamUrl parse_upstream_url(std::string_view url) {
     }
     if (authority.empty() || authority.find_first_of("@?# \t") != std::string_view::npos ||
         base_path.find_first_of("?# \t") != std::string_view::npos) {
-        throw StartupError("X-Ray endpoint is not a plain http(s) base URL: '" + std::string(url) +
-                           "'");
+        throw StartupError(fmt::format("{} is not a plain http(s) base URL: '{}'", what, url));
     }
-    UpstreamUrl result;
-    result.origin = std::string(https ? "https://" : "http://") + std::string(authority);
+    // Drop a default port from Host, as clients conventionally do (and as the signature wants).
     std::string_view host = authority;
-    const std::string_view default_port = https ? ":443" : ":80";
+    const std::string_view default_port = result.scheme == "https" ? ":443" : ":80";
     if (host.size() > default_port.size() && host.ends_with(default_port)) {
         host.remove_suffix(default_port.size());
     }
+    result.authority = authority;
+    result.origin = fmt::format("{}://{}", result.scheme, authority);
     result.host = host;
     result.base_path = base_path;
     return result;

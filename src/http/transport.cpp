@@ -1,0 +1,30 @@
+// apply_transport: the shared connection settings of every outbound curl handle.
+#include <xrayd/http/transport.h>
+
+namespace xrayd {
+
+CURLcode apply_transport(CurlEasy& easy, const TransportOptions& options) noexcept {
+    CurlFirstError set;
+    set(easy.set(CURLOPT_NOSIGNAL, 1L));
+    set(easy.set(CURLOPT_PROTOCOLS_STR, "http,https"));
+    set(easy.set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count())));
+    set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count())));
+    // An empty string disables curl's own reading of http_proxy / https_proxy.
+    set(easy.set(CURLOPT_PROXY, options.proxy.c_str()));
+    if (!options.proxy.empty() && !options.no_proxy.empty()) {
+        set(easy.set(CURLOPT_NOPROXY, options.no_proxy.c_str()));
+    }
+    if (!options.ca_bundle.empty()) {
+        set(easy.set(CURLOPT_CAINFO, options.ca_bundle.c_str()));
+    }
+    if (options.no_verify_ssl) {
+        set(easy.set(CURLOPT_SSL_VERIFYPEER, 0L));
+        set(easy.set(CURLOPT_SSL_VERIFYHOST, 0L));
+    }
+    if (!options.user_agent.empty()) {
+        set(easy.set(CURLOPT_USERAGENT, options.user_agent.c_str()));
+    }
+    return set.code();
+}
+
+}  // namespace xrayd

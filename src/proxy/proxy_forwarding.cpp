@@ -1,0 +1,355 @@
+// Sampling proxy forwarding: header rules, SigV4 re-signing and the upstream exchange.
+#include "proxy_forwarding.h"
+
+#include <strings.h>
+
+#include <algorithm>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace xrayd {
+
+namespace proxy_detail {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
+    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace proxy_detail
+
+namespace {
+
+using proxy_detail::iequals;
+using proxy_detail::istarts_with;
+
+constexpr std::size_t max_idle_upstream_handles = 4;  // Go: MaxIdleConnsPerHost 2
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1 and the ones Go's reverse proxy also strips).
+bool is_hop_by_hop(std::string_view name) noexcept {
+    return iequals(name, "Connection") || iequals(name, "Keep-Alive") ||
+           istarts_with(name, "Proxy-") || iequals(name, "TE") || iequals(name, "Trailer") ||
+           iequals(name, "Transfer-Encoding") || iequals(name, "Upgrade");
+}
+
+// The comma-separated tokens of every Connection header: more hop-by-hop header names.
+std::vector<std::string> connection_tokens(const std::vector<ForwardHeader>& headers) {
+    std::vector<std::string> tokens;
+    for (const ForwardHeader& h : headers) {
+        if (!iequals(h.name, "Connection")) {
+            continue;
+        }
+        std::string_view rest = h.value;
+        while (!rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            const std::string_view token = trim(rest.substr(0, comma));
+            if (!token.empty()) {
+                tokens.emplace_back(token);
+            }
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        }
+    }
+    return tokens;
+}
+
+// Upstream answer as collected by curl.
+struct UpstreamReply {
+    std::vector<ForwardHeader> headers;
+    std::string body;
+    std::size_t max_body = 0;
+    bool too_large = false;
+    const proxy_detail::UpstreamForwarder* forwarder = nullptr;  // for stopping()
+};
+
+std::size_t on_upstream_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* reply = static_cast<UpstreamReply*>(user);
+    const std::size_t n = size * count;
+    if (reply->body.size() + n > reply->max_body) {
+        reply->too_large = true;
+        return 0;
+    }
+    try {
+        reply->body.append(data, n);
+    } catch (...) {
+        return 0;
+    }
+    return n;
+}
+
+std::size_t on_upstream_header(char* data, std::size_t size, std::size_t count,
+                               void* user) noexcept {
+    auto* reply = static_cast<UpstreamReply*>(user);
+    const std::string_view line(data, size * count);
+    try {
+        if (line.substr(0, 5) == "HTTP/") {
+            reply->headers.clear();  // a new response (100 Continue, proxy CONNECT)
+        } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+            reply->headers.push_back(ForwardHeader{std::string(trim(line.substr(0, colon))),
+                                                   std::string(trim(line.substr(colon + 1)))});
+        }
+    } catch (...) {
+        return 0;
+    }
+    return size * count;
+}
+
+int on_upstream_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
+    const auto* reply = static_cast<UpstreamReply*>(user);
+    return reply->forwarder->stopping() ? 1 : 0;  // 1 aborts the transfer
+}
+
+// The header list sent upstream: Host, the client's forwardable headers, the signature, and
+// empty values for what curl would otherwise add. False when out of memory.
+bool build_upstream_headers(const BaseUrl& upstream, const std::vector<ForwardHeader>& headers,
+                            const SignedHeaders& signature, CurlSlist& list) {
+    bool ok = list.append(fmt::format("Host: {}", upstream.host).c_str());
+    bool has_accept = false;
+    bool has_content_type = false;
+    for (const ForwardHeader& h : headers) {
+        has_accept = has_accept || iequals(h.name, "Accept");
+        has_content_type = has_content_type || iequals(h.name, "Content-Type");
+        // "Name;" is how curl sends a header with an empty value.
+        ok = ok && list.append(h.value.empty() ? fmt::format("{};", h.name).c_str()
+                                               : fmt::format("{}: {}", h.name, h.value).c_str());
+    }
+    ok = ok && list.append(fmt::format("Authorization: {}", signature.authorization).c_str());
+    ok = ok && list.append(fmt::format("X-Amz-Date: {}", signature.amz_date).c_str());
+    if (!signature.security_token.empty()) {
+        ok = ok &&
+             list.append(fmt::format("X-Amz-Security-Token: {}", signature.security_token).c_str());
+    }
+    // Nothing curl would add on its own may reach X-Ray: the request stays as the client
+    // sent it.
+    ok = ok && list.append("Expect:");
+    if (!has_accept) {
+        ok = ok && list.append("Accept:");
+    }
+    if (!has_content_type) {
+        ok = ok && list.append("Content-Type:");
+    }
+    return ok;
+}
+
+// The upstream's headers minus the hop-by-hop ones and Content-Length (recomputed).
+std::vector<ForwardHeader> relayable_headers(std::vector<ForwardHeader>& upstream_headers) {
+    std::vector<ForwardHeader> relayed;
+    const std::vector<std::string> named = connection_tokens(upstream_headers);
+    for (ForwardHeader& h : upstream_headers) {
+        if (is_hop_by_hop(h.name) || iequals(h.name, "Content-Length") ||
+            std::any_of(named.begin(), named.end(),
+                        [&](const std::string& token) { return iequals(token, h.name); })) {
+            continue;
+        }
+        relayed.push_back(std::move(h));
+    }
+    return relayed;
+}
+
+TransportOptions transport_of(const SamplingProxyOptions& options) {
+    TransportOptions t;
+    t.proxy = options.proxy;
+    t.no_proxy = options.no_proxy;
+    t.ca_bundle = options.ca_bundle;
+    t.no_verify_ssl = options.no_verify_ssl;
+    t.connect_timeout = options.upstream_connect_timeout;
+    t.total_timeout = options.upstream_timeout;
+    return t;
+}
+
+}  // namespace
+
+std::vector<ForwardHeader> forwardable_headers(const std::vector<ForwardHeader>& client_headers) {
+    const std::vector<std::string> named = connection_tokens(client_headers);
+    std::vector<ForwardHeader> out;
+    out.reserve(client_headers.size());
+    for (const ForwardHeader& h : client_headers) {
+        if (is_hop_by_hop(h.name) || iequals(h.name, "Host") || iequals(h.name, "Content-Length") ||
+            iequals(h.name, "Expect") || iequals(h.name, "X-Forwarded-For") ||
+            iequals(h.name, "Authorization") || iequals(h.name, "X-Amz-Date") ||
+            iequals(h.name, "X-Amz-Security-Token")) {
+            continue;
+        }
+        if (std::any_of(named.begin(), named.end(),
+                        [&](const std::string& token) { return iequals(token, h.name); })) {
+            continue;
+        }
+        out.push_back(h);
+    }
+    return out;
+}
+
+bool is_signed_proxy_header(std::string_view name) noexcept {
+    return iequals(name, "Host") || iequals(name, "Content-Type") || istarts_with(name, "x-amz-");
+}
+
+namespace proxy_detail {
+
+UpstreamForwarder::UpstreamForwarder(const SamplingProxyOptions& options, BaseUrl upstream,
+                                     CredentialsProvider& credentials)
+    : upstream_(std::move(upstream)),
+      credentials_(credentials),
+      transport_(transport_of(options)),
+      max_response_bytes_(options.max_response_bytes),
+      signer_(options.region, "xray") {}
+
+CurlEasy UpstreamForwarder::take_handle() {
+    {
+        std::lock_guard lock(pool_mutex_);
+        if (!idle_handles_.empty()) {
+            CurlEasy easy = std::move(idle_handles_.back());
+            idle_handles_.pop_back();
+            return easy;
+        }
+    }
+    return CurlEasy::create();
+}
+
+void UpstreamForwarder::give_back(CurlEasy&& easy) noexcept {
+    std::lock_guard lock(pool_mutex_);
+    if (idle_handles_.size() < max_idle_upstream_handles) {
+        try {
+            idle_handles_.push_back(std::move(easy));
+        } catch (...) {
+            // Dropped: the handle (and its connection) is closed.
+        }
+    }
+}
+
+void UpstreamForwarder::drop_idle_handles() noexcept {
+    std::lock_guard lock(pool_mutex_);
+    idle_handles_.clear();
+}
+
+UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept {
+    UpstreamResult result;
+    try {
+        const std::vector<ForwardHeader> headers = forwardable_headers(request.headers);
+
+        const std::shared_ptr<const Credentials> creds = credentials_.current();
+        if (!creds) {
+            result.kind = UpstreamResult::Kind::no_credentials;
+            result.message =
+                fmt::format("no AWS credentials available (source: {})", credentials_.source());
+            return result;
+        }
+
+        const std::string signed_path = upstream_.base_path + std::string(request.path);
+        SigningRequest to_sign;
+        to_sign.method = request.method;
+        to_sign.path = signed_path;
+        to_sign.query = request.query;
+        to_sign.payload = request.body;
+        to_sign.headers.push_back(HttpHeader{"host", upstream_.host});
+        for (const ForwardHeader& h : headers) {
+            if (is_signed_proxy_header(h.name)) {
+                to_sign.headers.push_back(HttpHeader{h.name, h.value});
+            }
+        }
+        SignedHeaders signature;
+        {
+            std::lock_guard lock(signer_mutex_);
+            signature = signer_.sign(to_sign, *creds, WallClock::now());
+        }
+        if (signature.authorization.empty()) {
+            result.kind = UpstreamResult::Kind::signing_failed;
+            result.message = "request signing failed";
+            return result;
+        }
+
+        CurlSlist list;
+        if (!build_upstream_headers(upstream_, headers, signature, list)) {
+            result.kind = UpstreamResult::Kind::dropped;
+            return result;
+        }
+
+        std::string url = upstream_.origin + signed_path;
+        if (!request.query.empty()) {
+            url += '?';
+            url += request.query;
+        }
+
+        CurlEasy easy = take_handle();
+        curl_easy_reset(easy.get());
+        UpstreamReply reply;
+        reply.max_body = max_response_bytes_;
+        reply.forwarder = this;
+        char error_buffer[CURL_ERROR_SIZE] = {};
+        CurlFirstError set;
+        set(apply_transport(easy, transport_));
+        set(easy.set(CURLOPT_URL, url.c_str()));
+        set(easy.set(CURLOPT_PATH_AS_IS, 1L));
+        set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
+        set(easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)));
+        set(easy.set(CURLOPT_HTTPHEADER, list.get()));
+        set(easy.set(CURLOPT_WRITEFUNCTION, &on_upstream_body));
+        set(easy.set(CURLOPT_WRITEDATA, &reply));
+        set(easy.set(CURLOPT_HEADERFUNCTION, &on_upstream_header));
+        set(easy.set(CURLOPT_HEADERDATA, &reply));
+        set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_upstream_progress));
+        set(easy.set(CURLOPT_XFERINFODATA, &reply));
+        set(easy.set(CURLOPT_NOPROGRESS, 0L));
+        const std::string method_copy(request.method);
+        if (request.method == "GET" && request.body.empty()) {
+            set(easy.set(CURLOPT_HTTPGET, 1L));
+        } else if (request.method == "HEAD") {
+            set(easy.set(CURLOPT_NOBODY, 1L));
+        } else {
+            set(easy.set(CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body.size())));
+            set(easy.set(CURLOPT_POSTFIELDS, request.body.data()));
+            set(easy.set(CURLOPT_CUSTOMREQUEST, method_copy.c_str()));
+        }
+        CURLcode rc = set.code();
+        if (rc == CURLE_OK) {
+            rc = curl_easy_perform(easy.get());
+        }
+        long status = 0;
+        if (rc == CURLE_OK && easy.info(CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
+            status = 0;
+        }
+        // Nothing of this exchange may point into this stack frame once the handle is pooled.
+        (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
+        (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+        give_back(std::move(easy));
+
+        if (rc != CURLE_OK || status < 100) {
+            result.kind = UpstreamResult::Kind::failed;
+            result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+            result.message = reply.too_large
+                                 ? fmt::format("response larger than {} bytes", max_response_bytes_)
+                                 : std::string(curl_easy_strerror(rc));
+            if (!reply.too_large && error_buffer[0] != '\0') {
+                result.message += fmt::format(": {}", error_buffer);
+            }
+            return result;
+        }
+        result.kind = UpstreamResult::Kind::answered;
+        result.status = status;
+        result.headers = relayable_headers(reply.headers);
+        result.body = std::move(reply.body);
+        return result;
+    } catch (...) {
+        // Out of memory or no curl handle.
+        result.kind = UpstreamResult::Kind::dropped;
+        return result;
+    }
+}
+
+}  // namespace proxy_detail
+
+}  // namespace xrayd

@@ -1,0 +1,94 @@
+// The forwarding half of the sampling proxy, private to src/proxy: which headers go upstream,
+// the SigV4 re-signing, and the blocking exchange with X-Ray on a pooled curl handle. The
+// server half (sampling_proxy.cpp) turns its results into counters, log lines and answers.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <xrayd/aws/credentials.h>
+#include <xrayd/aws/sigv4.h>
+#include <xrayd/http/base_url.h>
+#include <xrayd/http/curl.h>
+#include <xrayd/http/transport.h>
+#include <xrayd/proxy/sampling_proxy.h>
+
+namespace xrayd::proxy_detail {
+
+// ASCII case-insensitive comparisons of header names and URL schemes.
+[[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
+[[nodiscard]] bool istarts_with(std::string_view text, std::string_view prefix) noexcept;
+
+// One client request as the server collected it; borrowed for one forward() call.
+struct ClientRequest {
+    std::string_view method;
+    std::string_view path;   // origin-form, exactly as received (it is signed as sent)
+    std::string_view query;  // without '?'
+    std::string_view body;
+    const std::vector<ForwardHeader>& headers;  // every header the client sent
+};
+
+// What came of one forward() call.
+struct UpstreamResult {
+    enum class Kind {
+        answered,        // X-Ray answered: status, headers, body to relay
+        no_credentials,  // nothing sent: the provider has no credentials (message says which)
+        signing_failed,  // nothing sent: SigV4 signing failed
+        failed,          // transport failure, answer over the limit, or cut by stop()
+        dropped,         // out of memory or no curl handle: drop the client connection
+    };
+    Kind kind = Kind::dropped;
+    long status = 0;                     // answered
+    std::vector<ForwardHeader> headers;  // answered: hop-by-hop and Content-Length removed
+    std::string body;                    // answered
+    bool timed_out = false;              // failed: the upstream timeout passed
+    std::string message;                 // no_credentials / failed: for the log and the client
+};
+
+// Signs client requests afresh and sends them to `upstream`, one blocking exchange per call on
+// a handle from a small pool of kept-alive connections.
+// Thread-safety: forward() from any number of connection threads at once; set_stopping() and
+// drop_idle_handles() from the control thread. Lifetime: `credentials` outlives it.
+// IMPORTANT: a CurlGlobal must exist while it holds handles (drop_idle_handles() releases them).
+class UpstreamForwarder {
+public:
+    UpstreamForwarder(const SamplingProxyOptions& options, BaseUrl upstream,
+                      CredentialsProvider& credentials);
+
+    // Forwards `request` and waits for the answer (at most options.upstream_timeout).
+    [[nodiscard]] UpstreamResult forward(const ClientRequest& request) noexcept;
+
+    // true: exchanges in flight are aborted (they end as `failed`) until set back to false.
+    void set_stopping(bool stopping) noexcept {
+        stopping_.store(stopping, std::memory_order_relaxed);
+    }
+    [[nodiscard]] bool stopping() const noexcept {
+        return stopping_.load(std::memory_order_relaxed);
+    }
+
+    // Closes the pooled connections.
+    void drop_idle_handles() noexcept;
+
+    [[nodiscard]] const BaseUrl& upstream() const noexcept { return upstream_; }
+
+private:
+    CurlEasy take_handle();
+    void give_back(CurlEasy&& easy) noexcept;
+
+    const BaseUrl upstream_;
+    CredentialsProvider& credentials_;
+    const TransportOptions transport_;
+    const std::size_t max_response_bytes_;
+
+    std::mutex signer_mutex_;  // SigV4Signer is single-threaded; signing takes microseconds
+    SigV4Signer signer_;
+    std::mutex pool_mutex_;
+    std::vector<CurlEasy> idle_handles_;  // kept-alive upstream connections live in these
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace xrayd::proxy_detail
