@@ -59,7 +59,9 @@ bool rewrite_in_place(curl_slist* list, std::span<const HeaderLine> lines) noexc
     node = list;
     for (const HeaderLine& line : lines) {
         std::memcpy(node->data, line.prefix.data(), line.prefix.size());
-        std::memcpy(node->data + line.prefix.size(), line.value.data(), line.value.size());
+        if (!line.value.empty()) {  // an empty view may carry a null pointer ("Expect:")
+            std::memcpy(node->data + line.prefix.size(), line.value.data(), line.value.size());
+        }
         node = node->next;
     }
     return true;

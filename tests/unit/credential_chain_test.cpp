@@ -16,6 +16,7 @@
 #include <xrayd/http/curl.h>
 
 #include "http_test_server.h"
+#include "src/aws/text_util.h"  // private parser, tested directly for the fuzz regression
 
 namespace xrayd {
 namespace {
@@ -501,3 +502,13 @@ TEST_CASE("refresh: new credentials 5 minutes before expiry; a failed refresh ke
 }
 
 }  // namespace xrayd
+
+TEST_CASE("regression: an Expiration past 2261 is refused, not overflowed (found by fuzzing)") {
+    using xrayd::aws_detail::parse_iso8601;
+    // system_clock's 64-bit nanoseconds end in 2262; UBSan caught the overflow.
+    CHECK_FALSE(parse_iso8601("4048-05-01T16:20:00Z").has_value());
+    CHECK_FALSE(parse_iso8601("2262-04-12T00:00:00Z").has_value());
+    const auto last = parse_iso8601("2261-12-31T23:59:59Z");
+    REQUIRE(last.has_value());
+    CHECK(xrayd::WallClock::to_time_t(*last) == 9214646399);  // 2261-12-31T23:59:59Z
+}

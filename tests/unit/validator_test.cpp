@@ -43,6 +43,21 @@ void operator delete(void* p, std::size_t) noexcept {
 void operator delete[](void* p, std::size_t) noexcept {
     std::free(p);
 }
+// The nothrow forms too (simdjson allocates with them): every new and delete of this binary
+// must come from the same pair, or a sanitizer sees malloc'd memory freed by another allocator.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    allocation_count.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
+    return operator new(n, tag);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 
 // Found by argument-dependent lookup, so failed checks print verdicts by name.
 namespace xrayd {
