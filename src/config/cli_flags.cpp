@@ -82,7 +82,7 @@ std::optional<std::string> set_count(std::optional<int>& field, std::string_view
 }
 
 // Every flag once; the Go daemon binds short and long name to one variable.
-const std::array<FlagDef, 32> flag_table{{
+const std::array<FlagDef, 34> flag_table{{
     {"resource-arn", "a", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_string(f.resource_arn, v); }},
     {"local-mode", "o", FlagKind::boolean,
@@ -155,6 +155,16 @@ const std::array<FlagDef, 32> flag_table{{
      [](CliFlags& f, std::string_view v) { return set_bool(f.proxy_forward_all, v); }},
     {"proxy-optional", "", FlagKind::boolean,
      [](CliFlags& f, std::string_view v) { return set_bool(f.proxy_optional, v); }},
+    {"retry-budget", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) -> std::optional<std::string> {
+         auto err = set_duration(f.retry_budget, v);
+         if (!err && f.retry_budget->count() == 0) {
+             return std::string("must be at least 1ms");
+         }
+         return err;
+     }},
+    {"backpressure", "", FlagKind::value,
+     [](CliFlags& f, std::string_view v) { return set_string(f.backpressure, v); }},
     {"concurrency", "", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_count(f.concurrency, v, 1); }},
     {"log-rotation-bytes", "", FlagKind::value,

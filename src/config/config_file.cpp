@@ -29,7 +29,7 @@ constexpr std::string_view migration_hint =
     "Use X-Ray Daemon Config Migration Script to update the config file.";
 
 // The 18 key paths of the Go daemon (pkg/cfg/cfg.go), then xrayd's. Case-sensitive, as Go.
-constexpr std::array<std::string_view, 34> valid_paths{
+constexpr std::array<std::string_view, 36> valid_paths{
     "TotalBufferSizeMB",
     "Concurrency",
     "Endpoint",
@@ -61,6 +61,8 @@ constexpr std::array<std::string_view, 34> valid_paths{
     "Xrayd.PinReceivers",
     "Xrayd.ProxyForwardAll",
     "Xrayd.ProxyOptional",
+    "Xrayd.RetryBudget",
+    "Xrayd.Backpressure",
     "Xrayd.AdminAddress",
     "Xrayd.ReadyFailureThreshold",
     "Xrayd.SummaryInterval",
@@ -356,6 +358,10 @@ private:
             set_bool(n, v.proxy_forward_all);
         } else if (sub == "ProxyOptional") {
             set_bool(n, v.proxy_optional);
+        } else if (sub == "RetryBudget") {
+            set_string(n, v.retry_budget);
+        } else if (sub == "Backpressure") {
+            set_string(n, v.backpressure);
         } else if (sub == "AdminAddress") {
             set_string(n, v.admin_address);
         } else if (sub == "ReadyFailureThreshold") {

@@ -45,6 +45,8 @@ struct FileValues {
     std::optional<bool> pin_receivers;
     std::optional<bool> proxy_forward_all;
     std::optional<bool> proxy_optional;
+    std::optional<std::string> retry_budget;  // Go duration text
+    std::optional<std::string> backpressure;
     std::optional<std::string> admin_address;
     std::optional<std::string> ready_failure_threshold;  // Go duration text
     std::optional<std::string> summary_interval;         // Go duration text

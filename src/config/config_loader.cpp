@@ -286,7 +286,9 @@ private:
                               duration(flags.shutdown_timeout, fv.shutdown_timeout,
                                        "ShutdownTimeout", milliseconds{0}, c.shutdown_timeout),
                               duration(flags.request_timeout, fv.request_timeout,
-                                       "RequestTimeout", milliseconds{1}, c.request_timeout)}) {
+                                       "RequestTimeout", milliseconds{1}, c.request_timeout),
+                              duration(flags.retry_budget, fv.retry_budget, "RetryBudget",
+                                       milliseconds{1}, c.retry_budget)}) {
             if (!e.empty()) {
                 return e;
             }
@@ -340,6 +342,16 @@ private:
         c.pin_receivers = pick(flags.pin_receivers, fv.pin_receivers, false);
         c.proxy_forward_all = pick(flags.proxy_forward_all, fv.proxy_forward_all, false);
         c.proxy_optional = pick(flags.proxy_optional, fv.proxy_optional, false);
+        if (const auto name = flags.backpressure ? flags.backpressure : fv.backpressure) {
+            const auto policy = parse_backpressure(*name);
+            if (!policy) {
+                return fmt::format("{} \"{}\" is not a backpressure policy: use drop-newest or "
+                                   "drop-oldest.",
+                                   flags.backpressure ? "--backpressure" : "Xrayd.Backpressure",
+                                   *name);
+            }
+            c.backpressure = *policy;
+        }
         for (std::string e :
              {duration(flags.ready_failure_threshold, fv.ready_failure_threshold,
                        "ReadyFailureThreshold", milliseconds{1}, c.ready_failure_threshold),

@@ -193,6 +193,8 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         options.proxy = config.proxy_address;
         options.no_proxy = config.no_proxy;
         options.user_agent = user_agent(env);
+        options.retry_budget = config.retry_budget;
+        options.backpressure = config.backpressure;
 
         // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
         const HostIdentity host = resolve_host_identity(env, config.local_mode, s.imds.get(), logger);

@@ -802,24 +802,6 @@ std::size_t Uploader::held_segments() const noexcept { return state_->held; }
 
 int Uploader::in_flight_limit() const noexcept { return state_->throttle.limit(); }
 
-std::optional<Backpressure> parse_backpressure(std::string_view text) noexcept {
-    if (text == "drop-newest") {
-        return Backpressure::drop_newest;
-    }
-    if (text == "drop-oldest") {
-        return Backpressure::drop_oldest;
-    }
-    return std::nullopt;
-}
-
-std::string_view to_string(Backpressure policy) noexcept {
-    switch (policy) {
-    case Backpressure::drop_newest: return "drop-newest";
-    case Backpressure::drop_oldest: return "drop-oldest";
-    }
-    return "unknown";
-}
-
 std::size_t Uploader::abandon() noexcept {
     State& s = *state_;
     for (auto& slot : s.slots) {

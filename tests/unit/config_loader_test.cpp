@@ -327,7 +327,8 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
                                             "  MaxBatchBytes: 2_000_000\n  Receivers: 3\n"
                                             "  IoBackend: epoll\n  SteerByCpu: true\n"
                                             "  PinReceivers: yes\n  ProxyForwardAll: true\n"
-                                            "  ProxyOptional: true\n")
+                                            "  ProxyOptional: true\n  RetryBudget: 90s\n"
+                                            "  Backpressure: drop-oldest\n")
                                          .string()});
     CHECK(c.ca_bundle == "/ca.pem");
     CHECK(c.local_sink == "-");
@@ -342,6 +343,8 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
     CHECK(c.pin_receivers);
     CHECK(c.proxy_forward_all);
     CHECK(c.proxy_optional);
+    CHECK(c.retry_budget == std::chrono::seconds{90});
+    CHECK(c.backpressure == Backpressure::drop_oldest);
     CHECK(c.udp_address == "127.0.0.1:3000");  // the later empty Socket: {} sets nothing
 }
 
@@ -538,6 +541,9 @@ TEST_CASE("xrayd's file settings are checked with messages that name the key and
         {"  ReceiveBufferBytes: -5\n", "Xrayd.ReceiveBufferBytes in "},
         {"  Receivers: -1\n", "Xrayd.Receivers -1 in "},
         {"  MaxBatchBytes: lots\n", "cannot unmarshal !!str `lots` into int"},
+        {"  Backpressure: drop-random\n", "Xrayd.Backpressure \"drop-random\" is not a "
+                                          "backpressure policy: use drop-newest or drop-oldest."},
+        {"  RetryBudget: 0s\n", "is below the minimum of 1ms"},
         {"  IoBackend: uring\n", "Xrayd.IoBackend \"uring\" is not a receive backend: use auto, "
                                  "io_uring or epoll."},
     };
@@ -581,6 +587,11 @@ TEST_CASE("receive engine settings: defaults, flags over the file, and a bad bac
     CHECK(c.io_backend == IoBackend::io_uring);
     CHECK_FALSE(c.pin_receivers);
     CHECK(c.steer_by_cpu);
+    const Config retry = w.run_ok({"--retry-budget", "30s", "--backpressure", "drop-oldest"});
+    CHECK(retry.retry_budget == std::chrono::seconds{30});
+    CHECK(retry.backpressure == Backpressure::drop_oldest);
+    CHECK(defaults.retry_budget == std::chrono::minutes{10});
+    CHECK(defaults.backpressure == Backpressure::drop_newest);
     CHECK(w.run_error({"--io-backend", "kqueue"}) ==
           "--io-backend \"kqueue\" is not a receive backend: use auto, io_uring or epoll.");
 }

@@ -48,6 +48,8 @@ struct CliFlags {
     std::optional<bool> pin_receivers;
     std::optional<bool> proxy_forward_all;
     std::optional<bool> proxy_optional;
+    std::optional<std::chrono::milliseconds> retry_budget;
+    std::optional<std::string> backpressure;  // checked by the loader
     std::optional<int> concurrency;
     std::optional<std::uint64_t> log_rotation_bytes;
     std::optional<std::string> admin_address;  // "off" or host:port (checked by the loader)

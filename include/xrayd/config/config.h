@@ -9,6 +9,7 @@
 
 #include <xrayd/log/logger.h>
 #include <xrayd/net/io_backend.h>
+#include <xrayd/queue/backpressure.h>
 
 namespace xrayd {
 
@@ -63,6 +64,11 @@ struct Config {
     // --proxy-optional / Xrayd.ProxyOptional: if the TCP address cannot be bound, log it and run
     // without the proxy, as the Go daemon does (default: exit 1).
     bool proxy_optional = false;
+    // --retry-budget / Xrayd.RetryBudget: how long a batch may keep failing before it is given
+    // up (dropped_gave_up), from its first failure.
+    std::chrono::milliseconds retry_budget{std::chrono::minutes(10)};
+    // --backpressure / Xrayd.Backpressure: what gives way when the memory limit is reached.
+    Backpressure backpressure = Backpressure::drop_newest;
     // --log-rotation-bytes (test-only, no file key): the 50 MiB rotation size of the log file.
     std::uint64_t log_rotation_bytes = 50ull << 20;
     // --admin-address / Xrayd.AdminAddress: host:port of the admin HTTP listener (/healthz,

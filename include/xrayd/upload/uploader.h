@@ -12,20 +12,11 @@
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
 #include <xrayd/log/logger.h>
+#include <xrayd/queue/backpressure.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
 
 namespace xrayd {
-
-// What gives way when the memory limit (-m) is reached.
-enum class Backpressure {
-    drop_newest,  // new segments are refused at ingest (dropped_buffer_full); the default
-    drop_oldest,  // the oldest batch not in flight is given up (dropped_oldest) to make room
-};
-
-// "drop-newest" / "drop-oldest" (the config spelling); nullopt for anything else.
-[[nodiscard]] std::optional<Backpressure> parse_backpressure(std::string_view text) noexcept;
-[[nodiscard]] std::string_view to_string(Backpressure policy) noexcept;
 
 struct UploaderOptions {
     std::string endpoint;              // base URL, e.g. "https://xray.us-east-2.amazonaws.com"
