@@ -11,6 +11,8 @@ packages=(
   libmicrohttpd-dev libsystemd-dev ca-certificates
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl
+  # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

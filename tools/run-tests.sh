@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds xrayd and runs the whole test suite (unit + end-to-end).
-# Ends with one line "N passed, N failed" and a non-zero exit status on any failure.
+# Installs what is missing, builds xrayd and runs the whole test suite (unit + end-to-end) three
+# times: plain, under ASan+UBSan and under TSan, each in its own build dir; then a short run of
+# every fuzz target when clang-14 is installed. Ends with one line "N passed, N failed, N skipped"
+# summed over all of them (a fuzz target counts as one test) and a non-zero exit status on any
+# failure.
+#
+# Environment: XRAYD_TEST_SUITES (default "plain asan tsan fuzz"), XRAYD_BUILD_DIR (the plain
+# build dir, default build-tests), XRAYD_FUZZ_SECONDS (per target, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh
 
-builddir=${XRAYD_BUILD_DIR:-build-tests}
-if [ -d "$builddir" ]; then
-  meson setup --reconfigure "$builddir" >/dev/null
-else
-  meson setup "$builddir" --buildtype=debugoptimized >/dev/null
-fi
-meson compile -C "$builddir"
-
+suites=${XRAYD_TEST_SUITES:-plain asan tsan fuzz}
+fuzz_seconds=${XRAYD_FUZZ_SECONDS:-30}
+total_passed=0
+total_failed=0
+total_skipped=0
 status=0
-meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=$?
+root=$PWD
 
-# One closing line that any CI reader understands, counted from meson's own log.
-python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+# Sanitizer reports must fail the test that triggered them, with a stack to act on.
+asan_env=(
+  "ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
+  "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+)
+# exitcode=66 (TSan's default) fails the test after it has printed every race it saw.
+tsan_env=(
+  "TSAN_OPTIONS=suppressions=$root/tests/tsan.supp:second_deadlock_stack=1:exitcode=66"
+)
+
+# Counts meson's own log: "<passed> <failed> <skipped>".
+count_results() {
+  python3 - "$1" <<'PY'
 import json, sys
 passed = failed = skipped = 0
 with open(sys.argv[1]) as f:
@@ -30,6 +44,123 @@ with open(sys.argv[1]) as f:
             skipped += 1
         else:
             failed += 1
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
+print(passed, failed, skipped)
 PY
+}
+
+add_counts() {
+  local name=$1 p=$2 f=$3 s=$4
+  total_passed=$((total_passed + p))
+  total_failed=$((total_failed + f))
+  total_skipped=$((total_skipped + s))
+  if [ "$f" -ne 0 ]; then
+    status=1
+  fi
+  echo "== $name: $p passed, $f failed, $s skipped"
+}
+
+# Under the sanitizers: every unit test and the end-to-end tests that exercise the threads
+# (the daemon's receivers, pipeline, uploader, proxy, telemetry). The fault-injection suite
+# (minutes of timed faults), the .deb install and the pure-Python verifier add no coverage of
+# our C++ there and would only multiply CI time.
+sanitizer_tests="e2e compat sampling_proxy"
+
+# run_meson_suite NAME BUILDDIR TIMEOUT_MULTIPLIER SELECTION ENV... -- SETUP_ARGS...
+# SELECTION: "all", or "sanitizer" for the unit suite plus $sanitizer_tests.
+run_meson_suite() {
+  local name=$1 dir=$2 multiplier=$3 selection=$4
+  shift 4
+  local env=()
+  while [ "$1" != "--" ]; do
+    env+=("$1")
+    shift
+  done
+  shift
+  echo "== $name: building in $dir"
+  local ok=1
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null || ok=0
+  else
+    meson setup "$dir" --buildtype=debugoptimized "$@" >/dev/null || ok=0
+  fi
+  if [ $ok -eq 0 ]; then
+    add_counts "$name" 0 1 0  # the configuration itself is the failed test
+    return
+  fi
+  # -k 0: one broken target does not hide the results of every test that did build.
+  local built=1
+  ninja -C "$dir" -k 0 -j "${XRAYD_BUILD_JOBS:-$(nproc)}" || built=0
+  rm -f "$dir/meson-logs/testlog.json"
+  # After a partial build, run the tests whose programs exist (meson refuses to run any when
+  # one is missing); the build failure is counted below.
+  local selected=()
+  if [ $built -eq 0 ] || [ "$selection" = sanitizer ]; then
+    mapfile -t selected < <(meson introspect --tests "$dir" | python3 -c '
+import json, os, sys
+build = os.path.abspath(sys.argv[1])
+wanted = None if sys.argv[2] == "all" else set(sys.argv[3].split())
+for t in json.load(sys.stdin):
+    if wanted is not None and "unit" not in t["suite"] and t["name"] not in wanted:
+        continue
+    # The program, and any built file handed over in the environment (XRAYD_BIN).
+    paths = [t["cmd"][0]] + [v for v in t["env"].values() if v.startswith(build + "/")]
+    if all(os.path.exists(p) for p in paths):
+        print(t["name"])' "$dir" "$selection" "$sanitizer_tests")
+    if [ ${#selected[@]} -eq 0 ]; then
+      add_counts "$name-build" 0 1 0
+      return
+    fi
+  fi
+  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
+    --timeout-multiplier "$multiplier" "${selected[@]}" || true
+  if [ -f "$dir/meson-logs/testlog.json" ]; then
+    # shellcheck disable=SC2046
+    add_counts "$name" $(count_results "$dir/meson-logs/testlog.json")
+  else
+    add_counts "$name" 0 1 0
+  fi
+  if [ $built -eq 0 ]; then
+    add_counts "$name-build" 0 1 0  # the build failure itself is a failed test
+  fi
+}
+
+for suite in $suites; do
+  case $suite in
+    plain)
+      run_meson_suite plain "${XRAYD_BUILD_DIR:-build-tests}" 1 all -- ;;
+    asan)
+      # b_lundef=false: clang (and some distros' gcc) cannot link sanitized shared objects
+      # with -Wl,--no-undefined; harmless with gcc.
+      # -Wno-maybe-uninitialized: g++ 12 reports false positives in <regex> and <functional>
+      # once the sanitizers instrument them (GCC documents the warning as unreliable under
+      # -fsanitize); the plain build keeps it as an error.
+      run_meson_suite asan+ubsan build-asan 3 sanitizer "${asan_env[@]}" -- \
+        -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled \
+        -Dcpp_args=-Wno-maybe-uninitialized ;;
+    tsan)
+      run_meson_suite tsan build-tsan 5 sanitizer "${tsan_env[@]}" -- \
+        -Db_sanitize=thread -Dbenchmarks=disabled -Dcpp_args=-Wno-maybe-uninitialized ;;
+    fuzz)
+      if command -v clang++-14 >/dev/null &&
+         compgen -G "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
+        echo "== fuzz: ${fuzz_seconds}s per target"
+        fuzz_log=$(mktemp)
+        bash tools/run-fuzzers.sh "$fuzz_seconds" | tee "$fuzz_log" || true
+        add_counts fuzz "$(grep -c '^ok ' "$fuzz_log" || true)" \
+          "$(grep -c '^FAIL ' "$fuzz_log" || true)" 0
+        if ! grep -qE '^(ok|FAIL) ' "$fuzz_log"; then
+          add_counts fuzz-build 0 1 0
+        fi
+        rm -f "$fuzz_log"
+      else
+        add_counts fuzz 0 0 1  # no clang-14 with libFuzzer: skipped, not failed
+      fi ;;
+    *)
+      echo "run-tests: unknown suite $suite" >&2
+      exit 2 ;;
+  esac
+done
+
+# One closing line that any CI reader understands.
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 exit $status
