@@ -272,6 +272,13 @@ class FakeState:
         self.unprocessed_returned = []
         self.hosts = []
         self.user_agents = []
+        self.access_keys = []           # the key id of every signed request, in order
+        self.security_tokens = set()    # distinct X-Amz-Security-Token values seen
+        # Valid key pairs: --access-key/--secret-key plus every --credential KEY:SECRET.
+        self.secrets = {args.access_key: args.secret_key}
+        for pair in args.credential:
+            key, _, secret = pair.partition(":")
+            self.secrets[key] = secret
 
     def snapshot(self, with_documents):
         with self.lock:
@@ -292,6 +299,8 @@ class FakeState:
                 "unprocessed_returned": list(self.unprocessed_returned),
                 "hosts": list(self.hosts),
                 "user_agents": list(self.user_agents),
+                "access_keys": list(self.access_keys),
+                "security_tokens": sorted(self.security_tokens),
             }
             if with_documents:
                 out["documents"] = list(self.documents)
@@ -414,10 +423,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             state.paths[path] = state.paths.get(path, 0) + 1
             state.hosts.append(self.headers.get("Host", ""))
             state.user_agents.append(self.headers.get("User-Agent", ""))
+        # Several key pairs may be valid (credentials rotating mid-run): the Authorization
+        # header names the key id, which picks the secret to verify with.
+        key_id = re.search(r"Credential=([^/,\s]+)/", self.headers.get("Authorization", ""))
+        key_id = key_id.group(1) if key_id else ""
+        secret = state.secrets.get(key_id, args.secret_key)
+        with state.lock:
+            state.access_keys.append(key_id)
+            token = self.headers.get("X-Amz-Security-Token")
+            if token:
+                state.security_tokens.add(token)
         try:
             verify_sigv4("POST", self.path, list(self.headers.items()), body,
-                         access_key=args.access_key, secret_key=args.secret_key,
-                         region=args.region, service="xray", now=time.time())
+                         access_key=key_id if key_id in state.secrets else args.access_key,
+                         secret_key=secret, region=args.region, service="xray", now=time.time())
         except SigV4Error as err:
             with state.lock:
                 state.invalid_signatures += 1
@@ -531,6 +550,8 @@ def parse_args(argv):
                    help="seconds after which the server stops by itself")
     p.add_argument("--access-key", default=DEFAULT_ACCESS_KEY)
     p.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
+    p.add_argument("--credential", action="append", default=[], metavar="KEY:SECRET",
+                   help="a further valid key pair (repeatable), e.g. rotated credentials")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--unprocessed-id", action="append", default=[],
                    help="segment id answered as unprocessed (InvalidSegment); repeatable")
