@@ -19,6 +19,7 @@
 
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
+#include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 
 namespace xrayd {
@@ -26,39 +27,6 @@ namespace {
 
 constexpr std::string_view text_plain = "text/plain; charset=utf-8";
 constexpr std::string_view prometheus_text = "text/plain; version=0.0.4; charset=utf-8";
-
-// A listening TCP socket on `address` (host:port, resolved like the other listen addresses).
-Result<UniqueFd, std::string> listen_tcp(const std::string& address) {
-    auto resolved = resolve_udp_address(address);
-    if (!resolved) {
-        return fail(fmt::format("listen tcp {}: {}", address, resolved.error()));
-    }
-    const UdpAddress& addr = resolved.value();
-    const auto failure = [&](std::string_view step, int err) {
-        return fail(fmt::format("listen tcp {}: {}: {}", addr.text, step, std::strerror(err)));
-    };
-    UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) {
-        return failure("socket", errno);
-    }
-    const int one = 1;
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
-        return failure("setsockopt", errno);
-    }
-    if (addr.dual_stack_wildcard) {
-        const int zero = 0;
-        if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) {
-            return failure("setsockopt", errno);
-        }
-    }
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0) {
-        return failure("bind", errno);
-    }
-    if (::listen(fd.get(), 64) != 0) {
-        return failure("listen", errno);
-    }
-    return fd;
-}
 
 std::uint16_t bound_port(int fd) noexcept {
     sockaddr_storage bound{};

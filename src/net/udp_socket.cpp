@@ -116,15 +116,6 @@ Result<unsigned, std::string> parse_port(std::string_view service) {
     return static_cast<unsigned>(n);
 }
 
-// Go's error text for an errno: the C message with a lower-case first letter.
-std::string errno_text(int error) {
-    std::string text = std::system_category().message(error);
-    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') {
-        text[0] = static_cast<char>(text[0] - 'A' + 'a');
-    }
-    return text;
-}
-
 // An IP literal: IPv4 dotted quad, or IPv6 with an optional %zone (name or index).
 std::optional<sockaddr_storage> parse_ip_literal(const std::string& host) {
     sockaddr_storage storage{};
@@ -201,7 +192,7 @@ Result<sockaddr_storage, std::string> lookup_host(const std::string& host) {
         if (rc == EAI_NONAME || rc == EAI_NODATA) {
             why = "no such host";
         } else if (rc == EAI_SYSTEM) {
-            why = errno_text(errno);
+            why = go_errno_text(errno);
         } else {
             why = ::gai_strerror(rc);
             if (!why.empty() && why[0] >= 'A' && why[0] <= 'Z') {
@@ -260,7 +251,7 @@ void attach_cpu_steering(int fd, int count, Logger& logger) {
     if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) != 0) {
         logger.warn("Cannot steer datagrams to sockets by CPU (SO_ATTACH_REUSEPORT_CBPF: {}); "
                     "the kernel's flow hash spreads them",
-                    errno_text(errno));
+                    go_errno_text(errno));
         return;
     }
     logger.debug("Datagrams steered to the {} sockets by CPU", count);
@@ -301,6 +292,14 @@ std::string local_address(int fd) {
         return {};
     }
     return format_socket_address(reinterpret_cast<const sockaddr*>(&storage), len);
+}
+
+std::string go_errno_text(int error) {
+    std::string text = std::system_category().message(error);
+    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') {
+        text[0] = static_cast<char>(text[0] - 'A' + 'a');
+    }
+    return text;
 }
 
 Result<UdpAddress, std::string> resolve_udp_address(std::string_view address) {
@@ -367,7 +366,7 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address,
     }
     UdpAddress addr = std::move(resolved.value());
     const auto failure = [&addr](std::string_view op, int error) {
-        return StartupError(fmt::format("listen udp {}: {}: {}", addr.text, op, errno_text(error)));
+        return StartupError(fmt::format("listen udp {}: {}: {}", addr.text, op, go_errno_text(error)));
     };
 
     std::vector<UniqueFd> sockets;
@@ -402,7 +401,7 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address,
             // capped by rmem_max. Either way the kernel doubles the value for bookkeeping.
             if (!set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, asked) &&
                 !set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUF, asked) && i == 0) {
-                logger.warn("Cannot set the UDP receive buffer: {}", errno_text(errno));
+                logger.warn("Cannot set the UDP receive buffer: {}", go_errno_text(errno));
             }
             if (i == 0) {
                 const int granted = int_option(fd.get(), SOL_SOCKET, SO_RCVBUF);
@@ -413,7 +412,7 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address,
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
         if (!set_int_option(fd.get(), SOL_SOCKET, SO_RXQ_OVFL, 1) && i == 0) {
             logger.warn("Kernel UDP drops will not be counted: SO_RXQ_OVFL: {}",
-                        errno_text(errno));
+                        go_errno_text(errno));
         }
 #endif
         if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0) {

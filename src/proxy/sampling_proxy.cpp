@@ -18,9 +18,11 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/json_text.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/http/base_url.h>
+#include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 
 #include "proxy_forwarding.h"
@@ -31,27 +33,6 @@ namespace {
 using proxy_detail::istarts_with;
 using proxy_detail::UpstreamForwarder;
 using proxy_detail::UpstreamResult;
-
-std::string json_escape(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out;
-}
 
 // One request between the calls libmicrohttpd makes for it. Created by the URI callback,
 // freed by the completion callback.
@@ -73,48 +54,6 @@ MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char*
         return MHD_NO;
     }
     return MHD_YES;
-}
-
-// Go's text for an errno: the C message with a lower-case first letter.
-std::string errno_text(int error) {
-    std::string text = std::system_category().message(error);
-    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') {
-        text[0] = static_cast<char>(text[0] - 'A' + 'a');
-    }
-    return text;
-}
-
-// Binds and listens on `address`; Go's error text on failure.
-Result<UniqueFd, std::string> listen_tcp(const std::string& address) {
-    auto resolved = resolve_udp_address(address);
-    if (!resolved) {
-        return fail(resolved.error());
-    }
-    const UdpAddress& addr = resolved.value();
-    const auto failure = [&](std::string_view step, int err) {
-        return fail(fmt::format("listen tcp {}: {}: {}", addr.text, step, errno_text(err)));
-    };
-    UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) {
-        return failure("socket", errno);
-    }
-    const int one = 1;
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
-        return failure("setsockopt", errno);
-    }
-    if (addr.dual_stack_wildcard) {
-        const int zero = 0;
-        if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) {
-            return failure("setsockopt", errno);
-        }
-    }
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0) {
-        return failure("bind", errno);
-    }
-    if (::listen(fd.get(), SOMAXCONN) != 0) {
-        return failure("listen", errno);
-    }
-    return fd;
 }
 
 }  // namespace
@@ -328,8 +267,10 @@ MHD_Result SamplingProxy::State::answer(MHD_Connection* connection, unsigned sta
 MHD_Result SamplingProxy::State::answer_error(MHD_Connection* connection, unsigned status,
                                               std::string_view message) noexcept {
     try {
-        return answer(connection, status, {{"Content-Type", "application/json"}},
-                      fmt::format(R"({{"message":"{}"}})", json_escape(message)));
+        std::string body = R"({"message":)";
+        append_json_string(body, message);
+        body += '}';
+        return answer(connection, status, {{"Content-Type", "application/json"}}, body);
     } catch (...) {
         return MHD_NO;
     }

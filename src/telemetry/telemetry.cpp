@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <xrayd/aws/sigv4.h>
+#include <xrayd/common/json_text.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/upload/retry_policy.h>
@@ -28,26 +29,6 @@ std::int32_t delta(const CounterSnapshot& before, const CounterSnapshot& after,
     const std::uint64_t d = a > b ? a - b : 0;
     return static_cast<std::int32_t>(
         std::min<std::uint64_t>(d, std::numeric_limits<std::int32_t>::max()));
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-    out += '"';
-    for (const char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
 }
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {

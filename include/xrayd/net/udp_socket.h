@@ -72,6 +72,10 @@ struct UdpSocketOptions {
 // The socket's bound address as "127.0.0.1:41234" or "[::1]:41234"; "" if getsockname fails.
 [[nodiscard]] std::string local_address(int fd);
 
+// Go's text for an errno, as its net package prints it: the C message, first letter lower-case
+// ("address already in use").
+[[nodiscard]] std::string go_errno_text(int error);
+
 // The address in Go's notation ("1.2.3.4:5", "[::1]:5", "[fe80::1%eth0]:5"); "" when the
 // family is neither AF_INET nor AF_INET6.
 [[nodiscard]] std::string format_socket_address(const sockaddr* address, socklen_t length);
