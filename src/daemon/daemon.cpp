@@ -89,7 +89,9 @@ struct Daemon::State {
     SystemCredentialsClock clock;
     std::shared_ptr<ImdsClient> imds;
     std::unique_ptr<CredentialsProvider> credentials;
+    LatencyHistogram upload_latency;  // before the sink: the uploader records into it
     std::unique_ptr<BatchSink> sink;
+    Uploader* uploader = nullptr;     // the sink when uploading to X-Ray; null with the local sink
     std::unique_ptr<Telemetry> telemetry;  // null with the local sink
     std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
     std::unique_ptr<Batcher> batcher;
@@ -98,7 +100,6 @@ struct Daemon::State {
     std::vector<std::unique_ptr<Receiver>> receivers;
     std::string bound_address;  // the UDP address as bound (the real port when asked for 0)
     HealthState health;
-    LatencyHistogram upload_latency;
     UploadHealthTracker upload_health;
     // Last: destroyed first, so its thread stops before what its refresh callback reads.
     std::unique_ptr<AdminServer> admin;
@@ -195,6 +196,7 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         options.user_agent = user_agent(env);
         options.retry_budget = config.retry_budget;
         options.backpressure = config.backpressure;
+        options.latency = &s.upload_latency;
 
         // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
         const HostIdentity host = resolve_host_identity(env, config.local_mode, s.imds.get(), logger);
@@ -227,8 +229,10 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         proxy.proxy = config.proxy_address;
         proxy.no_proxy = config.no_proxy;
         s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
-        s.sink = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
-                                  &s.budget);
+        auto uploader = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
+                                         &s.budget);
+        s.uploader = uploader.get();
+        s.sink = std::move(uploader);
     }
 
     BatchLimits limits;
@@ -298,9 +302,9 @@ void Daemon::reload(PeriodicSummary& summary) {
         s.logger.info("Reload: configuration unchanged");
         return;
     }
-    // Applied now: log level, readiness threshold, summary interval, proxy allow-list.
-    // Concurrency, linger and request timeout are accepted but take effect at the next start
-    // (their modules take them at construction).
+    // Applied now: log level, readiness threshold, summary interval, proxy allow-list and
+    // upload concurrency. Linger and request timeout are accepted but take effect at the next
+    // start (their modules take them at construction).
     for (const std::string& change : r.changes) {  // before a quieter level takes effect
         s.logger.info("Reload: {}", change);
     }
@@ -311,6 +315,9 @@ void Daemon::reload(PeriodicSummary& summary) {
     summary.set_interval(r.next.summary_interval, Clock::now());
     if (s.proxy) {
         s.proxy->set_forward_all(r.next.proxy_forward_all);
+    }
+    if (s.uploader != nullptr && r.next.concurrency != s.current.concurrency) {
+        s.uploader->set_concurrency(std::max(1, r.next.concurrency));
     }
     s.current = std::move(r.next);
 }

@@ -46,4 +46,12 @@ ThrottleEvent ThrottleController::on_success() noexcept {
     return ThrottleEvent::ended;
 }
 
+void ThrottleController::set_ceiling(int ceiling) noexcept {
+    ceiling_ = std::max(ceiling, 1);
+    limit_ = throttling_ ? std::min(limit_, ceiling_) : ceiling_;
+    if (throttling_) {
+        episode_.lowest_limit = std::min(episode_.lowest_limit, limit_);
+    }
+}
+
 }  // namespace xrayd

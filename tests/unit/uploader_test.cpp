@@ -14,8 +14,10 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <xrayd/admin/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/batch/batch.h>
@@ -320,6 +322,86 @@ TEST_CASE("uploader never has more than `concurrency` requests in flight") {
     CHECK(server.max_concurrent() <= 2);
     CHECK(server.max_concurrent() >= 1);
     CHECK(h.get(Counter::upload_requests) == 6);
+}
+
+TEST_CASE("set_concurrency from another thread raises and lowers the requests in flight and "
+          "never cancels one") {
+    Harness h;
+    HttpTestServer server;
+    constexpr auto first_delay = 1s;
+    constexpr auto later_delay = 100ms;
+    for (int i = 0; i < 3; ++i) {
+        server.push_response({.delay = first_delay});
+    }
+    server.set_default_response({.delay = later_delay});
+    auto options = h.options(server);
+    options.concurrency = 1;
+    auto uploader = h.uploader(options);
+    CHECK(uploader->in_flight_limit() == 1);
+
+    // Raised to 3: three requests are at the server before the first is answered.
+    std::thread([&] { uploader->set_concurrency(3); }).join();
+    for (int i = 0; i < 3; ++i) {
+        uploader->submit(h.make_batch(1));
+    }
+    REQUIRE(drive(*uploader, [&] { return server.request_count() == 3; }));
+    CHECK(h.get(Counter::batches_sent) == 0);
+    CHECK(uploader->in_flight_limit() == 3);
+    CHECK(h.log->contains("[Info] Upload concurrency changed from 1 to 3"));
+
+    // Lowered to 1 with three in flight: they finish, then the next ones go one at a time.
+    std::thread([&] { uploader->set_concurrency(1); }).join();
+    for (int i = 0; i < 3; ++i) {
+        uploader->submit(h.make_batch(1));
+    }
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 6; }));
+    CHECK(uploader->in_flight_limit() == 1);
+    CHECK(h.get(Counter::upload_requests) == 6);
+    CHECK(h.get(Counter::upload_retries) == 0);
+    CHECK(h.get(Counter::segments_sent) == 6);
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 6);
+    // Each later request can only start once the one before it was answered, which the server
+    // does no sooner than its delay after that request arrived.
+    for (int i = 0; i < 3; ++i) {
+        CHECK(requests[3].arrived - requests[static_cast<std::size_t>(i)].arrived >= first_delay);
+    }
+    CHECK(requests[4].arrived - requests[3].arrived >= later_delay);
+    CHECK(requests[5].arrived - requests[4].arrived >= later_delay);
+}
+
+TEST_CASE("the latency histogram observes every answered request, not transport failures") {
+    Harness h;
+    HttpTestServer server;
+    constexpr auto delay = 50ms;
+    server.push_response({.status = 500, .body = R"({"message":"internal"})", .delay = delay});
+    server.set_default_response({.delay = delay});
+    xrayd::LatencyHistogram latency;
+    auto options = h.options(server);
+    options.latency = &latency;
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(1));
+    uploader->submit(h.make_batch(1));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 2; }));
+    const auto answered = latency.snapshot();
+    CHECK(h.get(Counter::upload_requests) == 3);
+    CHECK(answered.count == 3);  // the 500 and the two successes
+    CHECK(answered.sum_seconds >= 3 * std::chrono::duration<double>(delay).count());
+    std::uint64_t in_buckets = 0;
+    for (std::size_t i = 0; i < answered.buckets.size(); ++i) {
+        in_buckets += answered.buckets[i];
+    }
+    const auto& bounds = xrayd::LatencyHistogram::bounds_seconds;
+    for (std::size_t i = 0; i < bounds.size() && bounds[i] < 0.05; ++i) {
+        CHECK(answered.buckets[i] == 0);  // every request took at least the server's delay
+    }
+    CHECK(in_buckets == 3);
+
+    server.stop();
+    uploader->submit(h.make_batch(1));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::backend_connection_refused) >= 2; }));
+    CHECK(latency.snapshot().count == 3);
+    CHECK(uploader->abandon() == 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -853,6 +935,32 @@ TEST_CASE("throttle controller with a ceiling of 1 starts and ends an episode wi
     CHECK(c.limit() == 1);
     CHECK(c.on_success() == xrayd::ThrottleEvent::ended);
     CHECK(c.limit() == 1);
+}
+
+TEST_CASE("throttle controller set_ceiling moves a calm limit at once and only caps a "
+          "throttled one") {
+    xrayd::ThrottleController c(8, 1);
+    const xrayd::TimePoint t0{};
+    c.set_ceiling(3);
+    CHECK(c.ceiling() == 3);
+    CHECK(c.limit() == 3);
+    c.set_ceiling(12);
+    CHECK(c.limit() == 12);
+    c.set_ceiling(0);
+    CHECK(c.ceiling() == 1);
+    CHECK(c.limit() == 1);
+
+    c.set_ceiling(8);
+    CHECK(c.on_throttled(t0, t0 + 1ms) == xrayd::ThrottleEvent::started);
+    CHECK(c.limit() == 4);
+    c.set_ceiling(16);  // throttling: the limit stays and grows back to the new ceiling
+    CHECK(c.limit() == 4);
+    c.set_ceiling(2);
+    CHECK(c.limit() == 2);
+    CHECK(c.episode().lowest_limit == 2);
+    CHECK(c.throttling());
+    CHECK(c.on_success() == xrayd::ThrottleEvent::ended);
+    CHECK(c.limit() == 2);
 }
 
 TEST_CASE("uploader shrinks requests in flight while X-Ray throttles, logs the start and the "

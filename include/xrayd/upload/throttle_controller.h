@@ -47,6 +47,10 @@ public:
     ThrottleEvent on_throttled(TimePoint started, TimePoint now) noexcept;
     // A request was answered without throttling (2xx with nothing throttled).
     ThrottleEvent on_success() noexcept;
+    // A new configured concurrency (a reload); below 1 is taken as 1. Outside an episode the
+    // limit becomes the new ceiling at once; during one it is only capped by it, and grows
+    // back to it as requests succeed.
+    void set_ceiling(int ceiling) noexcept;
 
 private:
     int ceiling_;

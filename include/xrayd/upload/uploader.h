@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include <xrayd/admin/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
@@ -38,6 +39,9 @@ struct UploaderOptions {
     // drop-oldest keeps this much of the memory limit free, evicting ahead of need so that
     // arriving segments find room. 0: an eighth of the limit.
     std::size_t drop_oldest_headroom = 0;
+    // Nullable; when set, observes the duration of every request X-Ray answered (any HTTP
+    // status; transport failures are not answers). Must outlive the uploader.
+    LatencyHistogram* latency = nullptr;
 };
 
 // POST <endpoint>/TraceSegments, SigV4-signed for service "xray", at most `concurrency`
@@ -65,7 +69,8 @@ struct UploaderOptions {
 // No proxy is read from the environment: `proxy` is the only one used (the config loader is
 // the one place that knows the environment).
 //
-// Threads: one pipeline thread calls everything, except wakeup() (any thread).
+// Threads: one pipeline thread calls everything, except wakeup() and set_concurrency() (any
+// thread).
 // Lifetime: `credentials`, `counters` and `logger` outlive the uploader.
 // IMPORTANT: curl_global_init (CurlGlobal::init()) must have run before create(), and the
 // CurlGlobal must outlive the uploader.
@@ -92,8 +97,14 @@ public:
     // Requests allowed in flight now (the throttle controller's limit). Pipeline thread.
     [[nodiscard]] int in_flight_limit() const noexcept;
 
+    // A new `concurrency` (SIGHUP reload); below 1 is taken as 1. Any thread: it is stored and
+    // the pipeline thread, woken, applies it on its next run_once(): the throttle ceiling and
+    // the pool of transfer slots follow it. Transfers in flight are never cancelled: after a
+    // decrease no new request starts until fewer than the new limit are in flight.
+    void set_concurrency(int concurrency) noexcept;
+
 private:
-    struct State;  // src/upload/uploader.cpp
+    struct State;  // src/upload/uploader_state.h
     explicit Uploader(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
