@@ -26,13 +26,16 @@ std::string yes_no(bool b) {
 
 // Every Config field once. IMPORTANT: a field missing here is taken over on reload without
 // being compared, whatever it needs: add each new Config field.
-const std::array<Setting, 33>& settings() {
-    static const std::array<Setting, 33> table{{
+const std::array<Setting, 35>& settings() {
+    static const std::array<Setting, 35> table{{
         {"Logging.LogLevel", true,
          [](const Config& c) { return std::string(level_label(c.log_level)); }},
         {"Concurrency", true, [](const Config& c) { return std::to_string(c.concurrency); }},
         {"Xrayd.Linger", true, [](const Config& c) { return ms(c.linger); }},
         {"Xrayd.RequestTimeout", true, [](const Config& c) { return ms(c.request_timeout); }},
+        {"Xrayd.RetryBudget", true, [](const Config& c) { return ms(c.retry_budget); }},
+        {"Xrayd.Backpressure", false,
+         [](const Config& c) { return std::string(to_string(c.backpressure)); }},
         {"Xrayd.ProxyForwardAll", true,
          [](const Config& c) { return yes_no(c.proxy_forward_all); }},
         {"Xrayd.ReadyFailureThreshold", true,

@@ -302,9 +302,9 @@ void Daemon::reload(PeriodicSummary& summary) {
         s.logger.info("Reload: configuration unchanged");
         return;
     }
-    // Applied now: log level, readiness threshold, summary interval, proxy allow-list and
-    // upload concurrency. Linger and request timeout are accepted but take effect at the next
-    // start (their modules take them at construction).
+    // Applied now: log level, readiness threshold, summary interval, proxy allow-list, upload
+    // concurrency, retry budget and request timeout. Linger is accepted but takes effect at the
+    // next start (the batcher takes it at construction).
     for (const std::string& change : r.changes) {  // before a quieter level takes effect
         s.logger.info("Reload: {}", change);
     }
@@ -316,8 +316,11 @@ void Daemon::reload(PeriodicSummary& summary) {
     if (s.proxy) {
         s.proxy->set_forward_all(r.next.proxy_forward_all);
     }
-    if (s.uploader != nullptr && r.next.concurrency != s.current.concurrency) {
-        s.uploader->set_concurrency(std::max(1, r.next.concurrency));
+    if (s.uploader != nullptr) {
+        if (r.next.concurrency != s.current.concurrency) {
+            s.uploader->set_concurrency(std::max(1, r.next.concurrency));
+        }
+        s.uploader->set_retry_settings(r.next.retry_budget, r.next.request_timeout);
     }
     s.current = std::move(r.next);
 }

@@ -54,6 +54,8 @@ Uploader::State::State(UploaderOptions opts, XRayTarget ep, CredentialsProvider&
       throttle(options.concurrency, options.throttle_successes_per_increase),
       concurrency(options.concurrency),
       wanted_concurrency(options.concurrency),
+      retry_budget(options.retry_budget.count()),
+      request_timeout_ms(options.request_timeout.count()),
       jitter(seed),
       retry_limiter(failure_log_interval),
       final_limiter(failure_log_interval),
@@ -151,6 +153,16 @@ void Uploader::wakeup() noexcept {
 std::size_t Uploader::held_segments() const noexcept { return state_->held; }
 
 int Uploader::in_flight_limit() const noexcept { return state_->throttle.limit(); }
+
+void Uploader::set_retry_settings(Duration retry_budget,
+                                  std::chrono::milliseconds request_timeout) noexcept {
+    if (retry_budget > Duration::zero()) {
+        state_->retry_budget.store(retry_budget.count(), std::memory_order_relaxed);
+    }
+    if (request_timeout > std::chrono::milliseconds::zero()) {
+        state_->request_timeout_ms.store(request_timeout.count(), std::memory_order_relaxed);
+    }
+}
 
 void Uploader::set_concurrency(int concurrency) noexcept {
     state_->wanted_concurrency.store(std::max(concurrency, 1), std::memory_order_relaxed);

@@ -116,6 +116,9 @@ struct Uploader::State {
     ThrottleController throttle;
     int concurrency;                      // applied: the throttle ceiling and the pool's size
     std::atomic<int> wanted_concurrency;  // set_concurrency(), from any thread
+    // set_retry_settings(), from any thread; read when a transfer starts or a batch fails.
+    std::atomic<Duration::rep> retry_budget;
+    std::atomic<std::chrono::milliseconds::rep> request_timeout_ms;
     CurlMulti multi;
     std::vector<std::unique_ptr<Slot>> slots;
     std::vector<Slot*> idle;

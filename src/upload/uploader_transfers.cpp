@@ -189,6 +189,10 @@ void Uploader::State::start(Slot& slot, Job&& job, TimePoint now) noexcept {
     }
 
     CurlFirstError set;
+    // Per transfer, so a reloaded request timeout applies from the next request on.
+    const long timeout_ms = static_cast<long>(request_timeout_ms.load(std::memory_order_relaxed));
+    set(slot.easy.set(CURLOPT_TIMEOUT_MS, timeout_ms));
+    set(slot.easy.set(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms));
     set(slot.easy.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size())));
     set(slot.easy.set(CURLOPT_POSTFIELDS, body.data()));
     set(slot.easy.set(CURLOPT_HTTPHEADER, slot.headers.get()));

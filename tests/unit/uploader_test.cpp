@@ -557,6 +557,36 @@ TEST_CASE("a batch still failing past the retry budget is given up as dropped_ga
     CHECK(h.log->contains("segments dropped)"));
 }
 
+TEST_CASE("set_retry_settings shortens the retry budget of batches already failing") {
+    Harness h;
+    HttpTestServer server;
+    server.set_default_response({.status = 503, .body = "{}"});
+    auto options = h.options(server);
+    options.retry_budget = 10min;  // would keep retrying for the whole test
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(3));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_retries) >= 1; }));
+    CHECK(h.get(Counter::dropped_gave_up) == 0);
+    uploader->set_retry_settings(100ms, 1s);  // SIGHUP reload, from another thread in the daemon
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::dropped_gave_up) == 3; }));
+    CHECK(uploader->held_segments() == 0);
+}
+
+TEST_CASE("set_retry_settings applies a new request timeout to the next requests") {
+    Harness h;
+    HttpTestServer server;
+    server.set_default_response({.status = 200, .body = R"({"UnprocessedTraceSegments":[]})",
+                                 .delay = 600ms});
+    auto options = h.options(server);
+    options.request_timeout = 5s;
+    auto uploader = h.uploader(options);
+    uploader->set_retry_settings(options.retry_budget, 200ms);
+    uploader->submit(h.make_batch(1));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::backend_timeout) >= 1; }));
+    uploader->set_retry_settings(options.retry_budget, 5s);
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 1; }));
+}
+
 TEST_CASE("missing credentials fail the attempt as retryable until credentials appear") {
     Harness h;
     HttpTestServer server;

@@ -21,7 +21,7 @@ struct ConfigReload {
 };
 
 // The settings a running daemon can take over without a restart (cfg.yaml key spelling):
-// Logging.LogLevel, Concurrency, Xrayd.Linger, Xrayd.RequestTimeout (the retry timing),
+// Logging.LogLevel, Concurrency, Xrayd.Linger, Xrayd.RequestTimeout, Xrayd.RetryBudget,
 // Xrayd.ProxyForwardAll (the proxy allow-list), Xrayd.ReadyFailureThreshold,
 // Xrayd.SummaryInterval. Everything else (addresses, region, memory, credentials, files, ...)
 // needs a restart.

@@ -103,6 +103,11 @@ public:
     // decrease no new request starts until fewer than the new limit are in flight.
     void set_concurrency(int concurrency) noexcept;
 
+    // Changes the per-batch retry budget and the per-request timeout (SIGHUP reload). Any
+    // thread; the budget applies at a batch's next failure, the timeout to requests that start
+    // afterwards. Non-positive values are ignored.
+    void set_retry_settings(Duration retry_budget, std::chrono::milliseconds request_timeout) noexcept;
+
 private:
     struct State;  // src/upload/uploader_state.h
     explicit Uploader(std::unique_ptr<State> state) noexcept;
