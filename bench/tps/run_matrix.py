@@ -348,7 +348,7 @@ class Bench:
             for tps in T2_MICRO_TPS:
                 self.run_step(tps, "t2micro", a.step_seconds)
         if "high" in a.phases:
-            for tps in HIGH_TPS:
+            for tps in a.high_tps:
                 self.run_step(tps, "high", a.step_seconds)
         search = None
         if "search" in a.phases:
@@ -514,6 +514,8 @@ def main():
                    help="seconds per search step (default: --step-seconds)")
     p.add_argument("--phases", default="t2micro,high,search",
                    help="comma list of t2micro, high, search")
+    p.add_argument("--high-tps", default=",".join(str(x) for x in HIGH_TPS),
+                   help="comma list of the rates of the high phase")
     p.add_argument("--size", default="300", help="segment size: 300, 1k, 8k or bytes")
     p.add_argument("--sockets", type=int, default=4, help="generator sockets")
     p.add_argument("--daemon-cpu", type=int, default=0)
@@ -530,6 +532,7 @@ def main():
                                                       "results"))
     args = p.parse_args()
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
+    args.high_tps = [int(x) for x in args.high_tps.split(",") if x.strip()]
     bench = Bench(args)
     try:
         bench.run()

@@ -3,12 +3,18 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace xrayd {
 namespace {
@@ -36,22 +42,48 @@ constexpr std::array<char, 256> escape_table = [] {
 
 constexpr std::string_view hex_digits = "0123456789abcdef";
 
+// The scan for bytes that need escaping works on blocks: 16 bytes with SSE2 (every x86-64),
+// else 8 bytes in a 64-bit word (SWAR). first_escape() gives the index of the first byte of the
+// block at `p` that needs escaping, or block_bytes when none does.
+#if defined(__SSE2__)
+constexpr std::size_t block_bytes = 16;
+
+inline std::size_t first_escape(const char* p) noexcept {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    // Unsigned v <= 0x1f, i.e. max(v, 0x1f) == 0x1f (a signed compare would flag UTF-8 bytes).
+    const __m128i limit = _mm_set1_epi8(0x1f);
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+    const auto mask = static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)));
+    return mask == 0 ? block_bytes : static_cast<std::size_t>(std::countr_zero(mask));
+}
+#else
+constexpr std::size_t block_bytes = 8;
 constexpr std::uint64_t ones = 0x0101010101010101ull;
 constexpr std::uint64_t highs = 0x8080808080808080ull;
 
-// Whether any of the 8 bytes in `word` needs escaping (< 0x20, '"' or '\\'). SWAR: exact for
-// "any byte", so a false answer lets the caller copy all 8 bytes at once.
-constexpr bool needs_escape(std::uint64_t word) noexcept {
+inline std::size_t first_escape(const char* p) noexcept {
+    std::uint64_t word = 0;
+    std::memcpy(&word, p, sizeof word);
+    if constexpr (std::endian::native == std::endian::big) {
+        word = __builtin_bswap64(word);  // the first byte in the low bits, as below assumes
+    }
+    // SWAR "has byte less than / equal to": a byte's high bit is set for every byte that
+    // matches, and borrows can only add false matches ABOVE a true one, so the lowest set bit
+    // is exact (all this needs).
     const std::uint64_t control = (word - ones * 0x20) & ~word & highs;
     const std::uint64_t q = word ^ (ones * '"');
     const std::uint64_t b = word ^ (ones * '\\');
-    return (control | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs)) != 0;
+    const std::uint64_t mask = control | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
+    return mask == 0 ? block_bytes : static_cast<std::size_t>(std::countr_zero(mask)) / 8;
 }
+#endif
 
-inline std::uint64_t load_word(const char* p) noexcept {
-    std::uint64_t word = 0;
-    std::memcpy(&word, p, sizeof word);
-    return word;
+// Bytes the escape of `byte` takes (it needs escaping): \X or \u00XX.
+inline std::size_t escape_length(unsigned char byte) noexcept {
+    return escape_table[byte] == 'u' ? 6 : 2;
 }
 
 // Bytes `text` takes once escaped.
@@ -59,61 +91,98 @@ std::size_t escaped_size(std::string_view text) noexcept {
     std::size_t size = text.size();
     const char* p = text.data();
     const char* const end = p + text.size();
-    while (p != end) {
-        if (end - p >= 8 && !needs_escape(load_word(p))) [[likely]] {
-            p += 8;
-            continue;
+    while (end - p >= static_cast<std::ptrdiff_t>(block_bytes)) {
+        const std::size_t k = first_escape(p);
+        p += k;
+        if (k != block_bytes) {
+            size += escape_length(static_cast<unsigned char>(*p)) - 1;
+            ++p;
         }
-        const char* const stop = end - p >= 8 ? p + 8 : end;
-        for (; p != stop; ++p) {
-            const char escape = escape_table[static_cast<unsigned char>(*p)];
-            if (escape != 0) {
-                size += escape == 'u' ? 5 : 1;
-            }
+    }
+    for (; p != end; ++p) {
+        const char escape = escape_table[static_cast<unsigned char>(*p)];
+        if (escape != 0) {
+            size += escape == 'u' ? 5 : 1;
         }
     }
     return size;
 }
 
-// Writes `text` escaped at `dst`, which has room for escaped_size(text) bytes; returns the end.
-char* write_escaped(char* dst, std::string_view text) noexcept {
+struct EscapeProgress {
+    std::size_t read;
+    std::size_t written;
+};
+
+// Escapes `text` into `dst`, one pass, as far as `room` bytes allow: returns how much of `text`
+// was read and how many bytes were written. Stops early (read < text.size()) only when the next
+// byte or its escape does not fit; never writes at or past dst + room. Clean blocks are copied
+// whole, and a block with an escape is copied whole too and then overwritten from the escape
+// on, so a document costs about one step per block plus one per escaped byte.
+EscapeProgress escape_into(std::string_view text, char* dst, std::size_t room) noexcept {
     const char* p = text.data();
     const char* const end = p + text.size();
+    char* out = dst;
+    char* const out_end = dst + room;
+    constexpr auto block = static_cast<std::ptrdiff_t>(block_bytes);
     while (p != end) {
-        if (end - p >= 8 && !needs_escape(load_word(p))) [[likely]] {
-            std::memcpy(dst, p, 8);
-            dst += 8;
-            p += 8;
+        if (end - p >= block && out_end - out >= block) [[likely]] {
+            std::memcpy(out, p, block_bytes);
+            const std::size_t k = first_escape(p);
+            p += k;
+            out += k;
+            if (k == block_bytes) {
+                continue;
+            }
+        } else if (escape_table[static_cast<unsigned char>(*p)] == 0) {
+            if (out == out_end) {
+                break;
+            }
+            *out++ = *p++;
             continue;
         }
-        const char* const stop = end - p >= 8 ? p + 8 : end;
-        for (; p != stop; ++p) {
-            const auto byte = static_cast<unsigned char>(*p);
-            const char escape = escape_table[byte];
-            if (escape == 0) {
-                *dst++ = static_cast<char>(byte);
-            } else if (escape == 'u') {
-                const char seq[6] = {'\\', 'u', '0', '0', hex_digits[byte >> 4],
-                                     hex_digits[byte & 0xf]};
-                std::memcpy(dst, seq, sizeof seq);
-                dst += sizeof seq;
-            } else {
-                dst[0] = '\\';
-                dst[1] = escape;
-                dst += 2;
+        // *p needs escaping.
+        const auto byte = static_cast<unsigned char>(*p);
+        const char escape = escape_table[byte];
+        if (escape == 'u') {
+            if (out_end - out < 6) {
+                break;
             }
+            const char seq[6] = {'\\', 'u', '0', '0', hex_digits[byte >> 4],
+                                 hex_digits[byte & 0xf]};
+            std::memcpy(out, seq, sizeof seq);
+            out += sizeof seq;
+        } else {
+            if (out_end - out < 2) {
+                break;
+            }
+            out[0] = '\\';
+            out[1] = escape;
+            out += 2;
         }
+        ++p;
     }
-    return dst;
+    return {static_cast<std::size_t>(p - text.data()), static_cast<std::size_t>(out - dst)};
 }
 
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view text) {
     const std::size_t old_size = out.size();
-    out.resize(old_size + escaped_size(text));
-    char* const end = write_escaped(out.data() + old_size, text);
-    out.resize(static_cast<std::size_t>(end - out.data()));  // a no-op: sizes agree
+    // Room for the text unescaped; what escapes need on top is measured only if it runs out.
+    out.resize(old_size + text.size());
+    std::size_t read = 0;
+    std::size_t written = 0;
+    for (;;) {
+        const EscapeProgress step = escape_into(text.substr(read), out.data() + old_size + written,
+                                                out.size() - old_size - written);
+        read += step.read;
+        written += step.written;
+        if (read == text.size()) {
+            break;
+        }
+        out.resize(old_size + written + escaped_size(text.substr(read)));
+    }
+    out.resize(old_size + written);
 }
 
 std::size_t Batch::appended_size(std::string_view document) noexcept {
@@ -175,17 +244,20 @@ bool Batch::append(const Segment& segment) noexcept {
     }
     const std::string_view document = segment.body();
     const bool first = ref_count_ == 0;
-    // The first document brings the prefix instead of a comma.
-    const std::size_t growth = appended_size(document) + (first ? body_prefix.size() - 1 : 0);
-    // Room for the suffix too, so that seal() never allocates.
-    const std::size_t needed = body_size_ + growth + body_suffix.size();
+    // The first document brings the prefix instead of a comma; then the opening quote.
+    const std::size_t lead = first ? body_prefix.size() + 1 : 2;
+    // The closing quote, and room for the suffix so that seal() never allocates.
+    constexpr std::size_t tail = 1 + body_suffix.size();
+    // Escaping is one pass into the block: reserve for the document unescaped (a lower bound),
+    // and only if the escapes do not fit in the block's slack measure the rest exactly and grow.
+    const std::size_t needed = body_size_ + lead + document.size() + tail;
     const std::size_t first_body = body_.data == nullptr ? expected_body_bytes_ : 0;
     // Room for a typical batch's refs at once (50 refs take 2.6 KiB: one 4 KiB block).
     constexpr std::size_t initial_refs = 64;
     const std::size_t refs_needed =
         (ref_count_ == 0 ? initial_refs : ref_count_ + 1) * sizeof(SegmentRef);
     // Both blocks first: if either cannot be had, the batch is unchanged (a block that did
-    // grow keeps its contents and is simply bigger).
+    // grow keeps its contents and is simply bigger; bytes past body_size_ are scratch).
     if (!grow(body_, body_size_, std::max(needed, first_body)) ||
         !grow(refs_, ref_count_ * sizeof(SegmentRef), refs_needed)) {
         charge_held();
@@ -198,10 +270,26 @@ bool Batch::append(const Segment& segment) noexcept {
     } else {
         *out++ = ',';
     }
-    *out++ = '"';
-    out = write_escaped(out, document);
     *out = '"';
-    body_size_ += growth;
+    std::size_t written = lead;
+    std::size_t read = 0;
+    for (;;) {
+        char* const start = static_cast<char*>(body_.data) + body_size_;
+        const EscapeProgress step = escape_into(document.substr(read), start + written,
+                                                body_.size - body_size_ - written - tail);
+        read += step.read;
+        written += step.written;
+        if (read == document.size()) {
+            break;
+        }
+        const std::size_t rest = escaped_size(document.substr(read));
+        if (!grow(body_, body_size_ + written, body_size_ + written + rest + tail)) {
+            charge_held();
+            return false;
+        }
+    }
+    static_cast<char*>(body_.data)[body_size_ + written] = '"';
+    body_size_ += written + 1;
 
     SegmentRef* ref = std::construct_at(static_cast<SegmentRef*>(refs_.data) + ref_count_);
     ++ref_count_;

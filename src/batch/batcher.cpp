@@ -64,6 +64,21 @@ std::optional<TimePoint> Batcher::deadline() const noexcept {
     return open_.oldest_received() + limits_.linger;
 }
 
+std::size_t Batcher::wake_threshold() const noexcept {
+    const std::size_t count = open_.segment_count();
+    if (count == 0) {
+        return 1;
+    }
+    std::size_t room = limits_.max_segments > count ? limits_.max_segments - count : 1;
+    // By bytes: documents like the average one so far that still fit (the body's open size
+    // plus "]}" must stay within max_body_bytes).
+    const std::size_t used = open_.body().size() + 2;
+    const std::size_t average = std::max<std::size_t>(used / count, 1);
+    const std::size_t fit =
+        used < limits_.max_body_bytes ? (limits_.max_body_bytes - used) / average + 1 : 1;
+    return std::max<std::size_t>(std::min(room, fit), 1);
+}
+
 void Batcher::seal_and_emit(const Emit& emit) noexcept {
     open_.seal();
     // The next batch starts with a body block the size of this one's: under steady traffic

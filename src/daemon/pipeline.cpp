@@ -65,8 +65,8 @@ void Pipeline::run() noexcept {
         if (draining_.load(std::memory_order_acquire)) {
             wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
         }
-        if (!queue_.prepare_to_sleep()) {
-            wait = Duration::zero();  // a segment arrived meanwhile
+        if (!queue_.prepare_to_sleep(batcher_.wake_threshold())) {
+            wait = Duration::zero();  // enough segments arrived meanwhile to act on
         }
         sink_.run_once(wait);
         queue_.woke_up();

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include <xrayd/net/mmap_area.h>
 
@@ -26,28 +29,54 @@ public:
     IoUring& operator=(const IoUring&) = delete;
 
     // Sets the ring up with `entries` submission slots and `cq_entries` completion slots (a
-    // power of two >= 2 x entries). Asks for COOP_TASKRUN (Linux 5.19: no inter-processor
-    // interrupt per completion, the receiver enters the kernel anyway) and retries without it
-    // on older kernels. Returns 0 or -errno.
-    [[nodiscard]] int init(unsigned entries, unsigned cq_entries) noexcept {
+    // power of two >= 2 x entries). With `deferred`, first asks for DEFER_TASKRUN (Linux 6.1:
+    // completions are posted only when the owning thread waits for them, and a wait for more
+    // than one is not interrupted per completion), which needs SINGLE_ISSUER and so starts the
+    // ring disabled: the thread that will drive it calls enable() first. Otherwise, or on older
+    // kernels, asks for COOP_TASKRUN (Linux 5.19: no inter-processor interrupt per completion,
+    // the receiver enters the kernel anyway), then for neither. Returns 0 or -errno.
+    [[nodiscard]] int init(unsigned entries, unsigned cq_entries, bool deferred = false) noexcept {
         if (ready_) {
             return -EBUSY;
         }
-        io_uring_params params{};
-        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-        params.cq_entries = cq_entries;
-        int rc = ::io_uring_queue_init_params(entries, &ring_, &params);
-        if (rc == -EINVAL) {
-            params = io_uring_params{};
-            params.flags = IORING_SETUP_CQSIZE;
+        constexpr unsigned attempts[] = {
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+            IORING_SETUP_COOP_TASKRUN, 0};
+        int rc = -EINVAL;
+        for (std::size_t i = deferred ? 0 : 1; i < std::size(attempts) && rc == -EINVAL; ++i) {
+            io_uring_params params{};
+            params.flags = IORING_SETUP_CQSIZE | attempts[i];
             params.cq_entries = cq_entries;
             rc = ::io_uring_queue_init_params(entries, &ring_, &params);
+            if (rc == 0) {
+                features_ = params.features;
+                flags_ = params.flags;
+            }
         }
         if (rc < 0) {
             return rc;
         }
-        features_ = params.features;
         ready_ = true;
+        return 0;
+    }
+
+    // Whether completions are deferred to the owning thread's waits (DEFER_TASKRUN).
+    [[nodiscard]] bool deferred() const noexcept {
+        return (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0;
+    }
+
+    // Enables a ring started disabled, making the calling thread its only submitter; from then
+    // on only this thread may submit or wait. 0 (also when it was never disabled) or -errno.
+    [[nodiscard]] int enable() noexcept {
+        if ((flags_ & IORING_SETUP_R_DISABLED) == 0) {
+            return 0;
+        }
+        // Debian's liburing 2.3 declares io_uring_enable_rings() but does not export it.
+        if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                      nullptr, 0) < 0) {
+            return -errno;
+        }
+        flags_ &= ~IORING_SETUP_R_DISABLED;
         return 0;
     }
 
@@ -68,6 +97,7 @@ private:
     io_uring ring_{};
     bool ready_ = false;
     unsigned features_ = 0;
+    unsigned flags_ = 0;
 };
 
 // A provided buffer ring (IORING_REGISTER_PBUF_RING, Linux 5.19) in its own page-aligned

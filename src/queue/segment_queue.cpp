@@ -1,6 +1,7 @@
 // SegmentQueue: construction and the consumer's side of the sleep/wake protocol.
 #include <xrayd/queue/segment_queue.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace xrayd {
@@ -13,12 +14,14 @@ void SegmentQueue::set_waker(std::function<void()> wake) {
     }
 }
 
-bool SegmentQueue::prepare_to_sleep() noexcept {
-    // The other half of the handshake in push(): seq_cst store of the flag, then ready()'s
-    // seq_cst load of the next cell.
-    sleeping_.store(true, std::memory_order_seq_cst);
-    if (queue_.ready()) {
-        sleeping_.store(false, std::memory_order_relaxed);
+bool SegmentQueue::prepare_to_sleep(std::size_t threshold) noexcept {
+    const std::size_t wake_at = std::clamp<std::size_t>(threshold, 1, queue_.capacity());
+    // The other half of the handshake in push(): seq_cst store of the threshold, then a seq_cst
+    // load of the cell whose item would reach it. Cells before it need no check: their
+    // producers count fewer than `wake_at` and would not wake us anyway.
+    wake_at_.store(wake_at, std::memory_order_seq_cst);
+    if (queue_.ready_at(wake_at - 1)) {
+        wake_at_.store(0, std::memory_order_relaxed);
         return false;
     }
     return true;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -147,6 +148,101 @@ TEST_CASE("append_json_escaped appends to what the string already holds") {
     std::string out = "head:";
     append_json_escaped(out, "\"x\"");
     CHECK(out == R"(head:\"x\")");
+}
+
+// The escaping rule byte by byte, as the spec states it: the reference the fast path is held to.
+std::string reference_escaped(std::string_view text) {
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+            if (byte < 0x20) {
+                out += "\\u00";
+                out += hex[byte >> 4];
+                out += hex[byte & 0xf];
+            } else {
+                out += c;
+            }
+        }
+    }
+    return out;
+}
+
+// Documents that put every kind of byte at every offset of the scan's 8- and 16-byte blocks and
+// of the tail after them, plus pseudo-random ones dense in escapes (fixed seed).
+std::vector<std::string> escaping_corpus() {
+    std::vector<std::string> docs;
+    const std::string_view specials("\"\\\n\x01\x1f\x00\x7f\x80\xff /", 11);
+    for (std::size_t length = 0; length <= 40; ++length) {
+        for (std::size_t at = 0; at < length; ++at) {
+            for (const char c : specials) {
+                std::string doc(length, 'a');
+                doc[at] = c;
+                docs.push_back(std::move(doc));
+            }
+        }
+    }
+    std::uint32_t state = 12345;
+    auto next = [&state] {
+        state = state * 1664525u + 1013904223u;
+        return state >> 24;
+    };
+    for (int i = 0; i < 500; ++i) {
+        std::string doc(next() * 4 + next() % 7, ' ');
+        for (char& c : doc) {
+            const std::uint32_t r = next();
+            c = r < 40 ? specials[r % specials.size()] : static_cast<char>(r);
+        }
+        docs.push_back(std::move(doc));
+    }
+    return docs;
+}
+
+TEST_CASE("append_json_escaped and appended_size agree with the byte-by-byte rule everywhere") {
+    for (const std::string& doc : escaping_corpus()) {
+        CAPTURE(doc.size());
+        const std::string expected = reference_escaped(doc);
+        REQUIRE(escaped(doc) == expected);
+        REQUIRE(Batch::appended_size(doc) == expected.size() + 3);
+        std::string out = "x";
+        append_json_escaped(out, doc);
+        REQUIRE(out == "x" + expected);
+    }
+}
+
+TEST_CASE("Batch bodies round-trip escape-dense documents across body block growth") {
+    MemoryBudget budget(64u << 20);
+    const std::vector<std::string> docs = escaping_corpus();
+    // Batches of varying length, each starting small, so documents land at every offset of
+    // body blocks and escapes often overflow a block's slack mid-document.
+    std::size_t next = 0;
+    for (std::size_t per_batch = 1; next < docs.size(); per_batch = per_batch % 37 + 1) {
+        Batch batch(budget);
+        std::vector<std::string> expected;
+        std::size_t expected_size = Batch::framing_size - 1;
+        for (std::size_t i = 0; i < per_batch && next < docs.size(); ++i, ++next) {
+            SegmentPtr s = make_segment(budget, docs[next]);
+            REQUIRE(s != nullptr);
+            REQUIRE(batch.append(*s));
+            expected.push_back(docs[next]);
+            expected_size += Batch::appended_size(docs[next]);
+        }
+        batch.seal();
+        CHECK(batch.body().size() == expected_size);
+        const auto parsed = parse_body(batch.body());
+        REQUIRE(parsed.has_value());
+        CHECK(*parsed == expected);
+    }
+    CHECK(budget.used() == 0);
 }
 
 TEST_CASE("appended_size is the escaped length plus two quotes and a comma") {

@@ -128,6 +128,37 @@ TEST_CASE("Batcher seals a batch as soon as it holds max_segments, in arrival or
     CHECK(budget.used() == 0);
 }
 
+TEST_CASE("Batcher wake threshold: 1 with no open batch, then what completes the open batch") {
+    MemoryBudget budget(64u << 20);
+    Counters counters;
+    Collector out;
+    {
+        Batcher batcher(BatchLimits{}, budget, counters);
+        const auto emit = out.emit();
+        CHECK(batcher.wake_threshold() == 1);  // the first segment starts the linger clock
+        batcher.add(make_numbered(budget, 0, t0), t0, emit);
+        CHECK(batcher.wake_threshold() == 49);
+        for (int n = 1; n < 45; ++n) {
+            batcher.add(make_numbered(budget, n, t0), t0, emit);
+        }
+        CHECK(batcher.wake_threshold() == 5);
+        batcher.flush(emit);
+        CHECK(batcher.wake_threshold() == 1);
+
+        // By bytes: with room for about two more documents, two are worth a wake-up.
+        BatchLimits limits;
+        limits.max_body_bytes = 2000;
+        Batcher by_bytes(limits, budget, counters);
+        by_bytes.add(make_numbered(budget, 0, t0, 450), t0, emit);
+        by_bytes.add(make_numbered(budget, 1, t0, 450), t0, emit);
+        CHECK(by_bytes.wake_threshold() >= 1);
+        CHECK(by_bytes.wake_threshold() <= 3);
+        by_bytes.flush(emit);
+    }
+    out.batches.clear();
+    CHECK(budget.used() == 0);
+}
+
 TEST_CASE("Batcher keeps every sealed body within max_body_bytes, splitting before overflow") {
     MemoryBudget budget(64u << 20);
     Counters counters;

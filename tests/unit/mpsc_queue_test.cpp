@@ -243,6 +243,62 @@ TEST_CASE("SegmentQueue destroyed with segments inside returns their bytes to th
     CHECK(budget.used() == 0);
 }
 
+TEST_CASE("SegmentQueue wakes the consumer only when the queue reaches its threshold") {
+    MemoryBudget budget(1 << 20);
+    SegmentQueue q(8);
+    int wakes = 0;
+    q.set_waker([&wakes] { ++wakes; });
+
+    REQUIRE(q.prepare_to_sleep(3));
+    for (int i = 0; i < 2; ++i) {
+        SegmentPtr s = make_segment(budget, 0, i);
+        REQUIRE(q.push(s));
+    }
+    CHECK(wakes == 0);  // 2 of 3: not worth a wake-up
+    SegmentPtr s = make_segment(budget, 0, 2);
+    REQUIRE(q.push(s));
+    CHECK(wakes == 1);  // the third reaches the threshold
+    s = make_segment(budget, 0, 3);
+    REQUIRE(q.push(s));
+    CHECK(wakes == 1);  // one wake per sleep
+    q.woke_up();
+
+    // The threshold counts what is queued, including what was there before the announcement.
+    REQUIRE(q.prepare_to_sleep(6));
+    s = make_segment(budget, 0, 4);
+    REQUIRE(q.push(s));
+    CHECK(wakes == 1);
+    s = make_segment(budget, 0, 5);
+    REQUIRE(q.push(s));
+    CHECK(wakes == 2);
+    q.woke_up();
+}
+
+TEST_CASE("SegmentQueue refuses sleep when the threshold is already met, not when below it") {
+    MemoryBudget budget(1 << 20);
+    SegmentQueue q(4);
+    int wakes = 0;
+    q.set_waker([&wakes] { ++wakes; });
+    for (int i = 0; i < 2; ++i) {
+        SegmentPtr s = make_segment(budget, 0, i);
+        REQUIRE(q.push(s));
+    }
+    CHECK_FALSE(q.prepare_to_sleep(2));
+    CHECK_FALSE(q.prepare_to_sleep(1));
+    CHECK_FALSE(q.prepare_to_sleep(0));  // clamped to 1
+    REQUIRE(q.prepare_to_sleep(3));
+    q.woke_up();
+    // A threshold beyond the capacity is clamped to it: a full queue still wakes.
+    REQUIRE(q.prepare_to_sleep(1000));
+    for (int i = 2; i < 4; ++i) {
+        SegmentPtr s = make_segment(budget, 0, i);
+        REQUIRE(q.push(s));
+    }
+    CHECK(wakes == 1);
+    q.woke_up();
+    CHECK_FALSE(q.prepare_to_sleep(1000));
+}
+
 // Waits for a wake-up: each call returns true if woken, false on timeout.
 struct Sleeper {
     std::function<void()> wake;
@@ -269,7 +325,12 @@ struct StressResult {
 // Several producers push; the consumer drains, announces sleep, and waits on `sleeper`.
 // Producers retry when full, so every segment must arrive exactly once, in order per producer,
 // and the consumer must never sit out a wait with segments ready.
-StressResult run_stress(Sleeper& sleeper, Pace pace) {
+// Threshold: what the consumer passes to prepare_to_sleep(). `varying` picks a different one
+// each time (1 up to what the producers will certainly still push: the rest of the lock-step
+// round, or of all the segments), so wake-ups at every count are raced.
+enum class Threshold { one, varying };
+
+StressResult run_stress(Sleeper& sleeper, Pace pace, Threshold threshold = Threshold::one) {
     constexpr int producers = 4;
     const int per_producer = pace == Pace::free_running ? 20000 : 5000;
     MemoryBudget budget(64u << 20);
@@ -322,7 +383,13 @@ StressResult run_stress(Sleeper& sleeper, Pace pace) {
             break;
         }
         ++r.prepares;
-        if (!q.prepare_to_sleep()) {
+        std::size_t wake_at = 1;
+        if (threshold == Threshold::varying) {
+            const int coming = pace == Pace::lock_step ? producers - r.received % producers
+                                                       : std::min(8, r.expected - r.received);
+            wake_at = 1 + static_cast<std::size_t>(r.prepares % coming);
+        }
+        if (!q.prepare_to_sleep(wake_at)) {
             continue;
         }
         ++r.sleeps;
@@ -332,7 +399,7 @@ StressResult run_stress(Sleeper& sleeper, Pace pace) {
         }
         const bool woken = sleeper.wait(std::chrono::milliseconds(5000));
         q.woke_up();
-        if (!woken && q.size_approx() > 0) {
+        if (!woken && q.size_approx() >= wake_at) {
             ++r.timeouts_with_work;
         }
     }
@@ -421,6 +488,26 @@ TEST_CASE("SegmentQueue stress: condvar consumer, lock-step producers: no lost w
     CondvarSleeper cv;
     Sleeper sleeper = cv.sleeper();
     check_stress(run_stress(sleeper, Pace::lock_step));
+}
+
+TEST_CASE("SegmentQueue stress: thresholds, eventfd consumer, free-running: all arrive once") {
+    UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    REQUIRE(efd.valid());
+    Sleeper sleeper = eventfd_sleeper(efd);
+    check_stress(run_stress(sleeper, Pace::free_running, Threshold::varying));
+}
+
+TEST_CASE("SegmentQueue stress: thresholds, eventfd consumer, lock-step: no lost wake-up") {
+    UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    REQUIRE(efd.valid());
+    Sleeper sleeper = eventfd_sleeper(efd);
+    check_stress(run_stress(sleeper, Pace::lock_step, Threshold::varying));
+}
+
+TEST_CASE("SegmentQueue stress: thresholds, condvar consumer, lock-step: no lost wake-up") {
+    CondvarSleeper cv;
+    Sleeper sleeper = cv.sleeper();
+    check_stress(run_stress(sleeper, Pace::lock_step, Threshold::varying));
 }
 
 }  // namespace

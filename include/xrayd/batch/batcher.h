@@ -57,6 +57,13 @@ public:
 
     [[nodiscard]] std::size_t open_segments() const noexcept { return open_.segment_count(); }
 
+    // How many newly queued segments are worth waking the pipeline for (the threshold of
+    // SegmentQueue::prepare_to_sleep): 1 with no open batch (the first segment starts the linger
+    // clock), otherwise about what completes the open batch, by count or by bytes (estimated
+    // from the documents it holds). Until then the pipeline sleeps to deadline(), when the open
+    // batch goes out anyway. At least 1.
+    [[nodiscard]] std::size_t wake_threshold() const noexcept;
+
     [[nodiscard]] const BatchLimits& limits() const noexcept { return limits_; }
 
 private:

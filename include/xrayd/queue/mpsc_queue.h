@@ -49,6 +49,13 @@ public:
     // Producers (any thread). On success moves from `item`; when the queue is full returns false
     // and leaves `item` untouched, so the caller can count and drop it.
     [[nodiscard]] bool try_push(T& item) noexcept {
+        std::size_t position = 0;
+        return try_push(item, position);
+    }
+
+    // As try_push(item); on success also gives the position the item took (its sequence number
+    // since construction: the n-th item pushed has position n - 1). See items_through().
+    [[nodiscard]] bool try_push(T& item, std::size_t& position) noexcept {
         std::size_t pos = tail_.load(std::memory_order_relaxed);
         Cell* cell = nullptr;
         for (;;) {
@@ -76,6 +83,7 @@ public:
         // cannot check). Same cost as release + fence on x86 (one locked instruction), and on
         // ARMv8 the same instruction as a release store.
         cell->sequence.store(pos + 1, std::memory_order_seq_cst);
+        position = pos;
         return true;
     }
 
@@ -99,6 +107,22 @@ public:
     [[nodiscard]] bool ready() const noexcept {
         const std::size_t pos = head_.load(std::memory_order_relaxed);
         return cells_[pos & mask_].sequence.load(std::memory_order_seq_cst) == pos + 1;
+    }
+
+    // Consumer only: whether the item `offset` places behind the next one to pop is published
+    // (offset 0 is ready()). A seq_cst load, like ready(). `offset` < capacity().
+    [[nodiscard]] bool ready_at(std::size_t offset) const noexcept {
+        const std::size_t pos = head_.load(std::memory_order_relaxed) + offset;
+        return cells_[pos & mask_].sequence.load(std::memory_order_seq_cst) == pos + 1;
+    }
+
+    // Any thread: how many items a queue holding the item at `position` (from try_push) holds
+    // up to and including it, counted from the consumer's position (0 if it was popped).
+    // IMPORTANT: the consumer's position is read relaxed; a producer gets a fresh enough one
+    // only after an acquire that synchronises with the consumer (SegmentQueue's sleep flag).
+    [[nodiscard]] std::size_t items_through(std::size_t position) const noexcept {
+        const std::size_t head = head_.load(std::memory_order_relaxed);
+        return position >= head ? position - head + 1 : 0;
     }
 
     // Items claimed by producers and not yet popped; exact only when no thread is running.

@@ -10,13 +10,17 @@
 
 namespace xrayd {
 
-// A BoundedMpscQueue<SegmentPtr> plus a sleep/wake protocol: producers call the waker only when
-// the consumer has announced it is about to sleep, so a busy pipeline costs no syscall per
-// segment. A full queue is the producer's counted drop, never a block.
+// A BoundedMpscQueue<SegmentPtr> plus a sleep/wake protocol with a threshold: the consumer
+// announces, before it sleeps, how many queued segments are worth waking it for (1 when it must
+// react to the first one, e.g. to start a linger timer; the free room of its open batch when it
+// sleeps until the batch's deadline anyway), and the producer whose push brings the queue to
+// that count wakes it. A busy pipeline costs no syscall per segment, and a steady trickle costs
+// one wake-up per batch rather than one per burst. A full queue is the producer's counted drop,
+// never a block.
 //
 // Consumer loop (the pipeline thread):
 //     while (queue.pop(s)) { ... }
-//     if (queue.prepare_to_sleep()) { wait_for_wake_or_timeout(); queue.woke_up(); }
+//     if (queue.prepare_to_sleep(n)) { wait_for_wake_or_timeout(); queue.woke_up(); }
 //
 // Threads: push() from any number of producer threads; pop(), prepare_to_sleep() and woke_up()
 // from the one consumer thread; size_approx() from any thread. set_waker() before any of them.
@@ -38,17 +42,26 @@ public:
     // asleep or about to be, wakes it. False when full: `segment` is untouched, the caller
     // counts a dropped_queue_full and lets it go.
     [[nodiscard]] bool push(SegmentPtr& segment) noexcept {
-        if (!queue_.try_push(segment)) {
+        std::size_t position = 0;
+        if (!queue_.try_push(segment, position)) {
             return false;
         }
         // Dekker-style handshake with prepare_to_sleep(), all in the seq_cst total order: the
-        // push published its cell with a seq_cst store, then this seq_cst load reads the flag;
-        // the consumer stores the flag, then re-checks the cell with a seq_cst load. Whichever
-        // comes second sees the other: either the consumer's re-check sees the cell, or this
-        // load sees sleeping_ == true and wakes it. Relaxed would allow both to miss.
-        if (sleeping_.load(std::memory_order_seq_cst) &&
-            sleeping_.exchange(false, std::memory_order_seq_cst)) {
-            wake_();  // only the producer that flips the flag wakes: one call per sleep
+        // push published its cell with a seq_cst store, then this seq_cst load reads the
+        // threshold; the consumer stores the threshold, then checks the cell that completes it
+        // with a seq_cst load. Whichever comes second sees the other: either the consumer sees
+        // that cell published and stays awake, or the producer of that cell sees the threshold,
+        // counts itself at or past it and wakes the consumer. Relaxed would allow both to miss.
+        const std::size_t wake_at = wake_at_.load(std::memory_order_seq_cst);
+        if (wake_at == 0) [[likely]] {
+            return true;  // the consumer is awake
+        }
+        // The acquire above synchronises with the consumer's store of the threshold, so the
+        // consumer's position read here is the one it slept at (or a later one).
+        std::size_t expected = wake_at;
+        if (queue_.items_through(position) >= wake_at &&
+            wake_at_.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
+            wake_();  // only the producer that clears the threshold wakes: one call per sleep
         }
         return true;
     }
@@ -56,13 +69,17 @@ public:
     // Consumer only. Moves the oldest segment into `out`; false when none is ready.
     [[nodiscard]] bool pop(SegmentPtr& out) noexcept { return queue_.try_pop(out); }
 
-    // Consumer only, right before it blocks. True: the consumer may sleep; a producer that
-    // pushes from now on calls the waker. False: segments are (or just became) ready, so the
-    // consumer must pop instead of sleeping; the announcement is withdrawn.
-    [[nodiscard]] bool prepare_to_sleep() noexcept;
+    // Consumer only, right before it blocks. `threshold`: how many queued segments justify a
+    // wake-up (clamped to 1..capacity()). True: the consumer may sleep; the push that brings the
+    // queue to `threshold` segments calls the waker. False: the queue holds `threshold` segments
+    // already (or they just arrived), so the consumer must pop instead of sleeping; the
+    // announcement is withdrawn.
+    // IMPORTANT: with a threshold above 1 the consumer is NOT woken for fewer segments; it must
+    // bound its wait by its own deadline (e.g. the open batch's linger).
+    [[nodiscard]] bool prepare_to_sleep(std::size_t threshold = 1) noexcept;
 
     // Consumer only, after its wait returned (woken, timed out, or for any other reason).
-    void woke_up() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
+    void woke_up() noexcept { wake_at_.store(0, std::memory_order_relaxed); }
 
     [[nodiscard]] std::size_t size_approx() const noexcept { return queue_.size_approx(); }
     [[nodiscard]] std::size_t capacity() const noexcept { return queue_.capacity(); }
@@ -70,9 +87,10 @@ public:
 private:
     BoundedMpscQueue<SegmentPtr> queue_;
     std::function<void()> wake_ = [] {};
-    // Written by the consumer and by the producer that wakes it; on its own line so the
-    // producers' relaxed load after every push does not share a line with the queue's tail.
-    alignas(cache_line_size) std::atomic<bool> sleeping_{false};
+    // The consumer's wake-up threshold while it sleeps, 0 while it is awake. Written by the
+    // consumer and by the producer that wakes it; on its own line so the producers' load after
+    // every push does not share a line with the queue's tail.
+    alignas(cache_line_size) std::atomic<std::size_t> wake_at_{0};
 };
 
 }  // namespace xrayd
