@@ -302,9 +302,8 @@ void Daemon::reload(PeriodicSummary& summary) {
         s.logger.info("Reload: configuration unchanged");
         return;
     }
-    // Applied now: log level, readiness threshold, summary interval, proxy allow-list, upload
-    // concurrency, retry budget and request timeout. Linger is accepted but takes effect at the
-    // next start (the batcher takes it at construction).
+    // Every reloadable setting applies now: log level, readiness threshold, summary interval,
+    // proxy allow-list, linger, upload concurrency, retry budget and request timeout.
     for (const std::string& change : r.changes) {  // before a quieter level takes effect
         s.logger.info("Reload: {}", change);
     }
@@ -315,6 +314,9 @@ void Daemon::reload(PeriodicSummary& summary) {
     summary.set_interval(r.next.summary_interval, Clock::now());
     if (s.proxy) {
         s.proxy->set_forward_all(r.next.proxy_forward_all);
+    }
+    if (r.next.linger != s.current.linger) {
+        s.pipeline->set_linger(r.next.linger);
     }
     if (s.uploader != nullptr) {
         if (r.next.concurrency != s.current.concurrency) {

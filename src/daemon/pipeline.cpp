@@ -34,6 +34,10 @@ void Pipeline::publish_held() noexcept {
 void Pipeline::run() noexcept {
     auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
     for (;;) {
+        if (const Clock::rep linger = new_linger_.exchange(no_new_linger, std::memory_order_acq_rel);
+            linger != no_new_linger) {
+            batcher_.set_linger(Duration(linger));
+        }
         const TimePoint now = Clock::now();
         const std::size_t moved = take_from_queue(now, segments_per_turn);
 
@@ -72,6 +76,11 @@ void Pipeline::run() noexcept {
         queue_.woke_up();
         publish_held();
     }
+}
+
+void Pipeline::set_linger(Duration linger) noexcept {
+    new_linger_.store(std::max(Duration::zero(), linger).count(), std::memory_order_release);
+    sink_.wakeup();
 }
 
 void Pipeline::drain(TimePoint deadline) noexcept {

@@ -184,6 +184,25 @@ class OperationsTest(CompatTestCase):
         self.assertNotIn("Exit summary", log.read_text())
 
 
+    def test_sighup_applies_a_shorter_linger_to_the_batch_already_waiting(self):
+        log = Path(self.dir.name) / "xray.log"
+        cfg = Path(self.dir.name) / "cfg.yaml"
+        cfg.write_text("Version: 2\nLogging:\n  LogLevel: debug\nXrayd:\n  Linger: 30s\n")
+        p = subprocess.Popen([harness.xrayd_binary(), "--local-sink", os.devnull,
+                              "-b", "127.0.0.1:0", "--admin-address", "off", "-f", log,
+                              "-c", cfg], env=self.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        port = listening_port(log)
+        self.send(port, 0, 1)  # waits for company for up to 30 s
+        cfg.write_text("Version: 2\nLogging:\n  LogLevel: debug\nXrayd:\n  Linger: 1ms\n")
+        p.send_signal(signal.SIGHUP)
+        wait_for_file_text(log, "Reload: Xrayd.Linger")
+        wait_for_file_text(log, "Wrote batch of 1 segments", timeout=10)  # not after 30 s
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+
+
 class LogFileTest(CompatTestCase):
     def test_sighup_reopens_the_log_file_after_it_was_moved(self):
         log = Path(self.dir.name) / "logs" / "xray.log"  # parent directory created

@@ -258,6 +258,24 @@ TEST_CASE("Batcher flushes on linger measured from the oldest segment's receive 
     CHECK(out.batches.size() == 2);
 }
 
+TEST_CASE("set_linger moves the open batch's deadline at once (SIGHUP reload)") {
+    MemoryBudget budget(64u << 20);
+    Counters counters;
+    Collector out;
+    BatchLimits limits;
+    limits.linger = std::chrono::seconds(30);
+    Batcher batcher(limits, budget, counters);
+    const auto emit = out.emit();
+    batcher.add(make_numbered(budget, 0, t0), t0, emit);
+    CHECK(*batcher.deadline() == t0 + std::chrono::seconds(30));
+    batcher.flush_due(t0 + milliseconds(5), emit);
+    CHECK(out.batches.empty());
+    batcher.set_linger(milliseconds(1));
+    CHECK(*batcher.deadline() == t0 + milliseconds(1));
+    batcher.flush_due(t0 + milliseconds(5), emit);
+    CHECK(out.batches.size() == 1);
+}
+
 TEST_CASE("Batcher add does not seal on age, so a backlog of old segments forms full batches") {
     MemoryBudget budget(64u << 20);
     Counters counters;

@@ -65,6 +65,8 @@ public:
     [[nodiscard]] std::size_t wake_threshold() const noexcept;
 
     [[nodiscard]] const BatchLimits& limits() const noexcept { return limits_; }
+    // Changes the linger (SIGHUP reload): the open batch's deadline follows at once.
+    void set_linger(Duration linger) noexcept { limits_.linger = linger; }
 
 private:
     void seal_and_emit(const Emit& emit) noexcept;

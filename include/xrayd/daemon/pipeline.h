@@ -28,6 +28,10 @@ public:
     // by `deadline` at the latest.
     void drain(TimePoint deadline) noexcept;
 
+    // Changes the batcher's linger (SIGHUP reload). Any thread: taken over, and the pipeline
+    // woken, on its next turn.
+    void set_linger(Duration linger) noexcept;
+
     // Segments held right now, as of the pipeline's last loop turn: queued, in the open batch,
     // or in the sink (queued, in flight, waiting to retry). Any thread. A gauge for metrics and
     // tests: with receivers running it trails the counters by up to one turn, so the identity
@@ -51,6 +55,8 @@ private:
     BatchSink& sink_;
     Logger& logger_;
     std::atomic<bool> draining_{false};
+    static constexpr Clock::rep no_new_linger = -1;
+    std::atomic<Clock::rep> new_linger_{no_new_linger};  // set_linger(), from any thread
     std::atomic<Clock::rep> drain_deadline_{0};
     std::atomic<std::size_t> held_at_exit_{0};
     std::atomic<std::size_t> held_now_{0};
