@@ -100,7 +100,9 @@ import json, os, sys
 build = os.path.abspath(sys.argv[1])
 wanted = None if sys.argv[2] == "all" else set(sys.argv[3].split())
 for t in json.load(sys.stdin):
-    if wanted is not None and "unit" not in t["suite"] and t["name"] not in wanted:
+    # meson names suites "<project>:<suite>", e.g. "xrayd:unit".
+    unit = any(s.split(":")[-1] == "unit" for s in t["suite"])
+    if wanted is not None and not unit and t["name"] not in wanted:
         continue
     # The program, and any built file handed over in the environment (XRAYD_BIN).
     paths = [t["cmd"][0]] + [v for v in t["env"].values() if v.startswith(build + "/")]
