@@ -5,24 +5,26 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
-#include <xrayd_config.h>
-
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include <xrayd/common/startup_error.h>
 
+#include "mmsg_reader.h"
 #include "slot_pool.h"
 
 namespace xrayd {
 
 namespace {
 
+using net_detail::DropStamp;
+using net_detail::MmsgReader;
+using net_detail::ReadResult;
+using net_detail::ReadStatus;
 using net_detail::SlotPool;
 
 // recvmmsg calls per readiness notification before going back to epoll_wait, so a flood
@@ -41,16 +43,6 @@ const char* error_text(int error) noexcept {
     return text != nullptr ? text : "unknown error";
 }
 
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-constexpr std::size_t control_bytes = CMSG_SPACE(sizeof(std::uint32_t));
-#else
-constexpr std::size_t control_bytes = 1;
-#endif
-
-struct alignas(cmsghdr) ControlBuffer {
-    std::array<char, control_bytes> bytes;
-};
-
 class EpollReceiver final : public Receiver {
 public:
     EpollReceiver(UniqueFd socket, UniqueFd epoll, UniqueFd stop_event, SlotPool slots,
@@ -60,22 +52,9 @@ public:
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
-          counters_(counters),
           logger_(logger),
-          messages_(slots_.count()),
-          iovecs_(slots_.count()),
-          controls_(slots_.count()),
-          batch_(slots_.count()) {
-        for (std::size_t i = 0; i < slots_.count(); ++i) {
-            iovecs_[i].iov_base = slots_.slot(i);
-            iovecs_[i].iov_len = slots_.slot_bytes();
-            msghdr& h = messages_[i].msg_hdr;
-            h.msg_name = nullptr;
-            h.msg_namelen = 0;
-            h.msg_iov = &iovecs_[i];
-            h.msg_iovlen = 1;
-        }
-    }
+          reader_(slots_, slots_.count(), 0),
+          drops_(counters) {}
 
     void run() noexcept override {
         std::array<epoll_event, 2> events{};
@@ -121,75 +100,19 @@ private:
     // `final` (after stop): ignore the stop flag and read until empty, within a larger budget
     // so that a sender that never pauses cannot keep the receiver from stopping.
     void drain(bool final) noexcept {
-        const std::size_t capacity = slots_.count();
         const int rounds = final ? max_rounds_at_stop : max_rounds_per_wakeup;
         for (int round = 0; round < rounds; ++round) {
             if (!final && stop_requested_.load(std::memory_order_acquire)) {
                 return;
             }
-            for (std::size_t i = 0; i < capacity; ++i) {
-                msghdr& h = messages_[i].msg_hdr;
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-                h.msg_control = controls_[i].bytes.data();
-                h.msg_controllen = control_bytes;
-#else
-                h.msg_control = nullptr;
-                h.msg_controllen = 0;
-#endif
-                h.msg_flags = 0;
+            const ReadResult read = reader_.read_batch(socket_.get(), handler_, drops_);
+            if (read.status == ReadStatus::failed) {
+                log_receive_error(read.error);
             }
-            const int n = ::recvmmsg(socket_.get(), messages_.data(),
-                                     static_cast<unsigned>(capacity), MSG_DONTWAIT, nullptr);
-            if (n < 0) {
-                const int error = errno;
-                if (error == EINTR) {
-                    continue;
-                }
-                if (error != EAGAIN && error != EWOULDBLOCK) {
-                    log_receive_error(error);
-                }
+            if (read.status != ReadStatus::full && read.status != ReadStatus::interrupted) {
                 return;
             }
-            const TimePoint now = Clock::now();
-            const auto count = static_cast<std::size_t>(n);
-            for (std::size_t i = 0; i < count; ++i) {
-                const msghdr& h = messages_[i].msg_hdr;
-                account_drops(h);
-                const bool truncated = (h.msg_flags & MSG_TRUNC) != 0;
-                std::size_t len = messages_[i].msg_len;
-                if (len > slots_.slot_bytes()) {
-                    len = slots_.slot_bytes();
-                }
-                batch_[i] = Datagram{slots_.slot(i), len, truncated, now};
-            }
-            if (count > 0) {
-                handler_.on_datagrams(std::span<Datagram>(batch_.data(), count));
-            }
-            if (count < capacity) {
-                return;  // the queue was empty before the batch filled: no need to ask again
-            }
         }
-    }
-
-    // SO_RXQ_OVFL stamps each datagram with the socket's cumulative drop count (only once it
-    // is non-zero); the difference to the last stamp is what the kernel dropped since.
-    void account_drops([[maybe_unused]] const msghdr& h) noexcept {
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-        for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
-             c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
-                c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
-                std::uint32_t dropped = 0;
-                std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
-                if (dropped != last_drop_count_) {
-                    // Unsigned arithmetic: correct across the 32-bit wrap.
-                    counters_.add(Counter::kernel_drops,
-                                  static_cast<std::uint32_t>(dropped - last_drop_count_));
-                    last_drop_count_ = dropped;
-                }
-            }
-        }
-#endif
     }
 
     void log_receive_error(int error) noexcept {
@@ -210,13 +133,9 @@ private:
     UniqueFd stop_event_;
     SlotPool slots_;
     DatagramHandler& handler_;
-    Counters& counters_;
     Logger& logger_;
-    std::vector<mmsghdr> messages_;
-    std::vector<iovec> iovecs_;
-    std::vector<ControlBuffer> controls_;
-    std::vector<Datagram> batch_;
-    std::uint32_t last_drop_count_ = 0;
+    MmsgReader reader_;  // reads into slots_, declared first so that it outlives the reader
+    DropStamp drops_;
     std::atomic<bool> stop_requested_{false};
     RateLimiter error_limit_{error_log_interval};
 };

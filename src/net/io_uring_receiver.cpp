@@ -8,7 +8,6 @@
 
 #include <xrayd_config.h>
 
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -20,6 +19,7 @@
 #include <xrayd/common/startup_error.h>
 
 #include "io_uring.h"
+#include "mmsg_reader.h"
 #include "slot_pool.h"
 
 namespace xrayd {
@@ -27,7 +27,11 @@ namespace xrayd {
 namespace {
 
 using net_detail::BufferRing;
+using net_detail::DropStamp;
 using net_detail::IoUring;
+using net_detail::MmsgReader;
+using net_detail::ReadResult;
+using net_detail::ReadStatus;
 using net_detail::SlotPool;
 
 // Each provided buffer starts with what multishot recvmsg writes before the payload: the
@@ -74,16 +78,6 @@ std::size_t round_up_power_of_two(std::size_t n) noexcept {
     return p;
 }
 
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-constexpr std::size_t drain_control_bytes = CMSG_SPACE(sizeof(std::uint32_t));
-#else
-constexpr std::size_t drain_control_bytes = 1;
-#endif
-
-struct alignas(cmsghdr) ControlBuffer {
-    std::array<char, drain_control_bytes> bytes;
-};
-
 class IoUringReceiver final : public Receiver {
 public:
     IoUringReceiver(UniqueFd socket, UniqueFd stop_event, SlotPool slots, std::size_t batch,
@@ -92,14 +86,14 @@ public:
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
-          counters_(counters),
           logger_(logger),
+          // The final drain reads into the same slots, payload at the same offset, so its
+          // datagrams get the same padding guarantee.
+          drain_reader_(slots_, batch, header_bytes),
+          drops_(counters),
           cqes_(batch),
           bids_(batch),
-          batch_(batch),
-          drain_messages_(batch),
-          drain_iovecs_(batch),
-          drain_controls_(batch) {
+          batch_(batch) {
         message_.msg_name = nullptr;
         message_.msg_namelen = 0;
         message_.msg_iov = nullptr;
@@ -107,17 +101,6 @@ public:
         message_.msg_control = nullptr;
         message_.msg_controllen = control_room;
         message_.msg_flags = 0;
-        // The final drain reads into the same slots, payload at the same offset, so its
-        // datagrams get the same padding guarantee.
-        for (std::size_t i = 0; i < batch; ++i) {
-            drain_iovecs_[i].iov_base = payload_of(i);
-            drain_iovecs_[i].iov_len = payload_bytes();
-            msghdr& h = drain_messages_[i].msg_hdr;
-            h.msg_name = nullptr;
-            h.msg_namelen = 0;
-            h.msg_iov = &drain_iovecs_[i];
-            h.msg_iovlen = 1;
-        }
     }
 
     // Creates the ring, registers the buffer ring and hands it every slot. "" or what failed.
@@ -235,9 +218,6 @@ private:
     [[nodiscard]] std::size_t payload_bytes() const noexcept {
         return slots_.slot_bytes() - header_bytes;
     }
-    [[nodiscard]] char* payload_of(std::size_t slot) const noexcept {
-        return slots_.slot(slot) + header_bytes;
-    }
 
     // Queues the multishot recvmsg; io_uring_submit_and_wait in run() submits it.
     void arm_receive() noexcept {
@@ -329,7 +309,7 @@ private:
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
         for (cmsghdr* c = ::io_uring_recvmsg_cmsg_firsthdr(header, &message_); c != nullptr;
              c = ::io_uring_recvmsg_cmsg_nexthdr(header, &message_, c)) {
-            note_drop_stamp(c);
+            drops_.note(*c);
         }
 #endif
         std::size_t len = ::io_uring_recvmsg_payload_length(header, res, &message_);
@@ -393,72 +373,15 @@ private:
     }
 
     void drain_socket() noexcept {
-        const std::size_t capacity = drain_messages_.size();
         for (int round = 0; round < max_rounds_at_stop; ++round) {
-            for (std::size_t i = 0; i < capacity; ++i) {
-                msghdr& h = drain_messages_[i].msg_hdr;
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-                h.msg_control = drain_controls_[i].bytes.data();
-                h.msg_controllen = drain_control_bytes;
-#else
-                h.msg_control = nullptr;
-                h.msg_controllen = 0;
-#endif
-                h.msg_flags = 0;
+            const ReadResult read = drain_reader_.read_batch(socket_.get(), handler_, drops_);
+            if (read.status == ReadStatus::failed) {
+                log_error("recvmmsg", read.error);
             }
-            const int n = ::recvmmsg(socket_.get(), drain_messages_.data(),
-                                     static_cast<unsigned>(capacity), MSG_DONTWAIT, nullptr);
-            if (n < 0) {
-                const int error = errno;
-                if (error == EINTR) {
-                    continue;
-                }
-                if (error != EAGAIN && error != EWOULDBLOCK) {
-                    log_error("recvmmsg", error);
-                }
-                return;
-            }
-            const TimePoint now = Clock::now();
-            const auto count = static_cast<std::size_t>(n);
-            for (std::size_t i = 0; i < count; ++i) {
-                msghdr& h = drain_messages_[i].msg_hdr;
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-                for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
-                    note_drop_stamp(c);
-                }
-#endif
-                std::size_t len = drain_messages_[i].msg_len;
-                if (len > payload_bytes()) {
-                    len = payload_bytes();
-                }
-                batch_[i] = Datagram{payload_of(i), len, (h.msg_flags & MSG_TRUNC) != 0, now};
-            }
-            if (count > 0) {
-                handler_.on_datagrams(std::span<Datagram>(batch_.data(), count));
-            }
-            if (count < capacity) {
+            if (read.status != ReadStatus::full && read.status != ReadStatus::interrupted) {
                 return;
             }
         }
-    }
-
-    // SO_RXQ_OVFL stamps datagrams with the socket's cumulative drop count (once non-zero);
-    // the difference to the last stamp is what the kernel dropped since.
-    void note_drop_stamp([[maybe_unused]] const cmsghdr* c) noexcept {
-#ifdef XRAYD_HAVE_SO_RXQ_OVFL
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL ||
-            c->cmsg_len < CMSG_LEN(sizeof(std::uint32_t))) {
-            return;
-        }
-        std::uint32_t dropped = 0;
-        std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
-        if (dropped != last_drop_count_) {
-            // Unsigned arithmetic: correct across the 32-bit wrap.
-            counters_.add(Counter::kernel_drops,
-                          static_cast<std::uint32_t>(dropped - last_drop_count_));
-            last_drop_count_ = dropped;
-        }
-#endif
     }
 
     void log_error(const char* operation, int error) noexcept {
@@ -482,16 +405,13 @@ private:
     BufferRing buffer_ring_;
     IoUring ring_;
     DatagramHandler& handler_;
-    Counters& counters_;
     Logger& logger_;
+    MmsgReader drain_reader_;  // recvmmsg into slots_ 0..batch-1, only once the ring is done
+    DropStamp drops_;          // shared by the ring's completions and the final drain
     msghdr message_{};
     std::vector<io_uring_cqe*> cqes_;
     std::vector<std::uint16_t> bids_;
     std::vector<Datagram> batch_;
-    std::vector<mmsghdr> drain_messages_;
-    std::vector<iovec> drain_iovecs_;
-    std::vector<ControlBuffer> drain_controls_;
-    std::uint32_t last_drop_count_ = 0;
     bool receive_armed_ = false;
     bool stop_armed_ = false;
     bool enabled_ = false;
