@@ -362,9 +362,10 @@ std::optional<WallClock::time_point> parse_iso8601(std::string_view s) {
     if (pos != s.size()) {
         return std::nullopt;
     }
-    // system_clock counts nanoseconds in 64 bits: it ends in 2262. A later expiry (found by
-    // fuzzing) is not a time we can represent, so the document is refused, not overflowed.
-    if (year > 2261) {
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. Times outside (found by
+    // fuzzing, both ends) cannot be represented, so the document is refused, not overflowed;
+    // a credential expiry before 1970 means nothing anyway.
+    if (year < 1970 || year > 2261) {
         return std::nullopt;
     }
     std::tm tm{};
@@ -375,7 +376,7 @@ std::optional<WallClock::time_point> parse_iso8601(std::string_view s) {
     tm.tm_min = minute;
     tm.tm_sec = second;
     const std::time_t t = timegm(&tm);
-    if (t == static_cast<std::time_t>(-1) && year != 1969) {
+    if (t == static_cast<std::time_t>(-1)) {
         return std::nullopt;
     }
     return WallClock::from_time_t(t - offset_seconds) +

@@ -503,11 +503,15 @@ TEST_CASE("refresh: new credentials 5 minutes before expiry; a failed refresh ke
 
 }  // namespace xrayd
 
-TEST_CASE("regression: an Expiration past 2261 is refused, not overflowed (found by fuzzing)") {
+TEST_CASE("regression: an Expiration outside 1970-2261 is refused, not overflowed (found by "
+          "fuzzing)") {
     using xrayd::aws_detail::parse_iso8601;
     // system_clock's 64-bit nanoseconds end in 2262; UBSan caught the overflow.
     CHECK_FALSE(parse_iso8601("4048-05-01T16:20:00Z").has_value());
     CHECK_FALSE(parse_iso8601("2262-04-12T00:00:00Z").has_value());
+    CHECK_FALSE(parse_iso8601("1012-05-01T16:20:00Z").has_value());  // the second finding
+    CHECK_FALSE(parse_iso8601("1969-12-31T23:59:59Z").has_value());
+    CHECK(parse_iso8601("1970-01-01T00:00:00Z").has_value());
     const auto last = parse_iso8601("2261-12-31T23:59:59Z");
     REQUIRE(last.has_value());
     CHECK(xrayd::WallClock::to_time_t(*last) == 9214646399);  // 2261-12-31T23:59:59Z
