@@ -170,6 +170,8 @@ std::string describe_config(const Config& c, const Environment& env) {
     line("  ", "PinReceivers", yes_no(c.pin_receivers), "--pin-receivers");
     line("  ", "ProxyForwardAll", yes_no(c.proxy_forward_all), "--proxy-forward-all");
     line("  ", "ProxyOptional", yes_no(c.proxy_optional), "--proxy-optional");
+    line("  ", "RetryBudget", duration(c.retry_budget), "--retry-budget");
+    line("  ", "Backpressure", std::string(to_string(c.backpressure)), "--backpressure");
     line("  ", "AdminAddress", quoted(c.admin_address), "--admin-address");
     line("  ", "ReadyFailureThreshold", duration(c.ready_failure_threshold),
          "--ready-failure-threshold");
