@@ -51,6 +51,34 @@ bool is_throttling_error(std::string_view error_type) noexcept {
            error_type == "RequestLimitExceeded";
 }
 
+Counter final_rejection_counter(long status, std::string_view error_type) noexcept {
+    // "ns#Name" and "Name:uri" both reduce to "Name", as for throttling.
+    if (const auto hash = error_type.rfind('#'); hash != std::string_view::npos) {
+        error_type.remove_prefix(hash + 1);
+    }
+    if (const auto colon = error_type.find(':'); colon != std::string_view::npos) {
+        error_type = error_type.substr(0, colon);
+    }
+    const bool auth_error = error_type.starts_with("AccessDenied") ||
+                            error_type == "InvalidSignatureException" ||
+                            error_type == "UnrecognizedClientException" ||
+                            error_type == "InvalidClientTokenId" ||
+                            error_type == "ExpiredTokenException" ||
+                            error_type == "ExpiredToken" ||
+                            error_type == "MissingAuthenticationTokenException" ||
+                            error_type == "IncompleteSignatureException";
+    if (status == 401 || status == 403 || auth_error) {
+        return Counter::rejected_request_denied;
+    }
+    if (status == 413) {
+        return Counter::rejected_request_too_large;
+    }
+    if (status == 400) {
+        return Counter::rejected_request_invalid;
+    }
+    return Counter::rejected_request_other;
+}
+
 bool http_failure_is_retryable(long status, std::string_view error_type) noexcept {
     if (status >= 500 && status <= 599) {
         return true;

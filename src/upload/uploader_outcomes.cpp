@@ -45,7 +45,8 @@ void Uploader::State::on_http_answer(Slot& slot, Job&& job, long status, TimePoi
     }
     on_failure(std::move(job), classify_http_status(status),
                http_failure_is_retryable(status, error.type), reason,
-               std::chrono::seconds(retry_after_s), now);
+               std::chrono::seconds(retry_after_s), now,
+               final_rejection_counter(status, error.type));
 }
 
 void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,

@@ -118,11 +118,11 @@ void Uploader::State::make_room() noexcept {
 
 void Uploader::State::on_failure(Job&& job, FailureClass failure, bool retryable,
                                  std::string_view reason, Duration retry_after,
-                                 TimePoint now) noexcept {
+                                 TimePoint now, Counter rejected_as) noexcept {
     counters.add(failure_counter(failure));
     const std::size_t count = job.batch.segment_count();
     if (!retryable) {
-        counters.add(Counter::rejected_request, count);
+        counters.add(rejected_as, count);
         release(count);
         try {
             log_failure(final_limiter, reason,

@@ -86,8 +86,10 @@ struct Uploader::State {
     void promote_due(TimePoint now) noexcept;
     void start_ready(TimePoint now) noexcept;
     [[nodiscard]] bool can_start() const noexcept;
+    // `rejected_as`: where the segments are counted when the failure is final.
     void on_failure(Job&& job, FailureClass failure, bool retryable, std::string_view reason,
-                    Duration retry_after, TimePoint now) noexcept;
+                    Duration retry_after, TimePoint now,
+                    Counter rejected_as = Counter::rejected_request_other) noexcept;
     // Schedules `job` (which failed) for another attempt; `*delay` gets the back-off.
     RetryQueued queue_retry(Job&& job, Duration retry_after, TimePoint now,
                             Duration* delay) noexcept;

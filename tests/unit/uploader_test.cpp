@@ -418,7 +418,7 @@ TEST_CASE("a 500 then 200 delivers the batch with one retry and no loss") {
     CHECK(h.get(Counter::upload_retries) == 1);
     CHECK(h.get(Counter::upload_requests) == 2);
     CHECK(h.get(Counter::dropped_gave_up) == 0);
-    CHECK(h.get(Counter::rejected_request) == 0);
+    CHECK(h.counters.snapshot().total(xrayd::CounterKind::rejected) == 0);
     const auto requests = server.requests();
     REQUIRE(requests.size() == 2);
     CHECK(requests[0].body == requests[1].body);
@@ -453,11 +453,11 @@ TEST_CASE("a 400 ThrottlingException is retried") {
     uploader->submit(h.make_batch(2));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 2; }));
     CHECK(h.get(Counter::backend_http_4xx) == 1);
-    CHECK(h.get(Counter::rejected_request) == 0);
+    CHECK(h.counters.snapshot().total(xrayd::CounterKind::rejected) == 0);
     CHECK(h.get(Counter::upload_retries) == 1);
 }
 
-TEST_CASE("a 400 is final: the batch counts as rejected_request and X-Ray's message is logged") {
+TEST_CASE("a 400 is final: the batch counts as rejected_request_invalid and X-Ray's message is logged") {
     Harness h;
     HttpTestServer server;
     server.push_response(
@@ -465,7 +465,7 @@ TEST_CASE("a 400 is final: the batch counts as rejected_request and X-Ray's mess
          .body = R"({"__type":"InvalidRequestException","message":"Bad segment batch"})"});
     auto uploader = h.uploader(h.options(server));
     uploader->submit(h.make_batch(3));
-    REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request) == 3; }));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request_invalid) == 3; }));
     CHECK(h.get(Counter::backend_http_4xx) == 1);
     CHECK(h.get(Counter::upload_retries) == 0);
     CHECK(h.get(Counter::segments_sent) == 0);
@@ -474,6 +474,42 @@ TEST_CASE("a 400 is final: the batch counts as rejected_request and X-Ray's mess
     CHECK(h.log->contains("[Error] Sending segment batch failed with: HTTP 400 "
                           "InvalidRequestException: Bad segment batch (not retryable; 3 "
                           "segments rejected)"));
+}
+
+TEST_CASE("final failures are counted by error class") {
+    using xrayd::final_rejection_counter;
+    struct Row {
+        long status;
+        const char* type;
+        Counter expected;
+    };
+    for (const Row& r : {Row{400, "InvalidRequestException", Counter::rejected_request_invalid},
+                         Row{400, "", Counter::rejected_request_invalid},
+                         Row{403, "AccessDeniedException", Counter::rejected_request_denied},
+                         Row{403, "", Counter::rejected_request_denied},
+                         Row{401, "", Counter::rejected_request_denied},
+                         Row{400, "ExpiredTokenException", Counter::rejected_request_denied},
+                         Row{400, "com.amazon.coral.service#UnrecognizedClientException",
+                             Counter::rejected_request_denied},
+                         Row{413, "", Counter::rejected_request_too_large},
+                         Row{404, "UnknownOperationException", Counter::rejected_request_other},
+                         Row{405, "", Counter::rejected_request_other}}) {
+        CAPTURE(r.status);
+        CAPTURE(std::string(r.type));
+        CHECK(final_rejection_counter(r.status, r.type) == r.expected);
+    }
+}
+
+TEST_CASE("a 403 is final and counted as rejected_request_denied") {
+    Harness h;
+    HttpTestServer server;
+    server.push_response({.status = 403,
+                          .body = R"({"__type":"AccessDeniedException","message":"no"})"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(2));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request_denied) == 2; }));
+    CHECK(h.get(Counter::rejected_request_invalid) == 0);
+    CHECK(h.log->contains("HTTP 403 AccessDeniedException: no"));
 }
 
 TEST_CASE("unprocessed segments count as rejected_by_xray and are logged with their trace id") {
@@ -1268,7 +1304,8 @@ TEST_CASE("submitted = sent + rejected + dropped + held after every step under m
         REQUIRE(h.accounted() + uploader->held_segments() == submitted);
     }
     CHECK(uploader->held_segments() == 0);
-    CHECK(h.get(Counter::rejected_request) > 0);
+    CHECK(h.get(Counter::rejected_request_invalid) + h.get(Counter::rejected_request_denied) +
+              h.get(Counter::rejected_request_too_large) + h.get(Counter::rejected_request_other) > 0);
     CHECK(h.get(Counter::rejected_by_xray) >= 1);
     CHECK(h.get(Counter::unprocessed_retried) >= 1);
     CHECK(h.get(Counter::segments_sent) > 0);

@@ -30,7 +30,10 @@ enum class CounterKind {
     X(rejected_invalid_segment, rejected, "segment document lacks or has an invalid required field") \
     X(rejected_too_large, rejected, "datagram larger than the receive slot")                     \
     X(rejected_by_xray, rejected, "segments X-Ray returned in UnprocessedTraceSegments")          \
-    X(rejected_request, rejected, "segments in requests X-Ray refused with a final 4xx")         \
+    X(rejected_request_invalid, rejected, "segments in requests X-Ray refused as invalid (400)")  \
+    X(rejected_request_denied, rejected, "segments in requests X-Ray refused: auth (401/403)")   \
+    X(rejected_request_too_large, rejected, "segments in requests X-Ray refused as too large")   \
+    X(rejected_request_other, rejected, "segments in requests refused with another final 4xx")  \
     X(dropped_buffer_full, dropped, "segments dropped because the memory limit was reached")     \
     X(dropped_queue_full, dropped, "segments dropped because the hand-off queue was full")       \
     X(dropped_gave_up, dropped, "segments given up after retrying past the retry budget")        \

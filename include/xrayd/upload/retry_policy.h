@@ -34,6 +34,13 @@ enum class FailureClass { timeout, connection_refused, unknown_host, http_4xx, h
 // the body's `__type`/`code` or the x-amzn-ErrorType header (may be empty).
 [[nodiscard]] bool http_failure_is_retryable(long status, std::string_view error_type) noexcept;
 
+// The counter a final (not retryable) HTTP failure's segments go to, by its error: 401/403 and
+// the AWS authentication errors (AccessDenied, InvalidSignature, UnrecognizedClient,
+// ExpiredToken, ...) -> rejected_request_denied; 413 -> rejected_request_too_large; other
+// 400s (InvalidRequestException, ...) -> rejected_request_invalid; anything else ->
+// rejected_request_other. The log line names the exact code.
+[[nodiscard]] Counter final_rejection_counter(long status, std::string_view error_type) noexcept;
+
 // Whether an UnprocessedTraceSegments ErrorCode is transient, so the segment is worth sending
 // again: throttling (see is_throttling_error), X-Ray's internal errors ("InternalFailure",
 // "InternalError", "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException")

@@ -52,7 +52,8 @@ struct UploaderOptions {
 // - transport failures, 5xx, 429 and throttling 4xx: the matching backend_* counter, then a
 //   retry with jittered exponential back-off (upload_retries), ahead of newer batches, until
 //   `retry_budget` has passed since the batch's first failure: then dropped_gave_up += count.
-// - other 4xx: backend_http_4xx, and rejected_request += count (final), logged with X-Ray's
+// - other 4xx: backend_http_4xx, and rejected_request_<class> += count (final; the class from
+//   final_rejection_counter: invalid, denied, too_large, other), logged with X-Ray's
 //   error type and message.
 // - no credentials: backend_other, retried like a transport failure.
 // - 429 / ThrottlingException (and throttled unprocessed segments) also count upload_throttled
