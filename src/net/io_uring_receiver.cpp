@@ -52,6 +52,8 @@ constexpr std::size_t max_slot_bytes = std::size_t{1} << 30;
 // At stop: completions reaped while waiting for the cancelled receive to end, then recvmmsg
 // calls reading the socket out (as the epoll backend does).
 constexpr int max_rounds_at_stop = 4096;
+// A cancel at stop normally completes at once; wait at most this many 1 s timeouts for it.
+constexpr int max_cancel_timeouts = 5;
 constexpr auto error_log_interval = std::chrono::seconds(10);
 // Coalescing of wake-ups (DEFER_TASKRUN rings only). While datagrams keep coming (wake-ups less
 // than a window apart), the receiver sleeps a fixed window and takes everything that arrived
@@ -299,12 +301,16 @@ private:
         return n;
     }
 
-    // Fills `out` from the slot the kernel wrote `res` bytes to; false if it is malformed.
+    // Fills `out` from the slot the kernel wrote `res` bytes to (a malformed completion becomes
+    // an empty truncated datagram, so it is counted). Always true.
     bool take(std::uint16_t bid, int res, TimePoint now, Datagram& out) noexcept {
         char* buffer = slots_.slot(bid);
         io_uring_recvmsg_out* header = ::io_uring_recvmsg_validate(buffer, res, &message_);
         if (header == nullptr) {
-            return false;
+            // Not a layout the kernel should produce; handed over as an empty truncated
+            // datagram so it is counted (received, too large) rather than vanishing.
+            out = Datagram{buffer, 0, true, now};
+            return true;
         }
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
         for (cmsghdr* c = ::io_uring_recvmsg_cmsg_firsthdr(header, &message_); c != nullptr;
@@ -353,12 +359,16 @@ private:
             if (rc < 0) {
                 log_error("io_uring_submit", -rc);
             }
+            int timeouts = 0;
             for (int round = 0; receive_armed_ && round < max_rounds_at_stop; ++round) {
                 if (::io_uring_cq_ready(ring) == 0) {
                     __kernel_timespec timeout{};
                     timeout.tv_sec = 1;
                     io_uring_cqe* cqe = nullptr;
                     const int wait = ::io_uring_wait_cqe_timeout(ring, &cqe, &timeout);
+                    if (wait == -ETIME && ++timeouts < max_cancel_timeouts) {
+                        continue;  // the cancel's completion is late: keep waiting, bounded
+                    }
                     if (wait < 0 && wait != -EINTR) {
                         log_error("io_uring_wait_cqe", -wait);
                         break;
@@ -368,6 +378,13 @@ private:
             }
         }
         while (reap(false) > 0) {
+        }
+        if (receive_armed_) {
+            // The kernel may still own slots of the buffer ring: reading into them with
+            // recvmmsg could overwrite a datagram it is delivering. Say so rather than risk it.
+            logger_.error("io_uring receive not cancelled at stop; datagrams still queued on "
+                          "the socket are not read");
+            return;
         }
         drain_socket();
     }

@@ -21,8 +21,18 @@ bool SegmentQueue::prepare_to_sleep(std::size_t threshold) noexcept {
     // producers count fewer than `wake_at` and would not wake us anyway.
     wake_at_.store(wake_at, std::memory_order_seq_cst);
     if (queue_.ready_at(wake_at - 1)) {
-        wake_at_.store(0, std::memory_order_relaxed);
-        return false;
+        if (wake_at == 1 || queue_.ready_at(0)) {
+            wake_at_.store(0, std::memory_order_relaxed);
+            return false;  // there is something to pop
+        }
+        // A later item is published but the head's producer has claimed its cell and not yet
+        // published it: pop() would fail, and not sleeping would spin until it does. Sleep
+        // with threshold 1 instead: that producer's push then wakes us (same handshake).
+        wake_at_.store(1, std::memory_order_seq_cst);
+        if (queue_.ready_at(0)) {
+            wake_at_.store(0, std::memory_order_relaxed);
+            return false;
+        }
     }
     return true;
 }

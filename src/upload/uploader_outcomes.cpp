@@ -137,8 +137,11 @@ void Uploader::State::resend_unprocessed(Job&& job, std::span<const std::size_t>
     Result<RebuiltBatch, RebuildErrc> rebuilt =
         rebuild_batch(resend_parser, job.batch, indexes, *budget);
     if (!rebuilt) {
-        // Cannot happen for a body Batch built; the segments cannot be re-sent: final.
-        counters.add(Counter::rejected_by_xray, wanted);
+        // The segments cannot be re-sent: final. Out of memory is a memory drop; a body that
+        // does not parse cannot happen for a body Batch built, and stays X-Ray's rejection.
+        counters.add(rebuilt.error() == RebuildErrc::out_of_memory ? Counter::dropped_buffer_full
+                                                                   : Counter::rejected_by_xray,
+                     wanted);
         release(wanted);
         logger.error("Could not re-send {} unprocessed segments: {}", wanted,
                      to_string(rebuilt.error()));

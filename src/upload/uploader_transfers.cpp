@@ -148,9 +148,11 @@ void Uploader::State::do_work() noexcept {
     // of completions freeing slots for the next batches.
     for (int pass = 0; pass < 4; ++pass) {
         const TimePoint now = Clock::now();
-        make_room();
         promote_due(now);
         start_ready(now);
+        // Only then make room (drop-oldest): a batch a free slot can send right away must be
+        // sent, not evicted.
+        make_room();
         int running = 0;
         const CURLMcode mrc = multi.perform(&running);
         if (mrc != CURLM_OK) {

@@ -1244,6 +1244,20 @@ TEST_CASE("drop-oldest gives up the oldest held batches to keep headroom, never 
     CHECK(newest_arrived);
 }
 
+TEST_CASE("drop-oldest sends a new batch a free slot can take instead of evicting it") {
+    Harness h(1 << 20);
+    HttpTestServer server;
+    auto options = h.options(server);
+    options.concurrency = 2;
+    options.backpressure = xrayd::Backpressure::drop_oldest;
+    options.drop_oldest_headroom = 1 << 20;  // any held byte is "too much": eviction wants room
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(1));
+    REQUIRE(drive(*uploader, [&] { return uploader->held_segments() == 0; }));
+    CHECK(h.get(Counter::segments_sent) == 1);
+    CHECK(h.get(Counter::dropped_oldest) == 0);
+}
+
 TEST_CASE("drop-newest (the default) never evicts held batches") {
     Harness h(1 << 20);
     HttpTestServer server;
