@@ -139,6 +139,7 @@ class ConfigErrorTest(CompatTestCase):
 
 class OperationsTest(CompatTestCase):
     def test_admin_endpoints_report_health_readiness_and_every_counter(self):
+        import urllib.error
         import urllib.request
         log = Path(self.dir.name) / "xray.log"
         p = self.start_local("-f", log)
@@ -149,8 +150,14 @@ class OperationsTest(CompatTestCase):
         base = f"http://127.0.0.1:{admin}"
         with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
             self.assertEqual(r.status, 200)
-        with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
-            self.assertEqual(r.status, 200)
+        def ready():
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+                    return r.status == 200
+            except urllib.error.HTTPError:
+                return False
+        # Ready once the receivers run, a moment after the admin listener is up.
+        harness.wait_until(ready, 10, "/readyz to report ready")
         self.send(port, 0, 3)
         wait_for_file_text(log, "Wrote batch of")
 

@@ -93,5 +93,39 @@ class SamplingProxyTest(unittest.TestCase):
             self.assertEqual(state["invalid_signatures"], 0, state)
 
 
+class ReadinessTest(unittest.TestCase):
+    def test_readyz_fails_while_uploads_fail_past_the_threshold_and_recovers(self):
+        import time
+        import urllib.error
+        import urllib.request
+        # The first 5 uploads fail with 500s: with back-off from 200 ms they span more than the
+        # 500 ms threshold (at least 0.2+0.2+0.2+0.2 s), then X-Ray recovers.
+        with harness.FakeXray("--fail-first", "5", "--fail-status", "500") as fake, \
+                harness.Xrayd(fake.endpoint, "--ready-failure-threshold", "500ms",
+                              "--retry-budget", "1m") as daemon:
+            admin = int(daemon.wait_for_line(
+                re.compile(r"Admin http server on 127\.0\.0\.1:(\d+)")).group(1))
+
+            def readyz():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz",
+                                                timeout=5) as r:
+                        return r.status
+                except urllib.error.HTTPError as e:
+                    return e.code
+            # Ready once the receivers run (a moment after "Listening on UDP" is logged).
+            harness.wait_until(lambda: readyz() == 200, 10, "/readyz to report ready")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b'{"format":"json","version":1}\n{"name":"svc","id":"00000000000000aa",'
+                         b'"trace_id":"1-5f84c7a1-0000000000000000000000aa","start_time":1,'
+                         b'"end_time":2}', daemon.send_to())
+            harness.wait_until(lambda: readyz() == 503, 20, "/readyz to fail")
+            fake.wait_for_documents(1, timeout=30)  # delivered once the failures end
+            harness.wait_until(lambda: readyz() == 200, 20, "/readyz to recover")
+            rc, summary = daemon.terminate()
+            self.assertEqual(rc, 0, daemon.output)
+            self.assertEqual(summary["sent"], 1, summary)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
