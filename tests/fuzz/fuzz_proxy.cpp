@@ -77,9 +77,23 @@ void exchange(std::uint16_t port, std::string_view bytes) {
     const linger abortive{1, 0};
     (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-        // The proxy stopped accepting (a leak of its connection slots): that is a finding.
-        std::fprintf(stderr, "fuzz_proxy: connect: %s\n", std::strerror(errno));
-        std::abort();
+        int error = errno;
+        if (error == EINTR) {
+            // Interrupted by a signal (libFuzzer's timers): the connection goes on in the
+            // background; wait for it and take its result.
+            pollfd p{fd.get(), POLLOUT, 0};
+            while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+            }
+            socklen_t length = sizeof(error);
+            if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+                error = errno;
+            }
+        }
+        if (error != 0) {
+            // The proxy stopped accepting (a leak of its connection slots): that is a finding.
+            std::fprintf(stderr, "fuzz_proxy: connect: %s\n", std::strerror(error));
+            std::abort();
+        }
     }
     while (!bytes.empty()) {
         const ssize_t n = ::send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
