@@ -86,7 +86,11 @@ struct ServerCallbacks {
         ScriptedResponse response;
         {
             std::unique_lock lock(server.mutex_);
-            server.requests_.push_back(pending.record);
+            if (server.options_.record_requests) {
+                server.requests_.push_back(pending.record);
+            } else {
+                ++server.unrecorded_;
+            }
             if (!server.script_.empty()) {
                 response = std::move(server.script_.front());
                 server.script_.pop_front();
@@ -236,7 +240,7 @@ std::vector<RecordedRequest> HttpTestServer::requests() const {
 
 std::size_t HttpTestServer::request_count() const {
     std::lock_guard lock(mutex_);
-    return requests_.size();
+    return requests_.size() + unrecorded_;
 }
 
 std::size_t HttpTestServer::max_concurrent() const {

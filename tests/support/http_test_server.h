@@ -47,6 +47,9 @@ struct ScriptedResponse {
 struct HttpTestServerOptions {
     bool tls = false;        // HTTPS with a freshly generated self-signed certificate
     std::uint16_t port = 0;  // 0: any free port
+    // Keep every request for requests(). Off for long runs (fuzzing): only the count is kept,
+    // so memory stays flat.
+    bool record_requests = true;
 };
 
 // Listens on 127.0.0.1 from construction until destruction (or stop()). Thread per
@@ -96,6 +99,7 @@ private:
     std::deque<ScriptedResponse> script_;
     ScriptedResponse default_response_;
     std::vector<RecordedRequest> requests_;
+    std::size_t unrecorded_ = 0;  // requests answered with record_requests off
     std::size_t active_ = 0;
     std::size_t max_active_ = 0;
 };
