@@ -3,6 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include "go_time.h"
+
+using xrayd::test::go_time_length;
+
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -117,36 +121,6 @@ std::vector<std::string> dir_names(const fs::path& dir) {
     return names;
 }
 
-// Length of a Go-layout local time `2006-01-02T15:04:05Z07:00` at the start of `s`, 0 if none.
-// Hand-written: <regex> trips g++ 12's -Wmaybe-uninitialized in sanitizer builds.
-std::size_t go_time_length(std::string_view s) {
-    constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd";
-    if (s.size() < shape.size() + 1) {
-        return 0;
-    }
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        const bool ok = shape[i] == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == shape[i];
-        if (!ok) {
-            return 0;
-        }
-    }
-    std::string_view zone = s.substr(shape.size());
-    if (zone[0] == 'Z') {
-        return shape.size() + 1;
-    }
-    constexpr std::string_view offset = "+dd:dd";
-    if (zone.size() < offset.size() || (zone[0] != '+' && zone[0] != '-')) {
-        return 0;
-    }
-    for (std::size_t i = 1; i < offset.size(); ++i) {
-        const bool ok =
-            offset[i] == 'd' ? (zone[i] >= '0' && zone[i] <= '9') : zone[i] == offset[i];
-        if (!ok) {
-            return 0;
-        }
-    }
-    return shape.size() + offset.size();
-}
 
 // 2026-01-01T10:00:00Z
 const WallClock::time_point fixed_time = WallClock::from_time_t(1767261600);

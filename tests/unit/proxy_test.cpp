@@ -27,10 +27,13 @@
 #include <xrayd/proxy/sampling_proxy.h>
 #include <xrayd/stats/counters.h>
 
+#include "captured_log.h"
 #include "http_test_server.h"
 
 using namespace std::chrono_literals;
 using namespace xrayd;
+using xrayd::test::CapturedLog;
+using xrayd::test::CaptureSink;
 using xrayd::test::HttpTestServer;
 using xrayd::test::RecordedRequest;
 using xrayd::test::ScriptedResponse;
@@ -41,40 +44,6 @@ const CurlGlobal curl_global = CurlGlobal::init();
 
 constexpr auto generous_deadline = 20s;
 
-struct CapturedLog {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-
-    bool contains(std::string_view text) {
-        std::lock_guard lock(mutex);
-        for (const auto& line : lines) {
-            if (line.find(text) != std::string::npos) {
-                return true;
-            }
-        }
-        return false;
-    }
-    std::size_t count(std::string_view text) {
-        std::lock_guard lock(mutex);
-        std::size_t n = 0;
-        for (const auto& line : lines) {
-            n += line.find(text) != std::string::npos ? 1 : 0;
-        }
-        return n;
-    }
-};
-
-class CaptureSink final : public LogSink {
-public:
-    explicit CaptureSink(CapturedLog& log) : log_(log) {}
-    void write(std::string_view line) noexcept override {
-        std::lock_guard lock(log_.mutex);
-        log_.lines.emplace_back(line);
-    }
-
-private:
-    CapturedLog& log_;
-};
 
 class NoCredentials final : public CredentialsProvider {
 public:

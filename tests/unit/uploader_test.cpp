@@ -35,6 +35,7 @@
 #include <xrayd/upload/uploader.h>
 #include <xrayd/upload/xray_response.h>
 
+#include "captured_log.h"
 #include "http_test_server.h"
 
 using namespace std::chrono_literals;
@@ -50,40 +51,6 @@ const xrayd::CurlGlobal curl_global = xrayd::CurlGlobal::init();
 constexpr auto generous_deadline = 20s;
 
 // Log lines, captured for assertions.
-struct CapturedLog {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-
-    bool contains(std::string_view text) {
-        std::lock_guard lock(mutex);
-        for (const auto& line : lines) {
-            if (line.find(text) != std::string::npos) {
-                return true;
-            }
-        }
-        return false;
-    }
-    std::string all() {
-        std::lock_guard lock(mutex);
-        std::string out;
-        for (const auto& line : lines) {
-            out += line;
-        }
-        return out;
-    }
-};
-
-class CapturingSink final : public xrayd::LogSink {
-public:
-    explicit CapturingSink(std::shared_ptr<CapturedLog> log) : log_(std::move(log)) {}
-    void write(std::string_view line) noexcept override {
-        std::lock_guard lock(log_->mutex);
-        log_->lines.emplace_back(line);
-    }
-
-private:
-    std::shared_ptr<CapturedLog> log_;
-};
 
 // Credentials that the test can take away and give back.
 class SwitchableCredentials final : public xrayd::CredentialsProvider {
@@ -120,8 +87,8 @@ struct Harness {
     explicit Harness(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
 
     xrayd::Counters counters;
-    std::shared_ptr<CapturedLog> log = std::make_shared<CapturedLog>();
-    xrayd::Logger logger{xrayd::LogLevel::debug, std::make_unique<CapturingSink>(log)};
+    std::shared_ptr<xrayd::test::CapturedLog> log = std::make_shared<xrayd::test::CapturedLog>();
+    xrayd::Logger logger{xrayd::LogLevel::debug, std::make_unique<xrayd::test::CaptureSink>(*log)};
     xrayd::StaticCredentialsProvider credentials{test_credentials};
     xrayd::MemoryBudget budget;
     int next_segment = 0;
