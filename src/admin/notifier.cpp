@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/thread_name.h>
+
 namespace xrayd {
 namespace {
 
@@ -72,7 +74,10 @@ void Notifier::ready(std::string_view status) {
     if (interval_.count() > 0 && !watchdog_.joinable()) {
         logger_.debug("systemd watchdog: keep-alive every {} ms",
                       std::chrono::duration_cast<std::chrono::milliseconds>(interval_).count());
-        watchdog_ = std::thread([this] { watchdog_loop(); });
+        watchdog_ = std::thread([this] {
+            name_this_thread("xrayd-watchdog");
+            watchdog_loop();
+        });
     }
 }
 

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/thread_name.h>
+
 namespace xrayd {
 
 RefreshingCredentialsProvider::RefreshingCredentialsProvider(
@@ -21,6 +23,7 @@ RefreshingCredentialsProvider::RefreshingCredentialsProvider(
     const WallClock::time_point next = attempt(clock_.now());
     if (next != WallClock::time_point::max()) {
         thread_ = std::jthread([this, next](std::stop_token stop) {
+            name_this_thread("xrayd-creds");
             WallClock::time_point when = next;
             while (clock_.sleep_until(when, stop)) {
                 when = attempt(clock_.now());

@@ -17,6 +17,7 @@
 #include <xrayd/admin/admin_server.h>
 #include <xrayd/admin/notifier.h>
 #include <xrayd/admin/periodic_summary.h>
+#include <xrayd/common/thread_name.h>
 #include <xrayd/config/reload.h>
 #include <xrayd/aws/credential_chain.h>
 #include <xrayd/aws/credentials.h>
@@ -335,12 +336,17 @@ int Daemon::run(int signal_fd) {
     if (s.telemetry) {
         s.telemetry->start();
     }
-    std::thread pipeline_thread([&s] { s.pipeline->run(); });
+    std::thread pipeline_thread([&s] {
+        name_this_thread("xrayd-pipeline");
+        s.pipeline->run();
+    });
     std::vector<std::thread> receiver_threads;
     const std::vector<int> cpus = s.config.pin_receivers ? allowed_cpus() : std::vector<int>{};
     for (std::size_t i = 0; i < s.receivers.size(); ++i) {
         const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
         receiver_threads.emplace_back([&s, i, cpu] {
+            const std::string name = fmt::format("xrayd-recv{}", i);
+            name_this_thread(name.c_str());
             if (cpu >= 0) {
                 if (auto pinned = pin_current_thread_to_cpu(cpu); !pinned) {
                     s.logger.warn("Could not pin receiver {} to CPU {}: {}", i, cpu,

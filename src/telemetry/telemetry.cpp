@@ -11,6 +11,7 @@
 
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/common/json_text.h>
+#include <xrayd/common/thread_name.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/upload/retry_policy.h>
@@ -310,7 +311,10 @@ void Telemetry::start() {
     if (worker_.joinable() || stopped_) {
         return;
     }
-    worker_ = std::thread([this] { run(); });
+    worker_ = std::thread([this] {
+        name_this_thread("xrayd-telemetry");
+        run();
+    });
 }
 
 void Telemetry::run() noexcept {
