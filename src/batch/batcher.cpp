@@ -65,9 +65,13 @@ std::optional<TimePoint> Batcher::deadline() const noexcept {
 }
 
 std::size_t Batcher::wake_threshold() const noexcept {
+    return open_.segment_count() == 0 ? 1 : room();
+}
+
+std::size_t Batcher::room() const noexcept {
     const std::size_t count = open_.segment_count();
     if (count == 0) {
-        return 1;
+        return full_batch();
     }
     std::size_t room = limits_.max_segments > count ? limits_.max_segments - count : 1;
     // By bytes: documents like the average one so far that still fit (the body's open size
@@ -79,8 +83,19 @@ std::size_t Batcher::wake_threshold() const noexcept {
     return std::max<std::size_t>(std::min(room, fit), 1);
 }
 
+std::size_t Batcher::full_batch() const noexcept {
+    if (recent_document_bytes_ == 0) {
+        return limits_.max_segments;
+    }
+    const std::size_t fit = limits_.max_body_bytes / recent_document_bytes_;
+    return std::max<std::size_t>(std::min(limits_.max_segments, fit), 1);
+}
+
 void Batcher::seal_and_emit(const Emit& emit) noexcept {
     open_.seal();
+    if (const std::size_t count = open_.segment_count(); count > 0) {
+        recent_document_bytes_ = std::max<std::size_t>(open_.body().size() / count, 1);
+    }
     // The next batch starts with a body block the size of this one's: under steady traffic
     // batches are alike, and the body then never moves to a bigger block while it fills.
     const std::size_t expected = std::min(open_.body().size(), limits_.max_body_bytes);

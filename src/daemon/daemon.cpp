@@ -48,8 +48,11 @@ namespace {
 constexpr std::size_t max_datagram_bytes = 65536;  // the UDP payload limit, rounded up
 constexpr std::size_t queue_capacity = 16384;      // segments between receivers and batcher
 constexpr int max_default_receivers = 4;
-// Receive slots per thread: 16 x 64 KiB bounds what a burst of large datagrams can make resident.
+// Datagrams per recvmmsg call and per hand-over to the ingest (the epoll backend's slots).
 constexpr std::size_t receive_batch = 16;
+// io_uring receive slots per thread: a paced receiver gathers up to half of them per wake-up,
+// which covers a whole batch of 50. Only the pages datagrams reach become resident.
+constexpr std::size_t receive_ring_buffers = 128;
 
 // The Go daemon's "OS/<goos>-<goarch>" spelling.
 std::string os_arch() {
@@ -261,9 +264,11 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
     receiver_options.slot_bytes = max_datagram_bytes;
     receiver_options.padding = datagram_padding;
     receiver_options.batch = receive_batch;
+    receiver_options.ring_buffers = receive_ring_buffers;
     for (UniqueFd& socket : sockets) {
         auto& ingest = s.ingests.emplace_back(std::make_unique<Ingest>(
             s.queue, s.budget, s.counters, logger, s.ingest_limits, max_datagram_bytes));
+        ingest->pace_with(s.pipeline->delivery_hint(), sockets.size());
         s.receivers.push_back(make_receiver(config.io_backend, std::move(socket), *ingest,
                                             s.counters, logger, receiver_options, io_uring));
     }
@@ -280,8 +285,11 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
                                                 s.upload_latency, logger);
         s.admin->start();  // StartupError (exit 1) when the port is taken, before any thread
     }
+    const std::size_t slots = s.receivers.front()->backend() == "io_uring"
+                                  ? receiver_options.ring_buffers
+                                  : receiver_options.batch;
     logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
-                receivers * receiver_options.batch, receiver_options.batch, receivers);
+                receivers * slots, slots, receivers);
 }
 
 Daemon::~Daemon() = default;

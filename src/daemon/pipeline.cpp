@@ -31,6 +31,16 @@ void Pipeline::publish_held() noexcept {
                     std::memory_order_release);
 }
 
+void Pipeline::publish_hint() noexcept {
+    hint_.room.store(static_cast<std::uint32_t>(batcher_.room()), std::memory_order_relaxed);
+    hint_.full.store(static_cast<std::uint32_t>(batcher_.full_batch()), std::memory_order_relaxed);
+    // Half the linger: a receiver stamps what it held with the start of its sleep, so a held
+    // segment arrives here at most half a linger old, never already due. (Held for a whole
+    // linger, every delivery would be due on arrival and the pipeline, woken by its first
+    // segment, would seal batches of one or two while the receiver is still handing over.)
+    hint_.hold_limit.store((batcher_.limits().linger / 2).count(), std::memory_order_relaxed);
+}
+
 void Pipeline::run() noexcept {
     auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
     for (;;) {
@@ -69,6 +79,7 @@ void Pipeline::run() noexcept {
         if (draining_.load(std::memory_order_acquire)) {
             wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
         }
+        publish_hint();
         if (!queue_.prepare_to_sleep(batcher_.wake_threshold())) {
             wait = Duration::zero();  // enough segments arrived meanwhile to act on
         }

@@ -57,6 +57,13 @@ Ingest::Ingest(SegmentQueue& queue, MemoryBudget& budget, Counters& counters, Lo
       logger_(logger),
       limits_(limits) {}
 
+DeliveryPace Ingest::pace() const noexcept {
+    if (hint_ == nullptr) {
+        return {};
+    }
+    return {hint_->wanted(queue_.size_approx(), sharers_), hint_->hold()};
+}
+
 void Ingest::on_datagrams(std::span<Datagram> batch) noexcept {
     counters_.add(Counter::datagrams_received, batch.size());
     for (const Datagram& d : batch) {

@@ -1,6 +1,7 @@
 // The epoll + recvmmsg receiver backend.
 #include <xrayd/net/receiver.h>
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,11 +12,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include <xrayd/common/startup_error.h>
 
 #include "mmsg_reader.h"
 #include "slot_pool.h"
+#include <xrayd/net/wake_pacer.h>
 
 namespace xrayd {
 
@@ -58,9 +61,24 @@ public:
 
     void run() noexcept override {
         std::array<epoll_event, 2> events{};
+        WakePacer pacer(max_rounds_per_wakeup * slots_.count() / 2);
+        std::size_t collected = 0;  // datagrams the last wake-up read
+        TimePoint woke = Clock::now();
         while (!stop_requested_.load(std::memory_order_acquire)) {
+            const Duration sleep = pacer.next_sleep(collected, woke, handler_.pace());
+            if (sleep > Duration::zero()) {
+                // Paced: sleep on the stop event alone while the socket gathers datagrams;
+                // what it gathers arrived after the last wake-up.
+                sleep_unless_stopped(sleep);
+                const TimePoint since = woke;
+                woke = Clock::now();
+                collected = stop_requested_.load(std::memory_order_acquire) ? 0 : drain(false, since);
+                continue;
+            }
             const int n = ::epoll_wait(epoll_.get(), events.data(),
                                        static_cast<int>(events.size()), -1);
+            woke = Clock::now();
+            collected = 0;
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -77,12 +95,12 @@ public:
                 readable = true;
             }
             if (readable && !stop_requested_.load(std::memory_order_acquire)) {
-                drain(false);
+                collected = drain(false, std::nullopt);
             }
         }
         // Stopped: read what the socket already holds, so that a shutdown loses nothing that
         // arrived before it (it is counted and drained like everything else).
-        drain(true);
+        (void)drain(true, std::nullopt);
     }
 
     void stop() noexcept override {
@@ -99,20 +117,34 @@ private:
     // epoll is level-triggered, so whatever is left wakes the next epoll_wait at once.
     // `final` (after stop): ignore the stop flag and read until empty, within a larger budget
     // so that a sender that never pauses cannot keep the receiver from stopping.
-    void drain(bool final) noexcept {
+    // Returns how many datagrams it handed over; `received_at` as in MmsgReader::read_batch.
+    std::size_t drain(bool final, std::optional<TimePoint> received_at) noexcept {
         const int rounds = final ? max_rounds_at_stop : max_rounds_per_wakeup;
+        std::size_t datagrams = 0;
         for (int round = 0; round < rounds; ++round) {
             if (!final && stop_requested_.load(std::memory_order_acquire)) {
-                return;
+                break;
             }
-            const ReadResult read = reader_.read_batch(socket_.get(), handler_, drops_);
+            const ReadResult read =
+                reader_.read_batch(socket_.get(), handler_, drops_, received_at);
+            datagrams += read.datagrams;
             if (read.status == ReadStatus::failed) {
                 log_receive_error(read.error);
             }
             if (read.status != ReadStatus::full && read.status != ReadStatus::interrupted) {
-                return;
+                break;
             }
         }
+        return datagrams;
+    }
+
+    // Waits `sleep` or until stop(), whichever comes first.
+    void sleep_unless_stopped(Duration sleep) noexcept {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sleep).count();
+        const timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        pollfd stop{stop_event_.get(), POLLIN, 0};
+        // EINTR or an error only ends the sleep early: the loop copes with either.
+        (void)::ppoll(&stop, 1, &timeout, nullptr);
     }
 
     void log_receive_error(int error) noexcept {

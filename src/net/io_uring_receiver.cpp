@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "io_uring.h"
 #include "mmsg_reader.h"
 #include "slot_pool.h"
+#include <xrayd/net/wake_pacer.h>
 
 namespace xrayd {
 
@@ -55,18 +57,6 @@ constexpr int max_rounds_at_stop = 4096;
 // A cancel at stop normally completes at once; wait at most this many 1 s timeouts for it.
 constexpr int max_cancel_timeouts = 5;
 constexpr auto error_log_interval = std::chrono::seconds(10);
-// Coalescing of wake-ups (DEFER_TASKRUN rings only). While datagrams keep coming (wake-ups less
-// than a window apart), the receiver sleeps a fixed window and takes everything that arrived
-// meanwhile in one wake-up, instead of waking for every arrival: at most 1 / window wake-ups
-// per second in steady traffic, at the price of up to one window of added latency. A quiet
-// window goes back to waking on the first arrival, and so does a busy receiver (busy_hold).
-// 2 ms: longer than a paced sender's 1 ms tick, so such a sender gets fewer wake-ups too, and
-// small next to the batcher's linger.
-constexpr auto coalesce_window = std::chrono::milliseconds(2);
-// After a wake-up that filled half the buffer ring, no windows for this long: at high rates a
-// window would let the socket buffer fill faster than 32-slot rounds drain it (latency, drops).
-constexpr auto busy_hold = std::chrono::milliseconds(100);
-
 const char* error_text(int error) noexcept {
     const char* text = ::strerrordesc_np(error);
     return text != nullptr ? text : "unknown error";
@@ -145,31 +135,28 @@ public:
             }
         }
         io_uring* ring = ring_.get();
-        const bool coalesce = ring_.deferred();
-        bool windowed = false;
-        bool dense = false;   // the last two wake-ups on arrival came less than a window apart
+        // Only a DEFER_TASKRUN ring can sleep through arrivals: its completions are posted
+        // when the receiver waits, and a timed wait is not cut short by each one. A sleep ends
+        // when its time is up (or at the latest with the hold limit, also at stop).
+        const bool paced = ring_.deferred();
+        WakePacer pacer(slots_.count() / 2);
         unsigned reaped = 0;  // completions since the last wait
-        TimePoint last_wake{};
-        TimePoint busy_until{};
+        TimePoint woke = Clock::now();
         while (!stop_requested_.load(std::memory_order_acquire)) {
             if (::io_uring_cq_ready(ring) == 0) {
                 // Everything the last wake-up brought is handled: wait for more, submitting a
                 // pending re-arm (if any) on the way.
-                int rc = 0;
-                if (coalesce) {
-                    const TimePoint now = Clock::now();
-                    if (reaped >= slots_.count() / 2) {
-                        busy_until = now + busy_hold;  // high rate: no windows for a while
-                    }
-                    windowed = reaped > 0 && now >= busy_until && (windowed || dense);
-                }
+                const Duration sleep =
+                    paced ? pacer.next_sleep(reaped, woke, handler_.pace()) : Duration::zero();
                 reaped = 0;
-                if (windowed) {
-                    // Ends early only if a full buffer ring's worth of completions arrives.
+                int rc = 0;
+                if (sleep > Duration::zero()) {
+                    // What this sleep collects arrived after the last wake-up.
+                    stamp_ = woke;
                     __kernel_timespec timeout{};
-                    timeout.tv_nsec =
-                        std::chrono::duration_cast<std::chrono::nanoseconds>(coalesce_window)
-                            .count();
+                    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sleep);
+                    timeout.tv_sec = ns.count() / 1'000'000'000;
+                    timeout.tv_nsec = ns.count() % 1'000'000'000;
                     io_uring_cqe* cqe = nullptr;
                     rc = ::io_uring_submit_and_wait_timeout(
                         ring, &cqe, static_cast<unsigned>(slots_.count()), &timeout, nullptr);
@@ -177,13 +164,10 @@ public:
                         rc = 0;
                     }
                 } else {
+                    stamp_.reset();
                     rc = ::io_uring_submit_and_wait(ring, 1);
-                    if (coalesce) {
-                        const TimePoint now = Clock::now();
-                        dense = now - last_wake < coalesce_window;
-                        last_wake = now;
-                    }
                 }
+                woke = Clock::now();
                 if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
                     // Only a broken ring gets here; nothing can be received any more.
                     logger_.error("daemon: socket: err: io_uring_enter: {}", error_text(-rc));
@@ -197,6 +181,7 @@ public:
             }
             reaped += reap(true);
         }
+        stamp_.reset();
         finish();
     }
 
@@ -257,7 +242,7 @@ private:
         if (n == 0) {
             return 0;
         }
-        const TimePoint now = Clock::now();
+        const TimePoint now = stamp_ ? *stamp_ : Clock::now();
         std::size_t datagrams = 0;
         std::size_t taken = 0;
         for (unsigned i = 0; i < n; ++i) {
@@ -432,6 +417,8 @@ private:
     bool receive_armed_ = false;
     bool stop_armed_ = false;
     bool enabled_ = false;
+    // Set during a paced sleep: the received_at of what it collects (see Datagram).
+    std::optional<TimePoint> stamp_;
     std::atomic<bool> stop_requested_{false};
     std::atomic<std::uint64_t> exhausted_{0};
     RateLimiter error_limit_{error_log_interval};

@@ -19,9 +19,7 @@ Result<MmapArea, int> MmapArea::create(std::size_t bytes) noexcept {
         return fail(ENOMEM);
     }
     const std::size_t size = (bytes + page_bytes - 1) / page_bytes * page_bytes;
-    // MAP_POPULATE prefaults the pages: the receive path must not stall on first touch.
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         return fail(errno);
     }

@@ -50,7 +50,8 @@ MmsgReader::MmsgReader(const SlotPool& slots, std::size_t count, std::size_t off
     }
 }
 
-ReadResult MmsgReader::read_batch(int fd, DatagramHandler& handler, DropStamp& drops) noexcept {
+ReadResult MmsgReader::read_batch(int fd, DatagramHandler& handler, DropStamp& drops,
+                                  std::optional<TimePoint> received_at) noexcept {
     const std::size_t capacity = messages_.size();
     // recvmmsg overwrites msg_controllen and msg_flags: reset them for every call.
     for (std::size_t i = 0; i < capacity; ++i) {
@@ -76,7 +77,7 @@ ReadResult MmsgReader::read_batch(int fd, DatagramHandler& handler, DropStamp& d
         }
         return {ReadStatus::failed, error};
     }
-    const TimePoint now = Clock::now();
+    const TimePoint now = received_at ? *received_at : Clock::now();
     const auto count = static_cast<std::size_t>(n);
     for (std::size_t i = 0; i < count; ++i) {
         const msghdr& h = messages_[i].msg_hdr;
@@ -92,7 +93,7 @@ ReadResult MmsgReader::read_batch(int fd, DatagramHandler& handler, DropStamp& d
         handler.on_datagrams(std::span<Datagram>(batch_.data(), count));
     }
     // A partial batch: the queue was empty before the batch filled, no need to ask again.
-    return {count < capacity ? ReadStatus::drained : ReadStatus::full, 0};
+    return {count < capacity ? ReadStatus::drained : ReadStatus::full, 0, count};
 }
 
 }  // namespace xrayd::net_detail

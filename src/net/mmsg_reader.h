@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <xrayd/net/receiver.h>
@@ -48,6 +49,7 @@ enum class ReadStatus {
 struct ReadResult {
     ReadStatus status;
     int error;
+    std::size_t datagrams = 0;  // handed to the handler by this call
 };
 
 // Owns the mmsghdr, iovec and control arrays for receive slots 0..count-1 of a SlotPool and
@@ -69,9 +71,10 @@ public:
     // One recvmmsg call on the non-blocking socket `fd`: notes each datagram's drop stamp in
     // `drops` and hands the batch (MSG_TRUNC flagged, length clamped to the slot) to `handler`
     // as one span, if there is any datagram. Errors are reported, not logged: the caller owns
-    // the rate-limited log.
-    [[nodiscard]] ReadResult read_batch(int fd, DatagramHandler& handler,
-                                        DropStamp& drops) noexcept;
+    // the rate-limited log. Datagrams are stamped `received_at` (see Datagram), or with the
+    // time of the read when none is given.
+    [[nodiscard]] ReadResult read_batch(int fd, DatagramHandler& handler, DropStamp& drops,
+                                        std::optional<TimePoint> received_at = {}) noexcept;
 
 private:
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL

@@ -159,6 +159,46 @@ TEST_CASE("Batcher wake threshold: 1 with no open batch, then what completes the
     CHECK(budget.used() == 0);
 }
 
+TEST_CASE("Batcher room: a whole batch when none is open, then what completes the open one") {
+    MemoryBudget budget(64u << 20);
+    Counters counters;
+    Collector out;
+    {
+        Batcher batcher(BatchLimits{}, budget, counters);
+        const auto emit = out.emit();
+        CHECK(batcher.full_batch() == 50);
+        CHECK(batcher.room() == 50);  // unlike wake_threshold(), not 1: receivers gather this
+        for (int n = 0; n < 30; ++n) {
+            batcher.add(make_numbered(budget, n, t0), t0, emit);
+        }
+        CHECK(batcher.room() == 20);
+        CHECK(batcher.wake_threshold() == batcher.room());
+        for (int n = 30; n < 50; ++n) {
+            batcher.add(make_numbered(budget, n, t0), t0, emit);
+        }
+        REQUIRE(out.batches.size() == 1);
+        CHECK(batcher.room() == 50);
+    }
+    out.batches.clear();
+    {
+        // By bytes: after a batch of ~1 KB documents, a whole batch is what fits 4 KB.
+        BatchLimits limits;
+        limits.max_body_bytes = 4096;
+        Batcher by_bytes(limits, budget, counters);
+        const auto emit = out.emit();
+        for (int n = 0; n < 3; ++n) {
+            by_bytes.add(make_numbered(budget, n, t0, 1000), t0, emit);
+        }
+        by_bytes.flush(emit);
+        REQUIRE(out.batches.size() == 1);
+        CHECK(by_bytes.full_batch() >= 3);
+        CHECK(by_bytes.full_batch() <= 4);
+        CHECK(by_bytes.room() == by_bytes.full_batch());
+    }
+    out.batches.clear();
+    CHECK(budget.used() == 0);
+}
+
 TEST_CASE("Batcher keeps every sealed body within max_body_bytes, splitting before overflow") {
     MemoryBudget budget(64u << 20);
     Counters counters;

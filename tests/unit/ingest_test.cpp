@@ -153,3 +153,22 @@ TEST_CASE("reject log lines are rate-limited per reason and never show datagram 
     }
     CHECK(h.counters.get(Counter::rejected_bad_header) == 3);
 }
+
+TEST_CASE("Ingest paces its receiver by the consumer's hint, less what is already queued") {
+    Harness h;
+    CHECK(h.ingest.pace().wanted == 0);  // no hint: wake for every arrival
+    DeliveryHint hint;
+    hint.room.store(50);
+    hint.full.store(50);
+    hint.hold_limit.store(Duration(std::chrono::milliseconds(100)).count());
+    h.ingest.pace_with(hint, 2);
+    CHECK(h.ingest.pace().wanted == 25);  // its share of two receivers
+    CHECK(h.ingest.pace().hold_limit == std::chrono::milliseconds(100));
+    std::vector<std::string> ten;
+    for (int n = 0; n < 10; ++n) {
+        ten.push_back(valid_datagram(n));
+    }
+    h.feed(ten);  // queued, not yet taken by the consumer
+    CHECK(h.ingest.pace().wanted == 20);
+    CHECK(h.drain_queue().size() == 10);
+}

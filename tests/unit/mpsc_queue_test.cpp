@@ -22,6 +22,7 @@
 
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
+#include <xrayd/queue/delivery_hint.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment.h>
 #include <xrayd/queue/segment_queue.h>
@@ -511,4 +512,40 @@ TEST_CASE("SegmentQueue stress: thresholds, condvar consumer, lock-step: no lost
 }
 
 }  // namespace
+
+TEST_CASE("DeliveryHint: nothing is wanted before the consumer published a hint") {
+    DeliveryHint hint;
+    CHECK(hint.wanted(0, 1) == 0);
+    CHECK(hint.hold() == Duration::zero());
+}
+
+TEST_CASE("DeliveryHint: what completes the open batch, less what is already queued") {
+    DeliveryHint hint;
+    hint.full.store(50);
+    hint.room.store(50);
+    hint.hold_limit.store(Duration(std::chrono::milliseconds(100)).count());
+    CHECK(hint.wanted(0, 1) == 50);
+    CHECK(hint.wanted(20, 1) == 30);
+    CHECK(hint.hold() == std::chrono::milliseconds(100));
+    // Queued past the open batch's room: the rest of the next whole batch.
+    hint.room.store(20);
+    CHECK(hint.wanted(20, 1) == 50);
+    CHECK(hint.wanted(35, 1) == 35);
+    // Shared by receivers: each gathers its share, rounded up.
+    hint.room.store(50);
+    CHECK(hint.wanted(0, 4) == 13);
+}
+
+TEST_CASE("DeliveryHint: a small remainder is gathered together with the next whole batch") {
+    DeliveryHint hint;
+    hint.full.store(50);
+    hint.room.store(5);  // the last hand-over brought a little less than the batch needed
+    CHECK(hint.wanted(0, 1) == 55);
+    hint.room.store(13);  // a quarter of a batch is worth a wake-up of its own
+    CHECK(hint.wanted(0, 1) == 13);
+    hint.room.store(1);
+    hint.full.store(1);  // one-document batches (huge segments): never more than needed
+    CHECK(hint.wanted(0, 1) == 1);
+}
+
 }  // namespace xrayd

@@ -31,6 +31,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/net/io_backend.h>
 #include <xrayd/net/udp_socket.h>
+#include <xrayd/net/wake_pacer.h>
 
 using namespace xrayd;
 using namespace std::chrono_literals;
@@ -482,6 +483,181 @@ TEST_CASE("stop() while the handler is busy still delivers everything that arriv
         for (int i = 0; i < count; ++i) {
             CHECK(payloads[static_cast<std::size_t>(i)] == make_payload(1, i));
         }
+    }
+}
+
+namespace {
+
+// A handler that asks for pacing and records, per datagram, when it was sent (from its payload),
+// its received_at and when it was handed over.
+class PacedCollector final : public DatagramHandler {
+public:
+    struct Record {
+        std::chrono::steady_clock::time_point sent;
+        TimePoint received_at;
+        TimePoint handed_over;
+    };
+
+    explicit PacedCollector(DeliveryPace pace) : pace_(pace) {}
+
+    void on_datagrams(std::span<Datagram> batch) noexcept override {
+        const TimePoint now = Clock::now();
+        std::lock_guard lock(mutex_);
+        for (const Datagram& d : batch) {
+            const std::string text(d.data, d.len);
+            const auto sent = std::chrono::steady_clock::time_point(
+                std::chrono::steady_clock::duration(std::stoll(text)));
+            records_.push_back({sent, d.received_at, now});
+        }
+        ++hand_overs_;
+    }
+    [[nodiscard]] DeliveryPace pace() const noexcept override { return pace_; }
+
+    std::vector<Record> records() {
+        std::lock_guard lock(mutex_);
+        return records_;
+    }
+    std::size_t hand_overs() {
+        std::lock_guard lock(mutex_);
+        return hand_overs_;
+    }
+    bool wait_for_count(std::size_t n) {
+        const auto until = std::chrono::steady_clock::now() + deadline;
+        while (records().size() < n) {
+            if (std::chrono::steady_clock::now() >= until) {
+                return false;
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+        return true;
+    }
+
+private:
+    DeliveryPace pace_;
+    std::mutex mutex_;
+    std::vector<Record> records_;
+    std::size_t hand_overs_ = 0;
+};
+
+// Sends `count` datagrams, one every `gap`, each carrying its send time.
+void send_paced(const Sender& sender, int count, std::chrono::microseconds gap) {
+    auto next = std::chrono::steady_clock::now();
+    for (int i = 0; i < count; ++i) {
+        std::this_thread::sleep_until(next);
+        next += gap;
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        REQUIRE(sender.send(std::to_string(now)));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("WakePacer sleeps for the time `wanted` datagrams take, within its bounds") {
+    const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+    const DeliveryPace pace{50, 100ms};
+    WakePacer pacer(64);
+    CHECK(pacer.next_sleep(0, t0, pace) == Duration::zero());  // the first wake-up: no rate yet
+    // 4 datagrams per 1 ms tick, i.e. 4000/s: 50 of them take 12.5 ms.
+    Duration sleep{};
+    for (int i = 1; i <= 20; ++i) {
+        sleep = pacer.next_sleep(4, t0 + i * 1ms, pace);
+    }
+    CHECK(pacer.rate() == doctest::Approx(4000.0).epsilon(0.01));
+    CHECK(sleep > 12ms);
+    CHECK(sleep < 13ms);
+    // Bounded by the hold limit, and by the capacity (32 datagrams at 4000/s: 8 ms).
+    WakePacer copy = pacer;
+    CHECK(copy.next_sleep(4, t0 + 21ms, DeliveryPace{50, 5ms}) == 5ms);
+    WakePacer small(32);
+    for (int i = 1; i <= 20; ++i) {
+        sleep = small.next_sleep(4, t0 + i * 1ms, pace);
+    }
+    CHECK(sleep > 7ms);
+    CHECK(sleep < 9ms);
+}
+
+TEST_CASE("WakePacer wakes on arrival without a hint, at high rates, and once traffic stops") {
+    const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+    WakePacer pacer(1024);
+    (void)pacer.next_sleep(0, t0, DeliveryPace{50, 100ms});
+    // No hint (wanted 0, or no hold limit): every arrival wakes the receiver.
+    CHECK(pacer.next_sleep(4, t0 + 1ms, DeliveryPace{}) == Duration::zero());
+    CHECK(pacer.next_sleep(4, t0 + 2ms, DeliveryPace{50, Duration::zero()}) == Duration::zero());
+    // 200 000/s: 50 datagrams take 0.25 ms, less than a timer is worth.
+    for (int i = 1; i <= 20; ++i) {
+        CHECK(pacer.next_sleep(200, t0 + 2ms + i * 1ms, DeliveryPace{50, 100ms}) ==
+              Duration::zero());
+    }
+    // 1000/s: a timed sleep; a sleep that collects nothing goes back to waking on arrival.
+    WakePacer slow(1024);
+    (void)slow.next_sleep(0, t0, DeliveryPace{50, 100ms});
+    Duration sleep{};
+    for (int i = 1; i <= 20; ++i) {
+        sleep = slow.next_sleep(10, t0 + i * 10ms, DeliveryPace{50, 100ms});
+    }
+    CHECK(sleep > 40ms);
+    CHECK(slow.next_sleep(0, t0 + 250ms, DeliveryPace{50, 100ms}) == Duration::zero());
+}
+
+TEST_CASE("a paced receiver hands steady traffic over in groups, stamped when its sleep began") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        PacedCollector paced(DeliveryPace{20, 1s});
+        Harness h(backend, "127.0.0.1:0", ReceiverOptions{}, 4194304, &paced);
+        Sender sender(h.address);
+        RunningReceiver running(*h.receiver);
+
+        // 400 datagrams at about 2000/s: unpaced, a hand-over each; paced, about 20 each.
+        constexpr int steady = 400;
+        send_paced(sender, steady, 500us);
+        REQUIRE(paced.wait_for_count(steady));
+        CHECK(paced.hand_overs() <= steady / 4);
+        int held = 0;
+        for (const auto& r : paced.records()) {
+            CHECK(r.received_at <= r.handed_over);
+            // A datagram that waited in the socket is stamped no later than its arrival, so a
+            // batcher's linger counts that wait: received_at is not after the send (1 ms of
+            // slack for the clock reads).
+            if (r.handed_over - r.sent > 5ms) {
+                ++held;
+                CHECK(r.received_at <= r.sent + 1ms);
+            }
+        }
+        CHECK(held > 0);  // pacing did hold datagrams back
+
+        // Traffic stops; the next sleep collects nothing and the receiver waits for the first
+        // arrival again: a lone datagram is handed over at once, not after the 1 s hold.
+        std::this_thread::sleep_for(300ms);
+        send_paced(sender, 1, 0us);
+        REQUIRE(paced.wait_for_count(steady + 1));
+        const auto lone = paced.records().back();
+        CHECK(lone.handed_over - lone.sent < 300ms);
+
+        // stop() during a paced sleep ends it within the hold limit.
+        std::thread more([&] { send_paced(sender, 200, 500us); });
+        std::this_thread::sleep_for(50ms);
+        const auto stopping = std::chrono::steady_clock::now();
+        CHECK(running.stop_and_join());
+        CHECK(std::chrono::steady_clock::now() - stopping < 1s + 500ms);
+        more.join();
+    }
+}
+
+TEST_CASE("a paced receiver never holds a datagram much past the hold limit") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        // 25 datagrams/s with 30 wanted would mean 1.2 s sleeps; the hold limit is 50 ms.
+        PacedCollector paced(DeliveryPace{30, 50ms});
+        Harness h(backend, "127.0.0.1:0", ReceiverOptions{}, 4194304, &paced);
+        Sender sender(h.address);
+        RunningReceiver running(*h.receiver);
+        constexpr int count = 50;
+        send_paced(sender, count, 40ms);
+        REQUIRE(paced.wait_for_count(count));
+        for (const auto& r : paced.records()) {
+            CHECK(r.handed_over - r.sent < 50ms + 300ms);  // slack for a loaded machine
+        }
+        CHECK(running.stop_and_join());
     }
 }
 

@@ -64,6 +64,14 @@ public:
     // batch goes out anyway. At least 1.
     [[nodiscard]] std::size_t wake_threshold() const noexcept;
 
+    // Segments that would complete the open batch, by count or by bytes (a whole batch,
+    // full_batch(), when none is open). At least 1. Published to the receivers (DeliveryHint)
+    // so that they can hand over about that many at once.
+    [[nodiscard]] std::size_t room() const noexcept;
+    // Segments in a whole batch: max_segments, or fewer when documents like the recent ones
+    // would reach max_body_bytes first. At least 1.
+    [[nodiscard]] std::size_t full_batch() const noexcept;
+
     [[nodiscard]] const BatchLimits& limits() const noexcept { return limits_; }
     // Changes the linger (SIGHUP reload): the open batch's deadline follows at once.
     void set_linger(Duration linger) noexcept { limits_.linger = linger; }
@@ -75,6 +83,7 @@ private:
     MemoryBudget* budget_;
     Counters* counters_;
     Batch open_;
+    std::size_t recent_document_bytes_ = 0;  // body bytes per document of the last sealed batch
 };
 
 }  // namespace xrayd

@@ -9,6 +9,7 @@
 #include <xrayd/batch/batcher.h>
 #include <xrayd/common/time.h>
 #include <xrayd/log/logger.h>
+#include <xrayd/queue/delivery_hint.h>
 #include <xrayd/queue/segment_queue.h>
 
 namespace xrayd {
@@ -40,6 +41,10 @@ public:
         return held_now_.load(std::memory_order_acquire);
     }
 
+    // What the pipeline would like the receivers to deliver per wake-up, updated every loop
+    // turn (see DeliveryHint). Any thread.
+    [[nodiscard]] const DeliveryHint& delivery_hint() const noexcept { return hint_; }
+
     // Segments still held when run() returned (given up at the drain deadline).
     [[nodiscard]] std::size_t held_at_exit() const noexcept {
         return held_at_exit_.load(std::memory_order_acquire);
@@ -49,6 +54,7 @@ private:
     // Moves up to `max` queued segments into the batcher; returns how many it moved.
     std::size_t take_from_queue(TimePoint now, std::size_t max) noexcept;
     void publish_held() noexcept;
+    void publish_hint() noexcept;
 
     SegmentQueue& queue_;
     Batcher& batcher_;
@@ -60,6 +66,7 @@ private:
     std::atomic<Clock::rep> drain_deadline_{0};
     std::atomic<std::size_t> held_at_exit_{0};
     std::atomic<std::size_t> held_now_{0};
+    DeliveryHint hint_;
 };
 
 }  // namespace xrayd

@@ -9,6 +9,7 @@
 #include <xrayd/ingest/validator.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/net/receiver.h>
+#include <xrayd/queue/delivery_hint.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment_queue.h>
 #include <xrayd/stats/counters.h>
@@ -53,6 +54,15 @@ public:
     // Handles one datagram (on_datagrams calls this for each). Public for tests and benches.
     void on_datagram(const Datagram& d) noexcept;
 
+    // Asks the receiver to deliver what the queue's consumer wants per wake-up (`hint`, e.g.
+    // the pipeline's), this receiver's share of it among `sharers`. Without it: no pacing.
+    // Call before the receiver runs; `hint` must outlive the Ingest.
+    void pace_with(const DeliveryHint& hint, std::size_t sharers) noexcept {
+        hint_ = &hint;
+        sharers_ = sharers;
+    }
+    [[nodiscard]] DeliveryPace pace() const noexcept override;
+
 private:
     void reject(IngestOutcome outcome, Counter counter, const Validation& v, const Datagram& d) noexcept;
 
@@ -62,6 +72,8 @@ private:
     Counters& counters_;
     Logger& logger_;
     IngestLogLimits& limits_;
+    const DeliveryHint* hint_ = nullptr;
+    std::size_t sharers_ = 1;
 };
 
 }  // namespace xrayd

@@ -28,9 +28,9 @@ public:
     MmapArea(const MmapArea&) = delete;
     MmapArea& operator=(const MmapArea&) = delete;
 
-    // Maps at least `bytes` bytes (rounded up to whole pages) and prefaults every page so the
-    // data plane never takes a first-touch fault. The error is an errno value; `bytes` == 0
-    // is EINVAL.
+    // Maps at least `bytes` bytes (rounded up to whole pages). Pages are faulted in when first
+    // touched (see SlotPool for what is prefaulted): memory that is never written costs nothing.
+    // The error is an errno value; `bytes` == 0 is EINVAL.
     [[nodiscard]] static Result<MmapArea, int> create(std::size_t bytes) noexcept;
 
     [[nodiscard]] char* data() const noexcept { return data_; }

@@ -22,7 +22,18 @@ struct Datagram {
     char* data;
     std::size_t len;  // may be 0: an empty datagram is delivered too
     bool truncated;  // the datagram was larger than the slot (MSG_TRUNC); `len` is the slot size
+    // No later than the datagram's arrival: when the receiver read it, or, after a paced
+    // sleep (DeliveryPace), when that sleep began, so a batcher's linger counts the sleep too.
     TimePoint received_at;
+};
+
+// How a handler would like its receiver to pace wake-ups. While datagrams keep coming, a paced
+// receiver sleeps until about `wanted` of them have arrived (from the rate it sees), at most
+// `hold_limit`, and hands them over at once, instead of waking for each arrival. When they stop
+// coming it goes back to waking on the first one, so pacing never delays a lone datagram.
+struct DeliveryPace {
+    std::size_t wanted = 0;  // datagrams worth one wake-up; 0: no pacing
+    Duration hold_limit{};   // longest sleep; zero or less: no pacing
 };
 
 // Consumes batches. Called on the receiver's thread only.
@@ -32,6 +43,8 @@ public:
     // IMPORTANT: must not keep `data` pointers after returning: the slots are reused for the
     // next batch. The handler counts datagrams_received and rejected_too_large (truncated).
     virtual void on_datagrams(std::span<Datagram> batch) noexcept = 0;
+    // Asked before each sleep. The default: no pacing, wake for every arrival.
+    [[nodiscard]] virtual DeliveryPace pace() const noexcept { return {}; }
 };
 
 struct ReceiverOptions {
@@ -40,8 +53,9 @@ struct ReceiverOptions {
     std::size_t batch = 32;          // datagrams per receive call (and slots preallocated)
     // io_uring only: receive slots handed to the kernel as a provided buffer ring, a power of
     // two in [batch, 32768]. 0 picks 2 x batch rounded up to a power of two, so the kernel
-    // keeps at least `batch` free slots while the handler works on a batch. Each slot costs
-    // slot_bytes + padding + 64 bytes of prefaulted memory.
+    // keeps at least `batch` free slots while the handler works on a batch. Each slot reserves
+    // slot_bytes + padding + 64 bytes; only its first page and the pages datagrams reach become
+    // resident. A paced receiver (DeliveryPace) gathers at most half of them per wake-up.
     std::size_t ring_buffers = 0;
 };
 
