@@ -536,16 +536,4 @@ TEST_CASE("DeliveryHint: what completes the open batch, less what is already que
     CHECK(hint.wanted(0, 4) == 13);
 }
 
-TEST_CASE("DeliveryHint: a small remainder is gathered together with the next whole batch") {
-    DeliveryHint hint;
-    hint.full.store(50);
-    hint.room.store(5);  // the last hand-over brought a little less than the batch needed
-    CHECK(hint.wanted(0, 1) == 55);
-    hint.room.store(13);  // a quarter of a batch is worth a wake-up of its own
-    CHECK(hint.wanted(0, 1) == 13);
-    hint.room.store(1);
-    hint.full.store(1);  // one-document batches (huge segments): never more than needed
-    CHECK(hint.wanted(0, 1) == 1);
-}
-
 }  // namespace xrayd

@@ -557,14 +557,15 @@ TEST_CASE("WakePacer sleeps for the time `wanted` datagrams take, within its bou
     const DeliveryPace pace{50, 100ms};
     WakePacer pacer(64);
     CHECK(pacer.next_sleep(0, t0, pace) == Duration::zero());  // the first wake-up: no rate yet
-    // 4 datagrams per 1 ms tick, i.e. 4000/s: 50 of them take 12.5 ms.
+    // 4 datagrams per 1 ms tick, i.e. 4000/s: 50 of them, plus an eighth and one for the
+    // estimate's error (57), take 14.25 ms.
     Duration sleep{};
     for (int i = 1; i <= 20; ++i) {
         sleep = pacer.next_sleep(4, t0 + i * 1ms, pace);
     }
     CHECK(pacer.rate() == doctest::Approx(4000.0).epsilon(0.01));
-    CHECK(sleep > 12ms);
-    CHECK(sleep < 13ms);
+    CHECK(sleep > 14ms);
+    CHECK(sleep < 14500us);
     // Bounded by the hold limit, and by the capacity (32 datagrams at 4000/s: 8 ms).
     WakePacer copy = pacer;
     CHECK(copy.next_sleep(4, t0 + 21ms, DeliveryPace{50, 5ms}) == 5ms);
@@ -583,10 +584,13 @@ TEST_CASE("WakePacer wakes on arrival without a hint, at high rates, and once tr
     // No hint (wanted 0, or no hold limit): every arrival wakes the receiver.
     CHECK(pacer.next_sleep(4, t0 + 1ms, DeliveryPace{}) == Duration::zero());
     CHECK(pacer.next_sleep(4, t0 + 2ms, DeliveryPace{50, Duration::zero()}) == Duration::zero());
-    // 200 000/s: 50 datagrams take 0.25 ms, less than a timer is worth.
+    // 200 000/s: 50 datagrams take 0.25 ms, less than a timer is worth (once the rate
+    // estimate has caught up with the jump from 4000/s).
     for (int i = 1; i <= 20; ++i) {
-        CHECK(pacer.next_sleep(200, t0 + 2ms + i * 1ms, DeliveryPace{50, 100ms}) ==
-              Duration::zero());
+        const Duration s = pacer.next_sleep(200, t0 + 2ms + i * 1ms, DeliveryPace{50, 100ms});
+        if (i > 10) {
+            CHECK(s == Duration::zero());
+        }
     }
     // 1000/s: a timed sleep; a sleep that collects nothing goes back to waking on arrival.
     WakePacer slow(1024);

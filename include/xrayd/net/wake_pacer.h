@@ -15,8 +15,8 @@ namespace xrayd {
 // receiver that wakes per arrival spends most of its time waking. The pacer estimates the
 // arrival rate and, while datagrams keep coming, sleeps for the time `wanted` of them take to
 // arrive, so one wake-up hands over about what the consumer needs (a batch's worth). Bounds:
-// - at most `hold_limit` (the batcher's linger): the pacing never makes a segment wait longer
-//   than the batcher would have;
+// - at most `hold_limit` (half the batcher's linger, see DeliveryHint): with the sleep counted
+//   in received_at, pacing never makes a segment wait longer than the batcher would have;
 // - at most the time `capacity` datagrams take: a wake-up must not collect more than the
 //   receive slots take in one round;
 // - a sleep shorter than `min_sleep` is not worth a timer: wake on arrival instead, as at high
@@ -47,7 +47,12 @@ public:
             rate_ <= 0.0) {
             return Duration::zero();
         }
-        const double wanted = static_cast<double>(std::min(pace.wanted, capacity_));
+        // An eighth more than wanted: the rate is an estimate and a paced sender delivers in
+        // ticks, so a sleep for exactly `wanted` often comes back a few short, and the few
+        // missing would cost a wake-up of their own (or the batch's oldest segments a whole
+        // extra round). The surplus simply starts the next batch.
+        const std::size_t target = pace.wanted + pace.wanted / 8 + 1;
+        const double wanted = static_cast<double>(std::min(target, capacity_));
         const auto sleep =
             std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wanted / rate_));
         const Duration bounded = std::min(sleep, pace.hold_limit);

@@ -33,11 +33,6 @@ struct DeliveryHint {
         }
         // What is queued goes into the open batch first; past it, into whole batches.
         std::size_t need = r > queued ? r - queued : f - (queued - r) % f;
-        // A small remainder (the last wake-up brought a little less than the batch needed) is
-        // not worth a wake-up of its own: gather it together with the next whole batch.
-        if (need < (f + 3) / 4) {
-            need += f;
-        }
         if (sharers > 1) {
             need = (need + sharers - 1) / sharers;
         }
