@@ -34,24 +34,32 @@ public:
     // again; zero means wait for the first arrival.
     [[nodiscard]] Duration next_sleep(std::size_t datagrams, TimePoint now,
                                       DeliveryPace pace) noexcept {
-        const bool first = last_wake_ == TimePoint{};
-        const Duration since = now - last_wake_;
-        last_wake_ = now;
-        if (!first && since > Duration::zero()) {
-            const double sample =
-                static_cast<double>(datagrams) / std::chrono::duration<double>(since).count();
-            // An average over the last few wake-ups: steady under a paced sender's bursts.
-            rate_ = rate_ == 0.0 ? sample : rate_ + (sample - rate_) * smoothing;
+        if (window_start_ == TimePoint{}) {
+            window_start_ = now;
+        } else {
+            // The rate over windows of at least rate_window, not per wake-up: a wake-up that
+            // came a moment after a burst would otherwise read as a huge rate. A sleep that
+            // collected nothing closes the window at once, so the estimate falls with traffic.
+            window_count_ += datagrams;
+            const Duration span = now - window_start_;
+            if (span > Duration::zero() && (span >= rate_window || datagrams == 0)) {
+                const double sample = static_cast<double>(window_count_) /
+                                      std::chrono::duration<double>(span).count();
+                rate_ = rate_ == 0.0 ? sample : rate_ + (sample - rate_) * smoothing;
+                window_start_ = now;
+                window_count_ = 0;
+            }
         }
         if (datagrams == 0 || pace.wanted == 0 || pace.hold_limit <= Duration::zero() ||
             rate_ <= 0.0) {
             return Duration::zero();
         }
-        // An eighth more than wanted: the rate is an estimate and a paced sender delivers in
-        // ticks, so a sleep for exactly `wanted` often comes back a few short, and the few
-        // missing would cost a wake-up of their own (or the batch's oldest segments a whole
-        // extra round). The surplus simply starts the next batch.
-        const std::size_t target = pace.wanted + pace.wanted / 8 + 1;
+        // An eighth less than wanted: the rate is an estimate and senders come in bursts, so a
+        // sleep for exactly `wanted` would as often overshoot, holding the open batch's oldest
+        // segments past the moment it could have gone out. Short of it, the next wait is for
+        // the few still missing (usually on their arrival), and the batch goes out on the
+        // arrival that completes it, as without pacing.
+        const std::size_t target = std::max<std::size_t>(pace.wanted - pace.wanted / 8, 1);
         const double wanted = static_cast<double>(std::min(target, capacity_));
         const auto sleep =
             std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wanted / rate_));
@@ -64,9 +72,11 @@ public:
 
 private:
     static constexpr double smoothing = 0.25;
+    static constexpr Duration rate_window = std::chrono::milliseconds(10);
     std::size_t capacity_;
     double rate_ = 0.0;
-    TimePoint last_wake_{};
+    TimePoint window_start_{};
+    std::size_t window_count_ = 0;
 };
 
 }  // namespace xrayd
