@@ -258,7 +258,7 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         UdpSocketOptions{receivers, config.receive_buffer_bytes, config.steer_by_cpu}, logger);
     s.bound_address = local_address(sockets.front().get());
     logger.debug("Listening on UDP {}", s.bound_address);
-    logger.info("Receive backend: {}", backend_choice_message(config.io_backend, io_uring));
+    logger.info("{}", backend_choice_message(config.io_backend, io_uring));
 
     ReceiverOptions receiver_options;
     receiver_options.slot_bytes = max_datagram_bytes;
@@ -285,9 +285,7 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
                                                 s.upload_latency, logger);
         s.admin->start();  // StartupError (exit 1) when the port is taken, before any thread
     }
-    const std::size_t slots = s.receivers.front()->backend() == "io_uring"
-                                  ? receiver_options.ring_buffers
-                                  : receiver_options.batch;
+    const std::size_t slots = s.receivers.front()->receive_slots();
     logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
                 receivers * slots, slots, receivers);
 }

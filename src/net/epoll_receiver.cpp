@@ -111,6 +111,7 @@ public:
     }
 
     [[nodiscard]] std::string_view backend() const noexcept override { return "epoll"; }
+    [[nodiscard]] std::size_t receive_slots() const noexcept override { return slots_.count(); }
 
 private:
     // Reads batches until the socket is empty, stop() is called or the round budget is spent;

@@ -193,6 +193,7 @@ public:
     }
 
     [[nodiscard]] std::string_view backend() const noexcept override { return "io_uring"; }
+    [[nodiscard]] std::size_t receive_slots() const noexcept override { return slots_.count(); }
 
     [[nodiscard]] std::uint64_t ring_buffers_exhausted() const noexcept override {
         return exhausted_.load(std::memory_order_relaxed);

@@ -172,6 +172,21 @@ class OperationsTest(CompatTestCase):
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(15), 0)
 
+    def test_start_up_names_the_receive_backend_and_its_slots_once(self):
+        log = Path(self.dir.name) / "xray.log"
+        p = self.start_local("-f", log, "--receivers", "1")
+        wait_for_file_text(log, "Receiving segments on UDP")
+        text = log.read_text()
+        backend = re.search(r"\[Info\] (Receive backend: .*)", text).group(1)
+        self.assertNotIn("Receive backend: Receive backend", text)
+        self.assertRegex(backend, r"^Receive backend: (io_uring|epoll)")
+        slots = int(re.search(r"\((\d+) receive slots of 64 KiB per thread, 1 threads\)",
+                              text).group(1))
+        # io_uring receivers own a 128-slot buffer ring; epoll reads 16 per recvmmsg call.
+        self.assertEqual(slots, 128 if backend == "Receive backend: io_uring" else 16)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+
     def test_sighup_applies_a_new_log_level_and_refuses_a_restart_only_change(self):
         log = Path(self.dir.name) / "xray.log"
         cfg = Path(self.dir.name) / "cfg.yaml"

@@ -885,3 +885,15 @@ TEST_CASE("pin_current_thread_to_cpu pins the calling thread to an allowed CPU o
         CHECK(bad.error() == EINVAL);
     }).join();
 }
+
+TEST_CASE("receive_slots reports the slots each backend preallocated") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        ReceiverOptions options;
+        options.batch = 16;
+        options.ring_buffers = 128;
+        Harness h(backend, "127.0.0.1:0", options);
+        // epoll reads one batch per call into its own slots; io_uring hands the kernel a ring.
+        CHECK(h.receiver->receive_slots() == (backend == IoBackend::io_uring ? 128u : 16u));
+    }
+}

@@ -74,6 +74,8 @@ public:
     virtual void stop() noexcept = 0;
     // The backend's name, for logs: "epoll" or "io_uring".
     [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
+    // Receive slots it preallocated (the buffer ring for io_uring, one batch for epoll).
+    [[nodiscard]] virtual std::size_t receive_slots() const noexcept = 0;
     // Times the kernel found no free receive slot (io_uring's provided buffer ring ran empty,
     // -ENOBUFS) and the receiver had to re-arm. Nothing is lost when it happens: datagrams wait
     // in the socket buffer. Always 0 for epoll. Any thread (a relaxed read).
