@@ -67,7 +67,7 @@ public:
         return bounded < min_sleep ? Duration::zero() : bounded;
     }
 
-    // The arrival rate the pacer works with, datagrams per second (for tests and logs).
+    // The arrival rate the pacer works with, datagrams per second (tests check it).
     [[nodiscard]] double rate() const noexcept { return rate_; }
 
 private:
