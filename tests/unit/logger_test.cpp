@@ -25,6 +25,7 @@ using xrayd::test::go_time_length;
 
 #include <xrayd/common/startup_error.h>
 #include <xrayd/log/log_file.h>
+#include <xrayd/log/remote_text.h>
 
 namespace xrayd {
 namespace {
@@ -430,6 +431,25 @@ TEST_CASE("rotation at the real 50 MiB size keeps one old file") {
     CHECK(dir_names(dir.path()) == std::vector<std::string>{"xray.log", "xray.log.1"});
     CHECK(fs::file_size(dir.path() / "xray.log.1") == 50ull << 20);
     CHECK(read_all(path) == "over\n");
+}
+
+TEST_CASE("RemoteText escapes CR, LF, ESC and backslashes so a peer cannot forge a log line") {
+    const std::string forged = fmt::format("{}", RemoteText{"bad\r\n2026-01-01T00:00:00Z [Info] ok\x1b[2J\\"});
+    CHECK(forged == "bad\\x0d\\x0a2026-01-01T00:00:00Z [Info] ok\\x1b[2J\\\\");
+    CHECK(forged.find('\n') == std::string::npos);
+    CHECK(forged.find('\r') == std::string::npos);
+    CHECK(forged.find('\x1b') == std::string::npos);
+    // UTF-8 and printable ASCII pass unchanged; DEL and NUL do not.
+    CHECK(escape_remote_text("h\xc3\xa9 ok") == "h\xc3\xa9 ok");
+    CHECK(escape_remote_text(std::string_view("a\x7f\0b", 4)) == "a\\x7f\\x00b");
+}
+
+TEST_CASE("RemoteText cuts long remote text and says how much was left out") {
+    const std::string long_text(2000, 'x');
+    const std::string shown = escape_remote_text(long_text, 100);
+    CHECK(shown == std::string(100, 'x') + "...(1900 more bytes)");
+    CHECK(fmt::format("{}", RemoteText{long_text, 10}) == "xxxxxxxxxx...(1990 more bytes)");
+    CHECK(escape_remote_text("short", 100) == "short");
 }
 
 }  // namespace xrayd
