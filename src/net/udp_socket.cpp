@@ -302,6 +302,24 @@ std::string go_errno_text(int error) {
     return text;
 }
 
+bool is_localhost_name(std::string_view host) noexcept {
+    if (!host.empty() && host.back() == '.') {
+        host.remove_suffix(1);
+    }
+    constexpr std::string_view localhost = "localhost";
+    if (host.size() < localhost.size()) {
+        return false;
+    }
+    const std::string_view tail = host.substr(host.size() - localhost.size());
+    for (std::size_t i = 0; i < localhost.size(); ++i) {
+        const char c = tail[i];
+        if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != localhost[i]) {
+            return false;
+        }
+    }
+    return host.size() == localhost.size() || host[host.size() - localhost.size() - 1] == '.';
+}
+
 Result<UdpAddress, std::string> resolve_udp_address(std::string_view address) {
     if (address.empty()) {
         return fail(std::string("missing address"));
@@ -325,11 +343,16 @@ Result<UdpAddress, std::string> resolve_udp_address(std::string_view address) {
         if (literal) {
             out.storage = *literal;
         } else {
+            // The system's answer first, as Go asks it (an /etc/hosts entry for localhost
+            // stands); without one, localhost is still the loopback address (RFC 6761 6.3).
             auto looked_up = lookup_host(host);
-            if (!looked_up) {
+            if (looked_up) {
+                out.storage = looked_up.value();
+            } else if (is_localhost_name(host)) {
+                out.storage = *parse_ip_literal("127.0.0.1");
+            } else {
                 return fail(looked_up.error());
             }
-            out.storage = looked_up.value();
         }
         if (is_unspecified(out.storage)) {
             out.dual_stack_wildcard = true;

@@ -33,9 +33,15 @@ struct UdpAddress {
 // brackets, optional %zone), host names through getaddrinfo (the first IPv4 answer preferred,
 // else the first IPv6 one), numeric ports 0..65535 or service names, an empty port meaning 0.
 // The error is Go's text, e.g. "address 127.0.0.1: missing port in address".
-// Unlike Go, an empty address is an error (Go would pick a random wildcard port).
+// Unlike Go, an empty address is an error (Go would pick a random wildcard port), and a
+// localhost name (is_localhost_name) that the system cannot resolve — no /etc/hosts in a
+// minimal container, no DNS answer — is 127.0.0.1 (RFC 6761 6.3) instead of a start-up error.
 // Start-up only: may block on DNS. Any thread.
 [[nodiscard]] Result<UdpAddress, std::string> resolve_udp_address(std::string_view address);
+
+// "localhost" or a name under it ("a.localhost"), any case, optional trailing dot: the names
+// RFC 6761 6.3 reserves for the loopback address.
+[[nodiscard]] bool is_localhost_name(std::string_view host) noexcept;
 
 // How open_udp_sockets builds the group.
 struct UdpSocketOptions {
