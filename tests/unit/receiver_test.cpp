@@ -57,7 +57,8 @@ std::vector<IoBackend> backends_under_test() {
         if (required != nullptr && std::string_view(required) == "1") {
             FAIL("io_uring required but unavailable: " << io_uring_support().reason);
         }
-        MESSAGE("io_uring unavailable, testing epoll only: " << io_uring_support().reason);
+        MESSAGE("SKIP(kernel: io_uring unavailable, testing epoll only: "
+                << io_uring_support().reason << ")");
     }
     return backends;
 }
@@ -278,7 +279,7 @@ TEST_CASE("every backend delivers every datagram from several senders exactly on
         if (ipv6_loopback_available()) {
             check_exactly_once_delivery(backend, "[::1]:0");
         } else {
-            MESSAGE("IPv6 loopback unavailable, skipped");
+            MESSAGE("SKIP(kernel: IPv6 loopback unavailable)");
         }
     }
 }
@@ -667,7 +668,7 @@ TEST_CASE("a paced receiver never holds a datagram much past the hold limit") {
 
 TEST_CASE("io_uring: an exhausted buffer ring is counted and recovered without losing data") {
     if (!io_uring_support().available) {
-        MESSAGE("io_uring unavailable, skipped: " << io_uring_support().reason);
+        MESSAGE("SKIP(kernel: io_uring unavailable: " << io_uring_support().reason << ")");
         return;
     }
     ReceiverOptions options;
@@ -826,7 +827,7 @@ TEST_CASE("a seccomp-blocked io_uring makes the probe say why, and auto fall bac
         }
     }).join();
     if (!blocked) {
-        MESSAGE("cannot install a seccomp filter here, skipped");
+        MESSAGE("SKIP(kernel: cannot install a seccomp filter here)");
         return;
     }
     CHECK_FALSE(support.available);
