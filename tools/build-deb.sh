@@ -13,8 +13,9 @@ if [ ! -x "$bin" ]; then
   echo "build-deb: $bin not found; build it first: ninja -C $build src/xrayd" >&2
   exit 1
 fi
-for tool in dpkg-deb dpkg python3 gzip; do
-  command -v "$tool" >/dev/null || { echo "build-deb: $tool is missing" >&2; exit 1; }
+for tool in dpkg-deb dpkg dpkg-shlibdeps python3 gzip; do
+  command -v "$tool" >/dev/null ||
+    { echo "build-deb: $tool is missing (tools/install-deps.sh installs it)" >&2; exit 1; }
 done
 
 # "AWS X-Ray daemon version: xrayd 0.1.0" -> 0.1.0 (the binary is the truth, not the sources)
@@ -47,26 +48,19 @@ License: Apache-2.0
  On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.
 EOF
 
-# Runtime dependencies: the packages that ship the shared libraries the binary needs.
-depends=""
-if command -v dpkg-shlibdeps >/dev/null; then
-  mkdir -p "$stage/shlibs/debian"
-  touch "$stage/shlibs/debian/control"
-  depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>/dev/null |
-            sed -n 's/^shlibs:Depends=//p')
+# Runtime dependencies: the packages that ship the shared libraries the binary needs, with
+# their shlibs/symbols versions, as dpkg-shlibdeps (dpkg-dev) knows them. No hand-made
+# fallback: dpkg -S on a library path misses packages on merged-/usr systems, where the linker
+# resolves /usr/lib/... and dpkg registered /lib/... (libc6 and libgcc-s1 dropped out of Depends).
+mkdir -p "$stage/shlibs/debian"
+touch "$stage/shlibs/debian/control"
+err=$stage/shlibdeps.err
+if ! depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>"$err" |
+               sed -n 's/^shlibs:Depends=//p') || [ -z "$depends" ]; then
+  echo "build-deb: dpkg-shlibdeps could not compute the dependencies:" >&2
+  cat "$err" >&2
+  exit 1
 fi
-if [ -z "$depends" ]; then
-  # Fallback: each NEEDED library -> the package owning it, at least its installed version.
-  for lib in $(objdump -p "$bin" | awk '$1 == "NEEDED" { print $2 }'); do
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
-    [ -n "$path" ] || continue
-    owner=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$owner" ] || continue
-    ver=$(dpkg-query -W -f='${Version}' "$owner" | sed 's/-[^-]*$//')
-    depends="${depends:+$depends, }$owner (>= $ver)"
-  done
-fi
-[ -n "$depends" ] || { echo "build-deb: could not compute the dependencies" >&2; exit 1; }
 
 installed_kb=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat > "$pkg/DEBIAN/control" <<EOF

@@ -2,24 +2,28 @@
 # The .deb install/remove cycle on this machine: tools/build-deb.sh builds the package, dpkg -i
 # installs it, the installed xrayd answers --version and --check-config (finding
 # /etc/xrayd/cfg.yaml), the installed unit verifies, and dpkg -P leaves no xrayd file behind.
-# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT. Exit 77 (skip) without root or dpkg, or when an
-# xrayd is already installed (the test must not replace a real installation).
+# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT. Exit 77 (skip) without root, when an xrayd is
+# already installed (the test must not replace a real installation), or when a tool it needs is
+# missing (tools/run-tests.sh fails on that skip: tools/install-deps.sh installs them all).
 set -euo pipefail
 
 src=${1:?source root}
 build=${2:?build root}
 if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: installing a package needs root"
+  echo "SKIP(environment: installing a package needs root)"
   exit 77
 fi
-for tool in dpkg dpkg-deb dpkg-query; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: $tool is not installed"
+# tool:package. dpkg-shlibdeps computes Depends; systemd-analyze and man check the installed
+# unit and man page.
+for need in dpkg:dpkg dpkg-deb:dpkg dpkg-query:dpkg dpkg-shlibdeps:dpkg-dev \
+            systemd-analyze:systemd man:man-db; do
+  if ! command -v "${need%%:*}" >/dev/null; then
+    echo "SKIP(missing-package: ${need%%:*}, from ${need#*:})"
     exit 77
   fi
 done
 if dpkg-query -W -f='${Status}' xrayd 2>/dev/null | grep -q 'installed' || [ -e /usr/bin/xrayd ]; then
-  echo "SKIP: xrayd is already installed on this machine"
+  echo "SKIP(environment: xrayd is already installed on this machine)"
   exit 77
 fi
 
@@ -51,7 +55,14 @@ for path in ./usr/bin/xrayd ./lib/systemd/system/xrayd.service ./etc/xrayd/cfg.y
             ./etc/logrotate.d/xrayd ./usr/share/man/man8/xrayd.8.gz; do
   grep -q " $path\$" <<< "$contents" || { echo "FAIL: $path is not in the package"; exit 1; }
 done
-dpkg-deb -f "$deb" Depends | grep -q 'libc6' || { echo "FAIL: Depends lacks libc6"; exit 1; }
+# The binary links libc, libgcc_s and libstdc++ at least: a package without them in Depends
+# would install where it cannot run.
+depends=$(dpkg-deb -f "$deb" Depends)
+echo "Depends: $depends"
+names=$(sed 's/ *([^)]*)//g; s/ *[,|] */\n/g' <<< "$depends")  # one package name a line
+for lib in libc6 libgcc-s1 libstdc++6; do
+  grep -qxF "$lib" <<< "$names" || { echo "FAIL: Depends lacks $lib"; exit 1; }
+done
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/xrayd/cfg.yaml "$work/control/conffiles" || { echo "FAIL: cfg.yaml is no conffile"; exit 1; }
 
@@ -64,14 +75,11 @@ check=$(cd "$work" && /usr/bin/xrayd --check-config)
 grep -q '^# Configuration file: /etc/xrayd/cfg.yaml$' <<< "$check" ||
   { echo "FAIL: --check-config did not use /etc/xrayd/cfg.yaml:"; echo "$check"; exit 1; }
 echo "ok: --check-config read /etc/xrayd/cfg.yaml"
-if command -v systemd-analyze >/dev/null; then
-  out=$(systemd-analyze verify --man=no /lib/systemd/system/xrayd.service 2>&1) || true
-  [ -z "$out" ] || { echo "FAIL: the installed unit does not verify:"; echo "$out"; exit 1; }
-  echo "ok: the installed unit verifies"
-fi
-if command -v man >/dev/null && ! man -w xrayd >/dev/null 2>&1; then
-  echo "FAIL: man cannot find xrayd(8)"; exit 1
-fi
+out=$(systemd-analyze verify --man=no /lib/systemd/system/xrayd.service 2>&1) || true
+[ -z "$out" ] || { echo "FAIL: the installed unit does not verify:"; echo "$out"; exit 1; }
+echo "ok: the installed unit verifies"
+man -w xrayd >/dev/null || { echo "FAIL: man cannot find xrayd(8)"; exit 1; }
+echo "ok: man finds xrayd(8)"
 
 dpkg -P xrayd
 installed=0
