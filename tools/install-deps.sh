@@ -11,6 +11,9 @@ packages=(
   libmicrohttpd-dev libsystemd-dev ca-certificates
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl
+  # tools the tests run: dpkg-shlibdeps (build-deb.sh), systemd-analyze, curl --aws-sigv4 (an
+  # independent signer), /etc/services (service-name ports), man (the .deb's xrayd(8))
+  dpkg-dev systemd curl netbase man-db
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
 )
