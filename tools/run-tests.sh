@@ -3,7 +3,8 @@
 # times: plain, under ASan+UBSan and under TSan, each in its own build dir; then a short run of
 # every fuzz target when clang-14 is installed. Ends with one line "N passed, N failed, N skipped"
 # summed over all of them (a fuzz target counts as one test) and a non-zero exit status on any
-# failure.
+# failure. Every skip is printed with its reason (see count_results); a skip that a missing
+# package caused counts as a failure.
 #
 # Environment: XRAYD_TEST_SUITES (default "plain asan tsan fuzz"), XRAYD_BUILD_DIR (the plain
 # build dir, default build-tests), XRAYD_FUZZ_SECONDS (per target, default 30).
@@ -19,6 +20,8 @@ total_failed=0
 total_skipped=0
 status=0
 root=$PWD
+skip_log=$(mktemp)  # every skip and skip-caused failure, repeated above the closing line
+trap 'rm -f "$skip_log"' EXIT
 
 # Sanitizer reports must fail the test that triggered them, with a stack to act on.
 asan_env=(
@@ -30,17 +33,42 @@ tsan_env=(
   "TSAN_OPTIONS=suppressions=$root/tests/tsan.supp:second_deadlock_stack=1:exitcode=66"
 )
 
-# Counts meson's own log: "<passed> <failed> <skipped>".
+# Counts meson's own log and prints every skip with its reason, as "<passed> <failed> <skipped>"
+# on its last line. A skip says why in a line "SKIP(<kind>: <reason>)" of the test's output: a
+# whole test that exits 77, or a part of one (doctest MESSAGE, unittest skip reason). Kind
+# "kernel" (a feature this machine's kernel lacks) or "environment" stays a skip;
+# "missing-package" fails the test, since tools/install-deps.sh installs everything the suite
+# uses; so does a skip that gives no reason.
 count_results() {
-  python3 - "$1" <<'PY'
-import json, sys
+  python3 - "$1" "$2" <<'PY'
+import json, re, sys
+log, suite = sys.argv[1], sys.argv[2]
+tagged = re.compile(r"SKIP\(([a-z-]+): (.*)\)")
+# unittest's "... skipped 'why'" and doctest's "| 1 skipped" summary: skips the tag must explain.
+untagged = re.compile(r"\.\.\. skipped '|\| *[1-9][0-9]* skipped")
 passed = failed = skipped = 0
-with open(sys.argv[1]) as f:
+with open(log) as f:
     for line in f:
-        r = json.loads(line).get("result")
-        if r in ("OK", "EXPECTEDFAIL"):
+        test = json.loads(line)
+        result, name = test.get("result"), f"{suite}/{test.get('name')}"
+        output = ((test.get("stdout") or "") + "\n" + (test.get("stderr") or "")).splitlines()
+        reasons = [m.groups() for m in map(tagged.search, output) if m]
+        for kind, why in reasons:
+            print(f"SKIP {name}: SKIP({kind}: {why})")
+        unexplained = [l.strip() for l in output if untagged.search(l) and not tagged.search(l)]
+        for l in unexplained:
+            print(f"SKIP {name}: no SKIP(<kind>: <reason>) for: {l}")
+        if result == "SKIP" and not reasons:
+            unexplained.append("exit 77")
+            print(f"SKIP {name}: exit 77 without a SKIP(<kind>: <reason>) line")
+        missing = [why for kind, why in reasons if kind == "missing-package"]
+        if missing or unexplained:
+            why = "a missing package" if missing else "a skip without its reason"
+            print(f"FAIL {name}: failed for {why}")
+            failed += 1
+        elif result in ("OK", "EXPECTEDFAIL"):
             passed += 1
-        elif r == "SKIP":
+        elif result == "SKIP":
             skipped += 1
         else:
             failed += 1
@@ -116,8 +144,13 @@ for t in json.load(sys.stdin):
   env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
     --timeout-multiplier "$multiplier" "${selected[@]}" || true
   if [ -f "$dir/meson-logs/testlog.json" ]; then
+    local counted
+    counted=$(count_results "$dir/meson-logs/testlog.json" "$name")
+    if [ "$counted" != "$(tail -1 <<< "$counted")" ]; then
+      sed '$d' <<< "$counted" | tee -a "$skip_log"
+    fi
     # shellcheck disable=SC2046
-    add_counts "$name" $(count_results "$dir/meson-logs/testlog.json")
+    add_counts "$name" $(tail -1 <<< "$counted")
   else
     add_counts "$name" 0 1 0
   fi
@@ -155,7 +188,10 @@ for suite in $suites; do
         fi
         rm -f "$fuzz_log"
       else
-        add_counts fuzz 0 0 1  # no clang-14 with libFuzzer: skipped, not failed
+        # tools/install-deps.sh installs both: their absence fails the run.
+        echo "SKIP fuzz: SKIP(missing-package: clang-14, libclang-rt-14-dev)" | tee -a "$skip_log"
+        echo "FAIL fuzz: failed for a missing package" | tee -a "$skip_log"
+        add_counts fuzz 0 1 0
       fi ;;
     *)
       echo "run-tests: unknown suite $suite" >&2
@@ -163,6 +199,10 @@ for suite in $suites; do
   esac
 done
 
+if [ -s "$skip_log" ]; then
+  echo "== skips"
+  cat "$skip_log"
+fi
 # One closing line that any CI reader understands.
 echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 exit $status
