@@ -9,7 +9,7 @@
 # Environment: XRAYD_MINIMAL_DIR (where the root is built; default a new directory under
 # /var/tmp, removed at the end unless XRAYD_MINIMAL_KEEP=1), XRAYD_MINIMAL_TARBALL (reuse this
 # mmdebstrap tarball instead of bootstrapping; it is written there when it does not exist yet),
-# DEMO_SECONDS (default 3), XRAYD_TEST_SUITES and XRAYD_FUZZ_SECONDS (handed to run-tests.sh).
+# DEMO_SECONDS (default 3), XRAYD_DEMO_PORT (default a free port), XRAYD_TEST_SUITES and XRAYD_FUZZ_SECONDS (handed to run-tests.sh).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,10 +86,27 @@ mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys" && mounted+=("$root/sys")
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev" && mounted+=("$root/dev")
 
+# The root shares this machine's network: the demo gets a port free here, UDP and TCP alike,
+# instead of 2000, which a daemon on this machine may hold.
+demo_port=${XRAYD_DEMO_PORT:-$(python3 - <<'PY'
+import socket
+while True:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+         socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        u.bind(("127.0.0.1", 0))
+        try:
+            t.bind(("127.0.0.1", u.getsockname()[1]))
+        except OSError:
+            continue
+        print(u.getsockname()[1])
+        break
+PY
+)}
+
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    DEMO_SECONDS="${DEMO_SECONDS:-3}" \
+    DEMO_SECONDS="${DEMO_SECONDS:-3}" XRAYD_DEMO_PORT="$demo_port" \
     ${XRAYD_TEST_SUITES:+XRAYD_TEST_SUITES="$XRAYD_TEST_SUITES"} \
     ${XRAYD_FUZZ_SECONDS:+XRAYD_FUZZ_SECONDS="$XRAYD_FUZZ_SECONDS"} \
     /bin/bash -c "cd /root/xrayd && $1"
