@@ -50,7 +50,7 @@ passed = failed = skipped = 0
 with open(log) as f:
     for line in f:
         test = json.loads(line)
-        result, name = test.get("result"), f"{suite}/{test.get('name')}"
+        result, name = test.get("result"), f"{suite}: {test.get('name')}"
         output = ((test.get("stdout") or "") + "\n" + (test.get("stderr") or "")).splitlines()
         reasons = [m.groups() for m in map(tagged.search, output) if m]
         for kind, why in reasons:
