@@ -9,7 +9,8 @@
 # Environment: XRAYD_MINIMAL_DIR (where the root is built; default a new directory under
 # /var/tmp, removed at the end unless XRAYD_MINIMAL_KEEP=1), XRAYD_MINIMAL_TARBALL (reuse this
 # mmdebstrap tarball instead of bootstrapping; it is written there when it does not exist yet),
-# DEMO_SECONDS (default 3), XRAYD_DEMO_PORT (default a free port), XRAYD_TEST_SUITES and XRAYD_FUZZ_SECONDS (handed to run-tests.sh).
+# DEMO_SECONDS (default 3), XRAYD_DEMO_PORT (default a free port), XRAYD_TEST_SUITES and
+# XRAYD_FUZZ_SECONDS (handed to run-tests.sh).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)

@@ -122,7 +122,7 @@ TEST_CASE("resolve_udp_address accepts the listen address forms Go's ResolveUDPA
 
 // Whatever this machine knows of localhost (an /etc/hosts line, a DNS answer, or nothing at
 // all in a minimal container): localhost:2000 is a loopback address, never a start-up error.
-TEST_CASE("resolve_udp_address resolves localhost to a loopback address with or without /etc/hosts") {
+TEST_CASE("resolve_udp_address: localhost is a loopback address with or without /etc/hosts") {
     auto r = resolve_udp_address("localhost:2000");
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error()));
     CHECK(r.value().port() == 2000);
