@@ -61,6 +61,7 @@ if ! depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>"$
   cat "$err" >&2
   exit 1
 fi
+depends="$depends, procps"  # /bin/kill: the unit's ExecReload
 
 installed_kb=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat > "$pkg/DEBIAN/control" <<EOF

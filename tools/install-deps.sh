@@ -12,8 +12,9 @@ packages=(
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl
   # tools the tests run: dpkg-shlibdeps (build-deb.sh), systemd-analyze, curl --aws-sigv4 (an
-  # independent signer), /etc/services (service-name ports), man (the .deb's xrayd(8))
-  dpkg-dev systemd curl netbase man-db
+  # independent signer), /etc/services (service-name ports), man (the .deb's xrayd(8)), and
+  # /bin/kill, which the unit's ExecReload runs and systemd-analyze verify requires
+  dpkg-dev systemd curl netbase man-db procps
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
 )

@@ -55,12 +55,12 @@ for path in ./usr/bin/xrayd ./lib/systemd/system/xrayd.service ./etc/xrayd/cfg.y
             ./etc/logrotate.d/xrayd ./usr/share/man/man8/xrayd.8.gz; do
   grep -q " $path\$" <<< "$contents" || { echo "FAIL: $path is not in the package"; exit 1; }
 done
-# The binary links libc, libgcc_s and libstdc++ at least: a package without them in Depends
-# would install where it cannot run.
+# The binary links libc, libgcc_s and libstdc++ at least, and the unit's ExecReload runs
+# /bin/kill (procps): a package without them in Depends would install where it cannot run.
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 names=$(sed 's/ *([^)]*)//g; s/ *[,|] */\n/g' <<< "$depends")  # one package name a line
-for lib in libc6 libgcc-s1 libstdc++6; do
+for lib in libc6 libgcc-s1 libstdc++6 procps; do
   grep -qxF "$lib" <<< "$names" || { echo "FAIL: Depends lacks $lib"; exit 1; }
 done
 dpkg-deb -e "$deb" "$work/control"
