@@ -64,6 +64,9 @@ Result<std::unique_ptr<Credentials>, StsError> parse_sts_credentials(std::string
     if (token) {
         aws_detail::wipe(*token);
     }
+    if (auto valid = credentials->validate("the STS reply"); !valid) {
+        return fail(StsError{"MalformedResponse", valid.error(), 200});
+    }
     return credentials;
 }
 
@@ -76,8 +79,8 @@ StsError parse_sts_error(std::string_view xml, long status) {
 }
 
 StsClient::StsClient(const EndpointResolver& endpoints, const Environment& env,
-                     std::chrono::milliseconds timeout)
-    : endpoints_(endpoints), timeout_(timeout) {
+                     std::chrono::milliseconds timeout, std::shared_ptr<const Cancellation> cancel)
+    : endpoints_(endpoints), timeout_(timeout), http_(std::move(cancel)) {
     proxy_https_ = proxy_for_url("https://sts", env, &no_proxy_);
     proxy_http_ = proxy_for_url("http://sts", env, nullptr);
 }
