@@ -64,6 +64,9 @@ public:
 
 private:
     Result<std::string, std::string> run() {
+        if (is_cancelled(cancel_.get())) {
+            return fail(std::string(cancelled_message));
+        }
         int fds[2];
         if (pipe2(fds, O_CLOEXEC) != 0) {
             return fail(fmt::format("credential_process: pipe: {}", std::strerror(errno)));
@@ -90,7 +93,8 @@ private:
         if (outcome != Outcome::exited) {
             wipe(output);
             switch (outcome) {
-            case Outcome::cancelled: return fail(std::string("credential_process: cancelled by shutdown"));
+            case Outcome::cancelled:
+                return fail(std::string(cancelled_message));
             case Outcome::too_long:
                 return fail(fmt::format("credential_process: the output is longer than {} bytes",
                                         max_output));
@@ -117,7 +121,8 @@ private:
     // The spawned /bin/sh: its pid (also its process group) and a pidfd that polls readable
     // once it has exited (invalid on kernels before 5.3: then exit is checked every 20 ms).
     struct Child {
-        explicit Child(pid_t p) : pid(p), exit_fd(static_cast<int>(::syscall(SYS_pidfd_open, p, 0))) {}
+        explicit Child(pid_t p)
+            : pid(p), exit_fd(static_cast<int>(::syscall(SYS_pidfd_open, p, 0))) {}
         Child(const Child&) = delete;
         Child& operator=(const Child&) = delete;
         // True once it has exited; it stays a zombie (not reaped) until reap().
@@ -261,6 +266,7 @@ private:
     }
 
     static constexpr std::size_t max_output = 64 * 1024;
+    static constexpr std::string_view cancelled_message = "credential_process: cancelled by shutdown";
     std::string command_;
     std::chrono::milliseconds timeout_;
     std::shared_ptr<const Cancellation> cancel_;

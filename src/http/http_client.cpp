@@ -155,8 +155,8 @@ namespace {
 HttpError transfer_error(CURLcode rc, const char* error_buffer, const ResponseSink& sink,
                          const HttpRequest& request) {
     if (sink.body_too_large || (rc == CURLE_FILESIZE_EXCEEDED)) {
-        return HttpError{HttpErrc::too_large,
-                         fmt::format("the response body is longer than {} bytes", request.max_body)};
+        return HttpError{HttpErrc::too_large, fmt::format("the response body is longer than {} bytes",
+                                                          request.max_body)};
     }
     if (sink.headers_too_large) {
         return HttpError{HttpErrc::too_large,

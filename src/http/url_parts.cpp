@@ -79,7 +79,8 @@ Result<UrlParts, std::string> parse_url(std::string_view url) {
     return parts;
 }
 
-Result<std::string, std::string> url_with_path(std::string_view base, std::string_view origin_form) {
+Result<std::string, std::string> url_with_path(std::string_view base,
+                                               std::string_view origin_form) {
     if (origin_form.empty() || origin_form.front() != '/') {
         return fail(std::string("the path must start with '/'"));
     }
@@ -99,8 +100,9 @@ Result<std::string, std::string> url_with_path(std::string_view base, std::strin
     if (curl_url_set(u, CURLUPART_PATH, path.c_str(), 0) != CURLUE_OK) {
         return fail(std::string("libcurl refused the path"));
     }
-    const std::string query =
-        question == std::string_view::npos ? std::string() : std::string(origin_form.substr(question + 1));
+    const std::string query = question == std::string_view::npos
+                                  ? std::string()
+                                  : std::string(origin_form.substr(question + 1));
     if (curl_url_set(u, CURLUPART_QUERY, query.empty() ? nullptr : query.c_str(), 0) !=
             CURLUE_OK ||
         curl_url_set(u, CURLUPART_FRAGMENT, nullptr, 0) != CURLUE_OK) {

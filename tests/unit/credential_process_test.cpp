@@ -127,10 +127,13 @@ TEST_CASE("regression: a credential_process starts in its own process group with
     REQUIRE(sigaction(SIGPIPE, &ignore, &old_pipe) == 0);
 
     const std::string status_file = temp_path("status");
+    // Builtins only: the shell reads its own state (dash blocks every signal around a fork, so a
+    // child would see that instead).
     auto source = make_process_credentials_source(
-        "grep -E '^(SigBlk|SigIgn)' /proc/$$/status > " + status_file +
-            "; echo \"pgrp $(cut -d' ' -f5 /proc/$$/stat) pid $$\" >> " + status_file +
-            "; printf '%s' '" + std::string(json) + "'",
+        "while read -r key value; do case $key in SigBlk:|SigIgn:) echo \"$key $value\";; esac; "
+        "done < /proc/self/status > " + status_file +
+            "; read -r stat < /proc/self/stat; set -- $stat; echo \"pgrp $5 pid $$\" >> " +
+            status_file + "; printf '%s' '" + std::string(json) + "'",
         30s);
     auto r = source->fetch();
     REQUIRE(pthread_sigmask(SIG_SETMASK, &old_mask, nullptr) == 0);
@@ -191,7 +194,8 @@ TEST_CASE("regression: shutdown cancels a credential_process that hangs, and kil
 
 TEST_CASE("regression: a credential_process that prints a CR/LF in its SessionToken is refused") {
     auto source = make_process_credentials_source(
-        R"(printf '{"Version": 1, "AccessKeyId": "AKID", "SecretAccessKey": "s", "SessionToken": "tok\\r\\nX-Injected: yes"}')",
+        R"(printf '{"Version": 1, "AccessKeyId": "AKID", "SecretAccessKey": "s", )"
+        R"("SessionToken": "tok\\r\\nX-Injected: yes"}')",
         30s);
     auto r = source->fetch();
     REQUIRE_FALSE(r.ok());
