@@ -86,9 +86,10 @@ public:
         if (r.status != 200) {
             std::string detail;
             if (auto doc = aws_detail::parse_json_object(r.body)) {
+                // The endpoint's words go to a log line: escaped.
                 detail = fmt::format(": {}: {}",
-                                     doc.value().string("code").value_or("error"),
-                                     doc.value().string("message").value_or(""));
+                                     RemoteText{doc.value().string("code").value_or("error")},
+                                     RemoteText{doc.value().string("message").value_or("")});
             }
             wipe(r.body);
             return fail(fmt::format("container credentials: GET {} returned status {}{}", url_,

@@ -58,7 +58,7 @@ public:
             if (auto code = doc.value().string("Code"); code && *code != "Success") {
                 wipe(body.value());
                 return fail(fmt::format("EC2 instance profile: role {} credentials Code {}", role,
-                                        *code));
+                                        RemoteText{*code}));
             }
         }
         auto credentials =

@@ -266,7 +266,8 @@ private:
     }
 
     static constexpr std::size_t max_output = 64 * 1024;
-    static constexpr std::string_view cancelled_message = "credential_process: cancelled by shutdown";
+    static constexpr std::string_view cancelled_message =
+        "credential_process: cancelled by shutdown";
     std::string command_;
     std::chrono::milliseconds timeout_;
     std::shared_ptr<const Cancellation> cancel_;

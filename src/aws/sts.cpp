@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <xrayd/aws/sigv4.h>
+#include <xrayd/log/remote_text.h>
 
 #include "hash.h"
 #include "text_util.h"
@@ -30,7 +31,8 @@ UrlParts split_url(std::string_view url) {
 }  // namespace
 
 std::string to_string(const StsError& error) {
-    return fmt::format("{}: {}", error.code, error.message);
+    // STS's code and message (and curl's text) end up in a log line: escaped.
+    return fmt::format("{}: {}", RemoteText{error.code}, RemoteText{error.message});
 }
 
 Result<std::unique_ptr<Credentials>, StsError> parse_sts_credentials(std::string_view xml) {

@@ -171,6 +171,35 @@ TEST_CASE("regression: a control byte in the shared credentials file's keys stop
     std::remove(credentials.c_str());
 }
 
+TEST_CASE("regression: CR/LF in the error messages of the container endpoint and STS cannot "
+          "forge a log line") {
+    World w;
+    HttpTestServer server;
+    ScriptedResponse denied =
+        answer(R"({"code":"Denied\r\n","message":"no\r\n2024 [Info] forged"})");
+    denied.status = 403;
+    server.set_default_response(denied);
+    auto container = make_container_credentials_source(
+        w.options(), hermetic({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"}}));
+    auto c = container->fetch();
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().find_first_of("\r\n") == std::string::npos);
+    CHECK(c.error().find("no\\x0d\\x0a2024 [Info] forged") != std::string::npos);
+
+    denied.body = "<ErrorResponse><Error><Code>AccessDenied</Code><Message>no&#13;&#10;2024 "
+                  "[Info] forged</Message></Error></ErrorResponse>";
+    server.set_default_response(denied);
+    const Environment env = hermetic({{"AWS_ENDPOINT_URL_STS", server.url()}});
+    CredentialOptions o = w.options();
+    o.endpoints = EndpointSettings::from_environment("", env);
+    auto assume = make_assume_role_credentials_source(
+        o, env, std::make_unique<StaticCredentialsProvider>(Credentials("AKIDBASE", "s")),
+        "arn:aws:iam::1:role/r", "xray-daemon", w.logger);
+    auto a = assume->fetch();
+    REQUIRE_FALSE(a.ok());
+    CHECK(a.error().find_first_of("\r\n") == std::string::npos);
+}
+
 TEST_CASE("regression: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI that is not a path is refused and "
           "its host receives nothing") {
     World w;
