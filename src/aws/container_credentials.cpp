@@ -13,7 +13,9 @@
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/log/remote_text.h>
 #include <xrayd/http/http_client.h>
+#include <xrayd/http/url_parts.h>
 
 #include "credentials_json.h"
 #include "hash.h"
@@ -26,40 +28,15 @@ namespace {
 using aws_detail::credentials_from_json;
 using aws_detail::wipe;
 
-struct HostPort {
-    std::string scheme;
-    std::string host;  // without brackets
-};
-
-HostPort parse_host(std::string_view url) {
-    HostPort hp;
-    const std::size_t scheme_end = url.find("://");
-    if (scheme_end == std::string_view::npos) {
-        return hp;
-    }
-    hp.scheme = aws_detail::to_lower(url.substr(0, scheme_end));
-    std::string_view rest = url.substr(scheme_end + 3);
-    rest = rest.substr(0, rest.find_first_of("/?#"));
-    if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
-        rest.remove_prefix(at + 1);
-    }
-    if (!rest.empty() && rest[0] == '[') {
-        const std::size_t close = rest.find(']');
-        hp.host = std::string(rest.substr(1, close == std::string_view::npos ? 0 : close - 1));
-    } else {
-        hp.host = std::string(rest.substr(0, rest.find(':')));
-    }
-    return hp;
-}
-
 class ContainerSource final : public CredentialsSource {
 public:
     ContainerSource(std::string url, std::string token_file, std::optional<std::string> token,
-                    std::chrono::milliseconds timeout)
+                    std::chrono::milliseconds timeout, std::shared_ptr<const Cancellation> cancel)
         : url_(std::move(url)),
           token_file_(std::move(token_file)),
           token_(std::move(token)),
-          timeout_(timeout) {}
+          timeout_(timeout),
+          http_(std::move(cancel)) {}
     ~ContainerSource() override {
         if (token_) {
             wipe(*token_);
@@ -86,10 +63,11 @@ public:
         } else if (token_) {
             auth = *token_;
         }
-        if (auth.find_first_of("\r\n") != std::string::npos) {
+        if (has_control_byte(auth)) {
             wipe(auth);
             return fail(std::string("container credentials: the authorization token contains a "
-                                    "line break"));
+                                    "control character (CR, LF or another byte below 0x20, or "
+                                    "DEL)"));
         }
         if (!auth.empty()) {
             request.headers.emplace_back("Authorization", auth);
@@ -108,9 +86,10 @@ public:
         if (r.status != 200) {
             std::string detail;
             if (auto doc = aws_detail::parse_json_object(r.body)) {
+                // The endpoint's words go to a log line: escaped.
                 detail = fmt::format(": {}: {}",
-                                     doc.value().string("code").value_or("error"),
-                                     doc.value().string("message").value_or(""));
+                                     RemoteText{doc.value().string("code").value_or("error")},
+                                     RemoteText{doc.value().string("message").value_or("")});
             }
             wipe(r.body);
             return fail(fmt::format("container credentials: GET {} returned status {}{}", url_,
@@ -175,18 +154,32 @@ std::unique_ptr<CredentialsSource> make_container_credentials_source(
     const CredentialOptions& options, const Environment& env) {
     std::string url;
     if (auto relative = env.get_non_empty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
-        url = options.container_relative_base + *relative;
-    } else if (auto full = env.get_non_empty("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
-        const HostPort hp = parse_host(*full);
-        if (hp.scheme != "https" && hp.scheme != "http") {
+        // Joined by libcurl from parts: "@host:port/x" or ".evil/x" would otherwise move the
+        // request, and the authorization token with it, to another host.
+        auto joined = url_with_path(options.container_relative_base, *relative);
+        if (!joined) {
             throw StartupError(fmt::format(
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI {} is not an http(s) URL", *full));
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI {} is not a path below {}: {}",
+                RemoteText{*relative}, options.container_relative_base, joined.error()));
         }
-        if (hp.scheme == "http" && !container_host_allowed(hp.host)) {
+        url = std::move(joined).value();
+    } else if (auto full = env.get_non_empty("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+        // The host checked is the one libcurl will connect to: same parser.
+        const auto parts = parse_url(*full);
+        if (!parts || (parts.value().scheme != "https" && parts.value().scheme != "http")) {
+            throw StartupError(fmt::format(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI {} is not an http(s) URL", RemoteText{*full}));
+        }
+        if (parts.value().has_user || parts.value().has_fragment) {
+            throw StartupError(fmt::format(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI {} must not hold user info or a fragment",
+                RemoteText{*full}));
+        }
+        if (parts.value().scheme == "http" && !container_host_allowed(parts.value().host)) {
             throw StartupError(fmt::format(
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI {}: plain http is only allowed to loopback, "
                 "169.254.170.2, 169.254.170.23 or fd00:ec2::23",
-                *full));
+                RemoteText{*full}));
         }
         url = *full;
     } else {
@@ -194,7 +187,8 @@ std::unique_ptr<CredentialsSource> make_container_credentials_source(
     }
     return std::make_unique<ContainerSource>(
         std::move(url), env.get_non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").value_or(""),
-        env.get_non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN"), options.http_timeout);
+        env.get_non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN"), options.http_timeout,
+        options.cancel);
 }
 
 }  // namespace xrayd

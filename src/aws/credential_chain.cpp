@@ -33,13 +33,13 @@ struct ChainContext {
             imds = options.imds_client;
         }
         if (!imds) {
-            imds = std::make_shared<ImdsClient>(options.imds, clock);
+            imds = std::make_shared<ImdsClient>(options.imds, clock, options.cancel);
         }
         return imds;
     }
     std::unique_ptr<CredentialsProvider> refreshing(std::unique_ptr<CredentialsSource> source) {
         return std::make_unique<RefreshingCredentialsProvider>(std::move(source), clock, logger,
-                                                               options.refresh);
+                                                               options.refresh, options.cancel);
     }
 };
 
@@ -83,11 +83,17 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
     const bool has_keys =
         !p->get("aws_access_key_id").empty() && !p->get("aws_secret_access_key").empty();
     const auto static_keys = [&]() -> std::unique_ptr<CredentialsProvider> {
-        return std::make_unique<StaticCredentialsProvider>(
-            Credentials(std::string(p->get("aws_access_key_id")),
-                        std::string(p->get("aws_secret_access_key")),
-                        std::string(p->get("aws_session_token"))),
-            "shared credentials file");
+        Credentials keys(std::string(p->get("aws_access_key_id")),
+                         std::string(p->get("aws_secret_access_key")),
+                         std::string(p->get("aws_session_token")));
+        if (auto valid = keys.validate(fmt::format("profile {}", name),
+                                       {"aws_access_key_id", "aws_secret_access_key",
+                                        "aws_session_token"});
+            !valid) {
+            throw StartupError(valid.error());
+        }
+        return std::make_unique<StaticCredentialsProvider>(std::move(keys),
+                                                           "shared credentials file");
     };
     const std::string role_arn(p->get("role_arn"));
     if (!role_arn.empty() && visited.count(name) == 0) {
@@ -142,7 +148,8 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
     }
     if (!p->get("credential_process").empty()) {
         return ctx.refreshing(make_process_credentials_source(
-            std::string(p->get("credential_process")), ctx.options.process_timeout));
+            std::string(p->get("credential_process")), ctx.options.process_timeout,
+            ctx.options.cancel));
     }
     if (!p->get("sso_start_url").empty() || !p->get("sso_session").empty()) {
         ctx.logger.warn("Profile {} uses AWS SSO, which xrayd does not support; trying the next "

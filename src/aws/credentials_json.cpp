@@ -33,9 +33,14 @@ Result<std::shared_ptr<const Credentials>, std::string> credentials_from_json(
     } else if (expiration_required) {
         return fail(fmt::format("{}: the reply has no Expiration", what));
     }
-    return std::shared_ptr<const Credentials>(std::make_shared<Credentials>(
+    auto credentials = std::make_shared<Credentials>(
         std::string(*key), std::string(*secret), token ? std::string(*token) : std::string(),
-        expires));
+        expires);
+    if (auto valid = credentials->validate(what, {"AccessKeyId", "SecretAccessKey", token_key});
+        !valid) {
+        return fail(valid.error());
+    }
+    return std::shared_ptr<const Credentials>(std::move(credentials));
 }
 
 }  // namespace xrayd::aws_detail

@@ -1,11 +1,13 @@
 // Partitions and the X-Ray / STS endpoint resolver (the services' endpoint rule sets).
 #include <xrayd/aws/endpoint.h>
 
+#include <algorithm>
 #include <array>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/log/remote_text.h>
 
 #include "text_util.h"
 
@@ -85,6 +87,22 @@ bool is_true(const Environment& env, std::string_view name) {
     return v && aws_detail::to_lower(aws_detail::trim(*v)) == "true";
 }
 
+bool has_control_or_space(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+    });
+}
+
+// The endpoint rule sets' isValidHostLabel(Region): the region becomes part of a host name and
+// of the signature's credential scope (a header), so nothing else may pass.
+bool valid_region(std::string_view region) {
+    return !region.empty() && region.size() <= 63 && region.front() != '-' &&
+           std::all_of(region.begin(), region.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-';
+           });
+}
+
 Result<std::string, std::string> normalize_custom(std::string_view url, std::string_view source) {
     if (url.substr(0, 8) != "https://" && url.substr(0, 7) != "http://") {
         return fail(fmt::format(
@@ -94,6 +112,16 @@ Result<std::string, std::string> normalize_custom(std::string_view url, std::str
     std::string out(url);
     while (!out.empty() && out.back() == '/') {
         out.pop_back();
+    }
+    // User info, a query, a fragment or a control byte would move the request (and the signed
+    // headers) elsewhere or split a header line.
+    const std::string_view rest = std::string_view(out).substr(out.find("://") + 3);
+    const std::string_view authority = rest.substr(0, rest.find('/'));
+    if (authority.empty() || authority.find_first_of("@\\") != std::string_view::npos ||
+        out.find_first_of("?#") != std::string::npos || has_control_or_space(out)) {
+        return fail(fmt::format("Endpoint {} (from {}) is not a plain http(s)://host[:port][/path] "
+                                "URL: no user info, query, fragment, space or control character",
+                                RemoteText{url}, source));
     }
     return out;
 }
@@ -141,6 +169,11 @@ Result<ResolvedEndpoint, std::string> EndpointResolver::resolve(
     std::string_view custom_source) const {
     const bool fips = settings_.use_fips;
     const bool dualstack = settings_.use_dualstack;
+    if (!region.empty() && !valid_region(region)) {
+        return fail(fmt::format("Invalid Configuration: region {} is not a valid host label "
+                                "(letters, digits and '-' only)",
+                                RemoteText{region}));
+    }
     if (!custom.empty()) {
         if (fips) {
             return fail(std::string("Invalid Configuration: FIPS and custom endpoint are not "

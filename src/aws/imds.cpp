@@ -1,7 +1,14 @@
 // IMDS client (v2 tokens; v1 only when the token request is refused) and host identity.
 #include <xrayd/aws/imds.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
+
+#include <xrayd/aws/credentials.h>
+#include <xrayd/common/startup_error.h>
+#include <xrayd/http/url_parts.h>
+#include <xrayd/log/remote_text.h>
 
 #include "hash.h"
 #include "text_util.h"
@@ -21,7 +28,31 @@ bool is_true(const Environment& env, std::string_view name) {
 }
 
 bool retryable(const Result<HttpResponse, HttpError>& r) {
-    return !r.ok() || r.value().status >= 500;
+    if (!r.ok()) {
+        return r.error().code != HttpErrc::cancelled && r.error().code != HttpErrc::too_large;
+    }
+    return r.value().status >= 500;
+}
+
+std::chrono::seconds clamp_ttl(std::chrono::seconds ttl) {
+    return std::clamp(ttl, std::chrono::seconds(1), ImdsOptions::max_token_ttl);
+}
+
+// The endpoint as scheme://host[:port], or StartupError naming the variable.
+std::string checked_endpoint(std::string endpoint) {
+    while (!endpoint.empty() && endpoint.back() == '/') {
+        endpoint.pop_back();
+    }
+    const auto parts = parse_url(endpoint);
+    if (!parts || (parts.value().scheme != "http" && parts.value().scheme != "https") ||
+        parts.value().has_user || parts.value().has_query || parts.value().has_fragment ||
+        parts.value().path != "/" || parts.value().host.empty()) {
+        throw StartupError(fmt::format(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT {} is not a plain http(s)://host[:port] URL "
+            "(no user info, path, query or fragment), e.g. http://169.254.169.254",
+            RemoteText{endpoint}));
+    }
+    return endpoint;
 }
 
 }  // namespace
@@ -31,10 +62,7 @@ ImdsOptions ImdsOptions::from_environment(const Environment& env) {
     o.disabled = is_true(env, "AWS_EC2_METADATA_DISABLED");
     o.v1_disabled = is_true(env, "AWS_EC2_METADATA_V1_DISABLED");
     if (auto e = env.get_non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT")) {
-        o.endpoint = *e;
-        while (!o.endpoint.empty() && o.endpoint.back() == '/') {
-            o.endpoint.pop_back();
-        }
+        o.endpoint = checked_endpoint(*e);
     } else if (auto mode = env.get_non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
                mode && aws_detail::to_lower(*mode) == "ipv6") {
         o.endpoint = "http://[fd00:ec2::254]";
@@ -42,8 +70,11 @@ ImdsOptions ImdsOptions::from_environment(const Environment& env) {
     return o;
 }
 
-ImdsClient::ImdsClient(ImdsOptions options, const CredentialsClock& clock)
-    : options_(std::move(options)), clock_(clock) {}
+ImdsClient::ImdsClient(ImdsOptions options, const CredentialsClock& clock,
+                       std::shared_ptr<const Cancellation> cancel)
+    : options_(std::move(options)), clock_(clock), http_(std::move(cancel)) {
+    options_.token_ttl = clamp_ttl(options_.token_ttl);
+}
 
 Result<HttpResponse, HttpError> ImdsClient::send(const HttpRequest& request) {
     Result<HttpResponse, HttpError> r = http_.perform(request);
@@ -92,7 +123,8 @@ Result<std::string, std::string> ImdsClient::token() {
     std::chrono::seconds ttl = options_.token_ttl;
     if (const auto echoed = response.header(ttl_header); !echoed.empty()) {
         try {
-            ttl = std::chrono::seconds(std::stol(std::string(echoed)));
+            // Clamped: a huge echo would overflow the refresh time into the past or far future.
+            ttl = clamp_ttl(std::chrono::seconds(std::stoll(std::string(echoed))));
         } catch (...) {
             // keep the requested TTL
         }
@@ -100,6 +132,12 @@ Result<std::string, std::string> ImdsClient::token() {
     aws_detail::wipe(token_);
     token_ = aws_detail::trim(response.body);
     aws_detail::wipe(response.body);
+    if (token_.empty() || has_control_byte(token_)) {
+        // It goes back as a header on every GET: a CR/LF in it would add headers of its own.
+        aws_detail::wipe(token_);
+        return fail(std::string("EC2 IMDS token reply is empty or contains a control character "
+                                "(CR, LF or another byte below 0x20, or DEL)"));
+    }
     const auto margin = ttl > 2 * token_refresh_margin ? token_refresh_margin : ttl / 2;
     token_refresh_at_ = now + (ttl - margin);
     mode_ = TokenMode::v2;

@@ -1,7 +1,11 @@
 // The EC2 instance profile credentials source, through IMDS.
 #include <xrayd/aws/credential_chain.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
+
+#include <xrayd/log/remote_text.h>
 
 #include "credentials_json.h"
 #include "hash.h"
@@ -13,6 +17,17 @@ namespace {
 
 using aws_detail::credentials_from_json;
 using aws_detail::wipe;
+
+// IAM role names are [\w+=,.@-]{1,64}.
+bool iam_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("_+=,.@-").find(c) != std::string_view::npos;
+    });
+}
 
 class ImdsSource final : public CredentialsSource {
 public:
@@ -29,6 +44,11 @@ public:
         if (role.empty()) {
             return fail(std::string("EC2 instance profile: no IAM role is attached"));
         }
+        if (!iam_name(role)) {
+            // It becomes part of the next request's path.
+            return fail(fmt::format("EC2 instance profile: the role name {} is not an IAM name",
+                                    RemoteText{role}));
+        }
         auto body = imds_->get(std::string(base) + role);
         if (!body) {
             return fail(fmt::format("EC2 instance profile: {}", body.error()));
@@ -38,7 +58,7 @@ public:
             if (auto code = doc.value().string("Code"); code && *code != "Success") {
                 wipe(body.value());
                 return fail(fmt::format("EC2 instance profile: role {} credentials Code {}", role,
-                                        *code));
+                                        RemoteText{*code}));
             }
         }
         auto credentials =

@@ -13,11 +13,12 @@ namespace xrayd {
 
 RefreshingCredentialsProvider::RefreshingCredentialsProvider(
     std::unique_ptr<CredentialsSource> source, CredentialsClock& clock, Logger& logger,
-    RefreshPolicy policy)
+    RefreshPolicy policy, std::shared_ptr<const Cancellation> cancel)
     : source_(std::move(source)),
       clock_(clock),
       logger_(logger),
       policy_(policy),
+      cancel_(std::move(cancel)),
       error_limiter_(policy.error_log_interval),
       backoff_(policy.min_backoff) {
     const WallClock::time_point next = attempt(clock_.now());
@@ -90,6 +91,11 @@ WallClock::time_point RefreshingCredentialsProvider::attempt(WallClock::time_poi
         }
         return std::max(
             at, now + std::chrono::duration_cast<WallClock::duration>(policy_.min_backoff));
+    }
+    if (is_cancelled(cancel_.get())) {
+        logger_.debug("Credentials refresh from {} ended by shutdown: {}", source_->name(),
+                      r.error());
+        return WallClock::time_point::max();
     }
     failing_ = true;
     std::uint64_t suppressed = 0;

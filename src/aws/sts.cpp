@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <xrayd/aws/sigv4.h>
+#include <xrayd/log/remote_text.h>
 
 #include "hash.h"
 #include "text_util.h"
@@ -30,7 +31,8 @@ UrlParts split_url(std::string_view url) {
 }  // namespace
 
 std::string to_string(const StsError& error) {
-    return fmt::format("{}: {}", error.code, error.message);
+    // STS's code and message (and curl's text) end up in a log line: escaped.
+    return fmt::format("{}: {}", RemoteText{error.code}, RemoteText{error.message});
 }
 
 Result<std::unique_ptr<Credentials>, StsError> parse_sts_credentials(std::string_view xml) {
@@ -64,6 +66,9 @@ Result<std::unique_ptr<Credentials>, StsError> parse_sts_credentials(std::string
     if (token) {
         aws_detail::wipe(*token);
     }
+    if (auto valid = credentials->validate("the STS reply"); !valid) {
+        return fail(StsError{"MalformedResponse", valid.error(), 200});
+    }
     return credentials;
 }
 
@@ -76,8 +81,8 @@ StsError parse_sts_error(std::string_view xml, long status) {
 }
 
 StsClient::StsClient(const EndpointResolver& endpoints, const Environment& env,
-                     std::chrono::milliseconds timeout)
-    : endpoints_(endpoints), timeout_(timeout) {
+                     std::chrono::milliseconds timeout, std::shared_ptr<const Cancellation> cancel)
+    : endpoints_(endpoints), timeout_(timeout), http_(std::move(cancel)) {
     proxy_https_ = proxy_for_url("https://sts", env, &no_proxy_);
     proxy_http_ = proxy_for_url("http://sts", env, nullptr);
 }

@@ -29,7 +29,7 @@ protected:
     StsSource(const CredentialOptions& options, const Environment& env, AssumeRoleParams params,
               std::string_view kind)
         : resolver_(options.region, options.endpoints),
-          sts_(resolver_, env, options.http_timeout),
+          sts_(resolver_, env, options.http_timeout, options.cancel),
           params_(std::move(params)),
           region_(options.region),
           name_(fmt::format("{} {}", kind, params_.role_arn)) {}

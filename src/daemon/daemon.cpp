@@ -28,6 +28,7 @@
 #include <xrayd/batch/batcher.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/daemon/pipeline.h>
+#include <xrayd/http/cancellation.h>
 #include <xrayd/http/proxy_url.h>
 #include <xrayd/ingest/ingest.h>
 #include <xrayd/net/io_backend.h>
@@ -91,6 +92,8 @@ struct Daemon::State {
     IngestLogLimits ingest_limits;
     // Declared before the credentials: the provider's refresh thread uses the clock.
     SystemCredentialsClock clock;
+    // Fired at shutdown: ends any credential fetch in progress (IMDS, container, STS, process).
+    std::shared_ptr<Cancellation> credentials_cancel = Cancellation::create();
     std::shared_ptr<ImdsClient> imds;
     std::unique_ptr<CredentialsProvider> credentials;
     LatencyHistogram upload_latency;  // before the sink: the uploader records into it
@@ -165,7 +168,8 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         }
         // One IMDS client for region, credentials and host identity: it remembers the token
         // and whether IMDSv1 is in use.
-        s.imds = std::make_shared<ImdsClient>(ImdsOptions::from_environment(env), s.clock);
+        s.imds = std::make_shared<ImdsClient>(ImdsOptions::from_environment(env), s.clock,
+                                              s.credentials_cancel);
         auto region = resolve_region(RegionOptions{config.region, config.local_mode}, env,
                                      s.imds.get(), logger);
         if (!region) {
@@ -185,6 +189,7 @@ Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
         credential_options.endpoints = endpoints.settings();
         credential_options.imds = s.imds->options();
         credential_options.imds_client = s.imds;
+        credential_options.cancel = s.credentials_cancel;
         s.credentials = make_default_credentials_chain(credential_options, env, s.clock, logger);
         logger.info("Using AWS credentials from {}", s.credentials->source());
 
@@ -405,6 +410,7 @@ int Daemon::run(int signal_fd) {
         signo = info.ssi_signo;
     }
     s.logger.info("Got shutdown signal: {}", signal_name(signo));
+    s.credentials_cancel->cancel();  // a hung credential refresh must not hold up the exit
     s.health.set_listening(false);
     notifier.stopping("Draining buffered segments");
 

@@ -1,4 +1,4 @@
-// Blocking HTTP client over one libcurl easy handle.
+// Blocking HTTP client over one libcurl easy handle, capped and cancellable.
 #include <xrayd/http/http_client.h>
 
 #include <strings.h>
@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <string>
+
+#include <fmt/format.h>
 
 namespace xrayd {
 
@@ -26,19 +28,39 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
+// Where the callbacks put one response, and the caps they enforce.
+struct ResponseSink {
+    HttpResponse response;
+    std::size_t max_body = 0;
+    std::size_t header_bytes = 0;
+    bool body_too_large = false;
+    bool headers_too_large = false;
+};
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
-    auto* response = static_cast<HttpResponse*>(user);
-    try {
-        response->body.append(data, size * count);
-    } catch (...) {
+    auto* sink = static_cast<ResponseSink*>(user);
+    const std::size_t n = size * count;
+    if (n > sink->max_body - sink->response.body.size()) {
+        sink->body_too_large = true;
         return 0;  // curl reports CURLE_WRITE_ERROR
     }
-    return size * count;
+    try {
+        sink->response.body.append(data, n);
+    } catch (...) {
+        return 0;
+    }
+    return n;
 }
 
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) noexcept {
-    auto* response = static_cast<HttpResponse*>(user);
+    auto* sink = static_cast<ResponseSink*>(user);
+    HttpResponse* response = &sink->response;
     const std::string_view line(data, size * count);
+    sink->header_bytes += line.size();
+    if (sink->header_bytes > max_response_header_bytes) {
+        sink->headers_too_large = true;
+        return 0;
+    }
     try {
         if (line.substr(0, 5) == "HTTP/") {
             response->headers.clear();  // a new response (redirect, 100-continue, CONNECT)
@@ -65,6 +87,10 @@ HttpErrc classify(CURLcode rc) noexcept {
     }
 }
 
+// Polled at least this often even when nothing happens, to notice a cancellation whose fd
+// write failed (the flag is the truth).
+constexpr int max_poll_ms = 200;
+
 }  // namespace
 
 std::string_view HttpResponse::header(std::string_view name) const noexcept {
@@ -76,11 +102,87 @@ std::string_view HttpResponse::header(std::string_view name) const noexcept {
     return {};
 }
 
-HttpClient::HttpClient() : easy_(CurlEasy::create()) {}
+HttpClient::HttpClient(std::shared_ptr<const Cancellation> cancel)
+    : cancel_(std::move(cancel)), multi_(CurlMulti::create()), easy_(CurlEasy::create()) {}
+
+CURLcode HttpClient::run_transfer() noexcept {
+    if (multi_.add(easy_) != CURLM_OK) {
+        return CURLE_OUT_OF_MEMORY;
+    }
+    CURLcode result = CURLE_OK;
+    while (true) {
+        if (is_cancelled(cancel_.get())) {
+            result = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        int running = 0;
+        if (multi_.perform(&running) != CURLM_OK) {
+            result = CURLE_FAILED_INIT;
+            break;
+        }
+        if (running == 0) {
+            break;
+        }
+        curl_waitfd extra{};
+        unsigned extra_count = 0;
+        if (cancel_) {
+            extra.fd = cancel_->fd();
+            extra.events = CURL_WAIT_POLLIN;
+            extra_count = 1;
+        }
+        if (curl_multi_poll(multi_.get(), extra_count != 0 ? &extra : nullptr, extra_count,
+                            max_poll_ms, nullptr) != CURLM_OK) {
+            result = CURLE_FAILED_INIT;
+            break;
+        }
+    }
+    bool finished = result != CURLE_OK;
+    while (CURLMsg* msg = multi_.next_message()) {
+        if (!finished && msg->msg == CURLMSG_DONE && msg->easy_handle == easy_.get()) {
+            result = msg->data.result;
+            finished = true;
+        }
+    }
+    if (!finished) {
+        result = CURLE_FAILED_INIT;  // not running, yet no completion: never seen, not trusted
+    }
+    (void)multi_.remove(easy_);
+    return result;
+}
+
+namespace {
+
+HttpError transfer_error(CURLcode rc, const char* error_buffer, const ResponseSink& sink,
+                         const HttpRequest& request) {
+    if (sink.body_too_large || (rc == CURLE_FILESIZE_EXCEEDED)) {
+        return HttpError{HttpErrc::too_large, fmt::format("the response body is longer than {} bytes",
+                                                          request.max_body)};
+    }
+    if (sink.headers_too_large) {
+        return HttpError{HttpErrc::too_large,
+                         fmt::format("the response headers are longer than {} bytes",
+                                     max_response_header_bytes)};
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        return HttpError{HttpErrc::cancelled, "cancelled by shutdown"};
+    }
+    std::string message = curl_easy_strerror(rc);
+    if (error_buffer[0] != '\0') {
+        message += ": ";
+        message += error_buffer;
+    }
+    return HttpError{classify(rc), std::move(message)};
+}
+
+}  // namespace
 
 Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) noexcept {
     try {
-        HttpResponse response;
+        if (is_cancelled(cancel_.get())) {
+            return fail(HttpError{HttpErrc::cancelled, "cancelled by shutdown"});
+        }
+        ResponseSink sink;
+        sink.max_body = request.max_body;
         CurlSlist headers;
         for (const auto& [name, value] : request.headers) {
             std::string line = name;
@@ -102,9 +204,11 @@ Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) 
         set(easy_.set(CURLOPT_ERRORBUFFER, error_buffer));
         set(easy_.set(CURLOPT_HTTPHEADER, headers.get()));
         set(easy_.set(CURLOPT_WRITEFUNCTION, &on_body));
-        set(easy_.set(CURLOPT_WRITEDATA, &response));
+        set(easy_.set(CURLOPT_WRITEDATA, &sink));
         set(easy_.set(CURLOPT_HEADERFUNCTION, &on_header));
-        set(easy_.set(CURLOPT_HEADERDATA, &response));
+        set(easy_.set(CURLOPT_HEADERDATA, &sink));
+        // Refuses a too-long Content-Length before any body byte; on_body caps chunked bodies.
+        set(easy_.set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(request.max_body)));
         if (request.method == "GET") {
             set(easy_.set(CURLOPT_HTTPGET, 1L));
         } else {
@@ -117,22 +221,19 @@ Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) 
             return fail(HttpError{HttpErrc::other, std::string("libcurl rejected an option: ") +
                                                        curl_easy_strerror(set.code())});
         }
-        const CURLcode rc = curl_easy_perform(easy_.get());
+        const CURLcode rc = run_transfer();
         // Nothing of this call may point into our stack once we return.
         (void)easy_.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
         (void)easy_.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+        (void)easy_.set(CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
+        (void)easy_.set(CURLOPT_HEADERDATA, static_cast<void*>(nullptr));
         if (rc != CURLE_OK) {
-            std::string message = curl_easy_strerror(rc);
-            if (error_buffer[0] != '\0') {
-                message += ": ";
-                message += error_buffer;
-            }
-            return fail(HttpError{classify(rc), std::move(message)});
+            return fail(transfer_error(rc, error_buffer, sink, request));
         }
-        if (easy_.info(CURLINFO_RESPONSE_CODE, &response.status) != CURLE_OK) {
+        if (easy_.info(CURLINFO_RESPONSE_CODE, &sink.response.status) != CURLE_OK) {
             return fail(HttpError{HttpErrc::other, "no HTTP status"});
         }
-        return response;
+        return std::move(sink.response);
     } catch (...) {
         return fail(HttpError{HttpErrc::other, "out of memory"});
     }

@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <xrayd/common/environment.h>
+#include <xrayd/common/startup_error.h>
 
 namespace xrayd {
 namespace {
@@ -79,6 +80,41 @@ TEST_CASE("the environment provider is absent when the key id or the secret is u
               {"AWS_SECRET_ACCESS_KEY", ""},
               {"AWS_SESSION_TOKEN", "token"},
           })) == nullptr);
+}
+
+TEST_CASE("regression: a CR/LF (any control byte) in an environment credential stops start-up "
+          "naming the variable") {
+    for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}) {
+        std::map<std::string, std::string, std::less<>> vars = {
+            {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+            {"AWS_SECRET_ACCESS_KEY", "secret"},
+            {"AWS_SESSION_TOKEN", "token"},
+        };
+        vars[name] = "tok\r\nX-Injected: yes";
+        CAPTURE(name);
+        CHECK_THROWS_WITH_AS(
+            (void)make_environment_credentials_provider(env_of(vars)),
+            (std::string("environment: ") + name +
+             " contains a control character (CR, LF or another byte below 0x20, or DEL); "
+             "refusing these credentials")
+                .c_str(),
+            StartupError);
+    }
+}
+
+TEST_CASE("Credentials::validate refuses every control byte and an empty key, and accepts "
+          "real keys") {
+    CHECK(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                      "IQoJb3JpZ2luX2VjEXAMPLE+/=")
+              .validate("test")
+              .ok());
+    for (const char bad : {'\r', '\n', '\0', '\t', '\x1b', '\x7f'}) {
+        CHECK_FALSE(Credentials("AKID", "s", std::string("a") + bad + "b").validate("t").ok());
+        CHECK_FALSE(Credentials(std::string("A") + bad, "s").validate("t").ok());
+    }
+    const auto empty = Credentials("", "s").validate("src");
+    REQUIRE_FALSE(empty.ok());
+    CHECK(empty.error() == "src: AccessKeyId or SecretAccessKey is empty");
 }
 
 TEST_CASE("the static provider always returns the same snapshot") {

@@ -179,6 +179,36 @@ TEST_CASE("a custom endpoint without http(s) scheme is refused with a message na
     CHECK(r.xray().error().find("config Endpoint") != std::string::npos);
 }
 
+TEST_CASE("regression: a region that is not a host label is refused, for X-Ray and STS, with or "
+          "without a custom endpoint (it becomes part of a host and of the signed scope)") {
+    for (const char* region : {"us-east-1\r\nX-Injected: yes", "us-east-1.evil.example",
+                               "us-east-1/x", "us east 1", "-us-east-1"}) {
+        CAPTURE(region);
+        const EndpointResolver plain(region, EndpointSettings{});
+        REQUIRE_FALSE(plain.xray().ok());
+        CHECK(plain.xray().error().find("is not a valid host label") != std::string::npos);
+        CHECK(plain.xray().error().find('\n') == std::string::npos);
+        CHECK_FALSE(plain.sts().ok());
+        const EndpointResolver custom(
+            region, EndpointSettings::from_environment("http://127.0.0.1:2000", {}));
+        CHECK_FALSE(custom.xray().ok());
+    }
+    CHECK(EndpointResolver("eu-west-1", EndpointSettings{}).xray().ok());
+}
+
+TEST_CASE("regression: a custom endpoint with user info, a query, a fragment or a control byte "
+          "is refused") {
+    for (const char* url : {"http://169.254.169.254@evil.example", "https://sts.local?x=1",
+                            "https://sts.local/#f", "https://sts.local/a\r\nX: y",
+                            "http://a\\@evil.example/"}) {
+        CAPTURE(url);
+        const EndpointResolver r("us-east-1", EndpointSettings::from_environment(
+                                                  "", env_of({{"AWS_ENDPOINT_URL_STS", url}})));
+        REQUIRE_FALSE(r.sts().ok());
+        CHECK(r.sts().error().find("AWS_ENDPOINT_URL_STS") != std::string::npos);
+    }
+}
+
 TEST_CASE("the compatibility helpers keep the first version's results") {
     CHECK(regional_xray_endpoint("cn-north-1") == "https://xray.cn-north-1.amazonaws.com.cn");
     const auto e = resolve_xray_endpoint("", "eu-west-1", Environment{});

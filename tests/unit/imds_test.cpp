@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include <xrayd/aws/region.h>
+#include <xrayd/common/startup_error.h>
 #include <xrayd/http/curl.h>
 
 #include "http_test_server.h"
@@ -223,6 +224,57 @@ TEST_CASE("IMDS options: disabled, custom endpoint and the IPv6 endpoint mode") 
     CHECK(ImdsOptions::from_environment(
               env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6"}}))
               .endpoint == "http://[fd00:ec2::254]");
+}
+
+TEST_CASE("regression: AWS_EC2_METADATA_SERVICE_ENDPOINT with user info, a path or a query "
+          "stops start-up") {
+    for (const char* endpoint : {"http://169.254.169.254@evil.example", "http://127.0.0.1/x",
+                                 "http://127.0.0.1?x=1", "ftp://127.0.0.1", "not a url"}) {
+        CAPTURE(endpoint);
+        CHECK_THROWS_AS(
+            (void)ImdsOptions::from_environment(
+                env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint}})),
+            StartupError);
+    }
+    CHECK(ImdsOptions::from_environment(
+              env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[::1]:8080/"}}))
+              .endpoint == "http://[::1]:8080");
+}
+
+TEST_CASE("regression: an IMDS token with a CR/LF is refused, never sent back as a header") {
+    auto curl = CurlGlobal::init();
+    ManualCredentialsClock clock(t0());
+    for (const char* bad : {"tok\r\nX-Injected: yes", "tok\x1b[2J", "tok\nX: y"}) {
+        CAPTURE(bad);
+        HttpTestServer server;
+        server.push_response(text(200, bad));
+        const auto r = ImdsClient(options_for(server), clock).get("/latest/meta-data/instance-id");
+        CHECK((!r.ok() && r.error().find("control character") != std::string::npos));
+        CHECK(server.request_count() == 1);  // the PUT only: no GET carried it
+    }
+}
+
+TEST_CASE("regression: the IMDS token TTL is clamped: a huge echo neither overflows nor keeps "
+          "the token past six hours, a huge request asks for six hours") {
+    auto curl = CurlGlobal::init();
+    HttpTestServer server;
+    server.set_default_response(text(200, "value"));
+    server.push_response(token_reply("9223372036854775807"));
+    ManualCredentialsClock clock(t0());
+    ImdsOptions o = options_for(server);
+    o.token_ttl = std::chrono::seconds(1'000'000'000);
+    ImdsClient imds(o, clock);
+    REQUIRE(imds.get("/a").ok());
+    clock.advance(std::chrono::hours(1));
+    REQUIRE(imds.get("/b").ok());  // the token is still good an hour later (no overflow)
+    CHECK(server.request_count() == 3);
+    clock.advance(std::chrono::hours(5));  // 6 h: past the clamped TTL's refresh point
+    server.push_response(token_reply());
+    REQUIRE(imds.get("/c").ok());
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 5);
+    CHECK(requests[0].header("X-aws-ec2-metadata-token-ttl-seconds") == "21600");
+    CHECK(requests[3].method == "PUT");
 }
 
 TEST_CASE("host identity comes from AWS_HOSTNAME / AWS_INSTANCE_ID, else IMDS, never IMDS in "

@@ -14,6 +14,7 @@
 #include <xrayd/aws/imds.h>
 #include <xrayd/aws/refreshing_provider.h>
 #include <xrayd/common/environment.h>
+#include <xrayd/http/cancellation.h>
 #include <xrayd/log/logger.h>
 
 namespace xrayd {
@@ -33,6 +34,9 @@ struct CredentialOptions {
     std::chrono::milliseconds http_timeout{5000};     // container and STS requests
     std::chrono::milliseconds process_timeout{60000};  // credential_process
     RefreshPolicy refresh;
+    // Fired at shutdown: every fetch in progress (container, STS, web identity, a chain-made
+    // IMDS client, credential_process) ends at once and later ones fail. nullptr: never.
+    std::shared_ptr<const Cancellation> cancel;
 };
 
 // Builds the provider the daemon signs with, choosing the first configured source in the
@@ -60,8 +64,10 @@ struct CredentialOptions {
 
 // src/aws/container_credentials.cpp:
 // AWS_CONTAINER_CREDENTIALS_* as described above; nullptr when neither URI variable is set.
-// Throws StartupError when FULL_URI is plain http to a host that is not loopback,
-// 169.254.170.2, 169.254.170.23 or fd00:ec2::23 (every address the name resolves to must be).
+// Throws StartupError when RELATIVE_URI is not a path ("/..."; it is joined to
+// container_relative_base by libcurl, never concatenated), when FULL_URI is not http(s), holds
+// user info, or is plain http to a host that is not loopback, 169.254.170.2, 169.254.170.23 or
+// fd00:ec2::23 (every address the name resolves to must be).
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_container_credentials_source(
     const CredentialOptions& options, const Environment& env);
 
@@ -93,8 +99,12 @@ struct CredentialOptions {
 [[nodiscard]] std::string default_role_session_name();
 
 // src/aws/process_credentials.cpp:
-// `sh -c command`, whose stdout is {"Version":1,"AccessKeyId",...,"Expiration"?}.
+// `sh -c command`, whose stdout is {"Version":1,"AccessKeyId",...,"Expiration"?}. The command
+// runs in a process group of its own with an empty signal mask and default signal dispositions;
+// when it has not exited `timeout` after the start (or `cancel` fires), the whole group is
+// killed (SIGKILL) and reaped, whatever it did with its stdout.
 [[nodiscard]] std::unique_ptr<CredentialsSource> make_process_credentials_source(
-    std::string command, std::chrono::milliseconds timeout);
+    std::string command, std::chrono::milliseconds timeout,
+    std::shared_ptr<const Cancellation> cancel = nullptr);
 
 }  // namespace xrayd

@@ -25,14 +25,21 @@ struct ImdsOptions {
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds total_timeout{1000};
     int attempts = 2;                   // per request, for timeouts, connection errors and 5xx
+    // Requested session token TTL; the client clamps it (and the TTL IMDS echoes) to
+    // 1 s..max_token_ttl.
     std::chrono::seconds token_ttl{21600};
+    static constexpr std::chrono::seconds max_token_ttl{21600};  // what IMDS allows
 
     // The variables above, plus AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6
-    // (http://[fd00:ec2::254]) when no endpoint is given.
+    // (http://[fd00:ec2::254]) when no endpoint is given. Throws StartupError when
+    // AWS_EC2_METADATA_SERVICE_ENDPOINT is not a plain http(s)://host[:port] URL (user info,
+    // a path, a query or a fragment would change where the requests and the token go).
     [[nodiscard]] static ImdsOptions from_environment(const Environment& env);
 };
 
-// Thread-safe (one request at a time, under a mutex). Lifetime: `clock` outlives it.
+// Thread-safe (one request at a time, under a mutex). Lifetime: `clock` outlives it; `cancel`
+// (may be null) is shared: once it fires, a request in progress ends and every later get()
+// fails at once.
 //
 // Token rules (as aws-sdk-go-v2's imds client): PUT /latest/api/token with the TTL header; the
 // token is reused until one minute before the TTL the reply echoes; a 401 on a GET drops it,
@@ -42,7 +49,8 @@ struct ImdsOptions {
 // X-Forwarded-For, and no IMDS request goes through a proxy.
 class ImdsClient {
 public:
-    ImdsClient(ImdsOptions options, const CredentialsClock& clock);
+    ImdsClient(ImdsOptions options, const CredentialsClock& clock,
+               std::shared_ptr<const Cancellation> cancel = nullptr);
 
     [[nodiscard]] bool disabled() const noexcept { return options_.disabled; }
     [[nodiscard]] const ImdsOptions& options() const noexcept { return options_; }

@@ -14,6 +14,7 @@
 #include <xrayd/aws/credentials_clock.h>
 #include <xrayd/common/result.h>
 #include <xrayd/common/time.h>
+#include <xrayd/http/cancellation.h>
 #include <xrayd/log/logger.h>
 
 namespace xrayd {
@@ -48,12 +49,15 @@ struct RefreshPolicy {
 //   per error_log_interval, with the source's message.
 // - current() returns nullptr once the snapshot has expired (by `clock`), or when there never
 //   was one. Credentials without an expiration are never refreshed (the thread ends).
+// - Once `cancel` (shutdown; may be null) has fired, a failed fetch is logged at Debug only and
+//   the thread ends: the source's fetches watch the same cancellation, so none outlasts it.
 // Thread-safety: current() from any thread. Lifetime: clock and logger outlive it.
 class RefreshingCredentialsProvider final : public CredentialsProvider {
 public:
     RefreshingCredentialsProvider(std::unique_ptr<CredentialsSource> source,
                                   CredentialsClock& clock, Logger& logger,
-                                  RefreshPolicy policy = {});
+                                  RefreshPolicy policy = {},
+                                  std::shared_ptr<const Cancellation> cancel = nullptr);
     ~RefreshingCredentialsProvider() override;
     RefreshingCredentialsProvider(const RefreshingCredentialsProvider&) = delete;
     RefreshingCredentialsProvider& operator=(const RefreshingCredentialsProvider&) = delete;
@@ -73,6 +77,7 @@ private:
     CredentialsClock& clock_;
     Logger& logger_;
     RefreshPolicy policy_;
+    std::shared_ptr<const Cancellation> cancel_;
     RateLimiter error_limiter_;
 
     mutable std::mutex mutex_;

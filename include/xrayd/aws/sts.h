@@ -33,12 +33,13 @@ struct AssumeRoleParams {
 };
 
 // One client per thread that uses it (it owns an HttpClient). Requests use HTTPS_PROXY /
-// NO_PROXY from the environment, as the SDK's default client does. Lifetime: `endpoints`
-// outlives it.
+// NO_PROXY from the environment, as the SDK's default client does; `cancel` (may be null) ends
+// a request in progress ("Transport" error). Lifetime: `endpoints` outlives it.
 class StsClient {
 public:
     StsClient(const EndpointResolver& endpoints, const Environment& env,
-              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+              std::chrono::milliseconds timeout = std::chrono::seconds(5),
+              std::shared_ptr<const Cancellation> cancel = nullptr);
 
     // POST Action=AssumeRole to the STS endpoint of `region`, signed with `base`.
     [[nodiscard]] Result<std::unique_ptr<Credentials>, StsError> assume_role(

@@ -1,0 +1,187 @@
+"""Credential endpoints that hang, against the real binary: SIGTERM while a background refresh
+is stuck (IMDS, the container endpoint, credential_process) exits within --shutdown-timeout + 1 s
+with the exit summary, and a credential_process left hanging is killed with its children."""
+
+import datetime
+import http.server
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+LIFETIME_S = 4       # the daemon refreshes at half-life: ~2 s after start
+SHUTDOWN_S = 1       # --shutdown-timeout
+HANG_S = 60          # how long a stalled endpoint holds a request
+
+
+def expiring_document(token_key):
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=LIFETIME_S)
+    return json.dumps({"Code": "Success", "AccessKeyId": harness.ACCESS_KEY,
+                       "SecretAccessKey": harness.SECRET_KEY, token_key: "session-token",
+                       "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
+class StallingServer(http.server.ThreadingHTTPServer):
+    """Answers `good` requests (IMDS: token, role, credentials), then stalls every request."""
+
+    daemon_threads = True
+
+    def __init__(self, good):
+        super().__init__(("127.0.0.1", 0), StallingHandler)
+        self.good = good
+        self.lock = threading.Lock()
+        self.count = 0
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    def start(self):
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def close(self):
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class StallingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self):
+        server = self.server
+        with server.lock:
+            server.count += 1
+            n = server.count
+        if n > server.good:
+            server.stalled.set()
+            server.release.wait(HANG_S)
+            return
+        if self.command == "PUT":
+            body = "imds-session-token"
+        elif self.path.endswith("/security-credentials/"):
+            body = "role"
+        else:
+            body = expiring_document("Token")
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = answer
+    do_PUT = answer
+
+
+def process_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class HangingRefreshTest(unittest.TestCase):
+    def terminate_while_stalled(self, env, stalled):
+        """Starts xrayd with `env`, waits for `stalled` (the refresh hangs), sends SIGTERM and
+        returns the seconds to exit; asserts the exit is clean and summarised."""
+        with harness.FakeXray() as fake, \
+                harness.Xrayd(fake.endpoint, "--shutdown-timeout", f"{SHUTDOWN_S}s",
+                              env=env) as daemon:
+            daemon.wait_for_line(re.compile(r"Using AWS credentials from"))
+            self.assertTrue(stalled(), "the credential refresh never started\n" + daemon.output)
+            time.sleep(0.3)  # well inside the hung fetch
+            start = time.monotonic()
+            daemon.proc.send_signal(signal.SIGTERM)
+            rc = daemon.wait_exit(timeout=HANG_S)
+            took = time.monotonic() - start
+            self.assertEqual(rc, 0, daemon.output)
+            self.assertIsNotNone(daemon.summary(), daemon.output)
+            self.assertLess(took, SHUTDOWN_S + 1, daemon.output)
+            return daemon.output
+
+    def test_sigterm_while_an_imds_refresh_hangs_exits_within_the_shutdown_timeout(self):
+        imds = StallingServer(good=3)
+        url = imds.start()
+        home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
+        try:
+            env = harness.daemon_env(home.name, extra={"AWS_EC2_METADATA_SERVICE_ENDPOINT": url},
+                                     drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            self.terminate_while_stalled(env, lambda: imds.stalled.wait(LIFETIME_S + 10))
+        finally:
+            imds.close()
+            home.cleanup()
+
+    def test_sigterm_while_a_container_refresh_hangs_exits_within_the_shutdown_timeout(self):
+        ecs = StallingServer(good=1)
+        url = ecs.start()
+        home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
+        try:
+            env = harness.daemon_env(
+                home.name, extra={"AWS_CONTAINER_CREDENTIALS_FULL_URI": url + "/creds",
+                                  "AWS_EC2_METADATA_DISABLED": "true"},
+                drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            self.terminate_while_stalled(env, lambda: ecs.stalled.wait(LIFETIME_S + 10))
+        finally:
+            ecs.close()
+            home.cleanup()
+
+    def test_sigterm_while_a_credential_process_hangs_exits_and_kills_its_children(self):
+        home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
+        try:
+            work = home.name
+            script = os.path.join(work, "creds.sh")
+            with open(script, "w") as f:
+                f.write(f"""#!/bin/sh
+if [ -e {work}/once ]; then
+    sleep {HANG_S} &
+    echo $! > {work}/child.pid
+    wait
+fi
+touch {work}/once
+cat <<'DOC'
+{json.dumps(dict(json.loads(expiring_document("SessionToken")), Version=1))}
+DOC
+""")
+            os.chmod(script, 0o755)
+            config = os.path.join(work, "config")
+            with open(config, "w") as f:
+                f.write(f"[default]\ncredential_process = {script}\n")
+            env = harness.daemon_env(work, extra={"AWS_CONFIG_FILE": config,
+                                                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                                                  "AWS_EC2_METADATA_DISABLED": "true"},
+                                     drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            pid_file = os.path.join(work, "child.pid")
+
+            def written_pid():
+                try:
+                    with open(pid_file) as f:
+                        text = f.read()
+                except FileNotFoundError:
+                    return None
+                return int(text) if text.endswith("\n") else None
+
+            def stalled():
+                harness.wait_until(written_pid, LIFETIME_S + 10, "the hanging credential_process")
+                return True
+            self.terminate_while_stalled(env, stalled)
+            child = written_pid()
+            harness.wait_until(lambda: not process_alive(child), 5,
+                               "the credential_process child to die")
+        finally:
+            home.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
