@@ -2,13 +2,21 @@
 // retry policy and response parsing, and the LocalSink.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <regex>
@@ -441,6 +449,110 @@ TEST_CASE("a 400 is final: the batch counts as rejected_request_invalid and X-Ra
     CHECK(h.log->contains("[Error] Sending segment batch failed with: HTTP 400 "
                           "InvalidRequestException: Bad segment batch (not retryable; 3 "
                           "segments rejected)"));
+}
+
+namespace {
+
+// True when no captured line holds a control byte other than its final newline.
+bool lines_are_clean(xrayd::test::CapturedLog& log) {
+    std::lock_guard lock(log.mutex);
+    for (const std::string& line : log.lines) {
+        for (std::size_t i = 0; i + 1 < line.size(); ++i) {
+            const auto c = static_cast<unsigned char>(line[i]);
+            if (c < 0x20 || c == 0x7f) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a 400 whose type and message carry ESC and CR/LF is logged escaped, forging no line") {
+    Harness h;
+    HttpTestServer server;
+    server.push_response(
+        {.status = 400,
+         .body = "{\"__type\":\"Invalid\\u001b[31mRequest\","
+                 "\"message\":\"bad\\r\\n2026-01-01T00:00:00Z [Error] forged\\u001b[0m\"}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(3));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request_invalid) == 3; }));
+    CHECK(lines_are_clean(*h.log));
+    CHECK(h.log->contains("[Error] Sending segment batch failed with: HTTP 400 "
+                          "Invalid\\x1b[31mRequest: bad\\x0d\\x0a2026-01-01T00:00:00Z [Error] "
+                          "forged\\x1b[0m (not retryable; 3 segments rejected)"));
+}
+
+TEST_CASE("an answer naming 9000 unprocessed segments for a 3-segment batch reads 3 and logs a "
+          "bounded number of escaped lines") {
+    Harness h;
+    HttpTestServer server;
+    std::string items;
+    for (int i = 0; i < 9000; ++i) {
+        items += fmt::format(R"({}{{"Id":"{}\u001b[2J","ErrorCode":"Bad\r\nX",)"
+                             R"("Message":"m\n"}})",
+                             i == 0 ? "" : ",", segment_id(i));
+    }
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(3));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 1; }));
+    // None of the ids match (they end in ESC[2J): three final rejections, not 9000.
+    CHECK(h.get(Counter::rejected_by_xray) == 3);
+    CHECK(h.accounted() == 3);
+    CHECK(h.log->contains("named 8997 more unprocessed segments than the batch holds"));
+    CHECK(h.log->count("Unprocessed segment: id=") == 3);
+    CHECK(h.log->lines.size() < 10);
+    CHECK(h.log->contains("error_code=Bad\\x0d\\x0aX message=m\\x0a"));
+    CHECK(lines_are_clean(*h.log));
+}
+
+TEST_CASE("final unprocessed items are logged a few per answer, then one line says how many "
+          "were not") {
+    Harness h;
+    HttpTestServer server;
+    std::string items;
+    for (int i = 0; i < 20; ++i) {
+        items += fmt::format(R"({}{{"Id":"{}","ErrorCode":"InvalidSegment"}})", i == 0 ? "" : ",",
+                             segment_id(i));
+    }
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(20));
+    h.next_segment = 0;
+    uploader->submit(h.make_batch(20));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 2; }));
+    CHECK(h.get(Counter::rejected_by_xray) == 40);
+    // The first answer: 5 items and a closing line; the second falls in the same interval.
+    CHECK(h.log->count("[Error] Unprocessed segment: id=") == 5);
+    CHECK(h.log->count("15 more unprocessed segments (final) of this answer not logged") == 1);
+}
+
+TEST_CASE("a Retry-After of 1e10 seconds is clamped before it can overflow: the retry waits the "
+          "cap") {
+    using xrayd::Duration;
+    struct Row {
+        std::int64_t seconds;
+        Duration expected;
+    };
+    const std::vector<Row> rows{
+        {-1, Duration::zero()},
+        {0, Duration::zero()},
+        {5, std::chrono::seconds(5)},
+        {86400, std::chrono::seconds(86400)},
+        {86401, std::chrono::seconds(86400)},
+        {10'000'000'000, std::chrono::seconds(86400)},  // 1e19 ns would wrap negative
+        {std::numeric_limits<std::int64_t>::max(), std::chrono::seconds(86400)},
+    };
+    for (const Row& row : rows) {
+        CAPTURE(row.seconds);
+        CHECK(xrayd::retry_after_delay(row.seconds) == row.expected);
+    }
+    // Honoured up to the cap, whatever the server asked for.
+    CHECK(xrayd::backoff_delay(0, 5ms, 2s, 0.0, xrayd::retry_after_delay(10'000'000'000)) == 2s);
 }
 
 TEST_CASE("final failures are counted by error class") {
