@@ -418,10 +418,12 @@ int Daemon::run(int signal_fd) {
     for (auto& t : receiver_threads) {
         t.join();
     }
-    s.pipeline->drain(Clock::now() + s.config.shutdown_timeout);
+    const TimePoint deadline = Clock::now() + s.config.shutdown_timeout;
+    s.pipeline->drain(deadline);
     pipeline_thread.join();
     if (s.telemetry) {
-        s.telemetry->stop();  // after the drain, so the final record has the final sends
+        // After the drain, so the final record has the final sends; within the same deadline.
+        s.telemetry->stop(deadline);
     }
 
     const std::size_t held = s.pipeline->held_at_exit();
