@@ -110,6 +110,13 @@ struct Daemon::State {
 
     // Samples what /readyz, /metrics and the summary show. Any thread.
     void sample(HealthState& h) {
+        // First the kernel drops a burst left uncounted (SO_RXQ_OVFL waits for a datagram).
+        std::size_t failed = 0;
+        for (const auto& r : receivers) {
+            r->sync_kernel_drops();
+            failed += r->failed() ? 1 : 0;
+        }
+        h.set_receivers(receivers.size(), failed);
         const CounterSnapshot now = counters.snapshot();
         upload_health.update(now, Clock::now(), h);
         h.set(Gauge::queue_depth, static_cast<std::int64_t>(queue.size_approx()));
