@@ -1466,6 +1466,35 @@ TEST_CASE("drop-oldest sends a new batch a free slot can take instead of evictin
     CHECK(h.get(Counter::dropped_oldest) == 0);
 }
 
+TEST_CASE("drop-oldest evicts a batch waiting for its retry but never the request in flight, "
+          "which cannot be un-sent") {
+    Harness h(1 << 20);
+    HttpTestServer server;
+    server.push_response({.status = 500});          // batch A fails: it waits for its retry
+    server.push_response({.body = "{}", .delay = 30s});  // batch B hangs in flight
+    auto options = h.options(server);
+    options.concurrency = 1;
+    options.backpressure = xrayd::Backpressure::drop_oldest;
+    options.drop_oldest_headroom = 1 << 20;  // any held byte is "too much": eviction wants room
+    options.retry_base = 20s;                // A's retry is not due during the test
+    options.retry_cap = 20s;
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(1));  // A, the oldest
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_retries) == 1; }));
+    // Not evicted while in flight; waiting for its retry it is the first to give way.
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::dropped_oldest) == 1; }));
+    uploader->submit(h.make_batch(2));  // B takes the free slot
+    REQUIRE(drive(*uploader, [&] { return server.request_count() == 2; }));
+    for (int i = 0; i < 5; ++i) {
+        uploader->run_once(10ms);
+    }
+    // B, in flight, cannot be un-sent: it stays held however much room is wanted.
+    CHECK(h.get(Counter::dropped_oldest) == 1);
+    CHECK(uploader->held_segments() == 2);
+    CHECK(h.accounted() + uploader->held_segments() == 3);
+    CHECK(uploader->abandon() == 2);
+}
+
 TEST_CASE("drop-newest (the default) never evicts held batches") {
     Harness h(1 << 20);
     HttpTestServer server;
