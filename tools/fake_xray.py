@@ -27,6 +27,10 @@ Fault injection (API requests on --fail-path only; signatures are checked first)
       counted from start-up, fails with mode M (default reset)
   --unprocessed-rate P [--unprocessed-code C]   each document is answered as unprocessed with
       ErrorCode C (default InternalFailure) with probability P, and not recorded
+Hostile answers (to test what a client logs):
+  --fail-message TEXT   the message of injected status failures (control bytes allowed)
+  --unprocessed-extra N   each TraceSegments answer also lists N unprocessed items that name
+      no document of the request, with ESC and CR/LF in their ErrorCode and Message
 """
 
 import argparse
@@ -454,7 +458,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 headers["x-amzn-ErrorType"] = "ThrottlingException"
             self._reply(status, {"__type": FAIL_TYPES.get(status, "InjectedFailure"),
                                  "message": "Rate exceeded" if status == 429
-                                 else "injected failure"}, extra_headers=headers)
+                                 else args.fail_message}, extra_headers=headers)
             return
         if mode == "reset":
             # SO_LINGER with a zero timeout: close() sends an RST instead of a FIN.
@@ -508,6 +512,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                     "Message": "injected by fake_xray --unprocessed-rate"})
                 continue
             accepted.append(doc)
+        unprocessed += [{"Id": f"x{i}\x1b[2J", "ErrorCode": "Bad\x1b[31m",
+                         "Message": "m\r\n2026-01-01T00:00:00Z [Error] forged"}
+                        for i in range(state.args.unprocessed_extra)]
         with state.lock:
             state.batches.append(len(documents))
             state.documents.extend(accepted)
@@ -580,6 +587,10 @@ def parse_args(argv):
                    help="probability that each document is answered as unprocessed")
     p.add_argument("--unprocessed-code", default="InternalFailure",
                    help="ErrorCode of --unprocessed-rate items")
+    p.add_argument("--fail-message", default="injected failure",
+                   help="message of injected status failures")
+    p.add_argument("--unprocessed-extra", type=int, default=0,
+                   help="unprocessed items naming no document, added to each TraceSegments answer")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = p.parse_args(argv)
     if args.fail_path is None:

@@ -129,7 +129,9 @@ MHD_Result AdminServer::State::handle(MHD_Connection* connection, std::string_vi
             health.readiness(Clock::now(), Duration(threshold.load(std::memory_order_relaxed)));
         if (url == "/readyz") {
             status = r.ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-            body = r.ready ? "ready\n" : "not ready: " + r.reason + "\n";
+            body = !r.ready           ? "not ready: " + r.reason + "\n"
+                   : r.reason.empty() ? std::string("ready\n")
+                                      : "ready, degraded: " + r.reason + "\n";
         } else {
             body = format_metrics(counters.snapshot(), health, r.ready, latency.snapshot(),
                                   options.build_info);

@@ -29,6 +29,13 @@ Readiness HealthState::readiness(TimePoint now, Duration failure_threshold) cons
     if (!listening()) {
         return {false, "not listening for segments"};
     }
+    const std::size_t started = receivers_started_.load(std::memory_order_relaxed);
+    const std::size_t failed = receivers_failed_.load(std::memory_order_relaxed);
+    if (started > 0 && failed >= started) {
+        return {false, fmt::format("no receiver thread is running: all {} stopped on a fatal "
+                                   "error (see the Error log; restart xrayd)",
+                                   started)};
+    }
     if (!credentials_usable()) {
         return {false, "no usable AWS credentials"};
     }
@@ -39,6 +46,11 @@ Readiness HealthState::readiness(TimePoint now, Duration failure_threshold) cons
                 fmt::format("uploads to X-Ray have been failing for {:.1f}s (threshold {:.1f}s)",
                             std::chrono::duration_cast<Seconds>(failing).count(),
                             std::chrono::duration_cast<Seconds>(failure_threshold).count())};
+    }
+    if (failed > 0) {
+        return {true, fmt::format("{} of {} receiver threads stopped on a fatal error; the "
+                                  "others receive their traffic (see the Error log)",
+                                  failed, started)};
     }
     return {true, {}};
 }

@@ -2,13 +2,15 @@
 // precedence, messages and exit codes.
 #include <xrayd/config/config_loader.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <limits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -35,6 +37,52 @@ T pick(const std::optional<T>& flag, const std::optional<T>& file, T fallback) {
         return *file;
     }
     return fallback;
+}
+
+// The long flag of an `Xrayd.<key>` file setting, for messages about the flag.
+std::string_view flag_name(std::string_view key) noexcept {
+    constexpr std::pair<std::string_view, std::string_view> names[] = {
+        {"Linger", "linger"},
+        {"ShutdownTimeout", "shutdown-timeout"},
+        {"RequestTimeout", "request-timeout"},
+        {"RetryBudget", "retry-budget"},
+        {"ReadyFailureThreshold", "ready-failure-threshold"},
+        {"SummaryInterval", "summary-interval"},
+        {"ReceiveBufferBytes", "receive-buffer"},
+        {"MaxBatchBytes", "max-batch-bytes"},
+    };
+    for (const auto& [file_key, flag] : names) {
+        if (file_key == key) {
+            return flag;
+        }
+    }
+    return key;
+}
+
+// Whether `address` (host:port) names a loopback host by its text: localhost, 127.0.0.0/8,
+// ::1 (bracketed or not). An empty host or a wildcard listens on every interface; any other
+// name is not resolved here and counts as reachable.
+bool is_loopback_address(std::string_view address) {
+    std::string_view host = address;
+    if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+        host = host.substr(0, colon);
+    }
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    if (const auto zone = host.find('%'); zone != std::string_view::npos) {
+        host = host.substr(0, zone);
+    }
+    if (host == "localhost") {
+        return true;
+    }
+    const std::string text(host);
+    in_addr v4{};
+    if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    in6_addr v6{};
+    return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 // Go's os.Stat + os.IsNotExist: anything but "does not exist" selects the path (an unreadable
@@ -216,13 +264,18 @@ private:
                          .value_or(env_.get_non_empty("no_proxy").value_or(std::string()));
 
         if (flags.concurrency) {
+            if (*flags.concurrency > config_limits::max_concurrency) {
+                return error(fmt::format("--concurrency {} is too large: it must be at most {}.",
+                                         *flags.concurrency, config_limits::max_concurrency));
+            }
             c.concurrency = *flags.concurrency;
         } else if (fv.concurrency) {
             // Go accepts a negative value and then never uploads anything (spec §13.2).
-            if (*fv.concurrency < 1 || *fv.concurrency > std::numeric_limits<int>::max()) {
+            if (*fv.concurrency < 1 || *fv.concurrency > config_limits::max_concurrency) {
                 return error(fmt::format("Concurrency {} in {} is out of range: it must be at "
-                                         "least 1.",
-                                         *fv.concurrency, file.string()));
+                                         "least 1 and at most {}.",
+                                         *fv.concurrency, file.string(),
+                                         config_limits::max_concurrency));
             }
             c.concurrency = static_cast<int>(*fv.concurrency);
         }
@@ -233,6 +286,13 @@ private:
 
         std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.total_buffer_size_mb,
                                       std::int64_t{0});
+        if (memory_mb > config_limits::max_buffer_memory_mb) {
+            return error(fmt::format(
+                "{} {} is too large: the buffer memory is given in MB and must be at most {} "
+                "(e.g. -m 64).",
+                flags.buffer_memory_mb ? "-m/--buffer-memory" : "TotalBufferSizeMB in " + file.string(),
+                memory_mb, config_limits::max_buffer_memory_mb));
+        }
         MemoryInfo memory;
         if (memory_mb <= 0) {
             auto info = read_memory_info(sources_.system_root);
@@ -247,6 +307,26 @@ private:
         }
         c.buffer_memory_mb = resolved.value();
 
+        // Listeners others could reach: the proxy signs with our credentials for whoever sends
+        // to it, and the admin listener shows the daemon's state (Go's daemon has the same
+        // exposure; xrayd says so once at start).
+        if (c.local_sink.empty() && !is_loopback_address(c.tcp_address)) {
+            out.warnings.push_back(fmt::format(
+                "The TCP sampling proxy listens on {}, which is not a loopback address: anyone "
+                "who can reach it can have requests to X-Ray signed with this daemon's AWS "
+                "credentials. Keep -t on 127.0.0.1 unless a firewall or network policy limits "
+                "who can connect.",
+                c.tcp_address));
+        }
+        if (c.admin_enabled() && !is_loopback_address(c.admin_address)) {
+            out.warnings.push_back(fmt::format(
+                "The admin listener (--admin-address) listens on {}, which is not a loopback "
+                "address: anyone who can reach it can read /metrics and probe /healthz and "
+                "/readyz. Keep it on 127.0.0.1 unless a firewall or network policy limits who "
+                "can connect.",
+                c.admin_address));
+        }
+
         out.config = std::move(c);
         return out;
     }
@@ -257,11 +337,19 @@ private:
         c.local_sink = pick(flags.local_sink, fv.local_sink, std::string());
         c.ca_bundle = pick(flags.ca_bundle, fv.ca_bundle, std::string());
 
+        // `flag_name` is the long flag of the file key `key`.
         const auto duration = [&](const std::optional<std::chrono::milliseconds>& flag,
                                   const std::optional<std::string>& text, std::string_view key,
                                   std::chrono::milliseconds min,
                                   std::chrono::milliseconds& field) -> std::string {
+            constexpr auto max = config_limits::max_duration;
             if (flag) {
+                if (*flag > max) {
+                    return fmt::format("--{} {}ms is too long: it must be at most {}h (one "
+                                       "year).",
+                                       flag_name(key), flag->count(),
+                                       std::chrono::duration_cast<std::chrono::hours>(max).count());
+                }
                 field = *flag;
                 return {};
             }
@@ -276,6 +364,11 @@ private:
             if (ms < min) {
                 return fmt::format("Xrayd.{} in {}: {} is below the minimum of {}ms", key,
                                    file.string(), *text, min.count());
+            }
+            if (ms > max) {
+                return fmt::format("Xrayd.{} in {}: {} is above the maximum of {}h (one year)",
+                                   key, file.string(), *text,
+                                   std::chrono::duration_cast<std::chrono::hours>(max).count());
             }
             field = ms;
             return {};
@@ -296,36 +389,46 @@ private:
 
         const auto bytes = [&](const std::optional<std::uint64_t>& flag,
                                const std::optional<std::int64_t>& value, std::string_view key,
-                               std::size_t& field) -> std::string {
+                               std::uint64_t max, std::size_t& field) -> std::string {
             if (flag) {
+                if (*flag > max) {
+                    return fmt::format("--{} {} is too large: it must be at most {} bytes.",
+                                       flag_name(key), *flag, max);
+                }
                 field = static_cast<std::size_t>(*flag);
             } else if (value) {
-                if (*value < 1) {
-                    return fmt::format("Xrayd.{} in {} must be a positive number of bytes, "
-                                       "not {}",
-                                       key, file.string(), *value);
+                if (*value < 1 || static_cast<std::uint64_t>(*value) > max) {
+                    return fmt::format("Xrayd.{} in {} must be a positive number of bytes, at "
+                                       "most {}, not {}",
+                                       key, file.string(), max, *value);
                 }
                 field = static_cast<std::size_t>(*value);
             }
             return {};
         };
         if (auto e = bytes(flags.receive_buffer_bytes, fv.receive_buffer_bytes,
-                           "ReceiveBufferBytes", c.receive_buffer_bytes);
+                           "ReceiveBufferBytes", config_limits::max_receive_buffer_bytes,
+                           c.receive_buffer_bytes);
             !e.empty()) {
             return e;
         }
         if (auto e = bytes(flags.max_batch_bytes, fv.max_batch_bytes, "MaxBatchBytes",
-                           c.max_batch_bytes);
+                           config_limits::max_batch_bytes, c.max_batch_bytes);
             !e.empty()) {
             return e;
         }
         if (flags.receivers) {
+            if (*flags.receivers > config_limits::max_receivers) {
+                return fmt::format("--receivers {} is too large: use 0 (one per CPU) or at most "
+                                   "{}.",
+                                   *flags.receivers, config_limits::max_receivers);
+            }
             c.receivers = *flags.receivers;
         } else if (fv.receivers) {
-            if (*fv.receivers < 0 || *fv.receivers > std::numeric_limits<int>::max()) {
+            if (*fv.receivers < 0 || *fv.receivers > config_limits::max_receivers) {
                 return fmt::format("Xrayd.Receivers {} in {} is out of range: use 0 (one per "
-                                   "CPU) or more.",
-                                   *fv.receivers, file.string());
+                                   "CPU) or at most {}.",
+                                   *fv.receivers, file.string(), config_limits::max_receivers);
             }
             c.receivers = static_cast<int>(*fv.receivers);
         }

@@ -113,6 +113,13 @@ struct Daemon::State {
 
     // Samples what /readyz, /metrics and the summary show. Any thread.
     void sample(HealthState& h) {
+        // First the kernel drops a burst left uncounted (SO_RXQ_OVFL waits for a datagram).
+        std::size_t failed = 0;
+        for (const auto& r : receivers) {
+            r->sync_kernel_drops();
+            failed += r->failed() ? 1 : 0;
+        }
+        h.set_receivers(receivers.size(), failed);
         const CounterSnapshot now = counters.snapshot();
         upload_health.update(now, Clock::now(), h);
         h.set(Gauge::queue_depth, static_cast<std::int64_t>(queue.size_approx()));
@@ -424,10 +431,12 @@ int Daemon::run(int signal_fd) {
     for (auto& t : receiver_threads) {
         t.join();
     }
-    s.pipeline->drain(Clock::now() + s.config.shutdown_timeout);
+    const TimePoint deadline = Clock::now() + s.config.shutdown_timeout;
+    s.pipeline->drain(deadline);
     pipeline_thread.join();
     if (s.telemetry) {
-        s.telemetry->stop();  // after the drain, so the final record has the final sends
+        // After the drain, so the final record has the final sends; within the same deadline.
+        s.telemetry->stop(deadline);
     }
 
     const std::size_t held = s.pipeline->held_at_exit();

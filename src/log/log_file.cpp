@@ -28,7 +28,10 @@ struct Opened {
 };
 
 // Opens for appending, creating parent directories first (0777 & ~umask, like Go's MkdirAll
-// callers) and the file with 0666 & ~umask.
+// callers) and the file with 0640 & ~umask: a log can quote what peers sent and where
+// credentials came from, so only its owner writes it and its group (adm) reads it. A symbolic
+// link is refused (O_NOFOLLOW, ELOOP): whoever can write the log's directory must not be able
+// to point xrayd's writes at another file.
 Opened open_append(const std::filesystem::path& path) noexcept {
     Opened out;
     try {
@@ -42,7 +45,8 @@ Opened open_append(const std::filesystem::path& path) noexcept {
         out.err = ENOMEM;
         return out;
     }
-    out.fd.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666));
+    out.fd.reset(
+        ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
     if (!out.fd) {
         out.err = errno;
         return out;
@@ -52,6 +56,15 @@ Opened open_append(const std::filesystem::path& path) noexcept {
         out.size = static_cast<std::uint64_t>(st.st_size);
     }
     return out;
+}
+
+// The reason an open failed, in words: ELOOP from O_NOFOLLOW says what to do about it.
+std::string open_error_text(int err) {
+    if (err == ELOOP) {
+        return "it is a symbolic link, which xrayd does not follow (give the path of the file "
+               "itself)";
+    }
+    return std::strerror(err);
 }
 
 // Writes all of `data`; 0 or the errno of the failure.
@@ -91,7 +104,7 @@ std::unique_ptr<FileSink> FileSink::open(std::filesystem::path path, LogFileOpti
     Opened opened = open_append(path);
     if (!opened.fd) {
         throw StartupError(
-            fmt::format("cannot open log file {}: {}", path.string(), std::strerror(opened.err)));
+            fmt::format("cannot open log file {}: {}", path.string(), open_error_text(opened.err)));
     }
     return std::unique_ptr<FileSink>(
         new FileSink(std::move(path), options, std::move(opened.fd), opened.size));
@@ -178,7 +191,7 @@ void FileSink::report_failure(std::string_view what, int err) noexcept {
     failing_ = true;
     try {
         const std::string message = fmt::format("xrayd: log file {}: {} failed: {}\n",
-                                                path_.string(), what, std::strerror(err));
+                                                path_.string(), what, open_error_text(err));
         std::uint64_t ignored = 0;
         (void)write_all(STDERR_FILENO, message, ignored);
     } catch (...) {

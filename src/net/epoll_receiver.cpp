@@ -24,9 +24,9 @@ namespace xrayd {
 
 namespace {
 
-using net_detail::DropStamp;
 using net_detail::MmsgReader;
 using net_detail::ReadResult;
+using net_detail::ReceiveSocket;
 using net_detail::ReadStatus;
 using net_detail::SlotPool;
 
@@ -50,14 +50,13 @@ class EpollReceiver final : public Receiver {
 public:
     EpollReceiver(UniqueFd socket, UniqueFd epoll, UniqueFd stop_event, SlotPool slots,
                   DatagramHandler& handler, Counters& counters, Logger& logger)
-        : socket_(std::move(socket)),
+        : socket_(std::move(socket), counters),
           epoll_(std::move(epoll)),
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
           logger_(logger),
-          reader_(slots_, slots_.count(), 0),
-          drops_(counters) {}
+          reader_(slots_, slots_.count(), 0) {}
 
     void run() noexcept override {
         std::array<epoll_event, 2> events{};
@@ -84,7 +83,9 @@ public:
                     continue;
                 }
                 // Only a broken epoll descriptor gets here; nothing can be received any more.
-                logger_.error("daemon: socket: err: epoll_wait: {}", error_text(errno));
+                const int error = errno;
+                (void)drain(true, std::nullopt);
+                socket_.fail(logger_, backend(), "epoll_wait", error);
                 return;
             }
             bool readable = false;
@@ -101,7 +102,11 @@ public:
         // Stopped: read what the socket already holds, so that a shutdown loses nothing that
         // arrived before it (it is counted and drained like everything else).
         (void)drain(true, std::nullopt);
+        socket_.sync_drops();
     }
+
+    void sync_kernel_drops() noexcept override { socket_.sync_drops(); }
+    [[nodiscard]] bool failed() const noexcept override { return socket_.failed(); }
 
     void stop() noexcept override {
         stop_requested_.store(true, std::memory_order_release);
@@ -127,7 +132,7 @@ private:
                 break;
             }
             const ReadResult read =
-                reader_.read_batch(socket_.get(), handler_, drops_, received_at);
+                reader_.read_batch(socket_.fd(), handler_, socket_.drops(), received_at);
             datagrams += read.datagrams;
             if (read.status == ReadStatus::failed) {
                 log_receive_error(read.error);
@@ -161,14 +166,13 @@ private:
         }
     }
 
-    UniqueFd socket_;
+    ReceiveSocket socket_;
     UniqueFd epoll_;
     UniqueFd stop_event_;
     SlotPool slots_;
     DatagramHandler& handler_;
     Logger& logger_;
     MmsgReader reader_;  // reads into slots_, declared first so that it outlives the reader
-    DropStamp drops_;
     std::atomic<bool> stop_requested_{false};
     RateLimiter error_limit_{error_log_interval};
 };

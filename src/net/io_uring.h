@@ -20,9 +20,14 @@ namespace xrayd::net_detail {
 class IoUring {
 public:
     IoUring() noexcept = default;
-    ~IoUring() {
+    ~IoUring() { exit(); }
+
+    // Exits the ring now (as the destructor does): its requests end and drop the files they
+    // hold. Idempotent.
+    void exit() noexcept {
         if (ready_) {
             ::io_uring_queue_exit(&ring_);
+            ready_ = false;
         }
     }
     IoUring(const IoUring&) = delete;

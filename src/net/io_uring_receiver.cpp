@@ -29,7 +29,7 @@ namespace xrayd {
 namespace {
 
 using net_detail::BufferRing;
-using net_detail::DropStamp;
+using net_detail::ReceiveSocket;
 using net_detail::IoUring;
 using net_detail::MmsgReader;
 using net_detail::ReadResult;
@@ -74,7 +74,7 @@ class IoUringReceiver final : public Receiver {
 public:
     IoUringReceiver(UniqueFd socket, UniqueFd stop_event, SlotPool slots, std::size_t batch,
                     DatagramHandler& handler, Counters& counters, Logger& logger)
-        : socket_(std::move(socket)),
+        : socket_(std::move(socket), counters),
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
@@ -82,7 +82,6 @@ public:
           // The final drain reads into the same slots, payload at the same offset, so its
           // datagrams get the same padding guarantee.
           drain_reader_(slots_, batch, header_bytes),
-          drops_(counters),
           cqes_(batch),
           bids_(batch),
           batch_(batch) {
@@ -120,8 +119,8 @@ public:
             // A DEFER_TASKRUN ring belongs to the thread that enables it: this one.
             const int rc = ring_.enable();
             if (rc < 0) {
-                logger_.error("daemon: socket: err: io_uring enable: {}", error_text(-rc));
                 drain_socket();
+                fail("io_uring enable", -rc);
                 return;
             }
             enabled_ = true;
@@ -141,6 +140,7 @@ public:
         const bool paced = ring_.deferred();
         WakePacer pacer(slots_.count() / 2);
         unsigned reaped = 0;  // completions since the last wait
+        int fatal = 0;        // the errno that broke the ring, 0 while it works
         TimePoint woke = Clock::now();
         while (!stop_requested_.load(std::memory_order_acquire)) {
             if (::io_uring_cq_ready(ring) == 0) {
@@ -170,7 +170,7 @@ public:
                 woke = Clock::now();
                 if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
                     // Only a broken ring gets here; nothing can be received any more.
-                    logger_.error("daemon: socket: err: io_uring_enter: {}", error_text(-rc));
+                    fatal = -rc;
                     break;
                 }
             } else if (::io_uring_sq_ready(ring) > 0) {
@@ -183,7 +183,15 @@ public:
         }
         stamp_.reset();
         finish();
+        if (fatal != 0) {
+            fail("io_uring_enter", fatal);
+            return;
+        }
+        socket_.sync_drops();
     }
+
+    void sync_kernel_drops() noexcept override { socket_.sync_drops(); }
+    [[nodiscard]] bool failed() const noexcept override { return socket_.failed(); }
 
     void stop() noexcept override {
         stop_requested_.store(true, std::memory_order_release);
@@ -214,7 +222,7 @@ private:
             log_error("io_uring_get_sqe", EBUSY);
             return;
         }
-        ::io_uring_prep_recvmsg_multishot(sqe, socket_.get(), &message_, 0);
+        ::io_uring_prep_recvmsg_multishot(sqe, socket_.fd(), &message_, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = buffer_ring_.group();
         ::io_uring_sqe_set_data64(sqe, receive_tag);
@@ -301,7 +309,7 @@ private:
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
         for (cmsghdr* c = ::io_uring_recvmsg_cmsg_firsthdr(header, &message_); c != nullptr;
              c = ::io_uring_recvmsg_cmsg_nexthdr(header, &message_, c)) {
-            drops_.note(*c);
+            socket_.drops().note(*c);
         }
 #endif
         std::size_t len = ::io_uring_recvmsg_payload_length(header, res, &message_);
@@ -377,7 +385,8 @@ private:
 
     void drain_socket() noexcept {
         for (int round = 0; round < max_rounds_at_stop; ++round) {
-            const ReadResult read = drain_reader_.read_batch(socket_.get(), handler_, drops_);
+            const ReadResult read =
+                drain_reader_.read_batch(socket_.fd(), handler_, socket_.drops());
             if (read.status == ReadStatus::failed) {
                 log_error("recvmmsg", read.error);
             }
@@ -385,6 +394,13 @@ private:
                 return;
             }
         }
+    }
+
+    // After a fatal error: exits the ring first (its receive request holds the socket open),
+    // then closes the socket (ReceiveSocket::fail).
+    void fail(const char* operation, int error) noexcept {
+        ring_.exit();
+        socket_.fail(logger_, backend(), operation, error);
     }
 
     void log_error(const char* operation, int error) noexcept {
@@ -402,7 +418,7 @@ private:
 
     // Declaration order is destruction order reversed: the ring goes first (ending the
     // receive and the buffer ring registration), then the memory the kernel was writing to.
-    UniqueFd socket_;
+    ReceiveSocket socket_;
     UniqueFd stop_event_;
     SlotPool slots_;
     BufferRing buffer_ring_;
@@ -410,7 +426,6 @@ private:
     DatagramHandler& handler_;
     Logger& logger_;
     MmsgReader drain_reader_;  // recvmmsg into slots_ 0..batch-1, only once the ring is done
-    DropStamp drops_;          // shared by the ring's completions and the final drain
     msghdr message_{};
     std::vector<io_uring_cqe*> cqes_;
     std::vector<std::uint16_t> bids_;

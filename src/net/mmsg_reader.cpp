@@ -1,7 +1,10 @@
 // MmsgReader and DropStamp: the recvmmsg batch read and SO_RXQ_OVFL drop accounting.
 #include "mmsg_reader.h"
 
+#include <linux/sock_diag.h>
+
 #include <cerrno>
+#include <array>
 #include <cstring>
 #include <span>
 
@@ -15,12 +18,31 @@ void DropStamp::note([[maybe_unused]] const cmsghdr& c) noexcept {
     }
     std::uint32_t dropped = 0;
     std::memcpy(&dropped, CMSG_DATA(&c), sizeof dropped);
-    if (dropped != last_) {
-        // Unsigned arithmetic: correct across the 32-bit wrap.
-        counters_.add(Counter::kernel_drops, static_cast<std::uint32_t>(dropped - last_));
-        last_ = dropped;
-    }
+    advance_to(dropped);
 #endif
+}
+
+void DropStamp::advance_to(std::uint32_t dropped) noexcept {
+    std::uint32_t last = last_.load(std::memory_order_relaxed);
+    // Ahead means less than half the 32-bit range ahead (unsigned arithmetic: correct across
+    // the wrap); a stamp older than what was counted is behind and adds nothing.
+    while (dropped != last && static_cast<std::uint32_t>(dropped - last) < (1u << 31)) {
+        if (last_.compare_exchange_weak(last, dropped, std::memory_order_relaxed)) {
+            counters_.add(Counter::kernel_drops, static_cast<std::uint32_t>(dropped - last));
+            return;
+        }
+    }
+}
+
+bool DropStamp::sync(int fd) noexcept {
+    std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+    socklen_t length = sizeof meminfo;
+    if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo.data(), &length) != 0 ||
+        length < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+        return false;
+    }
+    advance_to(meminfo[SK_MEMINFO_DROPS]);
+    return true;
 }
 
 void DropStamp::note_all([[maybe_unused]] const msghdr& h) noexcept {
@@ -31,6 +53,29 @@ void DropStamp::note_all([[maybe_unused]] const msghdr& h) noexcept {
         note(*c);
     }
 #endif
+}
+
+void ReceiveSocket::sync_drops() noexcept {
+    const std::lock_guard lock(mutex_);
+    if (socket_) {
+        (void)drops_.sync(socket_.get());
+    }
+}
+
+void ReceiveSocket::fail(Logger& logger, std::string_view backend, const char* operation,
+                         int error) noexcept {
+    {
+        const std::lock_guard lock(mutex_);
+        (void)drops_.sync(socket_.get());
+        socket_.reset();
+    }
+    failed_.store(true, std::memory_order_release);
+    counters_.add(Counter::receivers_failed);
+    const char* text = ::strerrordesc_np(error);
+    logger.error("daemon: socket: err: {}: {}: this {} receiver stopped and closed its socket; "
+                 "the kernel sends its share of the traffic to the other receivers "
+                 "(receivers_failed)",
+                 operation, text != nullptr ? text : "unknown error", backend);
 }
 
 MmsgReader::MmsgReader(const SlotPool& slots, std::size_t count, std::size_t offset)

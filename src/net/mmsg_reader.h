@@ -7,11 +7,16 @@
 #include <xrayd_config.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <string_view>
 #include <vector>
 
+#include <xrayd/common/unique_fd.h>
+#include <xrayd/log/logger.h>
 #include <xrayd/net/receiver.h>
 #include <xrayd/stats/counters.h>
 
@@ -19,10 +24,16 @@
 
 namespace xrayd::net_detail {
 
-// Turns the SO_RXQ_OVFL stamps of one socket into kernel_drops. The kernel stamps each datagram
-// with the socket's cumulative drop count (once it is non-zero); the difference to the last stamp
-// seen is what was dropped since. One per socket, shared by every path that reads that socket.
-// Borrows `counters` (must outlive it). One thread uses it.
+// Turns one socket's kernel drop count into kernel_drops. The kernel keeps one cumulative
+// count per socket (sk_drops) and shows it two ways: stamped on each delivered datagram
+// (SO_RXQ_OVFL, the value when that datagram was queued) and on demand (SO_MEMINFO's
+// SK_MEMINFO_DROPS, the value now). SO_RXQ_OVFL alone misses a burst's drops until the next
+// datagram is delivered, so both feed one high-water mark: what is counted is the highest
+// value seen from either, and each drop exactly once (the same kernel counter behind both,
+// so taking the maximum never double counts; an older stamp read after a newer SO_MEMINFO
+// value adds nothing). One per socket, shared by every path that reads that socket.
+// Borrows `counters` (must outlive it). Thread-safe: the receiver thread notes stamps while
+// another thread (metrics, summary, exit) syncs.
 class DropStamp {
 public:
     explicit DropStamp(Counters& counters) noexcept : counters_(counters) {}
@@ -32,10 +43,44 @@ public:
     void note(const cmsghdr& c) noexcept;
     // note() for every control message of a message recvmsg/recvmmsg filled in.
     void note_all(const msghdr& h) noexcept;
+    // Reads the socket's drop count now (SO_MEMINFO) and counts what was not counted yet.
+    // False (nothing counted) when the socket cannot tell (getsockopt failed).
+    bool sync(int fd) noexcept;
+    // Counts up to the kernel's cumulative count `dropped` if it is ahead of what was counted.
+    void advance_to(std::uint32_t dropped) noexcept;
 
 private:
     Counters& counters_;
-    std::uint32_t last_ = 0;
+    std::atomic<std::uint32_t> last_{0};
+};
+
+// A receiver's socket with what other threads may ask about it: its kernel drops (synced from
+// any thread) and whether the receiver failed, which closes it (the socket then leaves its
+// SO_REUSEPORT group, so the kernel sends its share of the traffic to the group's other
+// sockets). Owns the socket; borrows `counters` (must outlive it).
+class ReceiveSocket {
+public:
+    ReceiveSocket(UniqueFd socket, Counters& counters) noexcept
+        : socket_(std::move(socket)), drops_(counters), counters_(counters) {}
+
+    // The descriptor, -1 once closed. Receiver thread only (the one thread that closes it).
+    [[nodiscard]] int fd() const noexcept { return socket_.get(); }
+    [[nodiscard]] DropStamp& drops() noexcept { return drops_; }
+    // DropStamp::sync while the socket is open. Any thread.
+    void sync_drops() noexcept;
+    // Any thread.
+    [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+    // Receiver thread, after a fatal error of `operation` (errno `error`) in the `backend`
+    // receiver: counts the last drops, closes the socket, counts receivers_failed, logs an Error.
+    void fail(Logger& logger, std::string_view backend, const char* operation,
+              int error) noexcept;
+
+private:
+    UniqueFd socket_;
+    std::mutex mutex_;  // closing against sync_drops() from another thread
+    DropStamp drops_;
+    Counters& counters_;
+    std::atomic<bool> failed_{false};
 };
 
 // Why read_batch stopped; `error` is the errno for `failed`, 0 otherwise.

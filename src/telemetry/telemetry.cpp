@@ -14,6 +14,7 @@
 #include <xrayd/common/thread_name.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/http/transport.h>
+#include <xrayd/log/remote_text.h>
 #include <xrayd/upload/retry_policy.h>
 #include <xrayd/upload/xray_request.h>
 
@@ -44,6 +45,14 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
         return 0;
     }
     return n;
+}
+
+// CURLOPT_XFERINFOFUNCTION: aborts the call once the shutdown deadline has passed.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
+    const auto* deadline = static_cast<const std::atomic<Clock::rep>*>(user);
+    return Clock::now().time_since_epoch().count() >= deadline->load(std::memory_order_relaxed)
+               ? 1
+               : 0;
 }
 
 }  // namespace
@@ -143,8 +152,10 @@ struct Telemetry::Sender {
           signer(opts.region, "xray"),
           easy(CurlEasy::create()) {}
 
-    // Empty on success.
-    [[nodiscard]] std::optional<Failure> send(const std::string& body) noexcept;
+    // Empty on success. `timeout`: the call's total timeout; `deadline`: abort once it passes.
+    [[nodiscard]] std::optional<Failure> send(const std::string& body,
+                                              std::chrono::milliseconds timeout,
+                                              const std::atomic<Clock::rep>& deadline) noexcept;
 
     const TransportOptions transport;
     const XRayTarget target;
@@ -155,7 +166,8 @@ struct Telemetry::Sender {
 };
 
 std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
-    const std::string& body) noexcept {
+    const std::string& body, std::chrono::milliseconds timeout,
+    const std::atomic<Clock::rep>& deadline) noexcept {
     try {
         const std::shared_ptr<const Credentials> creds = credentials.current();
         if (!creds) {
@@ -180,6 +192,10 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         set(easy.set(CURLOPT_POSTFIELDS, body.data()));
         set(easy.set(CURLOPT_WRITEFUNCTION, &on_body));
         set(easy.set(CURLOPT_WRITEDATA, &response));
+        set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count())));
+        set(easy.set(CURLOPT_NOPROGRESS, 0L));
+        set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_progress));
+        set(easy.set(CURLOPT_XFERINFODATA, const_cast<std::atomic<Clock::rep>*>(&deadline)));
         CURLcode rc = set.code();
         if (rc == CURLE_OK) {
             rc = curl_easy_perform(easy.get());
@@ -196,16 +212,17 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
         (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
         (void)easy.set(CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
+        (void)easy.set(CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
         if (rc != CURLE_OK) {
             std::string message = curl_easy_strerror(rc);
             if (error_buffer[0] != '\0') {
-                message += fmt::format(": {}", error_buffer);
+                message += fmt::format(": {}", RemoteText{error_buffer});
             }
             return Failure{classify_transport_failure(rc, os_errno), std::move(message)};
         }
         if (status < 200 || status > 299) {
             return Failure{classify_http_status(status),
-                           fmt::format("HTTP {}: {:.200}", status, response)};
+                           fmt::format("HTTP {}: {}", status, RemoteText{response, 200})};
         }
         return std::nullopt;
     } catch (...) {
@@ -257,7 +274,7 @@ void Telemetry::rotate(WallClock::time_point now) noexcept {
     }
 }
 
-void Telemetry::send_queued() noexcept {
+void Telemetry::send_queued(std::chrono::milliseconds timeout) noexcept {
     for (;;) {
         std::vector<TelemetryRecord> chunk;
         try {
@@ -272,8 +289,10 @@ void Telemetry::send_queued() noexcept {
         }
         std::optional<Sender::Failure> failure;
         try {
-            failure = sender_->send(telemetry_request_body(
-                chunk, options_.instance_id, options_.hostname, options_.resource_arn));
+            failure = sender_->send(telemetry_request_body(chunk, options_.instance_id,
+                                                           options_.hostname,
+                                                           options_.resource_arn),
+                                    timeout, deadline_);
         } catch (...) {
             failure = Sender::Failure{FailureClass::other, "out of memory"};
         }
@@ -299,7 +318,25 @@ void Telemetry::send_queued() noexcept {
 
 void Telemetry::tick(WallClock::time_point now) noexcept {
     rotate(now);
-    send_queued();
+    send_queued(options_.request_timeout);
+}
+
+void Telemetry::final_tick() noexcept {
+    rotate(WallClock::now());
+    const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
+    std::chrono::milliseconds timeout = options_.request_timeout;
+    if (deadline != std::numeric_limits<Clock::rep>::max()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            TimePoint(Duration(deadline)) - Clock::now());
+        if (left < min_final_call) {
+            logger_.debug("Not sending the final telemetry record(s): the shutdown deadline "
+                          "leaves {} ms",
+                          std::max<std::int64_t>(left.count(), 0));
+            return;
+        }
+        timeout = std::min(timeout, left);
+    }
+    send_queued(timeout);
 }
 
 std::size_t Telemetry::queued() const noexcept {
@@ -322,13 +359,19 @@ void Telemetry::run() noexcept {
     for (;;) {
         const bool stop = wake_.wait_for(lock, options_.period, [this] { return stop_requested_; });
         lock.unlock();
-        tick(WallClock::now());
         if (stop) {
+            final_tick();
             logger_.debug("telemetry: done!");
             return;
         }
+        tick(WallClock::now());
         lock.lock();
     }
+}
+
+void Telemetry::stop(TimePoint deadline) noexcept {
+    deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+    stop();
 }
 
 void Telemetry::stop() noexcept {
@@ -345,7 +388,7 @@ void Telemetry::stop() noexcept {
         worker_.join();
         return;
     }
-    tick(WallClock::now());
+    final_tick();
     logger_.debug("telemetry: done!");
 }
 

@@ -134,6 +134,11 @@ Duration backoff_delay(unsigned retry, Duration base, Duration cap, double unit_
     return delay;
 }
 
+Duration retry_after_delay(std::int64_t seconds) noexcept {
+    constexpr std::int64_t max_seconds = 24 * 60 * 60;
+    return std::chrono::seconds(std::clamp<std::int64_t>(seconds, 0, max_seconds));
+}
+
 RetryDecision decide_retry(TimePoint first_failure, TimePoint now, Duration budget) noexcept {
     return now - first_failure >= budget ? RetryDecision::give_up : RetryDecision::retry;
 }

@@ -60,7 +60,9 @@ Uploader::State::State(UploaderOptions opts, XRayTarget ep, CredentialsProvider&
       retry_limiter(failure_log_interval),
       final_limiter(failure_log_interval),
       internal_limiter(failure_log_interval),
-      evict_limiter(failure_log_interval) {}
+      evict_limiter(failure_log_interval),
+      unprocessed_final_limiter(failure_log_interval),
+      unprocessed_retry_limiter(failure_log_interval) {}
 
 Uploader::State::~State() {
     for (auto& slot : slots) {

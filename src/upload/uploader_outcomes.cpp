@@ -1,10 +1,12 @@
 // Uploader outcomes: reading X-Ray's answers, counting and logging them, throttling bookkeeping.
 #include "uploader_state.h"
 
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
 
+#include <xrayd/log/remote_text.h>
 #include <xrayd/upload/resend.h>
 
 namespace xrayd {
@@ -13,6 +15,40 @@ namespace {
 double seconds_between(TimePoint from, TimePoint to) noexcept {
     return std::chrono::duration<double>(to - from).count();
 }
+
+// Items of one answer logged per reason: a few lines, then one that says how many were not.
+constexpr std::size_t items_logged_per_answer = 5;
+
+// The log budget of one reason (final, sent again) within one answer: the reason's limiter is
+// asked once per answer, so at most items_logged_per_answer + 1 lines per interval.
+struct ItemLog {
+    RateLimiter& limiter;
+    std::string_view what;  // "final" / "sent again", for the closing line
+    std::optional<bool> allowed{};
+    std::uint64_t answers_suppressed = 0;  // earlier answers of this reason not logged at all
+    std::size_t logged = 0;
+    std::size_t skipped = 0;
+
+    bool may_log(TimePoint now) noexcept {
+        if (!allowed) {
+            allowed = limiter.allow(now, &answers_suppressed);
+        }
+        if (*allowed && logged < items_logged_per_answer) {
+            ++logged;
+            return true;
+        }
+        ++skipped;
+        return false;
+    }
+
+    void close(Logger& logger) const noexcept {
+        if (allowed.value_or(false) && (skipped > 0 || answers_suppressed > 0)) {
+            logger.warn("{} more unprocessed segments ({}) of this answer not logged, and {} "
+                        "earlier answers with such segments",
+                        skipped, what, answers_suppressed);
+        }
+    }
+};
 
 }  // namespace
 
@@ -25,18 +61,20 @@ void Uploader::State::on_http_answer(Slot& slot, Job&& job, long status, TimePoi
         return;
     }
     curl_off_t retry_after_s = 0;
-    if (slot.easy.info(CURLINFO_RETRY_AFTER, &retry_after_s) != CURLE_OK || retry_after_s < 0) {
+    if (slot.easy.info(CURLINFO_RETRY_AFTER, &retry_after_s) != CURLE_OK) {
         retry_after_s = 0;
     }
     const XRayError error = parse_error_response(parser, slot.response, slot.error_type_header);
     std::string reason;
     try {
         reason = fmt::format("HTTP {}", status);
+        // X-Ray's words are a peer's: escaped here, so every line that carries the reason
+        // (failures, throttling) is safe.
         if (!error.type.empty()) {
-            reason += fmt::format(" {}", error.type);
+            reason += fmt::format(" {}", RemoteText{error.type, 128});
         }
         if (!error.message.empty()) {
-            reason += fmt::format(": {}", error.message);
+            reason += fmt::format(": {}", RemoteText{error.message, 256});
         }
     } catch (...) {
     }
@@ -45,7 +83,7 @@ void Uploader::State::on_http_answer(Slot& slot, Job&& job, long status, TimePoi
     }
     on_failure(std::move(job), classify_http_status(status),
                http_failure_is_retryable(status, error.type), reason,
-               std::chrono::seconds(retry_after_s), now,
+               retry_after_delay(retry_after_s), now,
                final_rejection_counter(status, error.type));
 }
 
@@ -53,13 +91,23 @@ void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,
                                  std::string_view body) noexcept {
     const std::size_t count = job.batch.segment_count();
     const double seconds = seconds_between(started, now);
-    const Result<void, ResponseErrc> parsed = parse_unprocessed_segments(parser, body, unprocessed);
+    std::size_t ignored = 0;
+    const Result<void, ResponseErrc> parsed =
+        parse_unprocessed_segments(parser, body, unprocessed, count, &ignored);
     if (!parsed) {
         // X-Ray accepted the request; an unreadable answer cannot name any rejection.
         std::uint64_t suppressed = 0;
         if (internal_limiter.allow(now, &suppressed)) {
-            logger.warn("Could not read the PutTraceSegments response ({}): {:.200}",
-                        to_string(parsed.error()), body);
+            logger.warn("Could not read the PutTraceSegments response ({}): {}",
+                        to_string(parsed.error()), RemoteText{body, 200});
+        }
+    }
+    if (ignored > 0) {
+        std::uint64_t suppressed = 0;
+        if (internal_limiter.allow(now, &suppressed)) {
+            logger.warn("X-Ray's answer to a batch of {} segments named {} more unprocessed "
+                        "segments than the batch holds; only the first {} were read",
+                        count, ignored, count);
         }
     }
     counters.add(Counter::batches_sent);
@@ -79,6 +127,8 @@ void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,
     resend_indexes.clear();
     bool throttled = false;
     std::size_t final_items = 0;
+    ItemLog final_log{unprocessed_final_limiter, "final"};
+    ItemLog retry_log{unprocessed_retry_limiter, "sent again"};
     try {
         matched.assign(count, 0);
         for (const UnprocessedSegment& item : unprocessed) {
@@ -97,25 +147,30 @@ void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,
             throttled = throttled || unprocessed_is_throttled(item.error_code);
             const std::string_view trace_id =
                 index < count ? refs[index].trace_id_view() : std::string_view();
-            const std::string_view id = item.has_id ? std::string_view(item.id) : "<none>";
+            const RemoteText id{item.has_id ? std::string_view(item.id) : "<none>", 64};
+            const RemoteText error_code{item.error_code, 64};
+            const RemoteText message{item.message, 256};
             if (budget != nullptr && index < count && unprocessed_is_retryable(item.error_code)) {
                 resend_indexes.push_back(index);
-                std::uint64_t suppressed = 0;
-                if (retry_limiter.allow(now, &suppressed)) {
+                if (retry_log.may_log(now)) {
                     logger.warn("Unprocessed segment will be sent again: id={} trace_id={} "
                                 "error_code={} message={}",
-                                id, trace_id, item.error_code, item.message);
+                                id, trace_id, error_code, message);
                 }
                 continue;
             }
             ++final_items;
-            logger.error("Unprocessed segment: id={} trace_id={} error_code={} message={}", id,
-                         trace_id, item.error_code, item.message);
+            if (final_log.may_log(now)) {
+                logger.error("Unprocessed segment: id={} trace_id={} error_code={} message={}",
+                             id, trace_id, error_code, message);
+            }
         }
     } catch (...) {
         // Out of memory matching: whatever is not yet sorted out is final.
         final_items = unprocessed.size() - resend_indexes.size();
     }
+    final_log.close(logger);
+    retry_log.close(logger);
     if (throttled) {
         on_throttled(started, now, "UnprocessedTraceSegments throttled");
     } else {

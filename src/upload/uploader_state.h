@@ -138,6 +138,9 @@ struct Uploader::State {
     RateLimiter final_limiter;
     RateLimiter internal_limiter;
     RateLimiter evict_limiter;
+    // Per reason: a final unprocessed item, and one sent again (UnprocessedTraceSegments).
+    RateLimiter unprocessed_final_limiter;
+    RateLimiter unprocessed_retry_limiter;
     std::uint64_t evicted_since_log = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/log/remote_text.h>
 
 namespace xrayd {
 namespace {
@@ -275,7 +276,9 @@ void Uploader::State::complete(Slot& slot, CURLcode result) noexcept {
         if (slot.response_too_large) {
             reason = fmt::format("response larger than {} bytes", max_response_bytes);
         } else if (slot.error_buffer[0] != '\0') {
-            reason = fmt::format("{}: {}", curl_easy_strerror(result), slot.error_buffer);
+            // libcurl's message can quote what the peer sent (a status line, a header).
+            reason = fmt::format("{}: {}", curl_easy_strerror(result),
+                                 RemoteText{slot.error_buffer});
         } else {
             reason = curl_easy_strerror(result);
         }

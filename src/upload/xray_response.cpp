@@ -39,9 +39,12 @@ std::string_view to_string(ResponseErrc errc) noexcept {
 }
 
 Result<void, ResponseErrc> parse_unprocessed_segments(
-    simdjson::dom::parser& parser, std::string_view body,
-    std::vector<UnprocessedSegment>& out) noexcept {
+    simdjson::dom::parser& parser, std::string_view body, std::vector<UnprocessedSegment>& out,
+    std::size_t max_items, std::size_t* ignored) noexcept {
     out.clear();
+    if (ignored != nullptr) {
+        *ignored = 0;
+    }
     simdjson::dom::element document;
     if (parser.parse(body.data(), body.size(), true).get(document) != simdjson::SUCCESS) {
         return fail(ResponseErrc::not_json);
@@ -61,6 +64,12 @@ Result<void, ResponseErrc> parse_unprocessed_segments(
     }
     try {
         for (simdjson::dom::element item : items) {
+            if (out.size() >= max_items) {
+                if (ignored != nullptr) {
+                    ++*ignored;
+                }
+                continue;
+            }
             simdjson::dom::object fields;
             if (item.get_object().get(fields) != simdjson::SUCCESS) {
                 continue;

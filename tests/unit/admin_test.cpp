@@ -286,6 +286,23 @@ TEST_CASE("the admin listener answers /healthz, /readyz and /metrics over real H
         health.upload_succeeded();
         CHECK(http_request(server.port(), "GET", "/readyz").status == 200);
     }
+    SUBCASE("a failed receiver makes /readyz report degraded; none left makes it fail") {
+        health.set_receivers(2, 1);
+        r = http_request(server.port(), "GET", "/readyz");
+        CHECK(r.status == 200);
+        CHECK(r.body == "ready, degraded: 1 of 2 receiver threads stopped on a fatal error; the "
+                        "others receive their traffic (see the Error log)\n");
+        Exposition e = parse_exposition(http_request(server.port(), "GET", "/metrics").body);
+        CHECK(e.samples.at("xrayd_receivers_running") == 1);
+        CHECK(e.samples.at("xrayd_ready") == 1);
+        health.set_receivers(2, 2);
+        r = http_request(server.port(), "GET", "/readyz");
+        CHECK(r.status == 503);
+        CHECK(r.body.find("not ready: no receiver thread is running: all 2 stopped") == 0);
+        e = parse_exposition(http_request(server.port(), "GET", "/metrics").body);
+        CHECK(e.samples.at("xrayd_receivers_running") == 0);
+        CHECK(e.samples.at("xrayd_ready") == 0);
+    }
     SUBCASE("/metrics is the Prometheus text format with every counter and refreshed gauges") {
         r = http_request(server.port(), "GET", "/metrics");
         CHECK(r.status == 200);

@@ -609,6 +609,89 @@ TEST_CASE("buffer memory below 3 MB is refused with the Go daemon's message") {
     CHECK(w.run_ok({"-m", "5"}).buffer_memory_mb == 5);  // no need to read memory then
 }
 
+TEST_CASE("-m 17592186044416 is refused naming the flag, the value and the fix, not wrapped into "
+          "a zero limit") {
+    World w;
+    // 2^44 MB << 20 is 2^64: it used to wrap to a limit of 0 bytes that dropped everything.
+    CHECK(w.run_error({"-m", "17592186044416"}) ==
+          "-m/--buffer-memory 17592186044416 is too large: the buffer memory is given in MB and "
+          "must be at most 1099511627776 (e.g. -m 64).");
+    CHECK(w.run_ok({"-m", "1099511627776"}).buffer_memory_mb == 1099511627776);
+    CHECK(w.run_error({"-c", w.file("Version: 2\nTotalBufferSizeMB: 1099511627777\n").string()})
+              .find("TotalBufferSizeMB in ") == 0);
+}
+
+TEST_CASE("every size, duration and count at its limit is accepted and one past it is refused "
+          "with the option's name") {
+    struct Row {
+        Args at_limit;
+        Args past_limit;
+        std::string message;  // exact, for the past-limit flag
+    };
+    const std::vector<Row> rows{
+        {{"--linger", "8760h"}, {"--linger", "8760h1ms"},
+         "--linger 31536000001ms is too long: it must be at most 8760h (one year)."},
+        {{"--shutdown-timeout", "8760h"}, {"--shutdown-timeout", "2562047h"},
+         "--shutdown-timeout 9223369200000ms is too long: it must be at most 8760h (one year)."},
+        {{"--request-timeout", "8760h"}, {"--request-timeout", "8761h"},
+         "--request-timeout 31539600000ms is too long: it must be at most 8760h (one year)."},
+        {{"--retry-budget", "8760h"}, {"--retry-budget", "8761h"},
+         "--retry-budget 31539600000ms is too long: it must be at most 8760h (one year)."},
+        {{"--ready-failure-threshold", "8760h"}, {"--ready-failure-threshold", "8761h"},
+         "--ready-failure-threshold 31539600000ms is too long: it must be at most 8760h (one "
+         "year)."},
+        {{"--summary-interval", "8760h"}, {"--summary-interval", "8761h"},
+         "--summary-interval 31539600000ms is too long: it must be at most 8760h (one year)."},
+        {{"--receive-buffer", "1073741824"}, {"--receive-buffer", "1073741825"},
+         "--receive-buffer 1073741825 is too large: it must be at most 1073741824 bytes."},
+        {{"--max-batch-bytes", "1073741824"}, {"--max-batch-bytes", "9223372036854775807"},
+         "--max-batch-bytes 9223372036854775807 is too large: it must be at most 1073741824 "
+         "bytes."},
+        {{"--concurrency", "1024"}, {"--concurrency", "2147483647"},
+         "--concurrency 2147483647 is too large: it must be at most 1024."},
+        {{"--receivers", "1024"}, {"--receivers", "1025"},
+         "--receivers 1025 is too large: use 0 (one per CPU) or at most 1024."},
+    };
+    for (const Row& row : rows) {
+        CAPTURE(row.past_limit[0]);
+        World w;
+        (void)w.run_ok(row.at_limit);
+        CHECK(w.run_error(row.past_limit) == row.message);
+    }
+    // The same limits for the file keys, named as keys.
+    const std::vector<std::pair<std::string, std::string>> file_rows{
+        {"Xrayd:\n  Linger: 8761h\n", "is above the maximum of 8760h (one year)"},
+        {"Xrayd:\n  RetryBudget: 2562047h\n", "is above the maximum of 8760h (one year)"},
+        {"Xrayd:\n  ReceiveBufferBytes: 1073741825\n", "at most 1073741824, not 1073741825"},
+        {"Xrayd:\n  MaxBatchBytes: 1073741825\n", "at most 1073741824, not 1073741825"},
+        {"Xrayd:\n  Receivers: 1025\n", "Xrayd.Receivers 1025 in "},
+        {"Concurrency: 1025\n", "it must be at least 1 and at most 1024."},
+    };
+    for (const auto& [yaml, part] : file_rows) {
+        CAPTURE(yaml);
+        World w;
+        CHECK(w.run_error({"-c", w.file("Version: 2\n" + yaml).string()}).find(part) !=
+              std::string::npos);
+    }
+}
+
+TEST_CASE("a non-loopback -t or --admin-address is warned about once, naming the address and "
+          "the risk") {
+    World w;
+    CHECK(w.run({}).warnings.empty());
+    CHECK(w.run({"-t", "localhost:2000", "--admin-address", "[::1]:2100"}).warnings.empty());
+    CHECK(w.run({"-t", "127.0.0.2:2000"}).warnings.empty());
+    CliOutcome out = w.run({"-t", "0.0.0.0:2000", "--admin-address", ":2100"});
+    REQUIRE(out.warnings.size() == 2);
+    CHECK(out.warnings[0].find("listens on 0.0.0.0:2000, which is not a loopback address") !=
+          std::string::npos);
+    CHECK(out.warnings[0].find("signed with this daemon's AWS credentials") != std::string::npos);
+    CHECK(out.warnings[1].find("(--admin-address) listens on :2100") != std::string::npos);
+    // The local sink runs no proxy: nothing to sign for anyone.
+    out = w.run({"-t", "10.0.0.1:2000", "--local-sink", "-", "--admin-address", "off"});
+    CHECK(out.warnings.empty());
+}
+
 TEST_CASE("resolve_buffer_memory_mb uses 1% of the lower of host RAM and cgroup limit") {
     constexpr std::uint64_t gib = 1ull << 30;
     struct Row {

@@ -301,14 +301,41 @@ TEST_CASE("FileSink creates parent directories and appends to an existing file")
     CHECK(read_all(path) == "one\ntwo\n");
 }
 
-TEST_CASE("FileSink creates the file with mode 0666 minus the umask") {
+TEST_CASE("FileSink creates the log file 0640, not 0644, whatever a permissive umask allows") {
     TempDir dir;
-    const mode_t old = ::umask(022);
+    const mode_t old = ::umask(0);
     auto sink = FileSink::open(dir.path() / "m.log");
     ::umask(old);
     struct stat st {};
     REQUIRE(::stat((dir.path() / "m.log").c_str(), &st) == 0);
-    CHECK((st.st_mode & 0777) == 0644);
+    CHECK((st.st_mode & 0777) == 0640);
+}
+
+TEST_CASE("FileSink refuses a symbolic link as the log file, at open and at reopen") {
+    TempDir dir;
+    const fs::path target = dir.path() / "elsewhere";
+    std::ofstream(target) << "precious\n";
+    const fs::path link = dir.path() / "xray.log";
+    fs::create_symlink(target, link);
+    std::string message;
+    try {
+        (void)FileSink::open(link);
+    } catch (const StartupError& e) {
+        message = e.what();
+    }
+    CHECK(message.find("cannot open log file " + link.string() + ": it is a symbolic link") ==
+          0);
+    CHECK(read_all(target) == "precious\n");
+
+    // A link planted after start-up (then SIGHUP): the old file keeps the lines.
+    const fs::path real = dir.path() / "real.log";
+    auto sink = FileSink::open(real);
+    fs::rename(real, dir.path() / "moved.log");
+    fs::create_symlink(target, real);
+    sink->reopen();
+    sink->write("line\n");
+    CHECK(read_all(target) == "precious\n");
+    CHECK(read_all(dir.path() / "moved.log") == "line\n");
 }
 
 TEST_CASE("FileSink::open failure is a StartupError naming the path") {

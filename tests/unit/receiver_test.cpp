@@ -8,6 +8,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/sock_diag.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,9 +22,12 @@
 #include <cstdlib>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
 #include <future>
+#include <initializer_list>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +36,8 @@
 #include <xrayd/net/io_backend.h>
 #include <xrayd/net/udp_socket.h>
 #include <xrayd/net/wake_pacer.h>
+
+#include "captured_log.h"
 
 using namespace xrayd;
 using namespace std::chrono_literals;
@@ -318,19 +324,40 @@ TEST_CASE("a datagram larger than the slot arrives truncated to the slot size") 
     }
 }
 
+namespace {
+
+// A receiver on a socket with the smallest buffer the kernel allows, easy to overflow.
+struct TinyBufferReceiver {
+    Logger logger{LogLevel::error};
+    Counters counters;
+    Collector collector{64};
+    std::string address;
+    UniqueFd observer;  // a second descriptor of the same socket, for the test's own looks
+    std::unique_ptr<Receiver> receiver;
+
+    explicit TinyBufferReceiver(IoBackend backend) {
+        auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
+        address = local_address(sockets[0].get());
+        const int tiny = 1;  // the kernel rounds this up to its minimum (a few KiB)
+        REQUIRE(::setsockopt(sockets[0].get(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
+        observer.reset(::dup(sockets[0].get()));
+        REQUIRE(observer);
+        receiver = make_receiver(backend, std::move(sockets[0]), collector, counters, logger,
+                                 ReceiverOptions{}, io_uring_support());
+    }
+};
+
+}  // namespace
+
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL
 TEST_CASE("datagrams the kernel dropped on a full socket buffer are counted as kernel_drops") {
     for (const IoBackend backend : backends_under_test()) {
         CAPTURE(to_string(backend));
-        Logger logger{LogLevel::error};
-        Counters counters;
-        Collector collector(64);
-        auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-        const std::string address = local_address(sockets[0].get());
-        const int tiny = 1;  // the kernel rounds this up to its minimum (a few KiB)
-        REQUIRE(::setsockopt(sockets[0].get(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
-        auto receiver = make_receiver(backend, std::move(sockets[0]), collector, counters, logger,
-                                      ReceiverOptions{}, io_uring_support());
+        TinyBufferReceiver t(backend);
+        Counters& counters = t.counters;
+        Collector& collector = t.collector;
+        const std::string& address = t.address;
+        Receiver* receiver = t.receiver.get();
 
         // Overflow the buffer while nobody reads.
         Sender sender(address);
@@ -361,6 +388,70 @@ TEST_CASE("datagrams the kernel dropped on a full socket buffer are counted as k
     }
 }
 #endif
+
+namespace {
+
+// The kernel's drop count of a socket now (SO_MEMINFO).
+std::uint32_t meminfo_drops(int fd) {
+    std::uint32_t meminfo[SK_MEMINFO_VARS] = {};
+    socklen_t length = sizeof meminfo;
+    REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0);
+    return meminfo[SK_MEMINFO_DROPS];
+}
+
+// The drops column of /proc/net/udp for the IPv4 socket bound to `port`, or -1.
+long proc_net_udp_drops(unsigned port) {
+    std::ifstream in("/proc/net/udp");
+    std::string line;
+    std::getline(in, line);  // header
+    const std::string local = fmt::format(":{:04X}", port);
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot;
+        std::string address;
+        fields >> slot >> address;
+        if (address.size() < local.size() ||
+            address.compare(address.size() - local.size(), local.size(), local) != 0) {
+            continue;
+        }
+        std::string last;
+        for (std::string f; fields >> f;) {
+            last = f;
+        }
+        return std::stol(last);
+    }
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("kernel_drops of a burst dropped while nobody read are counted from SO_MEMINFO "
+          "without another datagram, and once only") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        TinyBufferReceiver t(backend);
+        Sender sender(t.address);
+        const std::string payload(200, 'd');
+        for (int i = 0; i < 2000; ++i) {
+            REQUIRE(sender.send(payload));
+        }
+        const std::uint32_t kernel = meminfo_drops(t.observer.get());
+        REQUIRE(kernel > 0);
+        CHECK(t.counters.get(Counter::kernel_drops) == 0);  // nothing delivered or stamped
+        t.receiver->sync_kernel_drops();  // what /metrics, the summary and the exit do
+        CHECK(t.counters.get(Counter::kernel_drops) == kernel);
+        const auto port = std::stoul(t.address.substr(t.address.rfind(':') + 1));
+        CHECK(proc_net_udp_drops(static_cast<unsigned>(port)) == static_cast<long>(kernel));
+
+        // Reading the queue (stamped with older counts) and syncing again adds nothing.
+        RunningReceiver running(*t.receiver);
+        CHECK(t.collector.wait_for([&] { return t.collector.received() > 0; }));
+        CHECK(running.stop_and_join());
+        t.receiver->sync_kernel_drops();
+        CHECK(t.counters.get(Counter::kernel_drops) == meminfo_drops(t.observer.get()));
+        CHECK(t.counters.get(Counter::kernel_drops) == kernel);
+    }
+}
 
 TEST_CASE("stop() from another thread makes an idle run() return promptly") {
     for (const IoBackend backend : backends_under_test()) {
@@ -792,27 +883,43 @@ TEST_CASE("auto picks io_uring when the probe passes and falls back to epoll wit
 #if defined(__x86_64__) || defined(__aarch64__)
 namespace {
 
-// Makes io_uring_setup fail with EPERM for the calling thread only, as a container runtime's
-// seccomp profile does (a seccomp filter installed without TSYNC binds one thread).
-bool block_io_uring_setup_in_this_thread() {
+// Makes the given system calls fail with `error` for the calling thread only, as a container
+// runtime's seccomp profile does (a seccomp filter installed without TSYNC binds one thread).
+// The fault-injection seam for the receivers: the real kernel refuses the real call.
+bool block_syscalls_in_this_thread(std::initializer_list<long> numbers, int error) {
 #if defined(__x86_64__)
     constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
 #else
     constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
 #endif
-    sock_filter code[] = {
+    std::vector<sock_filter> code{
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
     };
+    const auto n = static_cast<std::uint8_t>(numbers.size());
+    std::uint8_t i = 0;
+    for (const long number : numbers) {
+        // Matched: jump over the remaining tests and the ALLOW to the ERRNO return.
+        code.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(number),
+                                static_cast<std::uint8_t>(n - i), 0));
+        ++i;
+    }
+    code.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    code.push_back(BPF_STMT(BPF_RET | BPF_K,
+                            SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(error) &
+                                                 SECCOMP_RET_DATA)));
     sock_fprog program{};
-    program.len = static_cast<unsigned short>(sizeof code / sizeof code[0]);
-    program.filter = code;
+    program.len = static_cast<unsigned short>(code.size());
+    program.filter = code.data();
     return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
            ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0;
+}
+
+// Makes io_uring_setup fail with EPERM for the calling thread only.
+bool block_io_uring_setup_in_this_thread() {
+    return block_syscalls_in_this_thread({__NR_io_uring_setup}, EPERM);
 }
 
 }  // namespace
@@ -837,6 +944,64 @@ TEST_CASE("a seccomp-blocked io_uring makes the probe say why, and auto fall bac
     MESSAGE(backend_choice_message(IoBackend::auto_, support));
 }
 #endif
+
+TEST_CASE("a receiver whose epoll or io_uring breaks closes its socket, counts receivers_failed, "
+          "and the kernel gives its share of the traffic to the other receivers") {
+    for (const IoBackend backend : backends_under_test()) {
+        CAPTURE(to_string(backend));
+        auto log = std::make_shared<test::CapturedLog>();
+        Logger logger{LogLevel::info, std::make_unique<test::CaptureSink>(*log)};
+        Counters counters;
+        Collector broken_collector(64);
+        Collector survivor_collector(64);
+        auto sockets = open_udp_sockets("127.0.0.1:0", 2, 4194304, logger);
+        const std::string address = local_address(sockets[0].get());
+        auto broken = make_receiver(backend, std::move(sockets[0]), broken_collector, counters,
+                                    logger, ReceiverOptions{}, io_uring_support());
+        auto survivor = make_receiver(IoBackend::epoll, std::move(sockets[1]), survivor_collector,
+                                      counters, logger, ReceiverOptions{}, io_uring_support());
+        RunningReceiver running(*survivor);
+
+        // The broken receiver's thread gets EIO from the kernel for the call it waits with.
+        bool blocked = false;
+        std::thread([&] {
+            blocked = block_syscalls_in_this_thread({
+#ifdef __NR_epoll_wait
+                                                        __NR_epoll_wait,
+#endif
+                                                        __NR_epoll_pwait, __NR_epoll_pwait2,
+                                                        __NR_io_uring_enter},
+                                                    EIO);
+            if (blocked) {
+                broken->run();  // returns: nothing can be received any more
+            }
+        }).join();
+        if (!blocked) {
+            MESSAGE("cannot install a seccomp filter here, skipped");
+            return;
+        }
+        CHECK(broken->failed());
+        CHECK_FALSE(survivor->failed());
+        CHECK(counters.get(Counter::receivers_failed) == 1);
+        CHECK(log->contains("this " + std::string(to_string(backend)) + " receiver stopped and closed its "
+                            "socket"));
+        broken->sync_kernel_drops();  // a closed socket has nothing left to count
+
+        // Each datagram from its own source port: the flow hash would spread them over both
+        // sockets of the group had the broken one stayed in it.
+        constexpr int flows = 200;
+        for (int i = 0; i < flows; ++i) {
+            Sender sender(address);
+            REQUIRE(sender.send("flow-" + std::to_string(i)));
+        }
+        CHECK(survivor_collector.wait_for(
+            [&] { return survivor_collector.received() >= static_cast<std::size_t>(flows); }));
+        CHECK(running.stop_and_join());
+        CHECK(survivor_collector.received() == static_cast<std::size_t>(flows));
+        CHECK(broken_collector.received() == 0);
+        CHECK(counters.get(Counter::kernel_drops) == 0);
+    }
+}
 
 TEST_CASE("forcing io_uring when it is unavailable fails at start-up naming reason and fix") {
     const IoUringSupport no{false, "disabled by sysctl kernel.io_uring_disabled=2"};

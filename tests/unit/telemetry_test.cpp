@@ -378,6 +378,56 @@ TEST_CASE("stop() without a worker still sends the final record") {
     CHECK(f.server.requests()[0].body.find(R"("SegmentsReceivedCount":2)") != std::string::npos);
 }
 
+TEST_CASE("stop(deadline) with a hung endpoint returns by the deadline, not after the request "
+          "timeout") {
+    Fixture f;
+    TelemetryOptions options;
+    options.request_timeout = 20s;
+    auto telemetry = f.make(options);
+    f.server.push_response({.body = "{}", .delay = 30s});
+    f.counters.add(Counter::datagrams_received, 2);
+    const auto started = std::chrono::steady_clock::now();
+    telemetry->stop(Clock::now() + 500ms);
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took < 500ms + 1s);  // the final call's timeout is the time left, not 20 s
+    CHECK(f.counters.get(Counter::telemetry_send_failures) == 1);
+    CHECK(f.counters.get(Counter::backend_timeout) == 1);
+}
+
+TEST_CASE("a periodic telemetry call hung at shutdown is aborted once the deadline passes") {
+    Fixture f;
+    TelemetryOptions options;
+    options.period = 20ms;
+    options.request_timeout = 20s;
+    auto telemetry = f.make(options);
+    f.server.push_response({.body = "{}", .delay = 30s});
+    f.counters.add(Counter::datagrams_received, 2);
+    telemetry->start();
+    const auto until = std::chrono::steady_clock::now() + generous_deadline;
+    while (f.server.request_count() == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(1ms);  // polling a condition, with a deadline
+    }
+    REQUIRE(f.server.request_count() == 1);  // the worker now waits in the hung call
+    const auto started = std::chrono::steady_clock::now();
+    telemetry->stop(Clock::now() + 200ms);
+    const auto took = std::chrono::steady_clock::now() - started;
+    // libcurl's progress callback runs at least once a second: the deadline plus a second.
+    CHECK(took < 200ms + 1500ms);
+    CHECK(f.counters.get(Counter::telemetry_send_failures) >= 1);
+    CHECK(f.log.contains("[Debug] telemetry: done!"));
+}
+
+TEST_CASE("with no time left before the deadline the final record is not sent") {
+    Fixture f;
+    auto telemetry = f.make();
+    f.counters.add(Counter::datagrams_received, 2);
+    telemetry->stop(Clock::now());
+    CHECK(f.server.request_count() == 0);
+    CHECK(f.log.contains("Not sending the final telemetry record(s): the shutdown deadline "
+                         "leaves 0 ms"));
+    CHECK(telemetry->queued() == 1);
+}
+
 TEST_CASE("a bad endpoint is a StartupError") {
     Fixture f;
     TelemetryOptions options;

@@ -2,13 +2,21 @@
 // retry policy and response parsing, and the LocalSink.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <regex>
@@ -441,6 +449,110 @@ TEST_CASE("a 400 is final: the batch counts as rejected_request_invalid and X-Ra
     CHECK(h.log->contains("[Error] Sending segment batch failed with: HTTP 400 "
                           "InvalidRequestException: Bad segment batch (not retryable; 3 "
                           "segments rejected)"));
+}
+
+namespace {
+
+// True when no captured line holds a control byte other than its final newline.
+bool lines_are_clean(xrayd::test::CapturedLog& log) {
+    std::lock_guard lock(log.mutex);
+    for (const std::string& line : log.lines) {
+        for (std::size_t i = 0; i + 1 < line.size(); ++i) {
+            const auto c = static_cast<unsigned char>(line[i]);
+            if (c < 0x20 || c == 0x7f) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a 400 whose type and message carry ESC and CR/LF is logged escaped, forging no line") {
+    Harness h;
+    HttpTestServer server;
+    server.push_response(
+        {.status = 400,
+         .body = "{\"__type\":\"Invalid\\u001b[31mRequest\","
+                 "\"message\":\"bad\\r\\n2026-01-01T00:00:00Z [Error] forged\\u001b[0m\"}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(3));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request_invalid) == 3; }));
+    CHECK(lines_are_clean(*h.log));
+    CHECK(h.log->contains("[Error] Sending segment batch failed with: HTTP 400 "
+                          "Invalid\\x1b[31mRequest: bad\\x0d\\x0a2026-01-01T00:00:00Z [Error] "
+                          "forged\\x1b[0m (not retryable; 3 segments rejected)"));
+}
+
+TEST_CASE("an answer naming 9000 unprocessed segments for a 3-segment batch reads 3 and logs a "
+          "bounded number of escaped lines") {
+    Harness h;
+    HttpTestServer server;
+    std::string items;
+    for (int i = 0; i < 9000; ++i) {
+        items += fmt::format(R"({}{{"Id":"{}\u001b[2J","ErrorCode":"Bad\r\nX",)"
+                             R"("Message":"m\n"}})",
+                             i == 0 ? "" : ",", segment_id(i));
+    }
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(3));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 1; }));
+    // None of the ids match (they end in ESC[2J): three final rejections, not 9000.
+    CHECK(h.get(Counter::rejected_by_xray) == 3);
+    CHECK(h.accounted() == 3);
+    CHECK(h.log->contains("named 8997 more unprocessed segments than the batch holds"));
+    CHECK(h.log->count("Unprocessed segment: id=") == 3);
+    CHECK(h.log->lines.size() < 10);
+    CHECK(h.log->contains("error_code=Bad\\x0d\\x0aX message=m\\x0a"));
+    CHECK(lines_are_clean(*h.log));
+}
+
+TEST_CASE("final unprocessed items are logged a few per answer, then one line says how many "
+          "were not") {
+    Harness h;
+    HttpTestServer server;
+    std::string items;
+    for (int i = 0; i < 20; ++i) {
+        items += fmt::format(R"({}{{"Id":"{}","ErrorCode":"InvalidSegment"}})", i == 0 ? "" : ",",
+                             segment_id(i));
+    }
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    server.push_response({.body = R"({"UnprocessedTraceSegments":[)" + items + "]}"});
+    auto uploader = h.uploader(h.options(server));
+    uploader->submit(h.make_batch(20));
+    h.next_segment = 0;
+    uploader->submit(h.make_batch(20));
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 2; }));
+    CHECK(h.get(Counter::rejected_by_xray) == 40);
+    // The first answer: 5 items and a closing line; the second falls in the same interval.
+    CHECK(h.log->count("[Error] Unprocessed segment: id=") == 5);
+    CHECK(h.log->count("15 more unprocessed segments (final) of this answer not logged") == 1);
+}
+
+TEST_CASE("a Retry-After of 1e10 seconds is clamped before it can overflow: the retry waits the "
+          "cap") {
+    using xrayd::Duration;
+    struct Row {
+        std::int64_t seconds;
+        Duration expected;
+    };
+    const std::vector<Row> rows{
+        {-1, Duration::zero()},
+        {0, Duration::zero()},
+        {5, std::chrono::seconds(5)},
+        {86400, std::chrono::seconds(86400)},
+        {86401, std::chrono::seconds(86400)},
+        {10'000'000'000, std::chrono::seconds(86400)},  // 1e19 ns would wrap negative
+        {std::numeric_limits<std::int64_t>::max(), std::chrono::seconds(86400)},
+    };
+    for (const Row& row : rows) {
+        CAPTURE(row.seconds);
+        CHECK(xrayd::retry_after_delay(row.seconds) == row.expected);
+    }
+    // Honoured up to the cap, whatever the server asked for.
+    CHECK(xrayd::backoff_delay(0, 5ms, 2s, 0.0, xrayd::retry_after_delay(10'000'000'000)) == 2s);
 }
 
 TEST_CASE("final failures are counted by error class") {
@@ -898,6 +1010,135 @@ TEST_CASE("LocalSink::create throws when the file cannot be opened") {
                     xrayd::StartupError);
 }
 
+namespace {
+
+// A directory that exists for one test.
+struct SinkDir {
+    SinkDir() {
+        std::string templ = (std::filesystem::temp_directory_path() / "xrayd-sink-XXXXXX").string();
+        REQUIRE(::mkdtemp(templ.data()) != nullptr);
+        path = templ;
+    }
+    ~SinkDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::filesystem::path path;
+};
+
+std::string file_text(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("LocalSink creates its file 0600 and refuses a symbolic link") {
+    Harness h;
+    SinkDir dir;
+    const mode_t old = ::umask(0);
+    auto sink = xrayd::LocalSink::create((dir.path / "out.jsonl").string(), h.counters, h.logger);
+    ::umask(old);
+    struct stat st {};
+    REQUIRE(::stat((dir.path / "out.jsonl").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    const auto target = dir.path / "elsewhere";
+    std::ofstream(target) << "precious\n";
+    std::filesystem::create_symlink(target, dir.path / "link.jsonl");
+    std::string message;
+    try {
+        (void)xrayd::LocalSink::create((dir.path / "link.jsonl").string(), h.counters, h.logger);
+    } catch (const xrayd::StartupError& e) {
+        message = e.what();
+    }
+    CHECK(message.find("it is a symbolic link, which xrayd does not follow") != std::string::npos);
+    CHECK(file_text(target) == "precious\n");
+}
+
+TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, at abandon or after") {
+    Harness h;
+    SinkDir dir;
+    const auto path = dir.path / "out.jsonl";
+    auto sink = xrayd::LocalSink::create(path.string(), h.counters, h.logger);
+    sink->submit(h.make_batch(3));
+    sink->run_once(0ms);
+    const std::string first = file_text(path);
+    REQUIRE(first.size() > 200);
+    REQUIRE(first.back() == '\n');
+
+    // The kernel writes up to RLIMIT_FSIZE, then refuses (EFBIG): half a line on disk.
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = saved;
+    small.rlim_cur = first.size() + 100;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    sink->submit(h.make_batch(3));
+    sink->run_once(0ms);
+    const std::string during = file_text(path);
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    std::signal(SIGXFSZ, old_handler);
+
+    CHECK(during == first);  // the 100 bytes written were taken back
+    CHECK(sink->held_segments() == 3);
+    CHECK(h.log->contains("File too large"));
+    // With room again the batch is written whole, once.
+    sink->run_once(0ms);
+    const std::string after = file_text(path);
+    CHECK(after.size() == 2 * first.size());
+    CHECK(std::count(after.begin(), after.end(), '\n') == 2);
+    CHECK(h.get(Counter::segments_sent) == 6);
+    CHECK(sink->abandon() == 0);
+}
+
+TEST_CASE("LocalSink abandon finishes a line begun on a full pipe instead of leaving it torn") {
+    Harness h;
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    xrayd::UniqueFd read_end(fds[0]);
+    xrayd::UniqueFd write_end(fds[1]);
+    REQUIRE(::fcntl(write_end.get(), F_SETPIPE_SZ, 4096) >= 0);
+    // The sink writes to stdout ("-"): stdout is the pipe while it is created.
+    std::fflush(stdout);
+    const xrayd::UniqueFd saved_stdout(::dup(STDOUT_FILENO));
+    REQUIRE(saved_stdout);
+    REQUIRE(::dup2(write_end.get(), STDOUT_FILENO) == STDOUT_FILENO);
+    auto sink = xrayd::LocalSink::create("-", h.counters, h.logger);
+    REQUIRE(::dup2(saved_stdout.get(), STDOUT_FILENO) == STDOUT_FILENO);
+    write_end.reset();
+
+    xrayd::Batch batch = h.make_batch(50);
+    const std::string line = std::string(batch.body()) + "\n";
+    REQUIRE(line.size() > 4096);  // more than the pipe holds
+    sink->submit(std::move(batch));
+    sink->run_once(0ms);  // fills the pipe: part of the line is out, the rest waits (EAGAIN)
+    CHECK(sink->held_segments() == 50);
+
+    std::string received;
+    std::thread reader([&] {
+        const auto until = std::chrono::steady_clock::now() + generous_deadline;
+        while (received.size() < line.size() && std::chrono::steady_clock::now() < until) {
+            pollfd pfd{read_end.get(), POLLIN, 0};
+            if (::poll(&pfd, 1, 100) <= 0) {
+                continue;
+            }
+            char buffer[4096];
+            const ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
+            if (n > 0) {
+                received.append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+    });
+    const std::size_t abandoned = sink->abandon();
+    reader.join();
+    CHECK(abandoned == 0);
+    CHECK(received == line);
+    CHECK(h.get(Counter::segments_sent) == 50);
+}
+
 TEST_CASE("LocalSink wakeup ends a run_once wait early") {
     Harness h;
     TempPath file;
@@ -1223,6 +1464,35 @@ TEST_CASE("drop-oldest sends a new batch a free slot can take instead of evictin
     REQUIRE(drive(*uploader, [&] { return uploader->held_segments() == 0; }));
     CHECK(h.get(Counter::segments_sent) == 1);
     CHECK(h.get(Counter::dropped_oldest) == 0);
+}
+
+TEST_CASE("drop-oldest evicts a batch waiting for its retry but never the request in flight, "
+          "which cannot be un-sent") {
+    Harness h(1 << 20);
+    HttpTestServer server;
+    server.push_response({.status = 500});          // batch A fails: it waits for its retry
+    server.push_response({.body = "{}", .delay = 30s});  // batch B hangs in flight
+    auto options = h.options(server);
+    options.concurrency = 1;
+    options.backpressure = xrayd::Backpressure::drop_oldest;
+    options.drop_oldest_headroom = 1 << 20;  // any held byte is "too much": eviction wants room
+    options.retry_base = 20s;                // A's retry is not due during the test
+    options.retry_cap = 20s;
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(1));  // A, the oldest
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_retries) == 1; }));
+    // Not evicted while in flight; waiting for its retry it is the first to give way.
+    REQUIRE(drive(*uploader, [&] { return h.get(Counter::dropped_oldest) == 1; }));
+    uploader->submit(h.make_batch(2));  // B takes the free slot
+    REQUIRE(drive(*uploader, [&] { return server.request_count() == 2; }));
+    for (int i = 0; i < 5; ++i) {
+        uploader->run_once(10ms);
+    }
+    // B, in flight, cannot be un-sent: it stays held however much room is wanted.
+    CHECK(h.get(Counter::dropped_oldest) == 1);
+    CHECK(uploader->held_segments() == 2);
+    CHECK(h.accounted() + uploader->held_segments() == 3);
+    CHECK(uploader->abandon() == 2);
 }
 
 TEST_CASE("drop-newest (the default) never evicts held batches") {

@@ -1,6 +1,7 @@
 // HealthState: what /readyz decides from and the gauges /metrics exports, fed by the daemon.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -20,7 +21,8 @@ namespace xrayd {
     X(memory_in_use_bytes, "bytes held for segments and batches (counted against -m)")        \
     X(memory_limit_bytes, "the buffer memory limit (-m) in bytes")                             \
     X(held_segments, "segments in batches not yet accepted by X-Ray (batcher and uploads)")    \
-    X(uploads_in_flight, "PutTraceSegments requests in flight")
+    X(uploads_in_flight, "PutTraceSegments requests in flight")                               \
+    X(receivers_running, "receiver threads receiving (started minus failed)")
 
 enum class Gauge : std::size_t {
 #define XRAYD_GAUGE_ENUM(name, help) name,
@@ -44,13 +46,18 @@ inline constexpr std::size_t gauge_count = gauge_infos.size();
 // The answer of /readyz.
 struct Readiness {
     bool ready = false;
-    std::string reason;  // why not ready ("" when ready)
+    // Why not ready; while ready, what is degraded ("" when nothing is).
+    std::string reason;
 };
 
 // Health inputs and gauges. Every member is an atomic: any thread may set, any thread may read
 // (the admin listener reads on its own thread). Lifetime: outlives the AdminServer reading it.
 //
-// Ready = listening && credentials usable && uploads not failing for longer than the threshold.
+// Ready = listening && credentials usable && uploads not failing for longer than the threshold
+// && at least one receiver thread running. A receiver that failed (Receiver::failed()) leaves
+// the daemon ready but degraded: the kernel gives its traffic to the others, so nothing is
+// lost, but an operator should look (the reason says so, /metrics has receivers_running and
+// receivers_failed); with none left nothing is received and /readyz fails.
 // "Failing" starts at the first upload_failed() after a success (or after start) and ends at the
 // next upload_succeeded(); a daemon that uploads nothing (no traffic) is not failing.
 class HealthState {
@@ -63,6 +70,12 @@ public:
     // the provider reports it has none that work.
     void set_credentials_usable(bool usable) noexcept {
         credentials_.store(usable, std::memory_order_relaxed);
+    }
+    // Receiver threads started, and how many of them stopped on a fatal error.
+    void set_receivers(std::size_t started, std::size_t failed) noexcept {
+        receivers_started_.store(started, std::memory_order_relaxed);
+        receivers_failed_.store(failed, std::memory_order_relaxed);
+        set(Gauge::receivers_running, static_cast<std::int64_t>(started - std::min(started, failed)));
     }
     // A PutTraceSegments request (or local sink write) succeeded.
     void upload_succeeded() noexcept;
@@ -92,6 +105,8 @@ private:
 
     std::atomic<bool> listening_{false};
     std::atomic<bool> credentials_{false};
+    std::atomic<std::size_t> receivers_started_{0};
+    std::atomic<std::size_t> receivers_failed_{0};
     std::atomic<Clock::rep> failing_since_{not_failing};
     std::array<std::atomic<std::int64_t>, gauge_count> gauges_{};
 };

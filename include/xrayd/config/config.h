@@ -13,6 +13,22 @@
 
 namespace xrayd {
 
+// The largest values the loader accepts: past them a value no longer fits what it feeds (a byte
+// count shifted from MB, a time point plus a duration, an int the kernel takes) or asks for
+// more than any machine has. The loader refuses them with a message naming the option.
+namespace config_limits {
+// -m: MB << 20 must fit a size_t with room for the budget's own sums (used + headroom).
+inline constexpr std::int64_t max_buffer_memory_mb = std::int64_t{1} << 40;
+// Every duration: steady-clock time points (ns since boot) plus this cannot overflow.
+inline constexpr std::chrono::milliseconds max_duration{std::chrono::hours(24 * 365)};
+// SO_RCVBUF is an int the kernel doubles; a request body over 1 GiB is no request X-Ray takes.
+inline constexpr std::uint64_t max_receive_buffer_bytes = 1u << 30;
+inline constexpr std::uint64_t max_batch_bytes = 1u << 30;
+// Each request in flight and each receiver holds a handle, a socket or a thread up front.
+inline constexpr int max_concurrency = 1024;
+inline constexpr int max_receivers = 1024;
+}  // namespace config_limits
+
 // IMPORTANT: a new field must also be listed in src/config/reload.cpp (reloadable or not) and
 // shown by describe_config().
 struct Config {

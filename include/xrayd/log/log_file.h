@@ -32,7 +32,8 @@ struct LogFileOptions {
 class FileSink final : public LogSink {
 public:
     // Opens `path` for appending, creating missing parent directories and the file (mode
-    // 0666 & ~umask). Throws StartupError naming the path and the reason. Start-up only.
+    // 0640 & ~umask; a symbolic link is refused, also at reopen and rotation). Throws
+    // StartupError naming the path and the reason. Start-up only.
     [[nodiscard]] static std::unique_ptr<FileSink> open(std::filesystem::path path,
                                                         LogFileOptions options = {});
 

@@ -80,6 +80,18 @@ public:
     // -ENOBUFS) and the receiver had to re-arm. Nothing is lost when it happens: datagrams wait
     // in the socket buffer. Always 0 for epoll. Any thread (a relaxed read).
     [[nodiscard]] virtual std::uint64_t ring_buffers_exhausted() const noexcept { return 0; }
+
+    // Counts the socket's kernel drops not counted yet, read from SO_MEMINFO: SO_RXQ_OVFL
+    // reports a burst's drops only with the next delivered datagram, so /metrics, the summary
+    // and the exit summary call this first. run() does it too before it returns. Any thread,
+    // also while run() runs; nothing to do once the socket is closed.
+    virtual void sync_kernel_drops() noexcept = 0;
+
+    // True once run() ended on a fatal error (a broken epoll or io_uring) instead of stop().
+    // The receiver then reads out what its socket holds, closes it so that the kernel spreads
+    // its share of the SO_REUSEPORT group's traffic over the other sockets, counts
+    // receivers_failed and logs an Error. Any thread.
+    [[nodiscard]] virtual bool failed() const noexcept = 0;
 };
 
 // The epoll + recvmmsg backend. Takes ownership of `socket` (a non-blocking UDP socket, e.g.

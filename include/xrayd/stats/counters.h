@@ -38,7 +38,8 @@ enum class CounterKind {
     X(dropped_queue_full, dropped, "segments dropped because the hand-off queue was full")       \
     X(dropped_gave_up, dropped, "segments given up after retrying past the retry budget")        \
     X(segments_sent, sent, "segments accepted by X-Ray (or written to the local sink)")          \
-    X(kernel_drops, info, "datagrams the kernel dropped before xrayd read them (SO_RXQ_OVFL)")    \
+    X(kernel_drops, info, "datagrams the kernel dropped before xrayd read them (SO_MEMINFO)")     \
+    X(receivers_failed, info, "receiver threads stopped by a fatal epoll/io_uring error")       \
     X(batches_sent, info, "PutTraceSegments batches accepted")                                   \
     X(upload_requests, info, "PutTraceSegments requests made, retries included")                 \
     X(upload_retries, info, "PutTraceSegments requests scheduled again after a failure")         \

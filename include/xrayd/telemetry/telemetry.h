@@ -1,11 +1,13 @@
 // Telemetry: the daemon's own health records, sent to X-Ray with PutTelemetryRecords.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +67,8 @@ struct TelemetryOptions {
 
 inline constexpr std::size_t telemetry_queue_capacity = 30;    // Go: bufferSize
 inline constexpr std::size_t telemetry_records_per_call = 10;  // Go: requestSize
+// The least time left before the shutdown deadline for which the final call is still tried.
+inline constexpr std::chrono::milliseconds min_final_call{100};
 
 // Every `period` (and once more at stop()): turns the counter deltas since the previous
 // record into a record, queues it (at most 30; the oldest is dropped, telemetry_records_dropped)
@@ -100,6 +104,13 @@ public:
     // on the caller's thread.
     void stop() noexcept;
 
+    // stop() within `deadline` (the shutdown deadline): a call in progress is aborted once the
+    // deadline passes (libcurl's progress callback, which runs at least once a second), and the
+    // final call's timeout is cut to the time left; with less than min_final_call left the final
+    // record is made but not sent (Debug line). So stop returns by about deadline + 1 s whatever
+    // the endpoint does.
+    void stop(TimePoint deadline) noexcept;
+
     // One period: makes the record (unless no datagram was received yet) and sends the queue.
     // `now` stamps the record. Only while the worker is not running.
     void tick(WallClock::time_point now) noexcept;
@@ -112,8 +123,11 @@ private:
     Telemetry(TelemetryOptions options, std::unique_ptr<Sender> sender, Counters& counters,
               Logger& logger);
     void rotate(WallClock::time_point now) noexcept;
-    void send_queued() noexcept;
+    // `timeout`: the total timeout of each call (the options' request timeout by default).
+    void send_queued(std::chrono::milliseconds timeout) noexcept;
     void run() noexcept;
+    // The final tick, fitted into the time left before deadline_.
+    void final_tick() noexcept;
 
     const TelemetryOptions options_;
     std::unique_ptr<Sender> sender_;
@@ -125,6 +139,9 @@ private:
     std::deque<TelemetryRecord> queue_;
     bool stop_requested_ = false;
     bool stopped_ = false;
+    // Shutdown deadline (steady clock ticks; max = none): calls abort once it has passed.
+    // Written by stop(), read by the worker's progress callback.
+    std::atomic<Clock::rep> deadline_{std::numeric_limits<Clock::rep>::max()};
     std::condition_variable wake_;
     std::thread worker_;
 };

@@ -1,6 +1,8 @@
 // LocalSink: writes each batch body as one line to a file or stdout, instead of uploading.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -14,9 +16,11 @@
 
 namespace xrayd {
 
-// Appends `<batch body>\n` per batch to `path` (created if missing) or to stdout for "-".
-// Counts segments_sent and batches_sent. A failed write keeps the batch (and the part of it
-// not yet written) to retry on the next run_once(): nothing is lost silently.
+// Appends `<batch body>\n` per batch to `path` (created 0600 if missing; a symbolic link is
+// refused) or to stdout for "-". Counts segments_sent and batches_sent. A failed write keeps
+// the batch to retry on the next run_once(): nothing is lost silently. Whole lines or nothing:
+// a file gets the part of a line a failed write left cut off again (the line is written whole
+// later); on a pipe the line is finished by the next attempt, at the latest by abandon().
 //
 // Threads: one pipeline thread calls everything, except wakeup() (any thread).
 // Lifetime: `counters` and `logger` outlive the sink.
@@ -37,10 +41,17 @@ private:
               Logger& logger) noexcept;
     // Writes queued batches until done or a write fails. True when the queue is empty.
     bool flush() noexcept;
+    // Writes the rest of the head batch's line (partial writes continued; a full non-blocking
+    // pipe waited for up to `patience`). 0 or the errno.
+    int write_head_line(Duration patience) noexcept;
+    // After a failed write: takes back the part of the head line written, where possible.
+    void untear_head_line() noexcept;
     void wait(Duration max_wait) noexcept;
 
     std::string path_;
     UniqueFd out_;
+    bool regular_file_;      // out_ can be truncated back to a line start
+    off_t line_start_ = -1;  // offset of the head line in a regular file
     UniqueFd wake_;  // eventfd
     Counters& counters_;
     Logger& logger_;

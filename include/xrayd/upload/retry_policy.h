@@ -63,6 +63,11 @@ enum class FailureClass { timeout, connection_refused, unknown_host, http_4xx, h
 [[nodiscard]] Duration backoff_delay(unsigned retry, Duration base, Duration cap,
                                      double unit_random, Duration retry_after) noexcept;
 
+// A Retry-After header's seconds (libcurl's CURLINFO_RETRY_AFTER) as a Duration: negative is
+// zero (absent), and anything past a day is a day, clamped before the conversion to
+// nanoseconds so that a hostile 1e10 s cannot overflow into a negative or tiny delay.
+[[nodiscard]] Duration retry_after_delay(std::int64_t seconds) noexcept;
+
 // What to do with a batch after a retryable failure at `now`.
 enum class RetryDecision { retry, give_up };
 

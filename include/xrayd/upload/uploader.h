@@ -64,7 +64,10 @@ struct UploaderOptions {
 //   count as rejected_by_xray. Needs `budget`; without it every unprocessed segment is final.
 // - Backpressure::drop_oldest (needs `budget`): while the budget has less than the headroom
 //   free, the batch with the oldest segment among those not in flight is given up
-//   (dropped_oldest). In-flight batches are never evicted.
+//   (dropped_oldest): queued, due for a retry or waiting out a back-off (a batch waiting for
+//   its retry is not in flight). In-flight batches are never evicted: a request cannot be
+//   un-sent, and cancelling it would lose what X-Ray may already have stored. When only they
+//   hold the memory, new segments are refused at ingest (dropped_buffer_full), as drop-newest.
 // At every moment between calls, segments submitted = sent + rejected + dropped (by the
 // counters above) + held_segments().
 // No proxy is read from the environment: `proxy` is the only one used (the config loader is

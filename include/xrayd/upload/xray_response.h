@@ -3,6 +3,8 @@
 
 #include <simdjson.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,11 +32,14 @@ enum class ResponseErrc {
 [[nodiscard]] std::string_view to_string(ResponseErrc errc) noexcept;
 
 // Parses a 2xx PutTraceSegments body into `out` (cleared first). A missing or null
-// UnprocessedTraceSegments means none; non-object elements are skipped.
+// UnprocessedTraceSegments means none; non-object elements are skipped. At most `max_items`
+// are read (the uploader passes the batch's segment count: X-Ray cannot name more, and a
+// hostile answer with thousands must not cost thousands of log lines); `*ignored` (if given)
+// gets the number of elements past that.
 // `parser` is reused across calls (one per thread). Never throws.
 [[nodiscard]] Result<void, ResponseErrc> parse_unprocessed_segments(
-    simdjson::dom::parser& parser, std::string_view body,
-    std::vector<UnprocessedSegment>& out) noexcept;
+    simdjson::dom::parser& parser, std::string_view body, std::vector<UnprocessedSegment>& out,
+    std::size_t max_items = SIZE_MAX, std::size_t* ignored = nullptr) noexcept;
 
 // X-Ray's error, from a non-2xx body (`__type` or `code`, `message` or `Message`) and the
 // x-amzn-ErrorType header. Fields are empty when absent or when the body is not JSON.
