@@ -11,6 +11,7 @@ packages=(
   libmicrohttpd-dev libsystemd-dev ca-certificates
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl
+  python3-aws-xray-sdk  # the official X-Ray SDK for Python: tests/integration/python_sdk_test.py
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
 )
