@@ -272,6 +272,7 @@ class FakeState:
         self.document_bytes = 0
         self.unprocessed_returned = []
         self.sampling_statistics = []   # SamplingStatisticsDocuments of every /SamplingTargets
+        self.signed_headers = {}        # path -> the SignedHeaders lists seen on valid requests
         self.hosts = []
         self.user_agents = []
         self.access_keys = []           # the key id of every signed request, in order
@@ -300,6 +301,7 @@ class FakeState:
                 "document_bytes": self.document_bytes,
                 "unprocessed_returned": list(self.unprocessed_returned),
                 "sampling_statistics": list(self.sampling_statistics),
+                "signed_headers": {p: sorted(s) for p, s in self.signed_headers.items()},
                 "hosts": list(self.hosts),
                 "user_agents": list(self.user_agents),
                 "access_keys": list(self.access_keys),
@@ -437,9 +439,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if token:
                 state.security_tokens.add(token)
         try:
-            verify_sigv4("POST", self.path, list(self.headers.items()), body,
-                         access_key=key_id if key_id in state.secrets else args.access_key,
-                         secret_key=secret, region=args.region, service="xray", now=time.time())
+            checked = verify_sigv4(
+                "POST", self.path, list(self.headers.items()), body,
+                access_key=key_id if key_id in state.secrets else args.access_key,
+                secret_key=secret, region=args.region, service="xray", now=time.time())
+            with state.lock:
+                state.signed_headers.setdefault(path, set()).add(
+                    ";".join(checked["signed_headers"]))
         except SigV4Error as err:
             with state.lock:
                 state.invalid_signatures += 1

@@ -255,6 +255,9 @@ class DeliveryTest(E2ETestCase):
         self.assertEqual(summary["segments_sent"], 2000)
         self.assertEqual(summary["batches_sent"], len(state["batches"]))
         self.assertEqual(summary["upload_requests"], state["paths"]["/TraceSegments"])
+        # The Go daemon's signed set, content-length included (checked by fake_xray's verifier).
+        self.assertEqual(state["signed_headers"]["/TraceSegments"],
+                         ["content-length;content-type;host;x-amz-date;x-amzn-xray-timestamp"])
         self.assertEqual(sum(daemon.sent_batch_sizes()), 2000,
                          "'Successfully sent batch of N segments' lines do not add up")
 
