@@ -36,8 +36,9 @@ std::string_view check(std::string_view body, unsigned char* scratch) noexcept {
             return "OTLP payload is not base64 ('=' before the end)";
         }
     }
-    const int decoded = EVP_DecodeBlock(scratch, reinterpret_cast<const unsigned char*>(text.data()),
-                                        static_cast<int>(text.size()));
+    const int decoded =
+        EVP_DecodeBlock(scratch, reinterpret_cast<const unsigned char*>(text.data()),
+                        static_cast<int>(text.size()));
     // A shorter output than 3 bytes per 4 characters means OpenSSL trimmed whitespace.
     if (decoded < 0 || static_cast<std::size_t>(decoded) != text.size() / 4 * 3) {
         return "OTLP payload is not base64 (standard alphabet, padded, no whitespace)";

@@ -172,7 +172,8 @@ Validation Validator::validate(const char* data, std::size_t len) noexcept {
     }
     if (otlp_udp::has_prefix(result.body)) {
         result.problem = otlp_udp::check(result.body, decoded_.get());
-        result.verdict = result.problem.empty() ? Verdict::accepted_otlp_udp : Verdict::bad_otlp_udp;
+        result.verdict =
+            result.problem.empty() ? Verdict::accepted_otlp_udp : Verdict::bad_otlp_udp;
         return result;
     }
     check_body(result);

@@ -85,7 +85,8 @@ echo "ok: xray --version: $version"
 # The guide's /etc/amazon/xray/cfg.yaml, left behind by a replaced Go package, is read first.
 if [ ! -e /etc/amazon ]; then
   made_amazon=1
-  install -D -m 0644 "$src/tests/integration/data/ec2-setup-guide-cfg.yaml" /etc/amazon/xray/cfg.yaml
+  install -D -m 0644 "$src/tests/integration/data/ec2-setup-guide-cfg.yaml" \
+    /etc/amazon/xray/cfg.yaml
   check=$(cd "$work" && /usr/bin/xray --check-config)
   for want in '^# Configuration file: /etc/amazon/xray/cfg.yaml$' \
               '^# warning: Config file /etc/amazon/xray/cfg.yaml has no Version key' \
@@ -102,7 +103,8 @@ fi
 if command -v systemd-analyze >/dev/null; then
   for name in xrayd xray; do
     out=$(systemd-analyze verify --man=no "/lib/systemd/system/$name.service" 2>&1) || true
-    [ -z "$out" ] || { echo "FAIL: the installed $name.service does not verify:"; echo "$out"; exit 1; }
+    [ -z "$out" ] ||
+      { echo "FAIL: the installed $name.service does not verify:"; echo "$out"; exit 1; }
   done
   grep -qx 'Alias=xray.service' /lib/systemd/system/xrayd.service ||
     { echo "FAIL: the installed unit lacks Alias=xray.service"; exit 1; }

@@ -35,8 +35,9 @@ trap 'rm -rf "$work"' EXIT
 bindir=$(dirname "$(readlink -f "$bin")")
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit" | sed "s|@BINDIR@|$bindir|")
 logs_dirs=$(sed -n 's/^LogsDirectory=//p' "$unit")
-grep -qx 'ProtectSystem=strict' "$unit" || { echo "FAIL: the unit is not ProtectSystem=strict"; exit 1; }
-grep -qx 'NoNewPrivileges=yes' "$unit" || { echo "FAIL: the unit lacks NoNewPrivileges=yes"; exit 1; }
+for directive in ProtectSystem=strict NoNewPrivileges=yes; do
+  grep -qx "$directive" "$unit" || { echo "FAIL: the unit lacks $directive"; exit 1; }
+done
 case " $logs_dirs " in
   *" xray "*) ;;
   *) echo "FAIL: LogsDirectory=$logs_dirs does not include xray"; exit 1 ;;
@@ -102,14 +103,17 @@ if [ "$rc" != 0 ] || [ ! -s "$log" ]; then
 fi
 for line in '\[Warn\] Config file /etc/amazon/xray/cfg.yaml has no Version key' \
             '\[Info\] Initializing AWS X-Ray daemon' '\[Info\] Exit summary: received=0 '; do
-  grep -q "$line" "$log" || { echo "FAIL: /var/log/xray/xray.log lacks /$line/:"; cat "$log"; exit 1; }
+  grep -q "$line" "$log" ||
+    { echo "FAIL: /var/log/xray/xray.log lacks /$line/:"; cat "$log"; exit 1; }
 done
-[ "$(stat -c %u "$log")" = "$user" ] || { echo "FAIL: the log is not owned by the service user"; exit 1; }
+[ "$(stat -c %u "$log")" = "$user" ] ||
+  { echo "FAIL: the log is not owned by the service user"; exit 1; }
 echo "ok: started as the unit starts it, the daemon wrote /var/log/xray/xray.log and exited 0"
 
 # 2. Control: the same file with LogPath outside the LogsDirectory= list: the daemon cannot open
 #    it (read-only file system) and exits 1 naming the file.
-sed 's|/var/log/xray/xray.log|/var/log/not-a-logs-directory/xray.log|' "$guide" > "$work/elsewhere.yaml"
+sed 's|/var/log/xray/xray.log|/var/log/not-a-logs-directory/xray.log|' "$guide" \
+  > "$work/elsewhere.yaml"
 rc=$(run_unit elsewhere "$work/elsewhere.yaml" 10)
 if [ "$rc" != 1 ] || [ -e "$work/elsewhere/log/not-a-logs-directory/xray.log" ] ||
    ! grep -q 'not-a-logs-directory/xray.log.*Read-only file system' "$work/elsewhere/output"; then

@@ -36,11 +36,12 @@ struct Validation {
     Verdict verdict = Verdict::bad_json;
     // The document bytes (after the first LF) whenever an LF was found; points into the input.
     std::string_view body;
-    // The segment's "id" / "trace_id" (empty for OTLP-over-UDP documents) when the body parsed and the member is a string (also for
-    // invalid segments). IMPORTANT: these point into the Validator's own buffers, not into the
-    // input: they stay valid until the next validate() on the same Validator (or its
-    // destruction/move). Values longer than segment_id_max / segment_trace_id_max bytes (only
-    // possible when invalid) are cut to that length.
+    // The segment's "id" / "trace_id" when the body parsed and the member is a string (also for
+    // invalid segments; always empty for OTLP-over-UDP documents). IMPORTANT: these point into
+    // the Validator's own buffers, not into the input: they stay valid until the next
+    // validate() on the same Validator (or its destruction/move). Values longer than
+    // segment_id_max / segment_trace_id_max bytes (only possible when invalid) are cut to that
+    // length.
     std::string_view id;
     std::string_view trace_id;
     // Why the datagram was rejected: a short static string (never datagram bytes, so it is safe
