@@ -30,8 +30,12 @@ pkg=$stage/pkg
 install -d -m 0755 "$pkg/DEBIAN"
 install -D -m 0755 "$bin" "$pkg/usr/bin/xrayd"
 strip --strip-unneeded --remove-section=.comment "$pkg/usr/bin/xrayd" 2>/dev/null || true
+# The Go daemon's command name (`xray --version`, scripts); xrayd does not look at argv[0].
+ln -s xrayd "$pkg/usr/bin/xray"
 sed 's|@BINDIR@|/usr/bin|g' "$src/systemd/xrayd.service.in" > "$stage/xrayd.service"
 install -D -m 0644 "$stage/xrayd.service" "$pkg/lib/systemd/system/xrayd.service"
+# `systemctl start xray` before any `enable` (the unit's Alias= only links once enabled).
+ln -s xrayd.service "$pkg/lib/systemd/system/xray.service"
 install -D -m 0644 "$src/systemd/cfg.yaml" "$pkg/etc/xrayd/cfg.yaml"
 install -D -m 0644 "$src/systemd/xrayd.logrotate" "$pkg/etc/logrotate.d/xrayd"
 python3 "$src/docs/gen_manpage.py" --binary "$bin" --template "$src/docs/xrayd.8.in" \
@@ -72,6 +76,9 @@ Maintainer: xrayd maintainers <xrayd@localhost>
 Installed-Size: $installed_kb
 Depends: $depends
 Recommends: logrotate
+Provides: xray
+Conflicts: xray
+Replaces: xray
 Section: net
 Priority: optional
 Description: drop-in replacement for the AWS X-Ray daemon
@@ -113,8 +120,12 @@ cat > "$pkg/DEBIAN/postrm" <<'EOF'
 set -e
 if [ "$1" = "purge" ]; then
     # DynamicUser=yes keeps the logs in /var/log/private/xrayd behind a /var/log/xrayd link.
-    rm -rf /var/log/xrayd /var/log/private/xrayd
+    rm -rf /var/log/xrayd /var/log/private/xrayd /var/log/private/xray
+    if [ -L /var/log/xray ]; then rm -f /var/log/xray; fi
     rm -f /etc/systemd/system/multi-user.target.wants/xrayd.service
+    if [ "$(readlink /etc/systemd/system/xray.service)" = /lib/systemd/system/xrayd.service ]; then
+        rm -f /etc/systemd/system/xray.service
+    fi
     rm -rf /var/lib/systemd/deb-systemd-helper-enabled/xrayd.service.dsh-also
     rmdir /etc/xrayd 2>/dev/null || true
 fi

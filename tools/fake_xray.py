@@ -10,8 +10,9 @@ When ready it prints one JSON line to stdout: {"port": N, "scheme": "http"|"http
 API (signed; a bad signature gets 403 InvalidSignatureException and is counted):
   POST /TraceSegments       records each document, answers {"UnprocessedTraceSegments": [...]}
   POST /TelemetryRecords    {}
-  POST /GetSamplingRules    {"SamplingRuleRecords": []}
-  POST /SamplingTargets     {"SamplingTargetDocuments": [], ...}
+  POST /GetSamplingRules    the Default rule every account has (1 req/s, then 5 %)
+  POST /SamplingTargets     records the statistics documents, answers one target per rule
+                            named in them (FixedRate 1.0, ReservoirQuota 1, 10 s interval)
 Control (unsigned, GET):
   /_fake/state[?documents=0]   counters, batch sizes, documents, hosts, user agents
   /_fake/shutdown              stops the server (the process then exits 0)
@@ -274,6 +275,8 @@ class FakeState:
         self.documents = []
         self.document_bytes = 0
         self.unprocessed_returned = []
+        self.sampling_statistics = []   # SamplingStatisticsDocuments of every /SamplingTargets
+        self.signed_headers = {}        # path -> the SignedHeaders lists seen on valid requests
         self.hosts = []
         self.user_agents = []
         self.access_keys = []           # the key id of every signed request, in order
@@ -301,6 +304,8 @@ class FakeState:
                 "document_count": len(self.documents),
                 "document_bytes": self.document_bytes,
                 "unprocessed_returned": list(self.unprocessed_returned),
+                "sampling_statistics": list(self.sampling_statistics),
+                "signed_headers": {p: sorted(s) for p, s in self.signed_headers.items()},
                 "hosts": list(self.hosts),
                 "user_agents": list(self.user_agents),
                 "access_keys": list(self.access_keys),
@@ -438,9 +443,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if token:
                 state.security_tokens.add(token)
         try:
-            verify_sigv4("POST", self.path, list(self.headers.items()), body,
-                         access_key=key_id if key_id in state.secrets else args.access_key,
-                         secret_key=secret, region=args.region, service="xray", now=time.time())
+            checked = verify_sigv4(
+                "POST", self.path, list(self.headers.items()), body,
+                access_key=key_id if key_id in state.secrets else args.access_key,
+                secret_key=secret, region=args.region, service="xray", now=time.time())
+            with state.lock:
+                state.signed_headers.setdefault(path, set()).add(
+                    ";".join(checked["signed_headers"]))
         except SigV4Error as err:
             with state.lock:
                 state.invalid_signatures += 1
@@ -477,12 +486,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/TelemetryRecords":
             self._reply(200, {})
         elif path == "/GetSamplingRules":
-            self._reply(200, {"SamplingRuleRecords": []})
+            self._reply(200, {"SamplingRuleRecords": [DEFAULT_SAMPLING_RULE]})
         elif path == "/SamplingTargets":
-            self._reply(200, {"SamplingTargetDocuments": [], "LastRuleModification": 0,
-                              "UnprocessedStatistics": []})
+            self._sampling_targets(body)
         else:
             self._reply(404, {"__type": "UnknownOperationException", "message": f"POST {path}"})
+
+    def _sampling_targets(self, body):
+        state = self.server.state
+        try:
+            documents = json.loads(body).get("SamplingStatisticsDocuments", [])
+            names = sorted({d["RuleName"] for d in documents})
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            with state.lock:
+                state.bad_requests += 1
+            self._reply(400, {"__type": "SerializationException", "message": str(err)})
+            return
+        with state.lock:
+            state.sampling_statistics.extend(documents)
+        now = time.time()
+        self._reply(200, {
+            "SamplingTargetDocuments": [
+                {"RuleName": name, "FixedRate": 1.0, "ReservoirQuota": 1,
+                 "ReservoirQuotaTTL": now + 60, "Interval": 10} for name in names],
+            "LastRuleModification": 0, "UnprocessedStatistics": []})
 
     def _trace_segments(self, body):
         state = self.server.state
@@ -522,6 +549,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         for d in accepted)
             state.unprocessed_returned.extend(u["Id"] for u in unprocessed)
         self._reply(200, {"UnprocessedTraceSegments": unprocessed})
+
+
+# As GetSamplingRules returns it for an account with no rules of its own.
+DEFAULT_SAMPLING_RULE = {
+    "SamplingRule": {
+        "RuleName": "Default",
+        "RuleARN": "arn:aws:xray:us-east-1:123456789012:sampling-rule/Default",
+        "ResourceARN": "*", "Priority": 10000, "FixedRate": 0.05, "ReservoirSize": 1,
+        "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "*",
+        "Version": 1, "Attributes": {}},
+    "CreatedAt": 0.0, "ModifiedAt": 1530558121.0,
+}
 
 
 class FakeServer(http.server.ThreadingHTTPServer):

@@ -15,6 +15,7 @@ packages=(
   # independent signer), /etc/services (service-name ports), man (the .deb's xrayd(8)), and
   # /bin/kill, which the unit's ExecReload runs and systemd-analyze verify requires
   dpkg-dev systemd curl netbase man-db procps
+  python3-aws-xray-sdk  # the official X-Ray SDK for Python: tests/integration/python_sdk_test.py
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
 )

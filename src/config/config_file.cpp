@@ -474,6 +474,40 @@ private:
     std::vector<std::string> errors_;
 };
 
+// The key paths Go's validation builds (spec §2.2): `Top.Sub` for each sub-key of a mapping,
+// `Top` for any other value. Empty for a file that is not a mapping.
+std::vector<std::string> key_paths(const YAML::Node& root) {
+    std::vector<std::string> paths;
+    if (!root.IsMap()) {
+        return paths;
+    }
+    for (const auto& entry : root) {
+        const std::string key = entry.first.Scalar();
+        if (entry.second.IsMap()) {
+            for (const auto& sub : entry.second) {
+                paths.push_back(key + "." + sub.first.Scalar());
+            }
+        } else {
+            paths.push_back(key);
+        }
+    }
+    return paths;
+}
+
+bool has_version_key(const std::vector<std::string>& paths) {
+    return std::find(paths.begin(), paths.end(), "Version") != paths.end();
+}
+
+// xrayd, deliberately unlike Go: a file without a Version key whose every key is a valid
+// Version 2 key (the widely copied EC2 setup guide's file) is read as Version 2. A file with
+// any other key (a Version 1 file's removed keys, a typo) keeps Go's error; so does an empty
+// file, which says nothing about its version.
+bool reads_as_version_2(const std::vector<std::string>& paths) {
+    return !paths.empty() && !has_version_key(paths) &&
+           std::all_of(paths.begin(), paths.end(),
+                       [](const std::string& path) { return contains(valid_paths, path); });
+}
+
 // Go's ConfigValidation (spec §2.2). "" when every key is acceptable.
 std::string validate_keys(const YAML::Node& root) {
     if (root.IsNull()) {
@@ -492,18 +526,11 @@ std::string validate_keys(const YAML::Node& root) {
                            "yaml.MapSlice",
                            flag_error_prefix, root.Mark().line + 1, tag, value);
     }
-    std::vector<std::string> paths;
-    for (const auto& entry : root) {
-        const std::string key = entry.first.Scalar();
-        if (entry.second.IsMap()) {
-            for (const auto& sub : entry.second) {
-                paths.push_back(key + "." + sub.first.Scalar());
-            }
-        } else {
-            paths.push_back(key);
-        }
+    const std::vector<std::string> paths = key_paths(root);
+    if (reads_as_version_2(paths)) {
+        return {};
     }
-    const bool has_version = std::find(paths.begin(), paths.end(), "Version") != paths.end();
+    const bool has_version = has_version_key(paths);
     for (const std::string& path : paths) {
         if (!has_version) {
             return fmt::format("Config Version is missing. {} {}", migration_hint, doc_hint);
@@ -542,6 +569,10 @@ Result<Loaded, std::string> load(const std::filesystem::path& path, bool validat
     decoder.decode_root(root.value());
     if (std::string message = decoder.error(); !message.empty()) {
         return fail(std::string(flag_error_prefix) + message);
+    }
+    if (reads_as_version_2(key_paths(root.value()))) {
+        loaded.values.version = 2;
+        loaded.version_assumed = true;
     }
     if (loaded.values.version != 1 && loaded.values.version != 2) {
         return fail(fmt::format("Config Version Setting is not correct. {} {}", migration_hint,

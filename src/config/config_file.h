@@ -57,9 +57,14 @@ struct FileValues {
 struct Loaded {
     FileValues values;
     std::vector<std::string> unknown_keys;  // key paths that no setting uses, in file order
+    // The file has no Version key and every key in it is a valid Version 2 key, so it is read as
+    // Version 2 (the Go daemon refuses it: "Config Version is missing." with -c, "Config
+    // Version Setting is not correct." from a default location); the loader warns.
+    bool version_assumed = false;
 };
 
-// Reads, (when `validate_keys`) key-validates, decodes and version-checks `path`.
+// Reads, (when `validate_keys`) key-validates, decodes and version-checks `path`. A file
+// without Version is accepted as Version 2 when every key is a valid one (version_assumed).
 [[nodiscard]] Result<Loaded, std::string> load(const std::filesystem::path& path,
                                                bool validate_keys);
 

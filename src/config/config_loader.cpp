@@ -198,9 +198,16 @@ private:
             validate = true;
         } else {
             for (const auto& candidate : sources_.default_paths) {
-                if (present(candidate)) {
+                if (!present(candidate)) {
+                    continue;
+                }
+                if (file.empty()) {
                     file = candidate;
-                    break;
+                } else {
+                    out.warnings.push_back(fmt::format(
+                        "Config file {} is not read: {} comes first in the search list and is "
+                        "the only one read (merge them, or remove one)",
+                        candidate.string(), file.string()));
                 }
             }
         }
@@ -211,6 +218,13 @@ private:
                 return error(loaded.error());
             }
             fv = std::move(loaded.value().values);
+            if (loaded.value().version_assumed) {
+                out.warnings.push_back(fmt::format(
+                    "Config file {} has no Version key; reading it as Version 2, since every "
+                    "key in it is a Version 2 key (the Go daemon refuses such a file). Add "
+                    "`Version: 2` to it to silence this warning",
+                    file.string()));
+            }
             for (const std::string& key : loaded.value().unknown_keys) {
                 out.warnings.push_back(fmt::format(
                     "Ignoring unknown key {} in {} (the Go daemon ignores it too; with -c it "
@@ -489,7 +503,7 @@ private:
 }  // namespace
 
 std::vector<std::filesystem::path> ConfigSources::default_config_paths() {
-    return {"/etc/xrayd/cfg.yaml", "/etc/amazon/xray/cfg.yaml", "cfg.yaml",
+    return {"/etc/amazon/xray/cfg.yaml", "/etc/xrayd/cfg.yaml", "cfg.yaml",
             "github.com/aws/aws-xray-daemon/pkg/cfg.yaml"};
 }
 

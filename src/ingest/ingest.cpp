@@ -15,6 +15,7 @@ std::string_view outcome_label(IngestOutcome o) noexcept {
     case IngestOutcome::bad_json: return "segment is not valid JSON";
     case IngestOutcome::invalid_segment: return "invalid segment";
     case IngestOutcome::too_large: return "datagram too large";
+    case IngestOutcome::bad_otlp_udp: return "OTLP-over-UDP document is malformed";
     case IngestOutcome::buffer_full: return "memory limit reached";
     case IngestOutcome::queue_full: return "hand-off queue full";
     case IngestOutcome::count_: break;
@@ -46,7 +47,7 @@ std::string excerpt(const char* data, std::size_t len) {
 IngestLogLimits::IngestLogLimits(Duration interval)
     : limiters_{RateLimiter(interval), RateLimiter(interval), RateLimiter(interval),
                 RateLimiter(interval), RateLimiter(interval), RateLimiter(interval),
-                RateLimiter(interval), RateLimiter(interval)} {}
+                RateLimiter(interval), RateLimiter(interval), RateLimiter(interval)} {}
 
 Ingest::Ingest(SegmentQueue& queue, MemoryBudget& budget, Counters& counters, Logger& logger,
                IngestLogLimits& limits, std::size_t max_datagram_bytes)
@@ -79,6 +80,7 @@ void Ingest::on_datagram(const Datagram& d) noexcept {
     const Validation v = validator_.validate(d.data, d.len);
     switch (v.verdict) {
     case Verdict::accepted: break;
+    case Verdict::accepted_otlp_udp: counters_.add(Counter::received_otlp_udp); break;
     case Verdict::missing_header:
         return reject(IngestOutcome::missing_header, Counter::rejected_missing_header, v, d);
     case Verdict::bad_header:
@@ -91,6 +93,8 @@ void Ingest::on_datagram(const Datagram& d) noexcept {
         return reject(IngestOutcome::invalid_segment, Counter::rejected_invalid_segment, v, d);
     case Verdict::too_large:
         return reject(IngestOutcome::too_large, Counter::rejected_too_large, v, d);
+    case Verdict::bad_otlp_udp:
+        return reject(IngestOutcome::bad_otlp_udp, Counter::rejected_bad_otlp_udp, v, d);
     }
 
     // A recycled block from the budget's segment pool: no allocation per datagram once warm.

@@ -8,6 +8,8 @@
 
 #include <xrayd/common/startup_error.h>
 
+#include "otlp_udp.h"
+
 namespace xrayd {
 
 namespace {
@@ -107,6 +109,8 @@ std::string_view to_string(Verdict v) noexcept {
     switch (v) {
     case Verdict::accepted:
         return "accepted";
+    case Verdict::accepted_otlp_udp:
+        return "accepted otlp udp";
     case Verdict::missing_header:
         return "missing header";
     case Verdict::bad_header:
@@ -119,12 +123,16 @@ std::string_view to_string(Verdict v) noexcept {
         return "invalid segment";
     case Verdict::too_large:
         return "too large";
+    case Verdict::bad_otlp_udp:
+        return "bad otlp udp";
     }
     return "unknown";
 }
 
 Validator::Validator(std::size_t max_datagram_bytes)
-    : max_datagram_bytes_(max_datagram_bytes), parser_(max_datagram_bytes) {
+    : max_datagram_bytes_(max_datagram_bytes),
+      parser_(max_datagram_bytes),
+      decoded_(new unsigned char[otlp_udp::scratch_bytes(max_datagram_bytes)]) {
     // Allocate once for the largest document so that parse() never needs to grow.
     if (const auto err = parser_.allocate(std::max<std::size_t>(max_datagram_bytes, 1));
         err != simdjson::SUCCESS) {
@@ -160,6 +168,12 @@ Validation Validator::validate(const char* data, std::size_t len) noexcept {
     if (const std::string_view problem = check_header(data, header_len); !problem.empty()) {
         result.verdict = Verdict::bad_header;
         result.problem = problem;
+        return result;
+    }
+    if (otlp_udp::has_prefix(result.body)) {
+        result.problem = otlp_udp::check(result.body, decoded_.get());
+        result.verdict =
+            result.problem.empty() ? Verdict::accepted_otlp_udp : Verdict::bad_otlp_udp;
         return result;
     }
     check_body(result);

@@ -81,7 +81,15 @@ Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTa
                                                CurlSlist& out) noexcept {
     std::array<char, 32> timestamp_buf{};
     const std::string_view timestamp = format_xray_timestamp(now, timestamp_buf);
-    const std::array<HttpHeaderView, 3> to_sign{{{"host", target.host},
+    // Signed as the Go daemon signs it; sent by curl itself (from CURLOPT_POSTFIELDSIZE), so the
+    // header list keeps its shape while body sizes change.
+    std::array<char, 24> length_buf{};
+    const auto length_end = fmt::format_to_n(length_buf.data(), length_buf.size(), "{}",
+                                             body.size());
+    const std::string_view content_length(length_buf.data(),
+                                          std::min(length_end.size, length_buf.size()));
+    const std::array<HttpHeaderView, 4> to_sign{{{"host", target.host},
+                                                 {"content-length", content_length},
                                                  {"content-type", "application/json"},
                                                  {"x-amzn-xray-timestamp", timestamp}}};
     const SigningRequestView request{"POST", target.path, {}, to_sign, body};

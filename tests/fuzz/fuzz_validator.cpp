@@ -1,4 +1,4 @@
-// libFuzzer target: the datagram validator (header line + segment document) on arbitrary bytes.
+// libFuzzer target: the datagram validator (header line + segment or OTLP document) on any bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (v.verdict == xrayd::Verdict::accepted) {
         if (!v.problem.empty() || v.body.empty() || v.id.size() != xrayd::segment_id_max ||
             v.trace_id.size() != xrayd::segment_trace_id_max) {
+            __builtin_trap();
+        }
+    } else if (v.verdict == xrayd::Verdict::accepted_otlp_udp) {
+        if (!v.problem.empty() || !v.id.empty() || !v.trace_id.empty() ||
+            !(v.body.starts_with("T1S") || v.body.starts_with("T1U")) || v.body.size() < 7) {
             __builtin_trap();
         }
     } else if (v.problem.empty()) {

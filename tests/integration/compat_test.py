@@ -51,13 +51,14 @@ class CompatTestCase(unittest.TestCase):
                 p.stdout.close()
         self.dir.cleanup()
 
-    def start_local(self, *args, level="debug"):
+    def start_local(self, *args, level="debug", cwd=None):
         """A daemon on the local sink (no AWS needed), logging to files under the temp dir."""
         p = subprocess.Popen([harness.xrayd_binary(), "--local-sink", os.devnull,
                               "-b", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
                               "--linger", "1ms"] + (["-l", level] if level else []) +
                              [str(a) for a in args],
-                             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=cwd)
         self.procs.append(p)
         return p
 
@@ -88,9 +89,9 @@ class VersionAndUsageTest(CompatTestCase):
 
 
 class ConfigErrorTest(CompatTestCase):
-    def test_a_config_without_version_exits_1_with_the_go_message(self):
+    def test_a_config_without_version_and_a_non_version_2_key_exits_1_with_the_go_message(self):
         cfg = Path(self.dir.name) / "cfg.yaml"
-        cfg.write_text("Region: us-west-2\n")
+        cfg.write_text("Region: us-west-2\nProcessor:\n  Region: us-west-2\n")
         rc, out = harness.run_xrayd_to_exit(["-c", cfg], self.env)
         self.assertEqual(rc, 1, out)
         self.assertRegex(out, r"\[Error\] Config Version is missing\. Use X-Ray Daemon Config "
@@ -135,6 +136,46 @@ class ConfigErrorTest(CompatTestCase):
                 out += p.stdout.readline()
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(15), 0)
+
+
+SETUP_GUIDE_CFG = Path(__file__).resolve().parent / "data" / "ec2-setup-guide-cfg.yaml"
+VERSION_2_WARNING = re.compile(r"\[Warn\] Config file (\S+) has no Version key; reading it as "
+                               r"Version 2, .*Add `Version: 2` to it to silence this warning$",
+                               re.M)
+
+
+class SetupGuideConfigTest(CompatTestCase):
+    """The EC2 setup guide's cfg.yaml (no Version key) starts the daemon, with one warning.
+    Flags override its addresses and log path, so the test binds port 0 and logs under /tmp."""
+
+    def run_guide_config(self, args, cwd=None):
+        log = Path(self.dir.name) / "xray.log"
+        p = self.start_local("-f", log, "-t", "127.0.0.1:0", *args, cwd=cwd)
+        port = listening_port(log)
+        self.send(port, 0, 2)
+        wait_for_file_text(log, "Wrote batch of")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+        text = log.read_text()
+        warnings = VERSION_2_WARNING.findall(text)
+        self.assertEqual(len(warnings), 1, text)
+        self.assertIn("Exit summary: received=2 sent=2 ", text)
+        return warnings[0]
+
+    def test_the_setup_guides_file_named_by_dash_c_starts_as_version_2_with_one_warning(self):
+        self.assertEqual(self.run_guide_config(["-c", SETUP_GUIDE_CFG]), str(SETUP_GUIDE_CFG))
+
+    def test_the_setup_guides_file_at_a_default_location_starts_as_version_2(self):
+        # cfg.yaml in the working directory is the Go daemon's second default location; the
+        # first two (/etc/xrayd, /etc/amazon/xray) must not exist for it to be the one read.
+        taken = [p for p in ("/etc/xrayd/cfg.yaml", "/etc/amazon/xray/cfg.yaml")
+                 if os.path.exists(p)]
+        if taken:
+            self.skipTest(f"{taken[0]} exists on this machine and would be read first")
+        cwd = Path(self.dir.name) / "cwd"
+        cwd.mkdir()
+        (cwd / "cfg.yaml").write_bytes(SETUP_GUIDE_CFG.read_bytes())
+        self.assertEqual(self.run_guide_config([], cwd=cwd), "cfg.yaml")
 
 
 class OperationsTest(CompatTestCase):

@@ -2,6 +2,9 @@
 # The .deb install/remove cycle on this machine: tools/build-deb.sh builds the package, dpkg -i
 # installs it, the installed xrayd answers --version and --check-config (finding
 # /etc/xrayd/cfg.yaml), the installed unit verifies, and dpkg -P leaves no xrayd file behind.
+# The package replaces the Go daemon's: it Provides/Conflicts/Replaces xray, /usr/bin/xray and
+# xray.service are links to xrayd's, and the Go daemon's /etc/amazon/xray/cfg.yaml (the EC2
+# setup guide's, no Version key) is read first when present.
 # Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT. Exit 77 (skip) without root, when an xrayd is
 # already installed (the test must not replace a real installation), or when a tool it needs is
 # missing (tools/run-tests.sh fails on that skip: tools/install-deps.sh installs them all).
@@ -29,18 +32,22 @@ fi
 
 work=$(mktemp -d)
 installed=0
+made_amazon=0
 cleanup() {
   if [ "$installed" = 1 ]; then
     dpkg -P xrayd >/dev/null 2>&1 || true
+  fi
+  if [ "$made_amazon" = 1 ]; then
+    rm -rf /etc/amazon
   fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Every path mentioning xrayd in the places a package touches, before and after.
+# Every path mentioning xray (xrayd, the xray links) in the places a package touches.
 xrayd_paths() {
   find /etc /usr/bin /usr/lib/systemd /usr/share/man /usr/share/doc /var/log /var/lib/dpkg/info \
-    -xdev -iname '*xrayd*' 2>/dev/null | sort
+    -xdev -iname '*xray*' 2>/dev/null | sort
 }
 xrayd_paths > "$work/before"
 
@@ -63,6 +70,13 @@ names=$(sed 's/ *([^)]*)//g; s/ *[,|] */\n/g' <<< "$depends")  # one package nam
 for lib in libc6 libgcc-s1 libstdc++6 procps; do
   grep -qxF "$lib" <<< "$names" || { echo "FAIL: Depends lacks $lib"; exit 1; }
 done
+for field in Provides Conflicts Replaces; do
+  [ "$(dpkg-deb -f "$deb" "$field")" = xray ] || { echo "FAIL: $field is not xray"; exit 1; }
+done
+for link in "./usr/bin/xray -> xrayd" "./lib/systemd/system/xray.service -> xrayd.service"; do
+  grep -q "^l.* $link\$" <<< "$contents" || { echo "FAIL: no link $link in the package"; exit 1; }
+done
+echo "ok: Provides/Conflicts/Replaces xray, /usr/bin/xray and xray.service link to xrayd's"
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/xrayd/cfg.yaml "$work/control/conffiles" || { echo "FAIL: cfg.yaml is no conffile"; exit 1; }
 
@@ -75,9 +89,36 @@ check=$(cd "$work" && /usr/bin/xrayd --check-config)
 grep -q '^# Configuration file: /etc/xrayd/cfg.yaml$' <<< "$check" ||
   { echo "FAIL: --check-config did not use /etc/xrayd/cfg.yaml:"; echo "$check"; exit 1; }
 echo "ok: --check-config read /etc/xrayd/cfg.yaml"
-out=$(systemd-analyze verify --man=no /lib/systemd/system/xrayd.service 2>&1) || true
-[ -z "$out" ] || { echo "FAIL: the installed unit does not verify:"; echo "$out"; exit 1; }
-echo "ok: the installed unit verifies"
+# The Go daemon's command name answers the same (xrayd does not look at argv[0]).
+[ "$(/usr/bin/xray --version)" = "$version" ] || { echo "FAIL: xray --version differs"; exit 1; }
+[ "$(readlink -f /usr/bin/xray)" = /usr/bin/xrayd ] || { echo "FAIL: /usr/bin/xray"; exit 1; }
+echo "ok: xray --version: $version"
+# The guide's /etc/amazon/xray/cfg.yaml, left behind by a replaced Go package, is read first.
+if [ ! -e /etc/amazon ]; then
+  made_amazon=1
+  install -D -m 0644 "$src/tests/integration/data/ec2-setup-guide-cfg.yaml" \
+    /etc/amazon/xray/cfg.yaml
+  check=$(cd "$work" && /usr/bin/xray --check-config)
+  for want in '^# Configuration file: /etc/amazon/xray/cfg.yaml$' \
+              '^# warning: Config file /etc/amazon/xray/cfg.yaml has no Version key' \
+              '^# warning: Config file /etc/xrayd/cfg.yaml is not read'; do
+    grep -q "$want" <<< "$check" ||
+      { echo "FAIL: xray --check-config lacks /$want/:"; echo "$check"; exit 1; }
+  done
+  rm -rf /etc/amazon
+  made_amazon=0
+  echo "ok: the Go daemon's /etc/amazon/xray/cfg.yaml (the setup guide's) is read first"
+else
+  echo "note: /etc/amazon exists on this machine; the Go config check is left out"
+fi
+for name in xrayd xray; do
+  out=$(systemd-analyze verify --man=no "/lib/systemd/system/$name.service" 2>&1) || true
+  [ -z "$out" ] ||
+    { echo "FAIL: the installed $name.service does not verify:"; echo "$out"; exit 1; }
+done
+grep -qx 'Alias=xray.service' /lib/systemd/system/xrayd.service ||
+  { echo "FAIL: the installed unit lacks Alias=xray.service"; exit 1; }
+echo "ok: the installed unit verifies, also by its alias xray.service"
 man -w xrayd >/dev/null || { echo "FAIL: man cannot find xrayd(8)"; exit 1; }
 echo "ok: man finds xrayd(8)"
 

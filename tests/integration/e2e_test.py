@@ -255,6 +255,9 @@ class DeliveryTest(E2ETestCase):
         self.assertEqual(summary["segments_sent"], 2000)
         self.assertEqual(summary["batches_sent"], len(state["batches"]))
         self.assertEqual(summary["upload_requests"], state["paths"]["/TraceSegments"])
+        # The Go daemon's signed set, content-length included (checked by fake_xray's verifier).
+        self.assertEqual(state["signed_headers"]["/TraceSegments"],
+                         ["content-length;content-type;host;x-amz-date;x-amzn-xray-timestamp"])
         self.assertEqual(sum(daemon.sent_batch_sizes()), 2000,
                          "'Successfully sent batch of N segments' lines do not add up")
 
@@ -324,6 +327,25 @@ class BadInputTest(E2ETestCase):
             self.assertEqual((summary["received"], summary["sent"], summary["rejected"],
                               summary["dropped"]), (n_bad + len(good), len(good), n_bad, 0),
                              summary)
+
+    def test_an_adot_t1s_document_and_a_json_segment_arrive_verbatim_in_one_batch(self):
+        # ADOT's OtlpUdpSpanExporter datagram (header, "T1S", base64 of an
+        # ExportTraceServiceRequest; tests/data/otlp-udp/make_sample.py builds it).
+        otlp = (harness.DATA_DIR / "otlp-udp" / "adot-t1s.udp").read_bytes()
+        otlp_doc = otlp.partition(b"\n")[2]
+        self.assertTrue(otlp_doc.startswith(b"T1S"))
+        segment = make_documents(1, tag=8)[0]
+        malformed = HEADER + b"\nT1S" + otlp_doc[3:-1]  # one base64 character short
+        with FakeXray() as fake, Xrayd(fake.endpoint, linger="2s") as daemon:
+            send_burst(daemon, [otlp, malformed, datagram(segment)])
+            fake.wait_for_documents(2)
+            state = self.assert_delivered_exactly_once(fake, [otlp_doc, segment], daemon)
+            self.assert_requests_clean(fake, state)
+            self.assertEqual(state["batches"], [2], "not batched together")
+            summary = self.stop_daemon(daemon)
+            self.assertEqual((summary["received"], summary["sent"], summary["received_otlp_udp"],
+                              summary["rejected_bad_otlp_udp"], summary["rejected_bad_json"]),
+                             (3, 2, 1, 1, 0), summary)
 
     def test_segments_xray_returns_unprocessed_are_counted_as_rejected_by_xray(self):
         docs = make_documents(30, tag=5)

@@ -38,7 +38,8 @@ require "Type=notify"
 require "Restart=on-failure"
 require "WatchdogSec=30s"
 require "DynamicUser=yes"
-require "LogsDirectory=xrayd"
+require "LogsDirectory=xrayd xray"
+require "Alias=xray.service"
 require "ProtectSystem=strict"
 require "NoNewPrivileges=yes"
 require "CapabilityBoundingSet="
@@ -47,6 +48,16 @@ require "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK"
 require "SystemCallFilter=@system-service io_uring_setup io_uring_enter io_uring_register"
 require "LimitMEMLOCK=64M"
 require "ExecReload=/bin/kill -HUP \$MAINPID"
+# The Go daemon's setup (systemctl start/enable/reload xray) goes through the alias.
+if [ "$(sed -n '/^\[Install\]/,/^\[/p' "$unit" | grep -c '^Alias=xray.service$')" != 1 ]; then
+  echo "FAIL: Alias=xray.service is not in [Install]"
+  fail=1
+fi
+# No -f: the config's Logging.LogPath (the guide's /var/log/xray/xray.log) must decide.
+if grep -q '^ExecStart=.* -f ' "$unit"; then
+  echo "FAIL: ExecStart= hard-codes a log file, overriding Logging.LogPath"
+  fail=1
+fi
 if grep -q '^Restart=always' "$unit"; then
   echo "FAIL: Restart=always cannot be stopped by a signal (Go daemon issue #111)"
   fail=1

@@ -238,8 +238,10 @@ TEST_CASE("key validation of a -c file reports the Go daemon's exact messages") 
     const std::string bad_version =
         std::string("Config Version Setting is not correct. ") + migrate + " " + doc;
     const std::vector<Row> rows{
-        {"Region: x\n", missing},
+        // Without Version, any key that is not a Version 2 key brings back Go's message.
+        {"Region: x\nABCDE: 1\n", missing},
         {"ABCDE: 1\n", missing},  // the Version check comes first for every key
+        {"LogRotation: true\nRegion: x\n", missing},
         {"Version: 10000\n", bad_version},
         {"Version: 0\n", bad_version},
         {"Version: ~\n", bad_version},
@@ -371,7 +373,7 @@ TEST_CASE("a default-location file is not key-validated but its types and Versio
     CHECK(ok.warnings[0].find("MemoryLimit") != std::string::npos);
     CHECK(ok.warnings[1].find("Socket.Bogus") != std::string::npos);
 
-    w.default_file("Region: eu-west-1\n");
+    w.default_file("Region: eu-west-1\nMemoryLimit: 5\n");  // no Version, not all V2 keys
     CHECK(w.run_error({}) ==
           std::string("Config Version Setting is not correct. ") + migrate + " " + doc);
     w.default_file("Version: 2\nConcurrency: many\n");
@@ -379,13 +381,86 @@ TEST_CASE("a default-location file is not key-validated but its types and Versio
                              "  line 2: cannot unmarshal !!str `many` into int");
 }
 
+// The EC2 setup guide's /etc/amazon/xray/cfg.yaml, verbatim (tests/integration/data/
+// ec2-setup-guide-cfg.yaml says where it comes from): no Version key.
+constexpr const char* setup_guide_cfg = R"(TotalBufferSizeMB: 0
+Socket:
+  UDPAddress: "127.0.0.1:2000"
+  TCPAddress: "127.0.0.1:2000"
+Region: "us-east-1"
+Logging:
+  LogLevel: "info"
+  LogPath: "/var/log/xray/xray.log"
+LocalMode: false
+ResourceARN: ""
+RoleARN: ""
+)";
+
+TEST_CASE("a file without Version whose keys are all Version 2 keys is read as Version 2 with "
+          "one warning, from -c and from a default location") {
+    World w;
+    const fs::path named = w.file(setup_guide_cfg);
+    const fs::path found = w.default_file(setup_guide_cfg);
+    for (const Args& args : {Args{"-c", named.string()}, Args{}}) {
+        CAPTURE(args.size());
+        const CliOutcome out = w.run(args);
+        REQUIRE_MESSAGE(out.config.has_value(), out.err);
+        CHECK(out.exit_code == 0);
+        CHECK(out.config->region == "us-east-1");
+        CHECK(out.config->udp_address == "127.0.0.1:2000");
+        CHECK(out.config->tcp_address == "127.0.0.1:2000");
+        CHECK(out.config->log_file == "/var/log/xray/xray.log");
+        CHECK(out.config->log_level == LogLevel::info);
+        REQUIRE(out.warnings.size() == 1);
+        const std::string& warning = out.warnings[0];
+        CHECK(warning.find((args.empty() ? found : named).string()) != std::string::npos);
+        CHECK(warning.find("no Version key; reading it as Version 2") != std::string::npos);
+        CHECK(warning.find("Add `Version: 2` to it to silence this warning") != std::string::npos);
+    }
+    // With Version: 2 added, as the warning says, it is silent.
+    w.default_file(std::string(setup_guide_cfg) + "Version: 2\n");
+    CHECK(w.run({}).warnings.empty());
+    // xrayd's own keys are Version 2 keys too.
+    CHECK(w.run({"-c", w.file("Region: x\nXrayd:\n  Linger: 1s\n").string()}).warnings.size() ==
+          1);
+}
+
+TEST_CASE("a file without Version and with a key that is not a Version 2 key keeps the Go "
+          "daemon's errors, from -c and from a default location") {
+    World w;
+    const std::string missing = std::string("Config Version is missing. ") + migrate + " " + doc;
+    const std::string bad_version =
+        std::string("Config Version Setting is not correct. ") + migrate + " " + doc;
+    for (const std::string extra : {"Processor:\n  Region: x\n", "MemoryLimit: 5\n",
+                                    "region: x\n", "Profile:\n", "Xrayd:\n  Bogus: 1\n"}) {
+        CAPTURE(extra);
+        const std::string text = std::string(setup_guide_cfg) + extra;
+        CHECK(w.run_error({"-c", w.file(text).string()}) == missing);
+        w.default_file(text);
+        CHECK(w.run_error({}) == bad_version);
+    }
+    // An empty file says nothing about its version: Go's error, as before.
+    w.default_file("# nothing\n");
+    CHECK(w.run_error({}) == bad_version);
+    // A Version key that is present but wrong is never replaced.
+    w.default_file(std::string(setup_guide_cfg) + "Version: 3\n");
+    CHECK(w.run_error({}) == bad_version);
+}
+
 TEST_CASE("the first existing default location wins") {
     World w;
     w.dir.write("cwd/cfg.yaml", "Version: 2\nRegion: second\n");
     CHECK(w.run_ok({}).region == "second");
     w.default_file("Version: 1\nRegion: first\n");
-    CHECK(w.run_ok({}).region == "first");
+    const CliOutcome out = w.run({});
+    REQUIRE(out.config.has_value());
+    CHECK(out.config->region == "first");
+    // The one not read is named, so a stale file cannot hide silently.
+    REQUIRE(out.warnings.size() == 1);
+    CHECK(out.warnings[0].find((w.dir.path() / "cwd/cfg.yaml").string() + " is not read") !=
+          std::string::npos);
 }
+
 
 TEST_CASE("a broken default-location file does not break -h or -v, but does break a run") {
     World w;
@@ -771,11 +846,13 @@ TEST_CASE("read_memory_info finds the cgroup v1 limit, also inside a cgroup name
     CHECK_FALSE(info.value().cgroup_limit_bytes.has_value());
 }
 
-TEST_CASE("the default search order reads xrayd's own file first, then the Go daemon's") {
+// The Go daemon's file first: when xrayd's package replaces the Go daemon's, the Go file stays
+// behind and must keep being read although the package ships /etc/xrayd/cfg.yaml.
+TEST_CASE("the default search order reads the Go daemon's file first, then xrayd's own") {
     const std::vector<fs::path> paths = ConfigSources::default_config_paths();
     REQUIRE(paths.size() == 4);
-    CHECK(paths[0] == "/etc/xrayd/cfg.yaml");
-    CHECK(paths[1] == "/etc/amazon/xray/cfg.yaml");
+    CHECK(paths[0] == "/etc/amazon/xray/cfg.yaml");
+    CHECK(paths[1] == "/etc/xrayd/cfg.yaml");
     CHECK(paths[2] == "cfg.yaml");
     CHECK(paths[3] == "github.com/aws/aws-xray-daemon/pkg/cfg.yaml");
 }

@@ -104,6 +104,29 @@ TEST_CASE("each kind of bad datagram is counted under its own reason and not que
     CHECK(accounting_balances(h.counters.snapshot(), 0));
 }
 
+TEST_CASE("OTLP-over-UDP documents are queued verbatim and counted; malformed ones rejected") {
+    Harness h;
+    const std::string otlp =
+        read_file(std::string(XRAYD_TEST_DATA_DIR) + "/otlp-udp/adot-t1s.udp");
+    h.feed({otlp, valid_datagram(3), header + "T1S", header + "T1SAA=A", header + "T1UCgA="});
+    CHECK(h.counters.get(Counter::datagrams_received) == 5);
+    CHECK(h.counters.get(Counter::received_otlp_udp) == 2);
+    CHECK(h.counters.get(Counter::rejected_bad_otlp_udp) == 2);
+    CHECK(h.counters.get(Counter::rejected_bad_json) == 0);
+    SegmentPtr s;
+    REQUIRE(h.queue.pop(s));
+    CHECK(s->body() == otlp.substr(otlp.find('\n') + 1));
+    CHECK(s->id().empty());
+    CHECK(s->trace_id().empty());
+    REQUIRE(h.queue.pop(s));
+    CHECK(s->id() == "0000000000000003");
+    REQUIRE(h.queue.pop(s));
+    CHECK(s->body() == "T1UCgA=");
+    CHECK_FALSE(h.queue.pop(s));
+    // received_otlp_udp is informational: the accounting identity holds with 3 held.
+    CHECK(accounting_balances(h.counters.snapshot(), 3));
+}
+
 TEST_CASE("a datagram the kernel truncated is counted as too large") {
     Harness h;
     h.feed({valid_datagram(1)}, /*truncated=*/true);

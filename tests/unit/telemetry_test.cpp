@@ -77,13 +77,13 @@ void verify_signature(const RecordedRequest& r, const Credentials& creds) {
     request.method = r.method;
     request.path = r.path;
     request.payload = r.body;
-    for (const char* name : {"content-type", "host", "x-amzn-xray-timestamp"}) {
+    for (const char* name : {"content-length", "content-type", "host", "x-amzn-xray-timestamp"}) {
         const auto value = r.header(name);
         REQUIRE(value.has_value());
         request.headers.push_back(HttpHeader{name, *value});
     }
     CHECK(field(*authorization, "SignedHeaders=") ==
-          "content-type;host;x-amz-date;x-amzn-xray-timestamp");
+          "content-length;content-type;host;x-amz-date;x-amzn-xray-timestamp");
     SigV4Signer signer("us-west-2", "xray");
     CHECK(signer.sign(request, creds, WallClock::from_time_t(timegm(&tm))).authorization ==
           *authorization);

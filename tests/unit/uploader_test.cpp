@@ -207,8 +207,10 @@ TEST_CASE("uploader POSTs the batch body byte-identical to /TraceSegments with S
     const std::string authorization = *r.header("Authorization");
     CHECK(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
     CHECK(authorization.find("/us-east-2/xray/aws4_request") != std::string::npos);
-    CHECK(authorization.find("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;"
-                             "x-amzn-xray-timestamp,") != std::string::npos);
+    // The Go daemon's set: content-length signed too (curl sends it from the body size).
+    CHECK(authorization.find("SignedHeaders=content-length;content-type;host;x-amz-date;"
+                             "x-amz-security-token;x-amzn-xray-timestamp,") != std::string::npos);
+    CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
 
     // The signature verifies: recompute it from what the server received.
     xrayd::SigV4Signer signer("us-east-2", "xray");
@@ -216,6 +218,7 @@ TEST_CASE("uploader POSTs the batch body byte-identical to /TraceSegments with S
     request.method = r.method;
     request.path = r.path;
     request.headers = {{"host", *r.header("Host")},
+                       {"content-length", *r.header("Content-Length")},
                        {"content-type", *r.header("Content-Type")},
                        {"x-amzn-xray-timestamp", *r.header("X-Amzn-Xray-Timestamp")}};
     request.payload = r.body;

@@ -114,7 +114,8 @@ Outcome run(Validator& validator, std::string_view datagram) {
     const Validation r = validator.validate(slot.data(), slot.size());
     // `problem` is a static string: never a view of the datagram.
     CHECK_FALSE(slot.contains(r.problem));
-    CHECK((r.verdict == Verdict::accepted) == r.problem.empty());
+    const bool accepted = r.verdict == Verdict::accepted || r.verdict == Verdict::accepted_otlp_udp;
+    CHECK(accepted == r.problem.empty());
     if (!r.body.empty()) {
         CHECK(slot.contains(r.body));
     }
@@ -136,6 +137,12 @@ std::string read_file(const fs::path& path) {
 
 std::string sample_body(std::string_view name) {
     return read_file(samples_dir / "node-sdk" / (std::string(name) + ".json"));
+}
+
+// ADOT's OtlpUdpSpanExporter datagram: header, "T1S", base64 of an ExportTraceServiceRequest
+// with two spans (built from the OTLP field numbers by tests/data/otlp-udp/make_sample.py).
+std::string otlp_udp_datagram() {
+    return read_file(fs::path(XRAYD_TEST_DATA_DIR) / "otlp-udp" / "adot-t1s.udp");
 }
 
 // Rebuilds a JSON object with member `key` removed (no value) or replaced by the JSON text
@@ -222,6 +229,8 @@ TEST_CASE("to_string names every verdict") {
     CHECK(xrayd::to_string(Verdict::bad_json) == "bad json");
     CHECK(xrayd::to_string(Verdict::invalid_segment) == "invalid segment");
     CHECK(xrayd::to_string(Verdict::too_large) == "too large");
+    CHECK(xrayd::to_string(Verdict::accepted_otlp_udp) == "accepted otlp udp");
+    CHECK(xrayd::to_string(Verdict::bad_otlp_udp) == "bad otlp udp");
 }
 
 TEST_CASE("headers are accepted exactly as the Go daemon's table in spec 3.2 says") {
@@ -341,15 +350,18 @@ TEST_CASE("validate does not allocate") {
     slots.emplace_back("{\"format\":\"json\",\"version\":1}\n[1,2");
     slots.emplace_back("{\"format\":\"json\",\"version\":1}\n{\"id\":\"x\"}");
     slots.emplace_back("{\"format\":\"xml\",\"version\":1}\n{}");
+    slots.emplace_back(otlp_udp_datagram());
+    slots.emplace_back(with_header("T1SAA=A"));
     // Warm up once (simdjson picks its implementation on first use).
     (void)validator.validate(slots[0].data(), slots[0].size());
     const std::size_t before = allocation_count.load();
     std::size_t accepted = 0;
     for (const Slot& slot : slots) {
-        accepted += validator.validate(slot.data(), slot.size()).verdict == Verdict::accepted;
+        const Verdict verdict = validator.validate(slot.data(), slot.size()).verdict;
+        accepted += verdict == Verdict::accepted || verdict == Verdict::accepted_otlp_udp;
     }
     CHECK(allocation_count.load() == before);
-    CHECK(accepted == slots.size() - 3);
+    CHECK(accepted == slots.size() - 4);
     // The counting hook is live: making a string does count.
     const std::string probe(100, 'x');
     CHECK(allocation_count.load() > before);
@@ -603,4 +615,75 @@ TEST_CASE("datagrams longer than the maximum are too_large; the maximum itself i
     // A small one after a big one: the reused parser holds nothing over.
     CHECK(run(standard, with_header(sample_body("streamed-subsegment"))).verdict ==
           Verdict::accepted);
+}
+
+TEST_CASE("an ADOT OTLP-over-UDP datagram (T1S or T1U) is accepted with its body verbatim") {
+    Validator validator;
+    const std::string datagram = otlp_udp_datagram();
+    const std::size_t lf = datagram.find('\n');
+    REQUIRE(lf != std::string::npos);
+    const std::string body = datagram.substr(lf + 1);
+    REQUIRE(body.starts_with("T1S"));
+    const Outcome sampled = run(validator, datagram);
+    CHECK(sampled.verdict == Verdict::accepted_otlp_udp);
+    CHECK(sampled.body == body);
+    CHECK(sampled.id.empty());
+    CHECK(sampled.trace_id.empty());
+    std::string unsampled = body;
+    unsampled[2] = 'U';
+    CHECK(run(validator, with_header(unsampled)).body == unsampled);
+    CHECK(run(validator, with_header(unsampled)).verdict == Verdict::accepted_otlp_udp);
+    // Java's exporter writes the header with spaces; any header Go accepts will do.
+    CHECK(run(validator, R"({"format": "json", "version": 1})" "\n" + body).verdict ==
+          Verdict::accepted_otlp_udp);
+    // The smallest plausible request: tag of resource_spans and a zero length (0x0a 0x00).
+    CHECK(run(validator, with_header("T1SCgA=")).verdict == Verdict::accepted_otlp_udp);
+    // A JSON segment right after an OTLP one: the scratch buffer holds nothing over.
+    CHECK(run(validator, with_header(sample_body("streamed-subsegment"))).verdict ==
+          Verdict::accepted);
+}
+
+TEST_CASE("a T1S/T1U body that is not padded base64 of an OTLP request is bad_otlp_udp") {
+    Validator validator;
+    const std::string good = otlp_udp_datagram();
+    const std::string payload = good.substr(good.find('\n') + 1 + 3);
+    struct Row {
+        std::string body;
+        std::string_view problem;  // a word the reason must contain
+    };
+    const Row rows[] = {
+        {"T1S", "nothing after"},
+        {"T1U", "nothing after"},
+        {"T1S" + payload.substr(0, payload.size() - 1), "multiple of 4"},   // cut short
+        {"T1S" + payload + "\n", "multiple of 4"},                          // trailing LF
+        {"T1S    " + payload, "whitespace"},                               // OpenSSL would trim
+        {"T1S" + payload + "    ", "whitespace"},
+        {"T1SCg==CgA=", "'='"},                                            // padding inside
+        {"T1SC===", "'='"},                                                // three '='
+        {"T1SCg-_", "alphabet"},                                           // base64url
+        {"T1SCg\x80" "A", "alphabet"},
+        {"T1SeyJpZCI6IngifQ==", "ExportTraceServiceRequest"},              // base64 of {"id":"x"}
+        {"T1SAAAA", "ExportTraceServiceRequest"},                           // zeros
+        {"T1SCg==", "ExportTraceServiceRequest"},                           // a tag and no length
+        // The first 9 bytes lost (the first three are all 0x0a tags of nested messages).
+        {"T1S" + payload.substr(12), "ExportTraceServiceRequest"},
+    };
+    for (const Row& row : rows) {
+        CAPTURE(row.body.substr(0, 40));
+        const Outcome out = run(validator, with_header(row.body));
+        CHECK(out.verdict == Verdict::bad_otlp_udp);
+        CHECK(out.body == row.body);
+        CHECK(out.problem.find(row.problem) != std::string::npos);
+    }
+    // Other prefixes are not OTLP: ADOT's "M1" metrics and a lower-case "t1s" are bad JSON.
+    CHECK(run(validator, with_header("M1" + payload)).verdict == Verdict::bad_json);
+    CHECK(run(validator, with_header("t1s" + payload)).verdict == Verdict::bad_json);
+}
+
+TEST_CASE("an OTLP-over-UDP datagram over the maximum size is too_large; at the maximum fine") {
+    const std::string datagram = otlp_udp_datagram();
+    Validator exact(datagram.size());
+    CHECK(run(exact, datagram).verdict == Verdict::accepted_otlp_udp);
+    Validator small(datagram.size() - 1);
+    CHECK(run(small, datagram).verdict == Verdict::too_large);
 }

@@ -185,13 +185,16 @@ std::string read_file(const std::filesystem::path& path) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Every sample datagram (header + document, 249 B to 60 KB), in sorted order.
+// Every sample datagram (header + document, 249 B to 60 KB; JSON segments and ADOT's
+// OTLP-over-UDP T1S document), in sorted order.
 std::vector<std::string> sample_datagrams() {
     std::vector<std::filesystem::path> paths;
-    const auto root = std::filesystem::path(XRAYD_TEST_DATA_DIR) / "segment-docs";
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".udp") {
-            paths.push_back(entry.path());
+    const auto data = std::filesystem::path(XRAYD_TEST_DATA_DIR);
+    for (const auto& root : {data / "segment-docs", data / "otlp-udp"}) {
+        for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+            if (entry.is_regular_file() && entry.path().extension() == ".udp") {
+                paths.push_back(entry.path());
+            }
         }
     }
     std::sort(paths.begin(), paths.end());
@@ -308,6 +311,7 @@ TEST_CASE("After warm-up, 100 000 sample segments go from datagram to signed bat
 #endif
     // The path really ran: every segment accepted and batched, every batch signed.
     CHECK(path.counters.get(Counter::datagrams_received) == warm_up_segments + measured_segments);
+    CHECK(path.counters.get(Counter::received_otlp_udp) > 0);  // the T1S case ran too
     CHECK(path.counters.get(Counter::dropped_buffer_full) == 0);
     CHECK(path.counters.get(Counter::dropped_queue_full) == 0);
     CHECK(path.sign_failures == 0);
@@ -358,6 +362,7 @@ TEST_CASE("A header list rewritten in place is identical to one built fresh, and
     const std::string timestamp = xray_timestamp(t0);
     SigningRequest request{"POST", target.path, {},
                            {{"host", target.host},
+                            {"content-length", "2"},
                             {"content-type", "application/json"},
                             {"x-amzn-xray-timestamp", timestamp}},
                            "{}"};

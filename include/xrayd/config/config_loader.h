@@ -43,9 +43,11 @@ struct ConfigSources {
     // reload, whose caller logs it through the running logger). --check-config never appends.
     bool append_errors_to_log = true;
 
-    // /etc/xrayd/cfg.yaml (xrayd's own, so a package can ship it without touching the Go
-    // daemon's), then the Go daemon's list: /etc/amazon/xray/cfg.yaml, cfg.yaml (CWD),
-    // github.com/aws/aws-xray-daemon/pkg/cfg.yaml.
+    // The Go daemon's /etc/amazon/xray/cfg.yaml first (a machine moving from the Go daemon
+    // keeps its file, which the Go package leaves behind when xrayd's replaces it), then
+    // /etc/xrayd/cfg.yaml (xrayd's own, shipped by its package), then the rest of the Go
+    // daemon's list: cfg.yaml (CWD), github.com/aws/aws-xray-daemon/pkg/cfg.yaml. Later files
+    // that also exist are not read; each gets a warning.
     [[nodiscard]] static std::vector<std::filesystem::path> default_config_paths();
 };
 

@@ -24,6 +24,7 @@ enum class IngestOutcome : std::uint8_t {
     bad_json,
     invalid_segment,
     too_large,
+    bad_otlp_udp,
     buffer_full,
     queue_full,
     count_,

@@ -29,6 +29,7 @@ enum class CounterKind {
     X(rejected_bad_json, rejected, "segment document is not one valid JSON object")              \
     X(rejected_invalid_segment, rejected, "segment document lacks or has an invalid required field") \
     X(rejected_too_large, rejected, "datagram larger than the receive slot")                     \
+    X(rejected_bad_otlp_udp, rejected, "T1S/T1U document whose payload is not base64 OTLP")       \
     X(rejected_by_xray, rejected, "segments X-Ray returned in UnprocessedTraceSegments")          \
     X(rejected_request_invalid, rejected, "segments in requests X-Ray refused as invalid (400)")  \
     X(rejected_request_denied, rejected, "segments in requests X-Ray refused: auth (401/403)")   \
@@ -59,7 +60,8 @@ enum class CounterKind {
     X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)") \
     X(dropped_oldest, dropped, "segments of the oldest held batches given up (drop-oldest)")     \
     X(unprocessed_retried, info, "unprocessed segments with a transient error code sent again")  \
-    X(upload_throttled, info, "PutTraceSegments answers that were throttled")
+    X(upload_throttled, info, "PutTraceSegments answers that were throttled")                   \
+    X(received_otlp_udp, info, "accepted OTLP-over-UDP (T1S/T1U) documents, forwarded verbatim")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

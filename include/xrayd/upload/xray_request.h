@@ -29,9 +29,12 @@ struct XRayTarget {
 // Unix seconds with 9 decimals, as X-Amzn-Xray-Timestamp wants (the Go daemon's format).
 [[nodiscard]] std::string xray_timestamp(WallClock::time_point now);
 
-// Signs a JSON POST of `body` to `target` (host, content-type, x-amz-date,
-// x-amzn-xray-timestamp and, with a session token, x-amz-security-token) and replaces `out`
-// with every header to send, including `Expect:` to skip the 100-continue round trip.
+// Signs a JSON POST of `body` to `target` (host, content-length, content-type, x-amz-date,
+// x-amzn-xray-timestamp and, with a session token, x-amz-security-token; the Go daemon's set)
+// and replaces `out` with every header to send, including `Expect:` to skip the 100-continue
+// round trip. IMPORTANT: Content-Length is signed but not in `out`: the transfer must send
+// exactly `body` with CURLOPT_POSTFIELDSIZE(_LARGE) = body.size(), so that curl's own
+// Content-Length header carries the signed value.
 // The error names what failed (signing, memory). Thread: the signer's.
 // Allocation-free in the steady state: when `out` already holds a list of the same shape (same
 // header set, every line the same length: same credentials and host) its lines are rewritten
