@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
-#include <xrayd/log/remote_text.h>
 #include <xrayd/http/http_client.h>
 #include <xrayd/http/url_parts.h>
+#include <xrayd/log/remote_text.h>
 
 #include "credentials_json.h"
 #include "hash.h"

@@ -90,6 +90,7 @@ HttpErrc classify(CURLcode rc) noexcept {
 // Polled at least this often even when nothing happens, to notice a cancellation whose fd
 // write failed (the flag is the truth).
 constexpr int max_poll_ms = 200;
+constexpr std::string_view cancelled_message = "cancelled by shutdown";
 
 }  // namespace
 
@@ -112,7 +113,7 @@ CURLcode HttpClient::run_transfer() noexcept {
     CURLcode result = CURLE_OK;
     while (true) {
         if (is_cancelled(cancel_.get())) {
-            result = CURLE_ABORTED_BY_CALLBACK;
+            result = CURLE_ABORTED_BY_CALLBACK;  // stands for "cancelled": no callback aborts
             break;
         }
         int running = 0;
@@ -164,7 +165,7 @@ HttpError transfer_error(CURLcode rc, const char* error_buffer, const ResponseSi
                                      max_response_header_bytes)};
     }
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
-        return HttpError{HttpErrc::cancelled, "cancelled by shutdown"};
+        return HttpError{HttpErrc::cancelled, std::string(cancelled_message)};
     }
     std::string message = curl_easy_strerror(rc);
     if (error_buffer[0] != '\0') {
@@ -179,7 +180,7 @@ HttpError transfer_error(CURLcode rc, const char* error_buffer, const ResponseSi
 Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) noexcept {
     try {
         if (is_cancelled(cancel_.get())) {
-            return fail(HttpError{HttpErrc::cancelled, "cancelled by shutdown"});
+            return fail(HttpError{HttpErrc::cancelled, std::string(cancelled_message)});
         }
         ResponseSink sink;
         sink.max_body = request.max_body;

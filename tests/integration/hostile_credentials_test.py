@@ -1,6 +1,8 @@
-"""Credential endpoints that hang, against the real binary: SIGTERM while a background refresh
-is stuck (IMDS, the container endpoint, credential_process) exits within --shutdown-timeout + 1 s
-with the exit summary, and a credential_process left hanging is killed with its children."""
+"""Hostile and hung credential sources, against the real binary: SIGTERM while a background
+refresh is stuck (IMDS, the container endpoint, credential_process) exits within
+--shutdown-timeout + 1 s with the exit summary, and a credential_process left hanging is killed
+with its children; a CR/LF in a credential or a relative container URI that names a host stops
+start-up with a clear error, before anything is bound or sent."""
 
 import datetime
 import http.server
@@ -181,6 +183,39 @@ DOC
                                "the credential_process child to die")
         finally:
             home.cleanup()
+
+
+START_ARGS = ["-o", "-n", harness.REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
+              "--admin-address", "127.0.0.1:0", "-l", "debug"]
+
+
+class HostileStartupTest(unittest.TestCase):
+    def test_a_crlf_in_aws_session_token_stops_start_up_before_binding(self):
+        with tempfile.TemporaryDirectory(prefix="xrayd-home-") as home:
+            env = harness.daemon_env(home, extra={"AWS_SESSION_TOKEN": "tok\r\nX-Injected: yes"})
+            rc, out = harness.run_xrayd_to_exit(START_ARGS, env)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("environment: AWS_SESSION_TOKEN contains a control character", out)
+        self.assertNotIn("X-Injected", out)
+        self.assertNotIn("Listening on UDP", out)
+
+    def test_a_relative_container_uri_naming_a_host_stops_start_up_and_sends_nothing(self):
+        target = StallingServer(good=100)
+        url = target.start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="xrayd-home-") as home:
+                env = harness.daemon_env(
+                    home, drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+                    extra={"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI":
+                           "@" + url[len("http://"):] + "/creds",
+                           "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-secret"})
+                rc, out = harness.run_xrayd_to_exit(START_ARGS, env)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", out)
+            self.assertNotIn("Listening on UDP", out)
+            self.assertEqual(target.count, 0)
+        finally:
+            target.close()
 
 
 if __name__ == "__main__":
