@@ -138,8 +138,12 @@ HeadCheck check_request_head(std::string_view head, const RequestHeadRules& rule
         request_line.find(' ', sp2 + 1) != std::string_view::npos) {
         return bad("the request line is not: method SP target SP version");
     }
-    if (!is_http_token(request_line.substr(0, sp1))) {
+    const std::string_view method = request_line.substr(0, sp1);
+    if (!is_http_token(method)) {
         return bad("the method is not a token");
+    }
+    if (method == "CONNECT") {
+        return bad("CONNECT (a tunnel) is not served");  // it needs authority form anyway
     }
     if (!is_origin_form(request_line.substr(sp1 + 1, sp2 - sp1 - 1))) {
         return bad("the request target is not in origin form (/path?query)");

@@ -117,6 +117,11 @@ TEST_CASE("a malformed request line gets 400") {
     }
 }
 
+TEST_CASE("CONNECT gets 400: it is not served, and in origin form it is malformed") {
+    CHECK(check(with_headers("Host: x\r\n", "CONNECT /GetSamplingRules HTTP/1.1")).status == 400);
+    CHECK(check(with_headers("Host: x\r\n", "CONNECT 127.0.0.1:9 HTTP/1.1")).status == 400);
+}
+
 TEST_CASE("a listener that takes no body refuses a head announcing one") {
     const RequestHeadRules no_body{.allow_body = false};
     CHECK(check("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", no_body).status ==

@@ -29,6 +29,8 @@ struct HeadCheck {
 // - a request line other than `token SP origin-form SP HTTP/1.0|HTTP/1.1`; a target in
 //   absolute, authority or asterisk form, or with a byte outside RFC 3986's path and query
 //   characters (so `@host:port/x`, `.evil/x`, `:port/x` and `//host/x` never reach a URL);
+// - CONNECT (it would need authority form; forwarded, it held a thread until the upstream
+//   timeout);
 // - a line not ended by CRLF, a bare CR or LF, a NUL or other control byte in a value;
 // - a line starting with SP or HT (obsolete line folding);
 // - a header name that is not an RFC 9110 token (`Host : x`, `Authorization\t: x`);
