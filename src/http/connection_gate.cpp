@@ -114,7 +114,7 @@ struct ConnectionGate::State {
     void run() noexcept;
     void accept_all(TimePoint now) noexcept;
     void admit(UniqueFd fd, const sockaddr_storage& addr, socklen_t len, TimePoint now);
-    bool make_room_locked(const std::string& peer) noexcept;
+    bool make_room_locked(const std::string& peer, int& shed) noexcept;
     void on_readable(Held* tag, std::uint32_t events, TimePoint now) noexcept;
     void answer(std::list<Held>::iterator it, unsigned status, std::string_view reason,
                 TimePoint now) noexcept;
@@ -359,7 +359,7 @@ void ConnectionGate::State::accept_all(TimePoint now) noexcept {
     }
 }
 
-bool ConnectionGate::State::make_room_locked(const std::string& peer) noexcept {
+bool ConnectionGate::State::make_room_locked(const std::string& peer, int& shed) noexcept {
     PeerCount& count = peers[peer];
     if (count.held + count.served >= options.max_per_peer) {
         auto it = std::find_if(waiting.begin(), waiting.end(),
@@ -372,6 +372,7 @@ bool ConnectionGate::State::make_room_locked(const std::string& peer) noexcept {
         (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, it->fd.get(), nullptr);
         waiting.erase(it);
         counters.add(Counter::listener_connections_shed);
+        ++shed;
     }
     if (total_held + total_served >= options.max_connections) {
         if (waiting.empty()) {
@@ -389,6 +390,7 @@ bool ConnectionGate::State::make_room_locked(const std::string& peer) noexcept {
         (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, it->fd.get(), nullptr);
         waiting.erase(it);
         counters.add(Counter::listener_connections_shed);
+        ++shed;
     }
     return true;
 }
@@ -396,9 +398,10 @@ bool ConnectionGate::State::make_room_locked(const std::string& peer) noexcept {
 void ConnectionGate::State::admit(UniqueFd fd, const sockaddr_storage& addr, socklen_t len,
                                   TimePoint now) {
     std::string peer = peer_key(reinterpret_cast<const sockaddr*>(&addr));
+    int shed = 0;
     {
         std::lock_guard lock(mutex);
-        if (!make_room_locked(peer)) {
+        if (!make_room_locked(peer, shed)) {
             auto p = peers.find(peer);
             if (p != peers.end() && p->second.held == 0 && p->second.served == 0) {
                 peers.erase(p);
@@ -414,6 +417,10 @@ void ConnectionGate::State::admit(UniqueFd fd, const sockaddr_storage& addr, soc
         }
         ++peers[peer].held;
         ++total_held;
+    }
+    if (shed > 0) {
+        log_limited(shed_limiter, "closed the oldest connection still waiting for its head",
+                    "", "connection limit reached");
     }
     Held& held = waiting.emplace_back();
     held.fd = std::move(fd);
@@ -523,6 +530,9 @@ void ConnectionGate::State::answer(std::list<Held>::iterator it, unsigned status
     it->draining = true;
     it->deadline = now + drain_time;
     draining.splice(draining.end(), waiting, it);
+    if (draining.size() > options.max_connections) {
+        close_held(draining.begin());  // a flood of bad heads: drain fewer, not more fds
+    }
 }
 
 void ConnectionGate::State::hand_over(std::list<Held>::iterator it) noexcept {
