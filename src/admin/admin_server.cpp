@@ -14,11 +14,11 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
-#include <xrayd/common/unique_fd.h>
 #include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 
@@ -47,16 +47,16 @@ std::uint16_t bound_port(int fd) noexcept {
 
 struct AdminServer::State {
     AdminOptions options;
-    const Counters& counters;
+    Counters& counters;
     HealthState& health;
     const LatencyHistogram& latency;
     Logger& logger;
     std::atomic<Clock::rep> threshold;
-    UniqueFd listen_fd;
+    std::unique_ptr<ConnectionGate> gate;  // owns the listening socket while serving
     MHD_Daemon* daemon = nullptr;
     std::uint16_t port = 0;
 
-    State(AdminOptions o, const Counters& c, HealthState& h, const LatencyHistogram& l,
+    State(AdminOptions o, Counters& c, HealthState& h, const LatencyHistogram& l,
           Logger& log)
         : options(std::move(o)), counters(c), health(h), latency(l), logger(log),
           threshold(options.ready_failure_threshold.count()) {}
@@ -94,7 +94,7 @@ MHD_Result AdminServer::State::on_request(void* cls, MHD_Connection* connection,
                                           void** request_state) noexcept {
     auto* s = static_cast<State*>(cls);
     (void)request_state;
-    // A request body (nobody should send one) is consumed and ignored; answer once it is read.
+    // The gate refuses heads that announce a body; anything else is consumed and ignored.
     if (*upload_data_size != 0) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -149,12 +149,17 @@ MHD_Result AdminServer::State::handle(MHD_Connection* connection, std::string_vi
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
         (void)MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
+    // One request per connection: the next head must pass the ConnectionGate too.
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(response);
+        return MHD_NO;
+    }
     const MHD_Result queued = MHD_queue_response(connection, status, response);
     MHD_destroy_response(response);
     return queued;
 }
 
-AdminServer::AdminServer(AdminOptions options, const Counters& counters, HealthState& health,
+AdminServer::AdminServer(AdminOptions options, Counters& counters, HealthState& health,
                          const LatencyHistogram& latency, Logger& logger)
     : state_(std::make_unique<State>(std::move(options), counters, health, latency, logger)) {}
 
@@ -171,24 +176,36 @@ void AdminServer::start() {
     if (!listening) {
         throw StartupError("admin http server failed to listen: " + listening.error());
     }
-    s.listen_fd = std::move(listening.value());
-    const unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    ConnectionGateOptions gate_options;
+    gate_options.name = "admin";
+    gate_options.max_connections = s.options.max_connections;
+    gate_options.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
+    gate_options.head_timeout = s.options.head_timeout;
+    gate_options.max_head_bytes = 8 * 1024;
+    gate_options.rules.allow_body = false;
+    s.gate = ConnectionGate::create(std::move(gate_options), std::move(listening.value()),
+                                    s.counters, s.logger);
+    // The gate accepts and checks each request head; libmicrohttpd gets the connection after.
+    const unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                               MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
     s.daemon = MHD_start_daemon(
         flags, 0, nullptr, nullptr, &State::on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
-        &State::on_log, &s, MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd.get()),
-        MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(s.options.max_connections),
+        &State::on_log, &s, MHD_OPTION_NOTIFY_CONNECTION, &ConnectionGate::on_mhd_connection,
+        s.gate.get(), MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(s.options.max_connections),
         MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(s.options.idle_timeout.count()),
         MHD_OPTION_END);
     if (s.daemon == nullptr) {
-        s.listen_fd.reset();
+        s.gate.reset();
         throw StartupError("admin http server failed to listen: libmicrohttpd could not start "
                            "on " +
                            s.options.address);
     }
-    s.port = bound_port(s.listen_fd.get());
+    MHD_Daemon* started = std::exchange(s.daemon, nullptr);
+    s.gate->start(started);  // on a StartupError it has stopped the daemon
+    s.daemon = started;
+    s.port = bound_port(s.gate->listen_fd());
     s.logger.info("Admin http server on {} (/healthz, /readyz, /metrics)",
-                  local_address(s.listen_fd.get()));
+                  local_address(s.gate->listen_fd()));
 }
 
 void AdminServer::stop() noexcept {
@@ -196,11 +213,11 @@ void AdminServer::stop() noexcept {
         return;
     }
     State& s = *state_;
-    // Quiesce hands the listening socket back (we own it and close it); stop joins the thread.
-    (void)MHD_quiesce_daemon(s.daemon);
+    // The gate stops accepting first; libmicrohttpd's close notifications still reach it.
+    s.gate->stop();
     MHD_stop_daemon(s.daemon);
     s.daemon = nullptr;
-    s.listen_fd.reset();
+    s.gate.reset();
 }
 
 std::uint16_t AdminServer::port() const noexcept {

@@ -37,6 +37,15 @@ BaseUrl parse_base_url(std::string_view url, std::string_view what) {
     if (host.size() > default_port.size() && host.ends_with(default_port)) {
         host.remove_suffix(default_port.size());
     }
+    // The port follows the last ':' that is not inside an IPv6 literal's brackets.
+    const std::size_t bracket = authority.rfind(']');
+    const std::size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+        result.hostname = authority.substr(0, colon);
+        result.port = authority.substr(colon + 1);
+    } else {
+        result.hostname = authority;
+    }
     result.authority = authority;
     result.origin = fmt::format("{}://{}", result.scheme, authority);
     result.host = host;

@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/startup_error.h>
+#include <xrayd/http/request_head.h>
+
 namespace xrayd {
 
 namespace proxy_detail {
@@ -160,6 +163,25 @@ std::vector<ForwardHeader> relayable_headers(std::vector<ForwardHeader>& upstrea
     return relayed;
 }
 
+CurlUrl upstream_url_of(const BaseUrl& upstream) {
+    CurlUrl url = CurlUrl::create();
+    if (!url) {
+        throw StartupError("proxy: out of memory");
+    }
+    CURLUcode rc = url.set(CURLUPART_SCHEME, upstream.scheme.c_str());
+    if (rc == CURLUE_OK) {
+        rc = url.set(CURLUPART_HOST, upstream.hostname.c_str());
+    }
+    if (rc == CURLUE_OK && !upstream.port.empty()) {
+        rc = url.set(CURLUPART_PORT, upstream.port.c_str());
+    }
+    if (rc != CURLUE_OK) {
+        throw StartupError(fmt::format("X-Ray endpoint {}: {}", upstream.origin,
+                                       curl_url_strerror(rc)));
+    }
+    return url;
+}
+
 TransportOptions transport_of(const SamplingProxyOptions& options) {
     TransportOptions t;
     t.proxy = options.proxy;
@@ -202,6 +224,7 @@ namespace proxy_detail {
 UpstreamForwarder::UpstreamForwarder(const SamplingProxyOptions& options, BaseUrl upstream,
                                      CredentialsProvider& credentials)
     : upstream_(std::move(upstream)),
+      upstream_url_(upstream_url_of(upstream_)),
       credentials_(credentials),
       transport_(transport_of(options)),
       max_response_bytes_(options.max_response_bytes),
@@ -238,6 +261,24 @@ void UpstreamForwarder::drop_idle_handles() noexcept {
 UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept {
     UpstreamResult result;
     try {
+        // The server checked the head already (ConnectionGate); this keeps the forwarder's own
+        // promise whoever calls it: only an origin-form path and token-named headers go out.
+        std::string target(request.path);
+        if (!request.query.empty()) {
+            target += '?';
+            target += request.query;
+        }
+        if (!is_origin_form(target) ||
+            !std::all_of(request.headers.begin(), request.headers.end(),
+                         [](const ForwardHeader& h) {
+                             return is_http_token(h.name) &&
+                                    h.value.find_first_of("\r\n") == std::string::npos &&
+                                    h.value.find('\0') == std::string::npos;
+                         })) {
+            result.kind = UpstreamResult::Kind::bad_request;
+            result.message = "the request target or a header name is malformed";
+            return result;
+        }
         const std::vector<ForwardHeader> headers = forwardable_headers(request.headers);
 
         const std::shared_ptr<const Credentials> creds = credentials_.current();
@@ -277,10 +318,17 @@ UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept
             return result;
         }
 
-        std::string url = upstream_.origin + signed_path;
-        if (!request.query.empty()) {
-            url += '?';
-            url += request.query;
+        // The host comes from upstream_url_ only; the client's path and query are set as
+        // those parts (already checked to be origin form), never pasted into a URL string.
+        CurlUrl url = upstream_url_.dup();
+        CURLUcode url_rc = url.set(CURLUPART_PATH, signed_path.c_str());
+        if (url_rc == CURLUE_OK && !request.query.empty()) {
+            url_rc = url.set(CURLUPART_QUERY, std::string(request.query).c_str());
+        }
+        if (url_rc != CURLUE_OK) {
+            result.kind = UpstreamResult::Kind::failed;
+            result.message = fmt::format("request URL: {}", curl_url_strerror(url_rc));
+            return result;
         }
 
         CurlEasy easy = take_handle();
@@ -291,7 +339,7 @@ UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept
         char error_buffer[CURL_ERROR_SIZE] = {};
         CurlFirstError set;
         set(apply_transport(easy, transport_));
-        set(easy.set(CURLOPT_URL, url.c_str()));
+        set(easy.set(CURLOPT_CURLU, url.get()));
         set(easy.set(CURLOPT_PATH_AS_IS, 1L));
         set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
         set(easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)));
@@ -325,6 +373,7 @@ UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept
         // Nothing of this exchange may point into this stack frame once the handle is pooled.
         (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
         (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+        (void)easy.set(CURLOPT_CURLU, static_cast<CURLU*>(nullptr));
         give_back(std::move(easy));
 
         if (rc != CURLE_OK || status < 100) {

@@ -26,7 +26,7 @@ namespace xrayd::proxy_detail {
 // One client request as the server collected it; borrowed for one forward() call.
 struct ClientRequest {
     std::string_view method;
-    std::string_view path;   // origin-form, exactly as received (it is signed as sent)
+    std::string_view path;   // origin-form (is_origin_form), as received (signed as sent)
     std::string_view query;  // without '?'
     std::string_view body;
     const std::vector<ForwardHeader>& headers;  // every header the client sent
@@ -38,6 +38,7 @@ struct UpstreamResult {
         answered,        // X-Ray answered: status, headers, body to relay
         no_credentials,  // nothing sent: the provider has no credentials (message says which)
         signing_failed,  // nothing sent: SigV4 signing failed
+        bad_request,     // nothing sent: a target not in origin form or a header not a token
         failed,          // transport failure, answer over the limit, or cut by stop()
         dropped,         // out of memory or no curl handle: drop the client connection
     };
@@ -56,6 +57,7 @@ struct UpstreamResult {
 // IMPORTANT: a CurlGlobal must exist while it holds handles (drop_idle_handles() releases them).
 class UpstreamForwarder {
 public:
+    // Throws StartupError when libcurl's URL API rejects the upstream's scheme, host or port.
     UpstreamForwarder(const SamplingProxyOptions& options, BaseUrl upstream,
                       CredentialsProvider& credentials);
 
@@ -80,6 +82,9 @@ private:
     void give_back(CurlEasy&& easy) noexcept;
 
     const BaseUrl upstream_;
+    // Scheme, host and port of upstream_, set once: every request URL is a copy of it with
+    // only the path and query set, so no request target can change where the request goes.
+    const CurlUrl upstream_url_;
     CredentialsProvider& credentials_;
     const TransportOptions transport_;
     const std::size_t max_response_bytes_;

@@ -22,6 +22,9 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/http/base_url.h>
+#include <xrayd/http/connection_gate.h>
+#include <xrayd/http/request_head.h>
+#include <xrayd/log/remote_text.h>
 #include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 
@@ -30,7 +33,6 @@
 namespace xrayd {
 namespace {
 
-using proxy_detail::istarts_with;
 using proxy_detail::UpstreamForwarder;
 using proxy_detail::UpstreamResult;
 
@@ -41,7 +43,8 @@ struct RequestContext {
     std::string path;     // origin-form path
     std::string query;    // without '?'
     bool started = false;
-    int reject_status = 0;  // answer with this once the body is read (404 / 405)
+    bool bad_target = false;  // not in origin form: 400 at once (ConnectionGate refuses it first)
+    int reject_status = 0;    // answer with this once the body is read (404 / 405)
     TimePoint body_deadline{};
     std::string body;
 };
@@ -98,7 +101,7 @@ struct SamplingProxy::State {
     RateLimiter error_limiter;
     std::atomic<bool> forward_all;  // options.forward_all, switchable at run time
 
-    UniqueFd listen_fd;
+    std::unique_ptr<ConnectionGate> gate;  // owns the listening socket while serving
     MHD_Daemon* daemon = nullptr;
     std::uint16_t port = 0;
 };
@@ -107,20 +110,13 @@ void* SamplingProxy::State::on_uri(void* /*cls*/, const char* uri, MHD_Connectio
     try {
         auto request = std::make_unique<RequestContext>();
         request->raw_uri = uri != nullptr ? uri : "";
-        std::string_view target = request->raw_uri;
-        // Absolute form ("http://host/path?q", what an HTTP-proxy-configured client sends).
-        if (istarts_with(target, "http://") || istarts_with(target, "https://")) {
-            target.remove_prefix(target.find("//") + 2);
-            const std::size_t slash = target.find_first_of("/?");
-            target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
-        }
+        const std::string_view target = request->raw_uri;
+        // Only origin form ("/path?query"): any other form could name another host.
+        request->bad_target = !is_origin_form(target);
         const std::size_t question = target.find('?');
         request->path = target.substr(0, question);
         if (question != std::string_view::npos) {
             request->query = target.substr(question + 1);
-        }
-        if (request->path.empty()) {
-            request->path = "/";
         }
         return request.release();
     } catch (...) {
@@ -183,13 +179,13 @@ MHD_Result SamplingProxy::State::handle(MHD_Connection* connection, RequestConte
         if (request.body.size() + n > options.max_body_bytes) {
             // A chunked body past the cap: a response cannot be queued mid-body, so close.
             counters.add(Counter::proxy_too_large);
-            logger.debug("Proxy request {} closed: body over {} bytes", request.raw_uri,
-                         options.max_body_bytes);
+            logger.debug("Proxy request {} closed: body over {} bytes",
+                         RemoteText{request.raw_uri}, options.max_body_bytes);
             return MHD_NO;
         }
         if (Clock::now() > request.body_deadline) {
-            logger.debug("Proxy request {} closed: body not received within {} ms", request.raw_uri,
-                         options.body_timeout.count());
+            logger.debug("Proxy request {} closed: body not received within {} ms",
+                         RemoteText{request.raw_uri}, options.body_timeout.count());
             return MHD_NO;
         }
         request.body.append(upload_data, n);
@@ -214,7 +210,11 @@ MHD_Result SamplingProxy::State::handle(MHD_Connection* connection, RequestConte
 
 MHD_Result SamplingProxy::State::begin(MHD_Connection* connection, RequestContext& request,
                                        std::string_view method) {
-    logger.debug("Received request on HTTP Proxy server : {}", request.raw_uri);
+    logger.debug("Received request on HTTP Proxy server : {}", RemoteText{request.raw_uri});
+    if (request.bad_target) {
+        return answer_error(connection, MHD_HTTP_BAD_REQUEST,
+                            "xrayd sampling proxy: the request target is not in origin form");
+    }
     if (!forward_all.load(std::memory_order_relaxed)) {
         const bool known =
             std::any_of(std::begin(default_proxy_paths), std::end(default_proxy_paths),
@@ -258,6 +258,11 @@ MHD_Result SamplingProxy::State::answer(MHD_Connection* connection, unsigned sta
     for (const ForwardHeader& h : headers) {
         // libmicrohttpd refuses a few headers it manages itself; those are simply not relayed.
         (void)MHD_add_response_header(response, h.name.c_str(), h.value.c_str());
+    }
+    // One request per connection: the next head must pass the ConnectionGate too.
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(response);
+        return MHD_NO;
     }
     const MHD_Result queued = MHD_queue_response(connection, status, response);
     MHD_destroy_response(response);
@@ -307,6 +312,9 @@ MHD_Result SamplingProxy::State::forward(MHD_Connection* connection, RequestCont
             log_upstream_error(result.message);
             return answer_error(connection, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "xrayd sampling proxy: no AWS credentials available");
+        case UpstreamResult::Kind::bad_request:
+            return answer_error(connection, MHD_HTTP_BAD_REQUEST,
+                                "xrayd sampling proxy: " + result.message);
         case UpstreamResult::Kind::signing_failed:
             counters.add(Counter::proxy_no_credentials);
             log_upstream_error(result.message);
@@ -373,21 +381,29 @@ bool SamplingProxy::start() {
         s.logger.error("{}", message);
         return false;
     }
-    s.listen_fd = std::move(listening.value());
+    ConnectionGateOptions gate_options;
+    gate_options.name = "proxy";
+    gate_options.max_connections = s.options.max_connections;
+    gate_options.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
+    gate_options.head_timeout = s.options.head_timeout;
+    gate_options.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
+    s.gate = ConnectionGate::create(std::move(gate_options), std::move(listening.value()),
+                                    s.counters, s.logger);
     s.forwarder.set_stopping(false);
+    // The gate accepts and checks each request head; libmicrohttpd gets the connection after.
     const unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                               MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                               MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
     s.daemon = MHD_start_daemon(
         flags, 0, nullptr, nullptr, &State::on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
-        &State::on_log, &s, MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd.get()),
-        MHD_OPTION_URI_LOG_CALLBACK, &State::on_uri, &s, MHD_OPTION_UNESCAPE_CALLBACK,
+        &State::on_log, &s, MHD_OPTION_NOTIFY_CONNECTION, &ConnectionGate::on_mhd_connection,
+        s.gate.get(), MHD_OPTION_URI_LOG_CALLBACK, &State::on_uri, &s, MHD_OPTION_UNESCAPE_CALLBACK,
         &State::no_unescape, &s, MHD_OPTION_NOTIFY_COMPLETED, &State::on_completed, &s,
         MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(s.options.max_connections),
         MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(s.options.idle_timeout.count()),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(s.options.max_header_bytes),
         MHD_OPTION_END);
     if (s.daemon == nullptr) {
-        s.listen_fd.reset();
+        s.gate.reset();
         const std::string message =
             "proxy http server failed to listen: libmicrohttpd could not start on " +
             s.options.address;
@@ -397,9 +413,12 @@ bool SamplingProxy::start() {
         s.logger.error("{}", message);
         return false;
     }
+    MHD_Daemon* started = std::exchange(s.daemon, nullptr);
+    s.gate->start(started);  // on a StartupError it has stopped the daemon
+    s.daemon = started;
     sockaddr_storage bound{};
     socklen_t length = sizeof(bound);
-    if (::getsockname(s.listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+    if (::getsockname(s.gate->listen_fd(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
         if (bound.ss_family == AF_INET) {
             s.port = ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
         } else if (bound.ss_family == AF_INET6) {
@@ -422,12 +441,12 @@ void SamplingProxy::stop() noexcept {
     }
     State& s = *state_;
     s.forwarder.set_stopping(true);  // aborts upstream exchanges in flight
-    // Quiesce hands the listening socket back (we own it and close it), then stop joins
-    // every connection thread.
-    (void)MHD_quiesce_daemon(s.daemon);
+    // The gate stops accepting and closes the heads it holds; then libmicrohttpd joins every
+    // connection thread (calling the gate's close notifications, so the gate goes last).
+    s.gate->stop();
     MHD_stop_daemon(s.daemon);
     s.daemon = nullptr;
-    s.listen_fd.reset();
+    s.gate.reset();
     s.port = 0;
     s.forwarder.drop_idle_handles();
 }

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace xrayd::test {
 namespace {
@@ -236,6 +237,12 @@ void HttpTestServer::set_default_response(ScriptedResponse response) {
 std::vector<RecordedRequest> HttpTestServer::requests() const {
     std::lock_guard lock(mutex_);
     return requests_;
+}
+
+std::vector<RecordedRequest> HttpTestServer::take_requests() {
+    std::lock_guard lock(mutex_);
+    unrecorded_ += requests_.size();
+    return std::exchange(requests_, {});
 }
 
 std::size_t HttpTestServer::request_count() const {

@@ -74,6 +74,9 @@ public:
     void set_default_response(ScriptedResponse response);
 
     [[nodiscard]] std::vector<RecordedRequest> requests() const;
+    // The recorded requests, which are then forgotten (request_count() still counts them):
+    // lets a long run (fuzzing) check each request and keep memory flat.
+    [[nodiscard]] std::vector<RecordedRequest> take_requests();
     [[nodiscard]] std::size_t request_count() const;
     // Most requests ever being handled at once (from arrival to the end of the answer).
     [[nodiscard]] std::size_t max_concurrent() const;
@@ -99,7 +102,7 @@ private:
     std::deque<ScriptedResponse> script_;
     ScriptedResponse default_response_;
     std::vector<RecordedRequest> requests_;
-    std::size_t unrecorded_ = 0;  // requests answered with record_requests off
+    std::size_t unrecorded_ = 0;  // requests answered unrecorded or taken by take_requests()
     std::size_t active_ = 0;
     std::size_t max_active_ = 0;
 };

@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -21,6 +22,8 @@
 #include <xrayd/admin/periodic_summary.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
+
+#include "raw_http_client.h"
 
 namespace xrayd {
 namespace {
@@ -395,4 +398,91 @@ TEST_CASE("a zero summary interval disables the summary") {
 }
 
 }  // namespace
+}  // namespace xrayd
+
+namespace xrayd {
+namespace {
+
+using xrayd::test::RawHttpClient;
+
+struct AdminFixture {
+    explicit AdminFixture(AdminOptions options = {}) {
+        options.address = "127.0.0.1:0";
+        server = std::make_unique<AdminServer>(std::move(options), counters, health, latency,
+                                               logger);
+        server->start();
+    }
+    Logger logger{LogLevel::info, std::make_unique<NullSink>()};
+    Counters counters;
+    HealthState health;
+    LatencyHistogram latency;
+    std::unique_ptr<AdminServer> server;
+};
+
+}  // namespace
+
+TEST_CASE("32 idle connections and trickling clients do not hold up /healthz") {
+    AdminOptions options;
+    options.head_timeout = 60s;  // the idle ones are not timed out during the test
+    AdminFixture f(options);
+    std::vector<std::unique_ptr<RawHttpClient>> idle;
+    for (int i = 0; i < 40; ++i) {
+        idle.push_back(std::make_unique<RawHttpClient>(f.server->port()));
+        if (i % 4 == 0) {
+            idle.back()->send("GET /healthz HTTP/1.1\r\nHo");  // trickling, never finished
+        }
+    }
+    // Answered now, not once the idle connections time out (poll's deadline is 10 s).
+    const HttpReply r = http_request(f.server->port(), "GET", "/healthz");
+    CHECK(r.status == 200);
+    CHECK(r.body == "ok\n");
+    CHECK(f.counters.get(Counter::listener_connections_shed) > 0);
+}
+
+TEST_CASE("a trickled admin request head is cut at the head deadline") {
+    AdminOptions options;
+    options.head_timeout = 1s;
+    AdminFixture f(options);
+    RawHttpClient slow(f.server->port());
+    slow.send("GET /healthz HTTP/1.1\r\n");
+    const auto start = std::chrono::steady_clock::now();
+    bool cut = false;
+    while (!cut && std::chrono::steady_clock::now() - start < 20s) {
+        cut = !slow.try_send("X") || slow.closed_by_peer(100ms);
+    }
+    REQUIRE(cut);
+    CHECK(slow.rest().starts_with("HTTP/1.1 408 "));
+    CHECK(f.counters.get(Counter::listener_head_timeout) == 1);
+}
+
+TEST_CASE("a malformed admin request head gets exactly one 400") {
+    AdminFixture f;
+    for (const char* request :
+         {"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+          "Authorization\t: x\r\n\r\n", "GET http://evil/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+          "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+          "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"}) {
+        INFO(request);
+        RawHttpClient client(f.server->port());
+        (void)client.try_send(request);
+        const auto response = client.read_response();
+        REQUIRE(response.has_value());
+        CHECK(response->status == 400);
+        CHECK(client.closed_by_peer(5s));
+        CHECK(client.rest().empty());
+    }
+    CHECK(f.counters.get(Counter::listener_bad_request_head) == 5);
+}
+
+TEST_CASE("every admin answer closes its connection") {
+    AdminFixture f;
+    RawHttpClient client(f.server->port());
+    client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    CHECK(response->header("Connection") == "close");
+    CHECK(client.closed_by_peer(5s));
+}
+
 }  // namespace xrayd

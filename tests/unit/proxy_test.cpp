@@ -29,6 +29,7 @@
 
 #include "captured_log.h"
 #include "http_test_server.h"
+#include "raw_http_client.h"
 
 using namespace std::chrono_literals;
 using namespace xrayd;
@@ -52,113 +53,7 @@ public:
 };
 
 // A connected TCP client speaking raw HTTP/1.1, as an SDK's HTTP stack does.
-class RawClient {
-public:
-    explicit RawClient(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-        REQUIRE(fd_.valid());
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    }
-
-    void send(std::string_view data) {
-        while (!data.empty()) {
-            const ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
-            REQUIRE(n > 0);
-            data.remove_prefix(static_cast<std::size_t>(n));
-        }
-    }
-
-    struct Response {
-        int status = 0;
-        std::vector<std::pair<std::string, std::string>> headers;
-        std::string body;
-        std::optional<std::string> header(std::string_view name) const {
-            for (const auto& [k, v] : headers) {
-                if (k.size() == name.size() &&
-                    std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-                        return std::tolower(static_cast<unsigned char>(a)) ==
-                               std::tolower(static_cast<unsigned char>(b));
-                    })) {
-                    return v;
-                }
-            }
-            return std::nullopt;
-        }
-    };
-
-    // Reads one response (Content-Length framed); nullopt when the connection closed first.
-    std::optional<Response> read_response() {
-        std::size_t header_end;
-        while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
-            if (!fill()) {
-                return std::nullopt;
-            }
-        }
-        Response r;
-        const std::string head = buffer_.substr(0, header_end);
-        std::size_t line_end = head.find("\r\n");
-        const std::string status_line = head.substr(0, line_end);
-        r.status = std::stoi(status_line.substr(9, 3));
-        std::size_t content_length = 0;
-        while (line_end != std::string::npos) {
-            const std::size_t start = line_end + 2;
-            line_end = head.find("\r\n", start);
-            const std::string line = head.substr(start, line_end - start);
-            const std::size_t colon = line.find(':');
-            if (colon == std::string::npos) {
-                continue;
-            }
-            std::string value = line.substr(colon + 1);
-            while (!value.empty() && value.front() == ' ') {
-                value.erase(0, 1);
-            }
-            r.headers.emplace_back(line.substr(0, colon), value);
-        }
-        if (auto cl = r.header("Content-Length")) {
-            content_length = std::stoul(*cl);
-        }
-        buffer_.erase(0, header_end + 4);
-        while (buffer_.size() < content_length) {
-            if (!fill()) {
-                return std::nullopt;
-            }
-        }
-        r.body = buffer_.substr(0, content_length);
-        buffer_.erase(0, content_length);
-        return r;
-    }
-
-    // True once the peer closed the connection (within the deadline).
-    bool closed_by_peer(std::chrono::milliseconds deadline) {
-        pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(deadline.count())) <= 0) {
-            return false;
-        }
-        char c;
-        return ::recv(fd_.get(), &c, 1, 0) <= 0;
-    }
-
-private:
-    bool fill() {
-        pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, 20000) <= 0) {
-            return false;
-        }
-        char chunk[16384];
-        const ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
-        if (n <= 0) {
-            return false;
-        }
-        buffer_.append(chunk, static_cast<std::size_t>(n));
-        return true;
-    }
-
-    UniqueFd fd_;
-    std::string buffer_;
-};
+using RawClient = xrayd::test::RawHttpClient;
 
 // What the Go SDKs send to the daemon for GetSamplingRules.
 std::string sdk_request(std::string_view path, std::string_view body,
@@ -344,9 +239,13 @@ TEST_CASE(
           "content-type;host;x-amz-date;x-amz-user-agent");
     verify_signature(r, f.creds);
 
-    // The connection stays open for the next poll (keep-alive).
-    client.send(sdk_request("/GetSamplingRules", "{}"));
-    const auto second = client.read_response();
+    // Each answer closes its connection (every head passes the gate); the next poll connects
+    // again.
+    CHECK(response->header("Connection") == "close");
+    CHECK(client.closed_by_peer(5s));
+    RawClient next(proxy->port());
+    next.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto second = next.read_response();
     REQUIRE(second.has_value());
     CHECK(second->status == 200);
     const auto all = f.upstream.requests();
@@ -394,9 +293,9 @@ TEST_CASE("paths outside the sampling allow-list get 404 and are not forwarded")
     REQUIRE(response.has_value());
     CHECK(response->status == 404);
     CHECK(response->body.find("not an X-Ray sampling operation") != std::string::npos);
-    // Keep-alive survives a refusal: the body was read.
-    client.send("GET /GetSamplingRules HTTP/1.1\r\nHost: x\r\n\r\n");
-    const auto second = client.read_response();
+    RawClient next(proxy->port());
+    next.send("GET /GetSamplingRules HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto second = next.read_response();
     REQUIRE(second.has_value());
     CHECK(second->status == 405);
     CHECK(second->header("Allow") == "POST");
@@ -415,8 +314,9 @@ TEST_CASE("forward_all restores the Go daemon's forwarding of every path") {
     REQUIRE(response.has_value());
     CHECK(response->status == 200);
     // No Content-Type from the client: none is invented on the way (curl would add one).
-    client.send("DELETE /SamplingRule/x HTTP/1.1\r\nHost: y\r\n\r\n");
-    const auto second = client.read_response();
+    RawClient next(proxy->port());
+    next.send("DELETE /SamplingRule/x HTTP/1.1\r\nHost: y\r\n\r\n");
+    const auto second = next.read_response();
     REQUIRE(second.has_value());
     CHECK(second->status == 200);
     const auto requests = f.upstream.requests();
@@ -433,44 +333,47 @@ TEST_CASE("forward_all restores the Go daemon's forwarding of every path") {
 TEST_CASE("set_forward_all switches the allow-list for later requests (SIGHUP reload)") {
     Fixture f;
     auto proxy = f.make(SamplingProxyOptions{});
-    RawClient client(proxy->port());
-    client.send(sdk_request("/TraceGraph", "{}"));
-    auto response = client.read_response();
-    REQUIRE(response.has_value());
-    CHECK(response->status == 404);
+    const auto status = [&] {
+        RawClient client(proxy->port());
+        client.send(sdk_request("/TraceGraph", "{}"));
+        const auto response = client.read_response();
+        REQUIRE(response.has_value());
+        return response->status;
+    };
+    CHECK(status() == 404);
     proxy->set_forward_all(true);
-    client.send(sdk_request("/TraceGraph", "{}"));
-    response = client.read_response();
-    REQUIRE(response.has_value());
-    CHECK(response->status == 200);
+    CHECK(status() == 200);
     proxy->set_forward_all(false);
-    client.send(sdk_request("/TraceGraph", "{}"));
-    response = client.read_response();
-    REQUIRE(response.has_value());
-    CHECK(response->status == 404);
+    CHECK(status() == 404);
     CHECK(f.upstream.requests().size() == 1);
 }
 
-TEST_CASE("connections over the limit are refused while the others keep being served") {
+TEST_CASE("when every connection slot is being served a new connection gets 503") {
     Fixture f;
+    f.upstream.push_response(ScriptedResponse{200, {}, "{}", 3000ms});
+    f.upstream.push_response(ScriptedResponse{200, {}, "{}", 3000ms});
     SamplingProxyOptions options;
     options.max_connections = 2;
     auto proxy = f.make(options);
     RawClient a(proxy->port());
     RawClient b(proxy->port());
+    a.send(sdk_request("/GetSamplingRules", "{}"));
+    b.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto deadline = std::chrono::steady_clock::now() + generous_deadline;
+    while (f.upstream.request_count() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);  // polling a condition, with a deadline
+    }
+    REQUIRE(f.upstream.request_count() == 2);
+    RawClient extra(proxy->port());
+    const auto refused = extra.read_response();
+    REQUIRE(refused.has_value());
+    CHECK(refused->status == 503);
+    CHECK(f.counters.get(Counter::listener_connections_shed) == 1);
     for (RawClient* c : {&a, &b}) {
-        c->send(sdk_request("/GetSamplingRules", "{}"));
         const auto response = c->read_response();
         REQUIRE(response.has_value());
         CHECK(response->status == 200);
     }
-    RawClient extra(proxy->port());
-    CHECK(extra.closed_by_peer(
-        std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
-    a.send(sdk_request("/GetSamplingRules", "{}"));
-    const auto again = a.read_response();
-    REQUIRE(again.has_value());
-    CHECK(again->status == 200);
 }
 
 TEST_CASE("a body over the limit is refused with 413 before it is read") {
@@ -510,8 +413,8 @@ TEST_CASE("upstream unreachable answers 502 with a JSON error and logs once per 
     Fixture f;
     auto proxy = f.make();
     f.upstream.stop();
-    RawClient client(proxy->port());
     for (int i = 0; i < 3; ++i) {
+        RawClient client(proxy->port());
         client.send(sdk_request("/GetSamplingRules", "{}"));
         const auto response = client.read_response();
         REQUIRE(response.has_value());
@@ -556,7 +459,8 @@ TEST_CASE("an idle client connection is closed after the idle timeout") {
     options.idle_timeout = 1s;
     auto proxy = f.make(options);
     RawClient silent(proxy->port());
-    silent.send("POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\n");  // headers never finish
+    // The head is whole; the announced body never comes.
+    silent.send("POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
     CHECK(silent.closed_by_peer(
         std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
 }
@@ -570,8 +474,8 @@ TEST_CASE("many SDK clients are served concurrently") {
     std::vector<std::thread> threads;
     for (int i = 0; i < clients; ++i) {
         threads.emplace_back([&] {
-            RawClient client(proxy->port());
             for (int j = 0; j < per_client; ++j) {
+                RawClient client(proxy->port());
                 client.send(sdk_request("/SamplingTargets", "{}"));
                 const auto response = client.read_response();
                 if (response && response->status == 200) {
@@ -639,4 +543,149 @@ TEST_CASE("stop() cuts an upstream exchange in flight and joins promptly") {
     CHECK_FALSE(proxy->serving());
     // Far below the scripted 15 s delay: the transfer was aborted, not waited for.
     CHECK(std::chrono::steady_clock::now() - before < 10s);
+}
+
+namespace {
+
+// Sends `request` on a new connection and returns the one answer, checking that the proxy
+// closes the connection after it with nothing more (exactly one response).
+RawClient::Response single_answer(std::uint16_t port, std::string_view request) {
+    RawClient client(port);
+    (void)client.try_send(request);  // the proxy may answer and close before all is written
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(client.closed_by_peer(5s));
+    CHECK(client.rest().empty());  // nothing after the first answer: it answered once
+    return *response;
+}
+
+}  // namespace
+
+TEST_CASE("a request target not in origin form gets 400 and never reaches upstream") {
+    Fixture f;
+    HttpTestServer elsewhere;  // where the hostile targets point
+    SamplingProxyOptions options;
+    options.forward_all = true;  // the reproduction needed --proxy-forward-all
+    auto proxy = f.make(options);
+    const std::uint16_t port = elsewhere.port();
+    for (const std::string& target :
+         {fmt::format("@127.0.0.1:{}/GetSamplingRules", port), std::string(".evil/x"),
+          fmt::format(":{}/x", port), fmt::format("//127.0.0.1:{}/x", port),
+          fmt::format("http://127.0.0.1:{}/GetSamplingRules", port), std::string("*")}) {
+        INFO(target);
+        const auto response = single_answer(
+            proxy->port(),
+            fmt::format("POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}", target));
+        CHECK(response.status == 400);
+        CHECK(response.body.find("origin form") != std::string::npos);
+    }
+    CHECK(elsewhere.request_count() == 0);
+    CHECK(f.upstream.request_count() == 0);
+    CHECK(f.counters.get(Counter::listener_bad_request_head) == 6);
+}
+
+TEST_CASE("an origin-form path with '@' or ':' still goes to the configured host only") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.forward_all = true;
+    auto proxy = f.make(options);
+    const auto response = single_answer(
+        proxy->port(), sdk_request("/x@127.0.0.1:1/GetSamplingRules?a=b:c@d", "{}"));
+    CHECK(response.status == 200);
+    const auto requests = f.upstream.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].path == "/x@127.0.0.1:1/GetSamplingRules");
+    CHECK(requests[0].header("Host") == fmt::format("127.0.0.1:{}", f.upstream.port()));
+    verify_signature(requests[0], f.creds, "a=b:c@d");
+}
+
+TEST_CASE("a header name with a space or tab before the colon gets 400") {
+    Fixture f;
+    auto proxy = f.make();
+    for (const char* line : {"Host : evil.example", "Transfer-Encoding : chunked",
+                             "Authorization\t: x", "X-Amz-Date : 20260101T000000Z"}) {
+        INFO(line);
+        const auto response = single_answer(
+            proxy->port(), sdk_request("/GetSamplingRules", "{}", std::string(line) + "\r\n"));
+        CHECK(response.status == 400);
+        CHECK(response.body.find("not a token") != std::string::npos);
+    }
+    CHECK(f.upstream.request_count() == 0);
+}
+
+TEST_CASE("folding, Content-Length with Transfer-Encoding, other codings and bad lengths get "
+          "exactly one 400") {
+    Fixture f;
+    auto proxy = f.make();
+    const std::string start = "POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\n";
+    for (const std::string& rest :
+         {std::string("X-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}"),
+          std::string("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+          std::string("Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+          std::string("Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}"),
+          std::string("Content-Length: -1\r\n\r\n{}"),
+          std::string("Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"),
+          std::string("Content-Length: 2, 2\r\n\r\n{}"),
+          std::string("X-Injected: a\rb\r\nContent-Length: 2\r\n\r\n{}")}) {
+        INFO(rest);
+        const auto response = single_answer(proxy->port(), start + rest);
+        CHECK(response.status == 400);
+    }
+    CHECK(f.upstream.request_count() == 0);
+}
+
+TEST_CASE("a trickled request head is cut at the head deadline, whatever trickles in") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.head_timeout = 1s;
+    options.idle_timeout = 30s;  // the idle timeout is not what cuts it
+    auto proxy = f.make(options);
+    RawClient slow(proxy->port());
+    slow.send("POST /GetSamplingRules HTTP/1.1\r\n");
+    const auto start = std::chrono::steady_clock::now();
+    bool cut = false;
+    // One header byte every 100 ms; without a head deadline this would go on for ever.
+    while (!cut && std::chrono::steady_clock::now() - start < generous_deadline) {
+        cut = !slow.try_send("X") || slow.closed_by_peer(100ms);
+    }
+    REQUIRE(cut);
+    CHECK(slow.rest().starts_with("HTTP/1.1 408 "));
+    CHECK(f.counters.get(Counter::listener_head_timeout) == 1);
+    CHECK(f.upstream.request_count() == 0);
+}
+
+TEST_CASE("hundreds of idle connections do not lock out a new request") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.head_timeout = 60s;  // the idle ones are not timed out during the test
+    auto proxy = f.make(options);
+    std::vector<std::unique_ptr<RawClient>> idle;
+    for (int i = 0; i < 500; ++i) {
+        idle.push_back(std::make_unique<RawClient>(proxy->port()));
+    }
+    idle.back()->send("POST /GetSamplingRules HTTP/1.1\r\n");  // and one trickling
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();  // within 20 s, not after the idle ones
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    CHECK(f.counters.get(Counter::listener_connections_shed) > 0);
+}
+
+TEST_CASE("a peer over its connection limit sheds its oldest connection still waiting") {
+    Fixture f;
+    SamplingProxyOptions options;
+    options.max_per_peer = 3;
+    options.head_timeout = 60s;
+    auto proxy = f.make(options);
+    RawClient oldest(proxy->port());
+    RawClient second(proxy->port());
+    RawClient third(proxy->port());
+    RawClient client(proxy->port());
+    CHECK(oldest.closed_by_peer(5s));
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    CHECK(f.counters.get(Counter::listener_connections_shed) == 1);
 }

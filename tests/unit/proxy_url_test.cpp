@@ -48,3 +48,15 @@ TEST_CASE("parse_base_url keeps the base path and drops a default port from Host
                     StartupError);
     CHECK_THROWS_AS((void)parse_base_url("http://user@host/", "X-Ray endpoint"), StartupError);
 }
+
+TEST_CASE("parse_base_url gives hostname and port apart, for libcurl's URL API") {
+    const BaseUrl a = parse_base_url("https://xray.us-east-1.amazonaws.com:443/base/", "e");
+    CHECK(a.hostname == "xray.us-east-1.amazonaws.com");
+    CHECK(a.port == "443");
+    const BaseUrl b = parse_base_url("http://[::1]:2000", "e");
+    CHECK(b.hostname == "[::1]");
+    CHECK(b.port == "2000");
+    const BaseUrl c = parse_base_url("http://[::1]", "e");
+    CHECK(c.hostname == "[::1]");
+    CHECK(c.port.empty());
+}

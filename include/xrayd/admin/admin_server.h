@@ -12,6 +12,7 @@
 #include <xrayd/admin/latency_histogram.h>
 #include <xrayd/admin/metrics.h>
 #include <xrayd/common/time.h>
+#include <xrayd/http/connection_gate.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -22,7 +23,11 @@ struct AdminOptions {
     // /readyz fails once uploads have been failing for longer than this.
     Duration ready_failure_threshold = std::chrono::seconds(60);
     MetricLabels build_info;                  // labels of xrayd_build_info
-    unsigned max_connections = 32;            // further connections are refused
+    // Connections open at once, and from one source address (see ConnectionGate: at the limit
+    // the oldest connection still waiting for its head makes room).
+    unsigned max_connections = 32;
+    unsigned max_per_peer = 16;
+    std::chrono::milliseconds head_timeout = default_head_timeout;  // accept to end of head
     std::chrono::seconds idle_timeout{10};    // a silent client is cut after this
     // Called on the listener thread before /readyz and /metrics are answered, so the daemon can
     // store values it samples (queue depth, memory in use) into the HealthState. May be empty.
@@ -34,11 +39,14 @@ struct AdminOptions {
 //   /healthz  200 "ok": the process serves requests (liveness only).
 //   /readyz   200 "ready", or 503 "not ready: <reason>" (HealthState::readiness()).
 //   /metrics  200, Prometheus text format 0.0.4 (format_metrics()).
-// One internal libmicrohttpd thread serves every connection (answers are small and in memory).
+// One internal libmicrohttpd thread serves every connection (answers are small and in memory),
+// behind a ConnectionGate: a malformed head or one announcing a body gets 400, a head not
+// whole within head_timeout 408, and idle or trickling clients cannot hold /healthz up. Every
+// answer closes its connection. The gate's refusals are counted in `counters`.
 // Lifetime: the references outlive the server. start()/stop() from one control thread.
 class AdminServer {
 public:
-    AdminServer(AdminOptions options, const Counters& counters, HealthState& health,
+    AdminServer(AdminOptions options, Counters& counters, HealthState& health,
                 const LatencyHistogram& latency, Logger& logger);
     ~AdminServer();  // stop()
     AdminServer(const AdminServer&) = delete;

@@ -12,6 +12,8 @@ struct BaseUrl {
     std::string authority;  // "host[:port]" as given
     std::string origin;     // "<scheme>://<authority>"
     std::string host;       // the Host header value, as signed and sent: a default port dropped
+    std::string hostname;   // the authority without its port ("[::1]" keeps its brackets)
+    std::string port;       // the authority's port, "" when none was given
     std::string base_path;  // "" or "/prefix" (no trailing '/'), put before every request path
 };
 

@@ -1,5 +1,5 @@
-// RAII owners of libcurl handles: CurlGlobal, CurlEasy, CurlMulti, CurlSlist (every HTTP client
-// uses them), and CurlFirstError for checking a block of options.
+// RAII owners of libcurl handles: CurlGlobal, CurlEasy, CurlMulti, CurlUrl, CurlSlist (every HTTP
+// client uses them), and CurlFirstError for checking a block of options.
 #pragma once
 
 #include <curl/curl.h>
@@ -113,6 +113,34 @@ private:
     };
     explicit CurlMulti(CURLM* handle) noexcept : handle_(handle) {}
     std::unique_ptr<CURLM, Deleter> handle_;
+};
+
+// Owns a CURLU (libcurl's URL API): URLs are built from parts with it, never by pasting
+// strings. Move-only; one thread at a time.
+class CurlUrl {
+public:
+    CurlUrl() noexcept = default;  // empty
+    // An empty URL; an empty CurlUrl (false) when out of memory.
+    [[nodiscard]] static CurlUrl create() noexcept { return CurlUrl(curl_url()); }
+    // A copy of every part; empty when out of memory.
+    [[nodiscard]] CurlUrl dup() const noexcept {
+        return CurlUrl(handle_ ? curl_url_dup(handle_.get()) : nullptr);
+    }
+
+    [[nodiscard]] CURLU* get() const noexcept { return handle_.get(); }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    // curl_url_set of one part (a NUL-terminated copy is taken).
+    [[nodiscard]] CURLUcode set(CURLUPart part, const char* value,
+                                unsigned int flags = 0) noexcept {
+        return handle_ ? curl_url_set(handle_.get(), part, value, flags) : CURLUE_OUT_OF_MEMORY;
+    }
+
+private:
+    struct Deleter {
+        void operator()(CURLU* url) const noexcept { curl_url_cleanup(url); }
+    };
+    explicit CurlUrl(CURLU* url) noexcept : handle_(url) {}
+    std::unique_ptr<CURLU, Deleter> handle_;
 };
 
 // Owns a curl_slist (request headers). Move-only.

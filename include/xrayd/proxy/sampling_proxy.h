@@ -12,6 +12,7 @@
 
 #include <xrayd/aws/credentials.h>
 #include <xrayd/common/time.h>
+#include <xrayd/http/connection_gate.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -34,9 +35,14 @@ struct SamplingProxyOptions {
     std::size_t max_body_bytes = 1024 * 1024;          // larger request bodies: 413
     std::size_t max_header_bytes = 64 * 1024;          // libmicrohttpd's per-connection memory
     std::size_t max_response_bytes = 8 * 1024 * 1024;  // larger upstream answers: 502
-    unsigned max_connections = 256;                    // further connections are refused
-    // Inactivity limit of a client connection: while reading headers or body, and idle
-    // between keep-alive requests (libmicrohttpd's timeout is reset by every byte).
+    // Connections open at once (waiting for their head or served); see ConnectionGate for
+    // what happens at the limit. Of those, at most max_per_peer from one source address.
+    unsigned max_connections = 256;
+    unsigned max_per_peer = 64;
+    // From accept to the end of the request head, whatever trickles in (then 408, closed).
+    std::chrono::milliseconds head_timeout = default_head_timeout;
+    // Inactivity limit of a client connection while its body is read or its answer sent
+    // (libmicrohttpd's timeout, reset by every byte).
     std::chrono::seconds idle_timeout{30};
     // From the end of the headers to the end of the body: a client trickling its body is cut.
     std::chrono::milliseconds body_timeout{10000};
@@ -69,8 +75,15 @@ struct ForwardHeader {
 // rewrites). Thread-safe (pure).
 [[nodiscard]] bool is_signed_proxy_header(std::string_view name) noexcept;
 
-// The sampling proxy: a libmicrohttpd server (thread per connection, keep-alive) that signs
-// and forwards requests to X-Ray.
+// The sampling proxy: a libmicrohttpd server (thread per connection) behind a ConnectionGate
+// that signs and forwards requests to X-Ray.
+//
+// Before libmicrohttpd sees a connection, the gate enforces the connection limits and the head
+// deadline and refuses a malformed head with 400 (check_request_head: a target not in origin
+// form, a header name that is not a token, folding, conflicting or bad lengths and codings).
+// Every answer carries "Connection: close", so each request head passes the gate.
+// The upstream URL is X-Ray's scheme, host and port with the client's path and query set as
+// parts (libcurl's URL API): the host is the configured endpoint's, always.
 //
 // Per request: the allow-list (404 unknown path, 405 method other than POST, proxy_not_allowed),
 // the body cap (413 at once when Content-Length is over it, else the connection is closed once

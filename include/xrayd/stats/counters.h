@@ -55,6 +55,9 @@ enum class CounterKind {
     X(proxy_not_allowed, info, "sampling proxy requests refused: path or method not allowed")    \
     X(proxy_too_large, info, "sampling proxy requests refused: body over the limit (413)")       \
     X(proxy_no_credentials, info, "proxy requests refused: no credentials or signing failed")    \
+    X(listener_bad_request_head, info, "proxy/admin request heads refused (400/431): malformed")  \
+    X(listener_head_timeout, info, "proxy/admin connections cut: head not whole in time (408)")  \
+    X(listener_connections_shed, info, "proxy/admin connections closed or refused at the limits") \
     X(telemetry_records_sent, info, "telemetry records accepted by PutTelemetryRecords")         \
     X(telemetry_records_dropped, info, "telemetry records dropped from the full queue of 30")    \
     X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)") \
