@@ -155,7 +155,7 @@ struct Telemetry::Sender {
     // Empty on success. `timeout`: the call's total timeout; `deadline`: abort once it passes.
     [[nodiscard]] std::optional<Failure> send(const std::string& body,
                                               std::chrono::milliseconds timeout,
-                                              const std::atomic<Clock::rep>& deadline) noexcept;
+                                              std::atomic<Clock::rep>& deadline) noexcept;
 
     const TransportOptions transport;
     const XRayTarget target;
@@ -167,7 +167,7 @@ struct Telemetry::Sender {
 
 std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
     const std::string& body, std::chrono::milliseconds timeout,
-    const std::atomic<Clock::rep>& deadline) noexcept {
+    std::atomic<Clock::rep>& deadline) noexcept {
     try {
         const std::shared_ptr<const Credentials> creds = credentials.current();
         if (!creds) {
@@ -195,7 +195,7 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count())));
         set(easy.set(CURLOPT_NOPROGRESS, 0L));
         set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_progress));
-        set(easy.set(CURLOPT_XFERINFODATA, const_cast<std::atomic<Clock::rep>*>(&deadline)));
+        set(easy.set(CURLOPT_XFERINFODATA, static_cast<void*>(&deadline)));
         CURLcode rc = set.code();
         if (rc == CURLE_OK) {
             rc = curl_easy_perform(easy.get());

@@ -62,7 +62,8 @@ Uploader::State::State(UploaderOptions opts, XRayTarget ep, CredentialsProvider&
       internal_limiter(failure_log_interval),
       evict_limiter(failure_log_interval),
       unprocessed_final_limiter(failure_log_interval),
-      unprocessed_retry_limiter(failure_log_interval) {}
+      unprocessed_retry_limiter(failure_log_interval),
+      unprocessed_excess_limiter(failure_log_interval) {}
 
 Uploader::State::~State() {
     for (auto& slot : slots) {

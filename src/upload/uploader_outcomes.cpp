@@ -104,7 +104,7 @@ void Uploader::State::on_success(Job&& job, TimePoint started, TimePoint now,
     }
     if (ignored > 0) {
         std::uint64_t suppressed = 0;
-        if (internal_limiter.allow(now, &suppressed)) {
+        if (unprocessed_excess_limiter.allow(now, &suppressed)) {
             logger.warn("X-Ray's answer to a batch of {} segments named {} more unprocessed "
                         "segments than the batch holds; only the first {} were read",
                         count, ignored, count);

@@ -138,9 +138,11 @@ struct Uploader::State {
     RateLimiter final_limiter;
     RateLimiter internal_limiter;
     RateLimiter evict_limiter;
-    // Per reason: a final unprocessed item, and one sent again (UnprocessedTraceSegments).
+    // Per reason: a final unprocessed item, one sent again, an answer naming more items than
+    // its batch holds (UnprocessedTraceSegments).
     RateLimiter unprocessed_final_limiter;
     RateLimiter unprocessed_retry_limiter;
+    RateLimiter unprocessed_excess_limiter;
     std::uint64_t evicted_since_log = 0;
 };
 
