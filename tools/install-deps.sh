@@ -16,6 +16,7 @@ packages=(
   # /bin/kill, which the unit's ExecReload runs and systemd-analyze verify requires
   dpkg-dev systemd curl netbase man-db procps
   python3-aws-xray-sdk  # the official X-Ray SDK for Python: tests/integration/python_sdk_test.py
+  nodejs  # runs the official X-Ray SDK for Node.js: tests/integration/node_sdk_test.py
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
 )
@@ -26,6 +27,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm installs that SDK. Debian's npm package, unless an npm is already there (another nodejs
+# build, such as NodeSource's, ships its own npm and conflicts with Debian's).
+if ! command -v npm >/dev/null; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -7,13 +7,12 @@
 #include <array>
 #include <memory>
 
+#include <xrayd/http/curl.h>
+
 namespace xrayd {
 
 namespace {
 
-struct UrlDeleter {
-    void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
-};
 struct PartDeleter {
     void operator()(char* p) const noexcept { curl_free(p); }
 };
@@ -27,7 +26,7 @@ Result<void, std::string> check_proxy_url(std::string_view url) {
     const auto bad = [&](std::string_view why) {
         return fail(fmt::format("Bad proxy URL: \"{}\": {}; write it as http://host:port", url, why));
     };
-    std::unique_ptr<CURLU, UrlDeleter> handle(curl_url());
+    CurlUrl handle = CurlUrl::create();
     if (!handle) {
         return fail(std::string("Bad proxy URL: out of memory"));
     }
@@ -36,7 +35,7 @@ Result<void, std::string> check_proxy_url(std::string_view url) {
     // then cannot use it), so it is an error here.
     // NON_SUPPORT_SCHEME: socks schemes are proxy-only, unknown to the URL parser as transfers.
     const CURLUcode rc =
-        curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
+        handle.set(CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
     if (rc != CURLUE_OK) {
         return bad(curl_url_strerror(rc));
     }

@@ -3,16 +3,11 @@
 
 #include <curl/curl.h>
 
-#include <memory>
+#include <xrayd/http/curl.h>
 
 namespace xrayd {
 
 namespace {
-
-struct UrlDeleter {
-    void operator()(CURLU* url) const noexcept { curl_url_cleanup(url); }
-};
-using UrlHandle = std::unique_ptr<CURLU, UrlDeleter>;
 
 struct CurlString {
     char* text = nullptr;
@@ -35,13 +30,13 @@ bool get_part(CURLU* url, CURLUPart part, std::string& out) {
            rc == CURLUE_NO_FRAGMENT || rc == CURLUE_NO_PASSWORD || rc == CURLUE_NO_OPTIONS;
 }
 
-Result<UrlHandle, std::string> parse_handle(std::string_view url) {
-    UrlHandle h(curl_url());
+Result<CurlUrl, std::string> parse_handle(std::string_view url) {
+    CurlUrl h = CurlUrl::create();
     if (!h) {
         return fail(std::string("out of memory"));
     }
     const std::string text(url);
-    const CURLUcode rc = curl_url_set(h.get(), CURLUPART_URL, text.c_str(), 0);
+    const CURLUcode rc = h.set(CURLUPART_URL, text.c_str());
     if (rc != CURLUE_OK) {
         return fail(std::string(curl_url_strerror(rc)));
     }
