@@ -13,8 +13,9 @@ packages=(
   doctest-dev libbenchmark-dev python3 openssl
   # tools the tests run: dpkg-shlibdeps (build-deb.sh), systemd-analyze, curl --aws-sigv4 (an
   # independent signer), /etc/services (service-name ports), man (the .deb's xrayd(8)), and
-  # /bin/kill, which the unit's ExecReload runs and systemd-analyze verify requires
-  dpkg-dev systemd curl netbase man-db procps
+  # /bin/kill, which the unit's ExecReload runs and systemd-analyze verify requires, and ip
+  # (unit_sandbox_test.sh brings up loopback in its network namespace)
+  dpkg-dev systemd curl netbase man-db procps iproute2
   python3-aws-xray-sdk  # the official X-Ray SDK for Python: tests/integration/python_sdk_test.py
   nodejs  # runs the official X-Ray SDK for Node.js: tests/integration/node_sdk_test.py
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer

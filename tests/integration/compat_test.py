@@ -171,7 +171,8 @@ class SetupGuideConfigTest(CompatTestCase):
         taken = [p for p in ("/etc/xrayd/cfg.yaml", "/etc/amazon/xray/cfg.yaml")
                  if os.path.exists(p)]
         if taken:
-            self.skipTest(f"{taken[0]} exists on this machine and would be read first")
+            self.skipTest(f"SKIP(environment: {taken[0]} exists on this machine and would be "
+                          "read first)")
         cwd = Path(self.dir.name) / "cwd"
         cwd.mkdir()
         (cwd / "cfg.yaml").write_bytes(SETUP_GUIDE_CFG.read_bytes())

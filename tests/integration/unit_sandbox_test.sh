@@ -18,11 +18,13 @@ set -euo pipefail
 src=${1:?source root}
 bin=${XRAYD_BIN:?XRAYD_BIN}
 if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: building mount namespaces needs root"
+  echo "SKIP(environment: building mount namespaces needs root)"
   exit 77
 fi
-for tool in unshare setpriv findmnt ip; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
+# tool:package (tools/install-deps.sh installs them; their absence fails tools/run-tests.sh).
+for need in unshare:util-linux setpriv:util-linux findmnt:util-linux ip:iproute2; do
+  command -v "${need%%:*}" >/dev/null ||
+    { echo "SKIP(missing-package: ${need%%:*}, from ${need#*:})"; exit 77; }
 done
 
 unit=$src/systemd/xrayd.service.in
