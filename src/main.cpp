@@ -69,7 +69,11 @@ int main(int argc, char** argv) {
         xrayd::Daemon daemon(config, env, logger, args);
         return daemon.run(signals.get());
     } catch (const xrayd::StartupError& e) {
-        logger.error("{}", e.what());
+        if (e.exit_code() == 0) {
+            logger.info("{}", e.what());  // a shutdown asked for during start-up
+        } else {
+            logger.error("{}", e.what());
+        }
         return e.exit_code();
     }
 }

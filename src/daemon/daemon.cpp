@@ -42,6 +42,8 @@
 #include <xrayd/upload/local_sink.h>
 #include <xrayd/upload/uploader.h>
 
+#include "startup_signal_watch.h"
+
 namespace xrayd {
 
 namespace {
@@ -150,7 +152,23 @@ struct Daemon::State {
 Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
                std::vector<std::string> args)
     : state_(std::make_unique<State>(config, env, logger, std::move(args))) {
+    // SIGTERM or SIGINT during start-up ends the credential fetches that can block it.
+    const StartupSignalWatch watch(*state_->credentials_cancel);
+    try {
+        start_up();
+    } catch (const StartupError&) {
+        if (watch.signalled()) {  // the failure is the cancelled fetch: a requested exit
+            throw StartupError("Got shutdown signal during start-up; exiting", 0);
+        }
+        throw;
+    }
+}
+
+void Daemon::start_up() {
     State& s = *state_;
+    const Config& config = s.config;
+    const Environment& env = s.env;
+    Logger& logger = s.logger;
     logger.info("Initializing AWS X-Ray daemon {} (xrayd)", XRAYD_VERSION);
     logger.info("Using buffer memory limit of {} MB", config.buffer_memory_mb);
 

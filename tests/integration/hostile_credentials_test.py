@@ -185,6 +185,49 @@ DOC
             home.cleanup()
 
 
+    def test_sigterm_while_the_start_up_credential_process_hangs_exits_at_once(self):
+        # The first fetch runs in the constructor, before the signal loop; credential_process may
+        # take up to its 60 s timeout there. SIGTERM must end it at once, with exit 0.
+        home = tempfile.TemporaryDirectory(prefix="xrayd-home-")
+        try:
+            work = home.name
+            script = os.path.join(work, "creds.sh")
+            with open(script, "w") as f:
+                f.write(f"#!/bin/sh\necho $$ > {work}/started\nexec sleep {HANG_S}\n")
+            os.chmod(script, 0o755)
+            config = os.path.join(work, "config")
+            with open(config, "w") as f:
+                f.write(f"[default]\ncredential_process = {script}\n")
+            env = harness.daemon_env(work, extra={"AWS_CONFIG_FILE": config,
+                                                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                                                  "AWS_EC2_METADATA_DISABLED": "true"},
+                                     drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            started = os.path.join(work, "started")
+            with harness.FakeXray() as fake, \
+                    harness.Xrayd(fake.endpoint, "--shutdown-timeout", f"{SHUTDOWN_S}s",
+                                  env=env, wait_listening=False) as daemon:
+                harness.wait_until(lambda: os.path.exists(started), 15,
+                                   "the start-up credential_process")
+                time.sleep(0.3)  # inside the hung fetch
+                begin = time.monotonic()
+                daemon.proc.send_signal(signal.SIGTERM)
+                rc = daemon.wait_exit(timeout=HANG_S)
+                took = time.monotonic() - begin
+                # The cancelled fetch leaves no credentials; start-up either goes on (the chain
+                # tolerates a failed first fetch) and run() reads the pending SIGTERM, or it
+                # fails and exits 0 with "Got shutdown signal during start-up". Either way the
+                # exit is prompt and clean, not 60 s later.
+                self.assertEqual(rc, 0, daemon.output)
+                self.assertLess(took, SHUTDOWN_S + 1, daemon.output)
+                self.assertRegex(daemon.output, r"Exit summary:|Got shutdown signal during start-up")
+            with open(started) as f:
+                shell = int(f.read())
+            harness.wait_until(lambda: not process_alive(shell), 5,
+                               "the credential_process to be killed")
+        finally:
+            home.cleanup()
+
+
 START_ARGS = ["-o", "-n", harness.REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
               "--admin-address", "127.0.0.1:0", "-l", "debug"]
 

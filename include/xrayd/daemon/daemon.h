@@ -18,8 +18,10 @@ class PeriodicSummary;
 class Daemon {
 public:
     // Start-up: resolves region, endpoint and credentials, builds the sink, binds the sockets.
-    // Throws StartupError, with the Go daemon's message where it has one, before any thread
-    // starts. The references must outlive the Daemon. `args` (argv without argv[0]) are
+    // Throws StartupError, with the Go daemon's message where it has one, before any pipeline
+    // thread starts. Meanwhile a SIGTERM or SIGINT pending cancels the credential fetches (a
+    // StartupSignalWatch thread looks), and a start-up that then fails throws StartupError with
+    // exit code 0. The references must outlive the Daemon. `args` (argv without argv[0]) are
     // loaded again on SIGHUP.
     Daemon(const Config& config, const Environment& env, Logger& logger,
            std::vector<std::string> args = {});
@@ -36,6 +38,7 @@ public:
     [[nodiscard]] const Counters& counters() const noexcept;
 
 private:
+    void start_up();  // the constructor's work
     void reload(PeriodicSummary& summary);
 
     struct State;
