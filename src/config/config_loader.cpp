@@ -71,11 +71,12 @@ public:
             return out;
         }
         error_log_ = flags.log_file.value_or("");
-        log_errors_ = sources_.append_errors_to_log && !flags.check_config;
+        log_errors_ = sources_.append_errors_to_log && !flags.check_config && !flags.health_check;
         CliOutcome out = build(flags);
         if (flags.check_config && out.config) {
             return check(std::move(out));
         }
+        out.health_check = flags.health_check && out.config;
         return out;
     }
 
