@@ -6,7 +6,9 @@
 # failure.
 #
 # Environment: XRAYD_TEST_SUITES (default "plain asan tsan fuzz"), XRAYD_BUILD_DIR (the plain
-# build dir, default build-tests), XRAYD_FUZZ_SECONDS (per target, default 30).
+# build dir, default build-tests), XRAYD_FUZZ_SECONDS (per target, default 30),
+# XRAYD_RELEASE_TESTS (enabled: the plain suite also builds and tests the release artifacts,
+# tests/integration/release_test.py; disabled to skip them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -129,7 +131,9 @@ for t in json.load(sys.stdin):
 for suite in $suites; do
   case $suite in
     plain)
-      run_meson_suite plain "${XRAYD_BUILD_DIR:-build-tests}" 1 all -- ;;
+      # The release artifacts are built and tested here only (tests/integration/release_test.py).
+      run_meson_suite plain "${XRAYD_BUILD_DIR:-build-tests}" 1 all -- \
+        -Drelease_tests="${XRAYD_RELEASE_TESTS:-enabled}" ;;
     asan)
       # b_lundef=false: clang (and some distros' gcc) cannot link sanitized shared objects
       # with -Wl,--no-undefined; harmless with gcc.

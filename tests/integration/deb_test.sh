@@ -2,7 +2,8 @@
 # The .deb install/remove cycle on this machine: tools/build-deb.sh builds the package, dpkg -i
 # installs it, the installed xrayd answers --version and --check-config (finding
 # /etc/xrayd/cfg.yaml), the installed unit verifies, and dpkg -P leaves no xrayd file behind.
-# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT. Exit 77 (skip) without root or dpkg, or when an
+# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT [DEB]; with DEB (the release package of
+# tools/build-release.sh, static binary) that package is tested instead. Exit 77 (skip) without root or dpkg, or when an
 # xrayd is already installed (the test must not replace a real installation).
 set -euo pipefail
 
@@ -40,8 +41,13 @@ xrayd_paths() {
 }
 xrayd_paths > "$work/before"
 
-deb=$("$src/tools/build-deb.sh" "$build" "$work")
-echo "built $deb"
+release_deb=${3:-}
+if [ -n "$release_deb" ]; then
+  deb=$release_deb
+else
+  deb=$("$src/tools/build-deb.sh" "$build" "$work")
+  echo "built $deb"
+fi
 case "$(basename "$deb")" in
   xrayd_*_"$(dpkg --print-architecture)".deb) ;;
   *) echo "FAIL: unexpected package name $deb"; exit 1 ;;
@@ -51,7 +57,12 @@ for path in ./usr/bin/xrayd ./lib/systemd/system/xrayd.service ./etc/xrayd/cfg.y
             ./etc/logrotate.d/xrayd ./usr/share/man/man8/xrayd.8.gz; do
   grep -q " $path\$" <<< "$contents" || { echo "FAIL: $path is not in the package"; exit 1; }
 done
-dpkg-deb -f "$deb" Depends | grep -q 'libc6' || { echo "FAIL: Depends lacks libc6"; exit 1; }
+if [ -n "$release_deb" ]; then
+  # The static binary needs no shared library, so no package either.
+  [ -z "$(dpkg-deb -f "$deb" Depends)" ] || { echo "FAIL: the static package has Depends"; exit 1; }
+else
+  dpkg-deb -f "$deb" Depends | grep -q 'libc6' || { echo "FAIL: Depends lacks libc6"; exit 1; }
+fi
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/xrayd/cfg.yaml "$work/control/conffiles" || { echo "FAIL: cfg.yaml is no conffile"; exit 1; }
 

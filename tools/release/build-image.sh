@@ -34,7 +34,8 @@ for arch in "$@"; do
   chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
   install -d -m 1777 "$rootfs/tmp"
   find "$rootfs" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-  umoci repack --no-history --image "$layout:$tag" "$bundle" >/dev/null
+  umoci repack --image "$layout:$tag" --history.created "$created" \
+    --history.created_by "tools/release/build-image.sh" "$bundle" >/dev/null
   # The admin listener on all interfaces so that Kubernetes' httpGet probes reach it.
   umoci config --no-history --image "$layout:$tag" --created "$created" \
     --os linux --architecture "$tag" \
