@@ -65,6 +65,17 @@ Cflags: -I\${prefix}/include
 EOF
 fi
 
+# doctest (header-only, arch-independent) has only a CMake config, which meson does not use when
+# cross-compiling: a .pc for the unit tests of the foreign build.
+if [ "$arch" != "$(uname -m)" ] && [ ! -f "$prefix/lib/pkgconfig/doctest.pc" ]; then
+  cat > "$prefix/lib/pkgconfig/doctest.pc" <<EOF
+Name: doctest
+Description: doctest (header-only, Debian's doctest-dev)
+Version: $(dpkg-query -W -f='${Version}' doctest-dev | sed 's/-[^-]*$//')
+Cflags:
+EOF
+fi
+
 if [ ! -f "$prefix/lib/libcurl.a" ]; then
   echo "release-deps: building curl for $arch"
   src=$(unpack curl)
