@@ -216,9 +216,17 @@ class Arm64UnitTest(ReleaseTestCase):
         build = CACHE / "aarch64"
         subprocess.run(["ninja", "-C", str(build)], check=True, stdout=subprocess.DEVNULL,
                        timeout=3000)
-        proc = subprocess.run(["meson", "test", "-C", str(build), "--no-rebuild", "--suite",
-                               "unit", "--print-errorlogs", "--num-processes", "2",
-                               "--timeout-multiplier", "5"],
+        # Left out, for what the environment lacks, not the code: udp_socket and receiver
+        # (qemu-user does not translate SO_RXQ_OVFL, so kernel drops are not reported) and
+        # uploader (its HTTPS test server needs libmicrohttpd with TLS; the static one has none).
+        listing = subprocess.run(["meson", "test", "-C", str(build), "--list", "--suite",
+                                  "unit"], check=True, stdout=subprocess.PIPE, text=True).stdout
+        names = [line.split(" / ")[-1] for line in listing.splitlines() if " / " in line]
+        names = [n for n in names if n not in ("udp_socket", "receiver", "uploader")]
+        self.assertIn("batch", names)
+        proc = subprocess.run(["meson", "test", "-C", str(build), "--no-rebuild",
+                               "--print-errorlogs", "--num-processes", "2",
+                               "--timeout-multiplier", "5", "--suite", "unit"] + names,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=3000)
         self.assertEqual(proc.returncode, 0, proc.stdout[-6000:])
