@@ -47,11 +47,13 @@ def options_from_usage(usage):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--binary", required=True)
+    p.add_argument("--exe-wrapper", action="append", default=[],
+                   help="runs --binary (a cross build's qemu); repeat for each word")
     p.add_argument("--template", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--output", required=True)
     a = p.parse_args()
-    usage = subprocess.run([a.binary, "-h"], check=True, capture_output=True, text=True).stdout
+    usage = subprocess.run(a.exe_wrapper + [a.binary, "-h"], check=True, capture_output=True, text=True).stdout
     # SOURCE_DATE_EPOCH keeps the page (and the .deb) reproducible.
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0")) or None
     date = (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc) if epoch

@@ -13,6 +13,7 @@
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/config/config_loader.h>
 #include <xrayd/daemon/daemon.h>
+#include <xrayd/daemon/health_check.h>
 #include <xrayd/http/curl.h>
 #include <xrayd/log/log_file.h>
 #include <xrayd/log/logger.h>
@@ -49,6 +50,18 @@ int main(int argc, char** argv) {
         return outcome.exit_code;
     }
     const xrayd::Config& config = *outcome.config;
+    if (outcome.health_check) {
+        try {
+            const xrayd::CurlGlobal curl = xrayd::CurlGlobal::init();
+            std::string why;
+            const int status = xrayd::health_check(config, &why);
+            write_all(status == 0 ? STDOUT_FILENO : STDERR_FILENO, "xrayd: " + why + "\n");
+            return status;
+        } catch (const xrayd::StartupError& e) {
+            write_all(STDERR_FILENO, std::string("xrayd: ") + e.what() + "\n");
+            return 1;
+        }
+    }
 
     xrayd::Logger logger(config.log_level);
     try {

@@ -3,6 +3,9 @@
 # systemd unit, /etc/xrayd/cfg.yaml (conffile), the logrotate snippet (conffile), xrayd(8) and
 # the maintainer scripts. The service runs with DynamicUser=yes, so no account is created.
 # Usage: tools/build-deb.sh [BUILD_DIR [OUT_DIR]]   (defaults: build, BUILD_DIR)
+# Environment (tools/build-release.sh): XRAYD_DEB_STATIC=1 for a statically linked binary (no
+# shared-library Depends), XRAYD_DEB_ARCH (default: this machine's), XRAYD_DEB_EXEC (a wrapper
+# that runs the binary, e.g. qemu-aarch64-static for an arm64 build).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,9 +22,10 @@ for tool in dpkg-deb dpkg dpkg-shlibdeps python3 gzip; do
 done
 
 # "AWS X-Ray daemon version: xrayd 0.1.0" -> 0.1.0 (the binary is the truth, not the sources)
-version=$("$bin" -v | sed -n 's/^AWS X-Ray daemon version: xrayd //p')
+run=${XRAYD_DEB_EXEC:-}
+version=$($run "$bin" -v | sed -n 's/^AWS X-Ray daemon version: xrayd //p')
 [ -n "$version" ] || { echo "build-deb: cannot read the version from $bin -v" >&2; exit 1; }
-arch=$(dpkg --print-architecture)
+arch=${XRAYD_DEB_ARCH:-$(dpkg --print-architecture)}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)}
 
 stage=$(mktemp -d)
@@ -29,16 +33,18 @@ trap 'rm -rf "$stage"' EXIT
 pkg=$stage/pkg
 install -d -m 0755 "$pkg/DEBIAN"
 install -D -m 0755 "$bin" "$pkg/usr/bin/xrayd"
-strip --strip-unneeded --remove-section=.comment "$pkg/usr/bin/xrayd" 2>/dev/null || true
+${XRAYD_DEB_STRIP:-strip} --strip-unneeded --remove-section=.comment "$pkg/usr/bin/xrayd" 2>/dev/null || true
 # The Go daemon's command name (`xray --version`, scripts); xrayd does not look at argv[0].
 ln -s xrayd "$pkg/usr/bin/xray"
+printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$run" "$bin" > "$stage/run-xrayd"
+chmod +x "$stage/run-xrayd"
 sed 's|@BINDIR@|/usr/bin|g' "$src/systemd/xrayd.service.in" > "$stage/xrayd.service"
 install -D -m 0644 "$stage/xrayd.service" "$pkg/lib/systemd/system/xrayd.service"
 # `systemctl start xray` before any `enable` (the unit's Alias= only links once enabled).
 ln -s xrayd.service "$pkg/lib/systemd/system/xray.service"
 install -D -m 0644 "$src/systemd/cfg.yaml" "$pkg/etc/xrayd/cfg.yaml"
 install -D -m 0644 "$src/systemd/xrayd.logrotate" "$pkg/etc/logrotate.d/xrayd"
-python3 "$src/docs/gen_manpage.py" --binary "$bin" --template "$src/docs/xrayd.8.in" \
+python3 "$src/docs/gen_manpage.py" --binary "$stage/run-xrayd" --template "$src/docs/xrayd.8.in" \
   --version "$version" --output "$stage/xrayd.8"
 install -d -m 0755 "$pkg/usr/share/man/man8" "$pkg/usr/share/doc/xrayd"
 gzip -9n -c "$stage/xrayd.8" > "$pkg/usr/share/man/man8/xrayd.8.gz"
@@ -53,19 +59,24 @@ License: Apache-2.0
 EOF
 
 # Runtime dependencies: the packages that ship the shared libraries the binary needs, with
-# their shlibs/symbols versions, as dpkg-shlibdeps (dpkg-dev) knows them. No hand-made
-# fallback: dpkg -S on a library path misses packages on merged-/usr systems, where the linker
-# resolves /usr/lib/... and dpkg registered /lib/... (libc6 and libgcc-s1 dropped out of Depends).
-mkdir -p "$stage/shlibs/debian"
-touch "$stage/shlibs/debian/control"
-err=$stage/shlibdeps.err
-if ! depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>"$err" |
-               sed -n 's/^shlibs:Depends=//p') || [ -z "$depends" ]; then
-  echo "build-deb: dpkg-shlibdeps could not compute the dependencies:" >&2
-  cat "$err" >&2
-  exit 1
+# their shlibs/symbols versions, as dpkg-shlibdeps (dpkg-dev) knows them; none for the static
+# binary. No hand-made fallback: dpkg -S on a library path misses packages on merged-/usr
+# systems, where the linker resolves /usr/lib/... and dpkg registered /lib/... (libc6 and
+# libgcc-s1 dropped out of Depends).
+if [ "${XRAYD_DEB_STATIC:-0}" = 1 ]; then
+  depends=""
+else
+  mkdir -p "$stage/shlibs/debian"
+  touch "$stage/shlibs/debian/control"
+  err=$stage/shlibdeps.err
+  if ! depends=$(cd "$stage/shlibs" && dpkg-shlibdeps -O "$pkg/usr/bin/xrayd" 2>"$err" |
+                 sed -n 's/^shlibs:Depends=//p') || [ -z "$depends" ]; then
+    echo "build-deb: dpkg-shlibdeps could not compute the dependencies:" >&2
+    cat "$err" >&2
+    exit 1
+  fi
 fi
-depends="$depends, procps"  # /bin/kill: the unit's ExecReload
+depends="${depends:+$depends, }procps"  # /bin/kill: the unit's ExecReload
 
 installed_kb=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat > "$pkg/DEBIAN/control" <<EOF

@@ -1,7 +1,15 @@
 // Notifier: sd_notify() messages and the watchdog keep-alive thread.
 #include <xrayd/admin/notifier.h>
 
+#include <xrayd_config.h>
+
+#if XRAYD_STATIC_RELEASE
+#include <unistd.h>
+
+#include <xrayd/admin/notify_socket.h>
+#else
 #include <systemd/sd-daemon.h>
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -12,6 +20,25 @@
 
 namespace xrayd {
 namespace {
+
+// libsystemd has no static library: the static release build sends the same datagrams itself
+// (notify_socket.h), so Type=notify and WatchdogSec= in the shipped unit work with it too.
+#if XRAYD_STATIC_RELEASE
+int send_notification(const char* message) noexcept {
+    const char* socket = std::getenv("NOTIFY_SOCKET");
+    return socket == nullptr ? 0 : notify_socket_send(socket, message);
+}
+
+int watchdog_enabled(std::uint64_t* usec) noexcept {
+    *usec = watchdog_usec_for(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"),
+                              ::getpid());
+    return *usec > 0 ? 1 : 0;
+}
+#else
+int send_notification(const char* message) noexcept { return sd_notify(0, message); }
+
+int watchdog_enabled(std::uint64_t* usec) noexcept { return sd_watchdog_enabled(0, usec); }
+#endif
 
 // STATUS= takes one line.
 std::string one_line(std::string_view text) {
@@ -33,7 +60,7 @@ Notifier::Notifier(Logger& logger) : logger_(logger) {
     active_ = socket != nullptr && socket[0] != '\0';
     std::uint64_t usec = 0;
     // > 0 only when WATCHDOG_USEC is set and WATCHDOG_PID (if set) is this process.
-    if (active_ && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+    if (active_ && watchdog_enabled(&usec) > 0 && usec > 0) {
         interval_ = std::chrono::duration_cast<Duration>(std::chrono::microseconds(usec / 2));
     }
 }
@@ -58,7 +85,7 @@ void Notifier::notify(const std::string& message) noexcept {
     if (!active_) {
         return;
     }
-    const int rc = sd_notify(0, message.c_str());
+    const int rc = send_notification(message.c_str());
     if (rc < 0) {
         logger_.warn("sd_notify({}) failed: {}", message.substr(0, message.find('\n')),
                      std::strerror(-rc));

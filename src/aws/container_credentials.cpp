@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/host_lookup.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/http/http_client.h>
 #include <xrayd/http/url_parts.h>
@@ -135,15 +136,12 @@ bool container_host_allowed(const std::string& host) {
     if (aws_detail::to_lower(host) == "localhost") {
         return true;
     }
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
+    auto found = lookup_host_addresses(host, SOCK_STREAM);
+    if (!found || found.value().empty()) {
         return false;
     }
-    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, &freeaddrinfo);
-    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-        if (!address_allowed(a->ai_addr)) {
+    for (const sockaddr_storage& a : found.value()) {
+        if (!address_allowed(reinterpret_cast<const sockaddr*>(&a))) {
             return false;
         }
     }

@@ -82,7 +82,7 @@ std::optional<std::string> set_count(std::optional<int>& field, std::string_view
 }
 
 // Every flag once; the Go daemon binds short and long name to one variable.
-const std::array<FlagDef, 34> flag_table{{
+const std::array<FlagDef, 35> flag_table{{
     {"resource-arn", "a", FlagKind::value,
      [](CliFlags& f, std::string_view v) { return set_string(f.resource_arn, v); }},
     {"local-mode", "o", FlagKind::boolean,
@@ -187,6 +187,15 @@ const std::array<FlagDef, 34> flag_table{{
          auto err = set_bool(b, v);
          if (!err) {
              f.check_config = *b;
+         }
+         return err;
+     }},
+    {"health-check", "", FlagKind::boolean,
+     [](CliFlags& f, std::string_view v) -> std::optional<std::string> {
+         std::optional<bool> b;
+         auto err = set_bool(b, v);
+         if (!err) {
+             f.health_check = *b;
          }
          return err;
      }},

@@ -66,7 +66,9 @@ std::string usage_text() {
            "\t--summary-interval DUR\tPeriod of the Info summary line, 0 = off; default 1m "
            "(Xrayd.SummaryInterval).\n"
            "\t--check-config\t\tPrint the effective configuration and exit 0, or the errors "
-           "and exit 1.\n";
+           "and exit 1.\n"
+           "\t--health-check\t\tAsk the running daemon's /healthz on the admin address; exit 0 "
+           "if healthy, else 1 (for container HEALTHCHECKs).\n";
 }
 
 }  // namespace xrayd

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/config/ca_bundle.h>
 #include <xrayd/config/cli_flags.h>
 #include <xrayd/config/describe.h>
 #include <xrayd/net/udp_socket.h>
@@ -118,11 +119,12 @@ public:
             return out;
         }
         error_log_ = flags.log_file.value_or("");
-        log_errors_ = sources_.append_errors_to_log && !flags.check_config;
+        log_errors_ = sources_.append_errors_to_log && !flags.check_config && !flags.health_check;
         CliOutcome out = build(flags);
         if (flags.check_config && out.config) {
             return check(std::move(out));
         }
+        out.health_check = flags.health_check && out.config;
         return out;
     }
 
@@ -297,6 +299,12 @@ private:
         if (auto r = xrayd_settings(flags, fv, file, c); !r.empty()) {
             return error(r);
         }
+#if XRAYD_STATIC_RELEASE
+        // No CA path compiled into the static build's libcurl: use the host's (ca_bundle.h).
+        if (c.ca_bundle.empty()) {
+            c.ca_bundle = find_ca_bundle(env_.get_non_empty("SSL_CERT_FILE")).value_or("");
+        }
+#endif
 
         std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.total_buffer_size_mb,
                                       std::int64_t{0});

@@ -16,6 +16,7 @@
 #include <optional>
 #include <system_error>
 
+#include <xrayd/common/host_lookup.h>
 #include <xrayd/common/startup_error.h>
 
 namespace xrayd {
@@ -182,45 +183,28 @@ socklen_t length_of(int family) {
 
 // Resolves a host name, first IPv4 answer preferred as Go's filterAddrList does for "udp".
 Result<sockaddr_storage, std::string> lookup_host(const std::string& host) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* list = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
-    if (rc != 0) {
-        std::string why;
-        if (rc == EAI_NONAME || rc == EAI_NODATA) {
-            why = "no such host";
-        } else if (rc == EAI_SYSTEM) {
-            why = go_errno_text(errno);
-        } else {
-            why = ::gai_strerror(rc);
-            if (!why.empty() && why[0] >= 'A' && why[0] <= 'Z') {
-                why[0] = static_cast<char>(why[0] - 'A' + 'a');
-            }
-        }
+    auto found = lookup_host_addresses(host, SOCK_DGRAM);
+    if (!found) {
+        const HostLookupError& e = found.error();
+        const std::string why = e.kind == HostLookupError::Kind::system
+                                    ? go_errno_text(e.system_errno)
+                                    : e.text;
         return fail(fmt::format("lookup {}: {}", host, why));
     }
-    const addrinfo* v4 = nullptr;
-    const addrinfo* v6 = nullptr;
-    for (const addrinfo* a = list; a != nullptr; a = a->ai_next) {
-        if (a->ai_family == AF_INET && v4 == nullptr) {
-            v4 = a;
-        } else if (a->ai_family == AF_INET6 && v6 == nullptr) {
-            v6 = a;
+    const sockaddr_storage* v4 = nullptr;
+    const sockaddr_storage* v6 = nullptr;
+    for (const sockaddr_storage& a : found.value()) {
+        if (a.ss_family == AF_INET && v4 == nullptr) {
+            v4 = &a;
+        } else if (a.ss_family == AF_INET6 && v6 == nullptr) {
+            v6 = &a;
         }
     }
-    const addrinfo* chosen = v4 != nullptr ? v4 : v6;
-    std::optional<sockaddr_storage> result;
-    if (chosen != nullptr && chosen->ai_addrlen <= sizeof(sockaddr_storage)) {
-        result.emplace();
-        std::memcpy(&*result, chosen->ai_addr, chosen->ai_addrlen);
-    }
-    ::freeaddrinfo(list);
-    if (!result) {
+    const sockaddr_storage* chosen = v4 != nullptr ? v4 : v6;
+    if (chosen == nullptr) {
         return fail(fmt::format("lookup {}: no suitable address found", host));
     }
-    return *result;
+    return *chosen;
 }
 
 int int_option(int fd, int level, int name) {

@@ -180,6 +180,28 @@ class SetupGuideConfigTest(CompatTestCase):
 
 
 class OperationsTest(CompatTestCase):
+    def test_health_check_exits_0_for_a_healthy_daemon_and_1_when_none_answers(self):
+        log = Path(self.dir.name) / "xray.log"
+        self.start_local("-f", log)
+        wait_for_file_text(log, "Admin http server on 127.0.0.1:")
+        admin = int(re.search(r"Admin http server on 127\.0\.0\.1:(\d+)",
+                              log.read_text()).group(1))
+        rc, out = harness.run_xrayd_to_exit(
+            ["--health-check", "--admin-address", f"0.0.0.0:{admin}"], self.env)
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"http://127.0.0.1:{admin}/healthz: HTTP 200", out)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+            closed.bind(("127.0.0.1", 0))
+            unused = closed.getsockname()[1]  # bound, never listening: connection refused
+            rc, out = harness.run_xrayd_to_exit(
+                ["--health-check", "--admin-address", f"127.0.0.1:{unused}"], self.env)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"http://127.0.0.1:{unused}/healthz", out)
+        rc, out = harness.run_xrayd_to_exit(["--health-check", "--admin-address", "off"],
+                                            self.env)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("admin listener is off", out)
+
     def test_admin_endpoints_report_health_readiness_and_every_counter(self):
         import urllib.error
         import urllib.request

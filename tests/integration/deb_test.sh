@@ -5,9 +5,11 @@
 # The package replaces the Go daemon's: it Provides/Conflicts/Replaces xray, /usr/bin/xray and
 # xray.service are links to xrayd's, and the Go daemon's /etc/amazon/xray/cfg.yaml (the EC2
 # setup guide's, no Version key) is read first when present.
-# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT. Exit 77 (skip) without root, when an xrayd is
-# already installed (the test must not replace a real installation), or when a tool it needs is
-# missing (tools/run-tests.sh fails on that skip: tools/install-deps.sh installs them all).
+# Usage: deb_test.sh SOURCE_ROOT BUILD_ROOT [DEB]; with DEB (the release package of
+# tools/build-release.sh, static binary) that package is tested instead. Exit 77 (skip) without
+# root, when an xrayd is already installed (the test must not replace a real installation), or
+# when a tool it needs is missing (tools/run-tests.sh fails on that skip: tools/install-deps.sh
+# installs them all).
 set -euo pipefail
 
 src=${1:?source root}
@@ -51,8 +53,13 @@ xrayd_paths() {
 }
 xrayd_paths > "$work/before"
 
-deb=$("$src/tools/build-deb.sh" "$build" "$work")
-echo "built $deb"
+release_deb=${3:-}
+if [ -n "$release_deb" ]; then
+  deb=$release_deb
+else
+  deb=$("$src/tools/build-deb.sh" "$build" "$work")
+  echo "built $deb"
+fi
 case "$(basename "$deb")" in
   xrayd_*_"$(dpkg --print-architecture)".deb) ;;
   *) echo "FAIL: unexpected package name $deb"; exit 1 ;;
@@ -67,7 +74,12 @@ done
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 names=$(sed 's/ *([^)]*)//g; s/ *[,|] */\n/g' <<< "$depends")  # one package name a line
-for lib in libc6 libgcc-s1 libstdc++6 procps; do
+needed="libc6 libgcc-s1 libstdc++6 procps"
+if [ -n "$release_deb" ]; then
+  needed=procps  # the static binary needs no shared library, only the unit's /bin/kill
+  [ "$names" = procps ] || { echo "FAIL: the static package depends on $depends"; exit 1; }
+fi
+for lib in $needed; do
   grep -qxF "$lib" <<< "$names" || { echo "FAIL: Depends lacks $lib"; exit 1; }
 done
 for field in Provides Conflicts Replaces; do

@@ -1,6 +1,7 @@
 // Tests of the configuration loader: cfg.yaml V1/V2, the Go daemon's messages, precedence,
 // xrayd's keys, error output and the cgroup-aware buffer memory.
 #include <xrayd/config/config_loader.h>
+#include <xrayd/config/ca_bundle.h>
 
 #include <xrayd/config/describe.h>
 #include <xrayd/config/reload.h>
@@ -8,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "go_time.h"
+#include "xrayd_config.h"
 
 using xrayd::test::go_time_length;
 
@@ -25,6 +27,16 @@ namespace xrayd {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Without --ca-bundle the dynamic build leaves the trust store to libcurl; the static release
+// build has none compiled in and probes the host's (ca_bundle.h).
+std::string default_ca_bundle() {
+#if XRAYD_STATIC_RELEASE
+    return find_ca_bundle(std::nullopt).value_or("");
+#else
+    return {};
+#endif
+}
 using Args = std::vector<std::string>;
 using EnvVars = std::map<std::string, std::string, std::less<>>;
 
@@ -152,7 +164,7 @@ TEST_CASE("without any file the built-in defaults apply") {
     CHECK(c.endpoint.empty());
     CHECK_FALSE(c.no_verify_ssl);
     CHECK(c.local_sink.empty());
-    CHECK(c.ca_bundle.empty());
+    CHECK(c.ca_bundle == default_ca_bundle());
     CHECK(c.linger == d.linger);
     CHECK(c.shutdown_timeout == d.shutdown_timeout);
     CHECK(c.request_timeout == d.request_timeout);
@@ -347,7 +359,7 @@ TEST_CASE("the annotated example systemd/cfg.yaml passes -c validation and sets 
     CHECK(c.max_batch_bytes == expected.max_batch_bytes);
     CHECK(c.receivers == expected.receivers);
     CHECK(c.local_sink.empty());
-    CHECK(c.ca_bundle.empty());
+    CHECK(c.ca_bundle == default_ca_bundle());
 }
 
 TEST_CASE("unreadable or malformed files are reported with the config-flag prefix") {

@@ -1,5 +1,6 @@
 // Tests of the systemd Notifier against a real NOTIFY_SOCKET (a unix datagram socket bound here).
 #include <xrayd/admin/notifier.h>
+#include <xrayd/admin/notify_socket.h>
 
 #include <doctest/doctest.h>
 
@@ -10,6 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -148,6 +152,48 @@ TEST_CASE("a failing liveness check withholds the watchdog ping") {
     CHECK(manager.receive(0).empty());
     alive = true;
     CHECK(manager.receive() == "WATCHDOG=1");
+}
+
+// notify_socket.h: the static build's protocol code, checked in every build.
+TEST_CASE("notify_socket_send delivers one datagram to a socket path") {
+    FakeServiceManager manager;
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    REQUIRE(path != nullptr);
+    CHECK(notify_socket_send(path, "READY=1\nSTATUS=up") == 0);
+    CHECK(manager.receive() == "READY=1\nSTATUS=up");
+}
+
+TEST_CASE("notify_socket_send reaches an abstract socket named with @") {
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    const std::string name = "xrayd-notify-test-" + std::to_string(::getpid());
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) == 0);
+    CHECK(notify_socket_send("@" + name, "WATCHDOG=1") == 0);
+    pollfd p{fd.get(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10000) == 1);
+    char buf[64];
+    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    CHECK(std::string(buf, static_cast<std::size_t>(n > 0 ? n : 0)) == "WATCHDOG=1");
+}
+
+TEST_CASE("notify_socket_send refuses a relative or empty path and reports a missing socket") {
+    CHECK(notify_socket_send("", "READY=1") == -EINVAL);
+    CHECK(notify_socket_send("relative/notify", "READY=1") == -EINVAL);
+    CHECK(notify_socket_send("/nonexistent-xrayd-dir/notify", "READY=1") == -ENOENT);
+}
+
+TEST_CASE("watchdog_usec_for reads WATCHDOG_USEC for this PID only, as sd_watchdog_enabled") {
+    CHECK(watchdog_usec_for(nullptr, nullptr, 42) == 0);
+    CHECK(watchdog_usec_for("30000000", nullptr, 42) == 30000000);
+    CHECK(watchdog_usec_for("30000000", "42", 42) == 30000000);
+    CHECK(watchdog_usec_for("30000000", "43", 42) == 0);
+    CHECK(watchdog_usec_for("30s", nullptr, 42) == 0);
+    CHECK(watchdog_usec_for("", nullptr, 42) == 0);
+    CHECK(watchdog_usec_for("1000", "x", 42) == 0);
 }
 
 }  // namespace

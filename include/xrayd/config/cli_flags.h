@@ -56,6 +56,7 @@ struct CliFlags {
     std::optional<std::chrono::milliseconds> ready_failure_threshold;
     std::optional<std::chrono::milliseconds> summary_interval;
     bool check_config = false;  // --check-config: print the effective configuration and exit
+    bool health_check = false;  // --health-check: ask the running daemon's /healthz, exit 0/1
 
     // Arguments after the first non-flag or `--`: ignored, as the Go daemon ignores them.
     std::vector<std::string> ignored;

@@ -31,6 +31,8 @@ struct CliOutcome {
     // Non-fatal findings for main() to log at Warn once the logger runs: keys ignored in a
     // default-location file (the Go daemon ignores them silently), positional arguments ignored.
     std::vector<std::string> warnings;
+    // --health-check: main() asks the admin listener of config (a running daemon) and exits.
+    bool health_check = false;
 };
 
 // Where the loader looks. Tests inject temporary paths; production uses the defaults.
