@@ -94,6 +94,19 @@ def process_alive(pid):
         return False
 
 
+def credential_process_env(work, script):
+    """The daemon's environment with `script` (made executable) as the only credential source:
+    a shared config file naming it, no keys, no shared credentials file, no IMDS."""
+    os.chmod(script, 0o755)
+    config = os.path.join(work, "config")
+    with open(config, "w") as f:
+        f.write(f"[default]\ncredential_process = {script}\n")
+    return harness.daemon_env(work, extra={"AWS_CONFIG_FILE": config,
+                                           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                                           "AWS_EC2_METADATA_DISABLED": "true"},
+                              drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+
+
 class HangingRefreshTest(unittest.TestCase):
     def terminate_while_stalled(self, env, stalled):
         """Starts xrayd with `env`, waits for `stalled` (the refresh hangs), sends SIGTERM and
@@ -156,14 +169,7 @@ cat <<'DOC'
 {json.dumps(dict(json.loads(expiring_document("SessionToken")), Version=1))}
 DOC
 """)
-            os.chmod(script, 0o755)
-            config = os.path.join(work, "config")
-            with open(config, "w") as f:
-                f.write(f"[default]\ncredential_process = {script}\n")
-            env = harness.daemon_env(work, extra={"AWS_CONFIG_FILE": config,
-                                                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-                                                  "AWS_EC2_METADATA_DISABLED": "true"},
-                                     drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            env = credential_process_env(work, script)
             pid_file = os.path.join(work, "child.pid")
 
             def written_pid():
@@ -194,14 +200,7 @@ DOC
             script = os.path.join(work, "creds.sh")
             with open(script, "w") as f:
                 f.write(f"#!/bin/sh\necho $$ > {work}/started\nexec sleep {HANG_S}\n")
-            os.chmod(script, 0o755)
-            config = os.path.join(work, "config")
-            with open(config, "w") as f:
-                f.write(f"[default]\ncredential_process = {script}\n")
-            env = harness.daemon_env(work, extra={"AWS_CONFIG_FILE": config,
-                                                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-                                                  "AWS_EC2_METADATA_DISABLED": "true"},
-                                     drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+            env = credential_process_env(work, script)
             started = os.path.join(work, "started")
             with harness.FakeXray() as fake, \
                     harness.Xrayd(fake.endpoint, "--shutdown-timeout", f"{SHUTDOWN_S}s",
