@@ -82,6 +82,17 @@ echo "== cloning $commit into /root/xrayd"
 git clone -q --no-hardlinks "$src" "$root/root/xrayd"
 git -C "$root/root/xrayd" checkout -q --detach "$commit"
 
+# Certificate authorities this machine adds locally (an egress proxy's, say) so that npm in
+# the root reaches the registry as it does here; ca-certificates, which install-deps.sh
+# installs, takes them in. A real Debian 12 machine reaching the registry directly needs none.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  install -d "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
+
+# The root is a mount point of its own, as / is on any machine or container: the unit sandbox
+# test makes its mount namespace private, which needs that.
+mount --bind "$root" "$root" && mounted+=("$root")
 # io_uring's probe, /proc/net/udp, the sanitizers and the tests need the kernel's file systems.
 mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys" && mounted+=("$root/sys")
