@@ -91,16 +91,15 @@ add_counts() {
   echo "== $name: $p passed, $f failed, $s skipped"
 }
 
-# Under the sanitizers: every unit test and the end-to-end tests that exercise the threads
-# (the daemon's receivers, pipeline, uploader, proxy, telemetry). The fault-injection suite
-# (minutes of timed faults), the .deb install and the pure-Python verifier add no coverage of
-# our C++ there and would only multiply CI time.
-sanitizer_tests="e2e compat sampling_proxy"
+# Under the sanitizers: meson's suite "sanitizer", every unit test and the end-to-end tests that
+# exercise the threads (the daemon's receivers, pipeline, uploader, proxy, telemetry). The
+# fault-injection suite (minutes of timed faults), the .deb install and the pure-Python verifier
+# add no coverage of our C++ there and would only multiply CI time (tests/integration/meson.build).
 
-# run_meson_suite NAME BUILDDIR TIMEOUT_MULTIPLIER SELECTION ENV... -- SETUP_ARGS...
-# SELECTION: "all", or "sanitizer" for the unit suite plus $sanitizer_tests.
+# run_meson_suite NAME BUILDDIR TIMEOUT_MULTIPLIER SUITE ENV... -- SETUP_ARGS...
+# SUITE: a meson test suite to run, or "all" for every test.
 run_meson_suite() {
-  local name=$1 dir=$2 multiplier=$3 selection=$4
+  local name=$1 dir=$2 multiplier=$3 suite=$4
   shift 4
   local env=()
   while [ "$1" != "--" ]; do
@@ -123,27 +122,30 @@ run_meson_suite() {
   local built=1
   ninja -C "$dir" -k 0 -j "${XRAYD_BUILD_JOBS:-$(nproc)}" || built=0
   rm -f "$dir/meson-logs/testlog.json"
-  # After a partial build, run the tests whose programs exist (meson refuses to run any when
-  # one is missing); the build failure is counted below.
   local selected=()
-  if [ $built -eq 0 ] || [ "$selection" = sanitizer ]; then
-    mapfile -t selected < <(meson introspect --tests "$dir" | python3 -c '
+  if [ "$suite" != all ]; then
+    selected=(--suite "$suite")
+  fi
+  # After a partial build, name the tests whose programs exist (meson refuses to run any when
+  # one is missing; named tests and --suite intersect); the build failure is counted below.
+  if [ $built -eq 0 ]; then
+    local present=()
+    mapfile -t present < <(meson introspect --tests "$dir" | python3 -c '
 import json, os, sys
 build = os.path.abspath(sys.argv[1])
-wanted = None if sys.argv[2] == "all" else set(sys.argv[3].split())
 for t in json.load(sys.stdin):
     # meson names suites "<project>:<suite>", e.g. "xrayd:unit".
-    unit = any(s.split(":")[-1] == "unit" for s in t["suite"])
-    if wanted is not None and not unit and t["name"] not in wanted:
+    if sys.argv[2] != "all" and sys.argv[2] not in (s.split(":")[-1] for s in t["suite"]):
         continue
     # The program, and any built file handed over in the environment (XRAYD_BIN).
     paths = [t["cmd"][0]] + [v for v in t["env"].values() if v.startswith(build + "/")]
     if all(os.path.exists(p) for p in paths):
-        print(t["name"])' "$dir" "$selection" "$sanitizer_tests")
-    if [ ${#selected[@]} -eq 0 ]; then
+        print(t["name"])' "$dir" "$suite")
+    if [ ${#present[@]} -eq 0 ]; then
       add_counts "$name-build" 0 1 0
       return
     fi
+    selected+=("${present[@]}")
   fi
   env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
     --timeout-multiplier "$multiplier" "${selected[@]}" || true
