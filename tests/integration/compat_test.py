@@ -16,9 +16,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-DATAGRAM = (b'{"format":"json","version":1}\n'
-            b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
-            b'"start_time":1.0,"end_time":2.0}')
 
 
 def wait_for_file_text(path, text, timeout=15):
@@ -65,7 +62,7 @@ class CompatTestCase(unittest.TestCase):
     def send(self, port, first, count):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for n in range(first, first + count):
-                s.sendto(DATAGRAM % (n, n), ("127.0.0.1", port))
+                s.sendto(harness.DATAGRAM % (n, n), ("127.0.0.1", port))
 
 
 class VersionAndUsageTest(CompatTestCase):
@@ -323,7 +320,4 @@ class LogFileTest(CompatTestCase):
 
 
 if __name__ == "__main__":
-    binary = harness.xrayd_binary()
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"xrayd binary not found or not executable: {binary} (set XRAYD_BIN)")
-    unittest.main(verbosity=2)
+    harness.main()

@@ -348,4 +348,4 @@ class FakeServerServesTheApi(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0]] + sys.argv[1:], verbosity=2)
+    harness.main(needs_binary=False)

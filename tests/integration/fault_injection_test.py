@@ -231,15 +231,5 @@ class FaultInjectionTest(unittest.TestCase):
                     self.assertGreater(summary["dropped_buffer_full"], 0, summary)
 
 
-def main():
-    argv = list(sys.argv)
-    if len(argv) > 1 and not argv[1].startswith("-") and os.path.isfile(argv[1]):
-        os.environ["XRAYD_BIN"] = os.path.abspath(argv.pop(1))
-    binary = harness.xrayd_binary()
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"xrayd binary not found or not executable: {binary} (set XRAYD_BIN)")
-    unittest.main(argv=argv, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main()

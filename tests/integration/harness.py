@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,11 @@ FAKE_PATH = Path(os.environ.get("XRAYD_FAKE_XRAY", SOURCE_ROOT / "tools" / "fake
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 REGION = "us-east-1"
+
+# One small valid segment, "% (segment_number, trace_number)" makes its id and trace id.
+DATAGRAM = (b'{"format":"json","version":1}\n'
+            b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
+            b'"start_time":1.0,"end_time":2.0}')
 
 
 def wait_until(predicate, timeout, what, interval=0.01):
@@ -319,14 +325,17 @@ def run_xrayd_to_exit(args, env, timeout=15):
         errors="replace")
 
 
-def make_certificate(directory):
-    """A self-signed EC certificate for 127.0.0.1 (CN and IP SAN); returns (cert, key) paths."""
+def make_certificate(directory, host=None):
+    """A self-signed EC certificate for 127.0.0.1 (CN and IP SAN), or for `host` (CN and DNS SAN)
+    and 127.0.0.1 (IP SAN); returns (cert, key) paths."""
     cert = Path(directory) / "cert.pem"
     key = Path(directory) / "key.pem"
+    cn, san = ("127.0.0.1", "IP:127.0.0.1") if host is None else (
+        host, f"DNS:{host},IP:127.0.0.1")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName={san}"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
     return cert, key
 
@@ -336,3 +345,17 @@ def free_udp_socket():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+def main(needs_binary=True):
+    """A test script's entry point: unittest with verbose output. An optional first argument
+    naming a file is the xrayd binary to test (in place of XRAYD_BIN); with `needs_binary`, a
+    missing or non-executable binary stops the run with a message before any test starts."""
+    argv = list(sys.argv)
+    if len(argv) > 1 and not argv[1].startswith("-") and os.path.isfile(argv[1]):
+        os.environ["XRAYD_BIN"] = os.path.abspath(argv.pop(1))
+    if needs_binary:
+        binary = xrayd_binary()
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"xrayd binary not found or not executable: {binary} (set XRAYD_BIN)")
+    unittest.main(module="__main__", argv=argv, verbosity=2)

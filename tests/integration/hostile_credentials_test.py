@@ -261,4 +261,4 @@ class HostileStartupTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -13,9 +13,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-DATAGRAM = (b'{"format":"json","version":1}\n'
-            b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
-            b'"start_time":1.0,"end_time":2.0}')
 # ESC sequences and a CR/LF followed by what would pass for a log line of its own.
 FORGED = "bad\x1b[31m\r\n2026-01-01T00:00:00Z [Error] forged line\x1b[0m"
 SENT_OR_REJECTED_RE = re.compile(r"Sent batch of 3 segments but had 3 Unprocessed")
@@ -24,7 +21,7 @@ SENT_OR_REJECTED_RE = re.compile(r"Sent batch of 3 segments but had 3 Unprocesse
 def send_segments(daemon, first, count):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for n in range(first, first + count):
-            s.sendto(DATAGRAM % (n, n), daemon.send_to())
+            s.sendto(harness.DATAGRAM % (n, n), daemon.send_to())
 
 
 class HostileDataTest(unittest.TestCase):
@@ -83,4 +80,4 @@ class HostileDataTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

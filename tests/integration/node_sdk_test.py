@@ -144,7 +144,4 @@ class NodeSdkTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    binary = harness.xrayd_binary()
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"xrayd binary not found or not executable: {binary} (set XRAYD_BIN)")
-    unittest.main(verbosity=2)
+    harness.main()

@@ -30,9 +30,6 @@ CACHE = Path(os.environ.get("XRAYD_RELEASE_CACHE", BUILD_ROOT / "release"))
 ARCHES = os.environ.get("XRAYD_RELEASE_ARCHES", "x86_64 aarch64").split()
 LISTEN_RE = re.compile(r"\[Debug\] Listening on UDP 127\.0\.0\.1:(\d+)")
 BACKEND_RE = re.compile(r"Receive backend: (\S+)")
-DATAGRAM = (b'{"format":"json","version":1}\n'
-            b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
-            b'"start_time":1.0,"end_time":2.0}')
 HOST = "xray.release.test"  # only in the test root's /etc/hosts: resolved by c-ares, no NSS
 VERSION = None
 BUILD_ERROR = None
@@ -55,17 +52,6 @@ def setUpModule():
 
 def oci_arch(arch):
     return {"x86_64": "amd64", "aarch64": "arm64"}[arch]
-
-
-def make_certificate(directory):
-    """A self-signed certificate for HOST (the name xrayd verifies) and 127.0.0.1 (the test's)."""
-    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={HOST}",
-                    "-addext", f"subjectAltName=DNS:{HOST},IP:127.0.0.1"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-    return cert, key
 
 
 class RootedXrayd:
@@ -148,7 +134,7 @@ class ReleaseTestCase(unittest.TestCase):
               count=20):
         """Starts xrayd in root against a TLS fake X-Ray named HOST; returns its log lines."""
         if cert is None:
-            cert, key = make_certificate(self.dir.name)
+            cert, key = harness.make_certificate(self.dir.name, host=HOST)
         else:
             cert, key = cert
         with harness.FakeXray(tls=(cert, key)) as fake:
@@ -157,7 +143,7 @@ class ReleaseTestCase(unittest.TestCase):
                 port = int(xrayd.wait_for(LISTEN_RE).group(1))
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     for n in range(count):
-                        s.sendto(DATAGRAM % (n, n), ("127.0.0.1", port))
+                        s.sendto(harness.DATAGRAM % (n, n), ("127.0.0.1", port))
                 state = fake.wait_for_documents(count, timeout=60)
                 self.assertEqual(state["invalid_signatures"], 0, state)
             finally:
@@ -187,7 +173,7 @@ class StaticBinaryTest(ReleaseTestCase):
     def test_the_x86_64_binary_relays_in_an_empty_root_over_tls_to_a_name_from_etc_hosts(self):
         if "x86_64" not in ARCHES:
             self.skipTest("x86_64 not built")
-        cert = make_certificate(self.dir.name)
+        cert = harness.make_certificate(self.dir.name, host=HOST)
         root = self.make_root(self.binary("x86_64"), cert[0])
         lines = self.relay(root, cert=cert)
         self.assertTrue(any(BACKEND_RE.search(line) for line in lines), "\n".join(lines))
@@ -197,7 +183,7 @@ class StaticBinaryTest(ReleaseTestCase):
             self.skipTest("aarch64 not built")
         qemu = shutil.which("qemu-aarch64-static")
         self.assertIsNotNone(qemu, "qemu-user-static is not installed")
-        cert = make_certificate(self.dir.name)
+        cert = harness.make_certificate(self.dir.name, host=HOST)
         root = self.make_root(self.binary("aarch64"), cert[0], extra=[qemu])
         lines = self.relay(root, wrapper=["/qemu-aarch64-static"], cert=cert)
         backend = [m.group(1) for m in map(BACKEND_RE.search, lines) if m]
@@ -339,7 +325,7 @@ class ImageTest(ReleaseTestCase):
         rootfs = bundle / "rootfs"
         self.assertIn("xrayd:x:10001:10001:", (rootfs / "etc/passwd").read_text())
         # The image's own CA bundle stays; the test's CA is added to it, as an operator would.
-        cert, key = make_certificate(self.dir.name)
+        cert, key = harness.make_certificate(self.dir.name, host=HOST)
         bundle_file = rootfs / "etc/ssl/certs/ca-certificates.crt"
         self.assertGreater(bundle_file.stat().st_size, 100000)
         with open(bundle_file, "a") as f:
@@ -350,4 +336,4 @@ class ImageTest(ReleaseTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main(needs_binary=False)
