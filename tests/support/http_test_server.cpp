@@ -37,6 +37,17 @@ MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char*
 
 }  // namespace
 
+ScriptedResponse scripted(int status, std::string body,
+                          std::vector<std::pair<std::string, std::string>> headers,
+                          std::chrono::milliseconds delay) {
+    ScriptedResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    r.delay = delay;
+    return r;
+}
+
 std::optional<std::string> RecordedRequest::header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
         if (equal_nocase(key, name)) {

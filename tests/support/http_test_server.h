@@ -44,6 +44,11 @@ struct ScriptedResponse {
     bool drop_connection = false;        // close the connection without any answer
 };
 
+// An answer of that status and body (and headers, and delay), for push_response().
+[[nodiscard]] ScriptedResponse scripted(
+    int status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {},
+    std::chrono::milliseconds delay = {});
+
 struct HttpTestServerOptions {
     bool tls = false;        // HTTPS with a freshly generated self-signed certificate
     std::uint16_t port = 0;  // 0: any free port

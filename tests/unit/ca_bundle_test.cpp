@@ -3,40 +3,24 @@
 
 #include <doctest/doctest.h>
 
-#include <stdlib.h>
+#include <string>
 
-#include <filesystem>
-#include <fstream>
+#include "temp_dir.h"
 
 namespace xrayd {
 namespace {
 
-namespace fs = std::filesystem;
-
 // A temporary directory standing in for a distribution's root file system.
 class FakeRoot {
 public:
-    FakeRoot() {
-        std::string templ = (fs::temp_directory_path() / "xrayd-ca-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        dir_ = templ;
-    }
-    ~FakeRoot() {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    FakeRoot(const FakeRoot&) = delete;
-    FakeRoot& operator=(const FakeRoot&) = delete;
-
+    // `path` is absolute, as on the distribution.
     void add(const std::string& path) {
-        const fs::path file = dir_ + path;
-        fs::create_directories(file.parent_path());
-        std::ofstream(file) << "-----BEGIN CERTIFICATE-----\n";
+        (void)dir_.write(path.substr(1), "-----BEGIN CERTIFICATE-----\n");
     }
-    [[nodiscard]] const std::string& dir() const { return dir_; }
+    [[nodiscard]] std::string dir() const { return dir_.path().string(); }
 
 private:
-    std::string dir_;
+    test::TempDir dir_{"xrayd-ca"};
 };
 
 TEST_CASE("SSL_CERT_FILE wins over every usual path") {

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "go_time.h"
+#include "temp_dir.h"
 #include "xrayd_config.h"
 
 using xrayd::test::go_time_length;
@@ -37,43 +38,10 @@ std::string default_ca_bundle() {
     return {};
 #endif
 }
+using xrayd::test::read_file;
+using xrayd::test::TempDir;
 using Args = std::vector<std::string>;
 using EnvVars = std::map<std::string, std::string, std::less<>>;
-
-// A directory that exists for one test and is removed afterwards.
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "xrayd-config-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path_ = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    [[nodiscard]] const fs::path& path() const { return path_; }
-
-    fs::path write(const std::string& relative, const std::string& text) const {
-        const fs::path p = path_ / relative;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p) << text;
-        return p;
-    }
-
-private:
-    fs::path path_;
-};
-
-std::string read_all(const fs::path& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 
 // A test world: a default-location path, a fake 16 GiB host without cgroup limit.
@@ -663,12 +631,12 @@ TEST_CASE("a config error is also appended to the -f log file, parent directorie
     w.dir.write("logs/deep/xray.log", "earlier line\n");
     const CliOutcome out = w.run({"-f", log.string(), "-c", w.file("Version: 3\n").string()});
     CHECK(out.exit_code == 1);
-    CHECK(read_all(log) == "earlier line\n" + out.err);
+    CHECK(read_file(log) == "earlier line\n" + out.err);
 
     const fs::path fresh = w.dir.path() / "new/dir/x.log";
     const CliOutcome again = w.run({"-f", fresh.string(), "-c", w.file("Nope: 1").string()});
     CHECK(again.exit_code == 1);
-    CHECK(read_all(fresh) == again.err);
+    CHECK(read_file(fresh) == again.err);
 }
 
 TEST_CASE("an error found after loading goes to the file's LogPath when there is no -f") {
@@ -679,7 +647,7 @@ TEST_CASE("an error found after loading goes to the file's LogPath when there is
                       "\n")
                    .string()});
     CHECK(out.exit_code == 1);
-    CHECK(read_all(log) == out.err);
+    CHECK(read_file(log) == out.err);
 }
 
 TEST_CASE("buffer memory below 3 MB is refused with the Go daemon's message") {
@@ -827,7 +795,7 @@ TEST_CASE("read_memory_info finds the cgroup v2 limit of our cgroup or an ancest
     World w;
     for (const char* f : {"proc/meminfo", "proc/self/cgroup",
                           "sys/fs/cgroup/system.slice/xrayd.service/memory.max"}) {
-        w.dir.write(std::string("root/") + f, read_all(dir.path() / f));
+        w.dir.write(std::string("root/") + f, read_file(dir.path() / f));
     }
     CHECK(w.run_ok({}).buffer_memory_mb == 5);
 }

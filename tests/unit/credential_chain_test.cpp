@@ -22,6 +22,7 @@ namespace xrayd {
 namespace {
 
 using test::HttpTestServer;
+using test::scripted;
 using test::ScriptedResponse;
 
 constexpr const char* secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -80,15 +81,6 @@ constexpr const char* region_disabled_xml = R"(<ErrorResponse xmlns="https://sts
 </ErrorResponse>)";
 
 WallClock::time_point t0() { return WallClock::from_time_t(1714557600); }  // 2024-05-01T10:00Z
-
-ScriptedResponse reply(int status, std::string body,
-                       std::vector<std::pair<std::string, std::string>> headers = {}) {
-    ScriptedResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    r.headers = std::move(headers);
-    return r;
-}
 
 Environment env_of(std::map<std::string, std::string, std::less<>> vars) {
     vars.emplace("HOME", "/nonexistent");  // never read the real ~/.aws
@@ -149,7 +141,7 @@ struct Fixture {
 TEST_CASE("container provider: FULL_URI with the token file re-read at every fetch") {
     Fixture f;
     HttpTestServer server;
-    server.set_default_response(reply(200, container_body()));
+    server.set_default_response(scripted(200, container_body()));
     const std::string token_file = temp_file("token", "pod-identity-token-1\n");
     const Environment env = env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/v1/creds"},
                                     {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file},
@@ -176,7 +168,7 @@ TEST_CASE("container provider: RELATIVE_URI wins over FULL_URI and sends no Auth
           "without a token") {
     Fixture f;
     HttpTestServer server;
-    server.set_default_response(reply(200, container_body()));
+    server.set_default_response(scripted(200, container_body()));
     CredentialOptions o = options_with();
     o.container_relative_base = server.url();
     auto source = make_container_credentials_source(
@@ -193,7 +185,7 @@ TEST_CASE("container provider: an error reply gives the code and message, never 
           "secrets") {
     Fixture f;
     HttpTestServer server;
-    server.push_response(reply(403, R"({"code":"AccessDenied","message":"Unable to retrieve credentials for the task role"})"));
+    server.push_response(scripted(403, R"({"code":"AccessDenied","message":"Unable to retrieve credentials for the task role"})"));
     auto source = make_container_credentials_source(
         options_with(), env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"},
                                 {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok"}}));
@@ -231,9 +223,9 @@ TEST_CASE("container provider: plain http FULL_URI only to loopback or the ECS/E
 TEST_CASE("IMDS provider: token, role name, then the role's credentials") {
     Fixture f;
     HttpTestServer server;
-    server.push_response(reply(200, "tok", {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}));
-    server.push_response(reply(200, "xray-daemon-role"));
-    server.push_response(reply(200, std::string(R"({"Code":"Success","LastUpdated":"2024-05-01T10:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":")") +
+    server.push_response(scripted(200, "tok", {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}));
+    server.push_response(scripted(200, "xray-daemon-role"));
+    server.push_response(scripted(200, std::string(R"({"Code":"Success","LastUpdated":"2024-05-01T10:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":")") +
                                         secret + R"(","Token":"imdsToken","Expiration":"2024-05-01T16:20:00Z"})"));
     ImdsOptions io;
     io.endpoint = server.url();
@@ -253,7 +245,7 @@ TEST_CASE("IMDS provider: token, role name, then the role's credentials") {
 TEST_CASE("assume role: a signed AssumeRole for session xray-daemon on the STS endpoint") {
     Fixture f;
     HttpTestServer sts;
-    sts.push_response(reply(200, assume_role_xml));
+    sts.push_response(scripted(200, assume_role_xml));
     const Environment env = env_of({{"AWS_ENDPOINT_URL_STS", sts.url()}});
     CredentialOptions o = options_with("us-west-2");
     o.endpoints = EndpointSettings::from_environment("", env);
@@ -286,8 +278,8 @@ TEST_CASE("assume role: a signed AssumeRole for session xray-daemon on the STS e
 TEST_CASE("assume role: RegionDisabledException retries in the partition's primary region") {
     Fixture f;
     HttpTestServer sts;
-    sts.push_response(reply(403, region_disabled_xml));
-    sts.push_response(reply(200, assume_role_xml));
+    sts.push_response(scripted(403, region_disabled_xml));
+    sts.push_response(scripted(200, assume_role_xml));
     const Environment env = env_of({{"AWS_ENDPOINT_URL_STS", sts.url()}});
     CredentialOptions o = options_with("eu-south-2");
     o.endpoints = EndpointSettings::from_environment("", env);
@@ -309,7 +301,7 @@ TEST_CASE("assume role: AccessDenied is logged once per interval with the role a
           "message, and retried with backoff") {
     Fixture f;
     HttpTestServer sts;
-    sts.set_default_response(reply(403, access_denied_xml));
+    sts.set_default_response(scripted(403, access_denied_xml));
     const Environment env = env_of({{"AWS_ENDPOINT_URL_STS", sts.url()}});
     CredentialOptions o = options_with();
     o.endpoints = EndpointSettings::from_environment("", env);
@@ -341,7 +333,7 @@ TEST_CASE("assume role: AccessDenied is logged once per interval with the role a
 TEST_CASE("web identity: AssumeRoleWithWebIdentity, unsigned, with the token file's content") {
     Fixture f;
     HttpTestServer sts;
-    sts.push_response(reply(200, web_identity_xml));
+    sts.push_response(scripted(200, web_identity_xml));
     const std::string token_file = temp_file("webtoken", "eyJhbGciOiJSUzI1NiJ9.payload.sig\n");
     const Environment env = env_of({{"AWS_ENDPOINT_URL_STS", sts.url()},
                                     {"AWS_WEB_IDENTITY_TOKEN_FILE", token_file},
@@ -384,7 +376,7 @@ TEST_CASE("credential_process: the command's JSON output, Version 1 required") {
 TEST_CASE("shared files: role_arn + source_profile assumes the role with the source's keys") {
     Fixture f;
     HttpTestServer sts;
-    sts.push_response(reply(200, assume_role_xml));
+    sts.push_response(scripted(200, assume_role_xml));
     const std::string config = temp_file("config",
                                          "[profile deploy]\nrole_arn = arn:aws:iam::1:role/deploy\n"
                                          "source_profile = base\nrole_session_name = sess\n");
@@ -417,11 +409,11 @@ TEST_CASE("the chain takes the first configured source: env, profile, web identi
           "IMDS") {
     Fixture f;
     HttpTestServer container;
-    container.set_default_response(reply(200, container_body()));
+    container.set_default_response(scripted(200, container_body()));
     HttpTestServer imds;
-    imds.push_response(reply(200, "tok"));
-    imds.push_response(reply(200, "role"));
-    imds.push_response(reply(200, container_body()));
+    imds.push_response(scripted(200, "tok"));
+    imds.push_response(scripted(200, "role"));
+    imds.push_response(scripted(200, container_body()));
     const std::string credentials = temp_file("chain-credentials",
                                               "[default]\naws_access_key_id = AKIDPROFILE\n"
                                               "aws_secret_access_key = s\n");
@@ -469,7 +461,7 @@ TEST_CASE("refresh: new credentials 5 minutes before expiry; a failed refresh ke
           "until they expire") {
     Fixture f;
     HttpTestServer server;
-    server.push_response(reply(200, container_body("token-1", "2024-05-01T11:00:00Z")));
+    server.push_response(scripted(200, container_body("token-1", "2024-05-01T11:00:00Z")));
     const Environment env = env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"}});
     RefreshingCredentialsProvider provider(make_container_credentials_source(options_with(), env),
                                            f.clock, f.logger);
@@ -481,14 +473,14 @@ TEST_CASE("refresh: new credentials 5 minutes before expiry; a failed refresh ke
 
     // The refresh succeeds: the new snapshot replaces the old one; a holder keeps the old one.
     const auto held = provider.current();
-    server.push_response(reply(200, container_body("token-2", "2024-05-01T12:00:00Z")));
+    server.push_response(scripted(200, container_body("token-2", "2024-05-01T12:00:00Z")));
     f.clock.set(refresh_at);
     REQUIRE(f.clock.wait_for_sleeper_after(refresh_at, std::chrono::seconds(10)));
     CHECK(provider.current()->session_token == "token-2");
     CHECK(held->session_token == "token-1");
 
     // The next refresh fails: the old credentials stay until 12:00, then none.
-    server.set_default_response(reply(500, "{}"));
+    server.set_default_response(scripted(500, "{}"));
     const auto second_refresh = f.clock.sleeper_deadline();
     CHECK(second_refresh == WallClock::from_time_t(1714564800) - std::chrono::minutes(5));
     f.clock.set(second_refresh);

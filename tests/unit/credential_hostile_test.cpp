@@ -24,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::HttpTestServer;
+using test::scripted;
 using test::ScriptedResponse;
 
 // The injection the review used; in JSON it arrives escaped, in XML as character references.
@@ -33,13 +34,6 @@ constexpr const char* xml_injected = "tok&#13;&#10;X-Injected: yes";
 constexpr std::string_view refused =
     "contains a control character (CR, LF or another byte below 0x20, or DEL); refusing these "
     "credentials";
-
-ScriptedResponse answer(std::string body, std::chrono::milliseconds delay = 0ms) {
-    ScriptedResponse r;
-    r.body = std::move(body);
-    r.delay = delay;
-    return r;
-}
 
 std::string credential_json(std::string_view token_key, std::string_view token) {
     return std::string(R"({"Code":"Success","AccessKeyId":"ASIAHOSTILE","SecretAccessKey":"s",")") +
@@ -109,7 +103,7 @@ std::string cancelled_while_hanging(World& w, const HttpTestServer& server, Fetc
 TEST_CASE("regression: a CR/LF in the container endpoint's Token is refused") {
     World w;
     HttpTestServer server;
-    server.set_default_response(answer(credential_json("Token", json_injected)));
+    server.set_default_response(scripted(200, credential_json("Token", json_injected)));
     auto source = make_container_credentials_source(
         w.options(), hermetic({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"}}));
     auto r = source->fetch();
@@ -120,9 +114,9 @@ TEST_CASE("regression: a CR/LF in the container endpoint's Token is refused") {
 TEST_CASE("regression: a CR/LF in the IMDS role credentials' Token is refused") {
     World w;
     HttpTestServer server;
-    server.push_response(answer("imds-token"));
-    server.push_response(answer("role"));
-    server.push_response(answer(credential_json("Token", json_injected)));
+    server.push_response(scripted(200, "imds-token"));
+    server.push_response(scripted(200, "role"));
+    server.push_response(scripted(200, credential_json("Token", json_injected)));
     ImdsOptions io;
     io.endpoint = server.url();
     auto source = make_imds_credentials_source(std::make_shared<ImdsClient>(io, w.clock));
@@ -138,7 +132,7 @@ TEST_CASE("regression: a CR/LF in an STS SessionToken is refused (AssumeRole and
     CredentialOptions o = w.options();
     o.endpoints = EndpointSettings::from_environment("", env);
 
-    sts.push_response(answer(sts_xml("AssumeRole", xml_injected)));
+    sts.push_response(scripted(200, sts_xml("AssumeRole", xml_injected)));
     auto assume = make_assume_role_credentials_source(
         o, env, std::make_unique<StaticCredentialsProvider>(Credentials("AKIDBASE", "s")),
         "arn:aws:iam::1:role/r", "xray-daemon", w.logger);
@@ -147,7 +141,7 @@ TEST_CASE("regression: a CR/LF in an STS SessionToken is refused (AssumeRole and
     CHECK(a.error().find("the STS reply: SessionToken " + std::string(refused)) !=
           std::string::npos);
 
-    sts.push_response(answer(sts_xml("AssumeRoleWithWebIdentity", xml_injected)));
+    sts.push_response(scripted(200, sts_xml("AssumeRoleWithWebIdentity", xml_injected)));
     const std::string token_file = write_temp("jwt", "jwt");
     auto web = make_web_identity_credentials_source(o, env, "arn:aws:iam::1:role/r", token_file,
                                                     "s");
@@ -176,8 +170,7 @@ TEST_CASE("regression: CR/LF in the error messages of the container endpoint and
     World w;
     HttpTestServer server;
     ScriptedResponse denied =
-        answer(R"({"code":"Denied\r\n","message":"no\r\n2024 [Info] forged"})");
-    denied.status = 403;
+        scripted(403, R"({"code":"Denied\r\n","message":"no\r\n2024 [Info] forged"})");
     server.set_default_response(denied);
     auto container = make_container_credentials_source(
         w.options(), hermetic({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"}}));
@@ -237,7 +230,7 @@ TEST_CASE("regression: AWS_CONTAINER_CREDENTIALS_FULL_URI is checked on the host
 TEST_CASE("regression: shutdown cancels a container fetch that hangs") {
     World w;
     HttpTestServer server;
-    server.set_default_response(answer(credential_json("Token", "t"), 60s));
+    server.set_default_response(scripted(200, credential_json("Token", "t"), {}, 60s));
     auto source = make_container_credentials_source(
         w.options(30000ms),
         hermetic({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"}}));
@@ -248,7 +241,7 @@ TEST_CASE("regression: shutdown cancels a container fetch that hangs") {
 TEST_CASE("regression: shutdown cancels an IMDS fetch that hangs") {
     World w;
     HttpTestServer server;
-    server.set_default_response(answer("never", 60s));
+    server.set_default_response(scripted(200, "never", {}, 60s));
     ImdsOptions io;
     io.endpoint = server.url();
     io.connect_timeout = 30000ms;
@@ -262,7 +255,7 @@ TEST_CASE("regression: shutdown cancels an IMDS fetch that hangs") {
 TEST_CASE("regression: shutdown cancels an STS AssumeRole that hangs") {
     World w;
     HttpTestServer sts;
-    sts.set_default_response(answer(sts_xml("AssumeRole", "t"), 60s));
+    sts.set_default_response(scripted(200, sts_xml("AssumeRole", "t"), {}, 60s));
     const Environment env = hermetic({{"AWS_ENDPOINT_URL_STS", sts.url()}});
     CredentialOptions o = w.options(30000ms);
     o.endpoints = EndpointSettings::from_environment("", env);
@@ -277,9 +270,10 @@ TEST_CASE("regression: a provider whose background refresh hangs is destroyed pr
           "shutdown cancels") {
     World w;
     HttpTestServer server;
-    server.push_response(answer(R"({"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t1",)"
-                                R"("Expiration":"2024-05-01T10:10:00Z"})"));
-    server.set_default_response(answer(credential_json("Token", "t2"), 60s));
+    server.push_response(scripted(200,
+                                  R"({"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t1",)"
+                                  R"("Expiration":"2024-05-01T10:10:00Z"})"));
+    server.set_default_response(scripted(200, credential_json("Token", "t2"), {}, 60s));
     auto provider = std::make_unique<RefreshingCredentialsProvider>(
         make_container_credentials_source(
             w.options(30000ms),

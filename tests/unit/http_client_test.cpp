@@ -19,6 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::HttpTestServer;
+using test::scripted;
 using test::ScriptedResponse;
 
 HttpRequest get(const std::string& url) {
@@ -29,31 +30,25 @@ HttpRequest get(const std::string& url) {
     return r;
 }
 
-ScriptedResponse body_of(std::string body) {
-    ScriptedResponse r;
-    r.body = std::move(body);
-    return r;
-}
-
 }  // namespace
 
 TEST_CASE("regression: an answer with a 10 MB body is refused, not buffered") {
     CurlGlobal curl = CurlGlobal::init();
     HttpTestServer server;
-    server.set_default_response(body_of(std::string(10 * 1024 * 1024, 'x')));
+    server.set_default_response(scripted(200, std::string(10 * 1024 * 1024, 'x')));
     HttpClient client;
     auto r = client.perform(get(server.url() + "/big"));
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == HttpErrc::too_large);
     CHECK(r.error().message == "the response body is longer than 65536 bytes");
     // The cap is the request's: exactly at it still passes, one byte over does not.
-    server.set_default_response(body_of(std::string(max_credential_response_body, 'y')));
+    server.set_default_response(scripted(200, std::string(max_credential_response_body, 'y')));
     auto exact = client.perform(get(server.url() + "/exact"));
     REQUIRE(exact.ok());
     CHECK(exact.value().body.size() == max_credential_response_body);
     HttpRequest small = get(server.url() + "/small");
     small.max_body = 100;
-    server.set_default_response(body_of(std::string(101, 'z')));
+    server.set_default_response(scripted(200, std::string(101, 'z')));
     auto over = client.perform(small);
     REQUIRE_FALSE(over.ok());
     CHECK(over.error().code == HttpErrc::too_large);
@@ -62,7 +57,7 @@ TEST_CASE("regression: an answer with a 10 MB body is refused, not buffered") {
 TEST_CASE("regression: an answer with oversized headers is refused") {
     CurlGlobal curl = CurlGlobal::init();
     HttpTestServer server;
-    ScriptedResponse big = body_of("{}");
+    ScriptedResponse big = scripted(200, "{}");
     for (int i = 0; i < 20; ++i) {  // 20 KB: over our cap, under the test server's own limit
         big.headers.emplace_back("X-Filler-" + std::to_string(i), std::string(1000, 'h'));
     }
@@ -78,7 +73,7 @@ TEST_CASE("regression: a request to a server that never answers ends when its ca
           "fires, and later requests fail at once without connecting") {
     CurlGlobal curl = CurlGlobal::init();
     HttpTestServer server;
-    ScriptedResponse hang = body_of("{}");
+    ScriptedResponse hang = scripted(200, "{}");
     hang.delay = 60s;
     server.set_default_response(hang);
     auto cancel = Cancellation::create();

@@ -24,6 +24,7 @@ Environment env_of(std::map<std::string, std::string, std::less<>> vars) {
 }
 
 using test::HttpTestServer;
+using test::scripted;
 using test::ScriptedResponse;
 
 constexpr const char* token = "AQAEAFQ1cmV4YW1wbGV0b2tlbl9vcGFxdWVfYmFzZTY0X3N0cmluZw==";
@@ -38,17 +39,8 @@ constexpr const char* identity_document = R"({
 
 WallClock::time_point t0() { return WallClock::from_time_t(1714557600); }  // 2024-05-01T10:00Z
 
-ScriptedResponse text(int status, std::string body,
-                      std::vector<std::pair<std::string, std::string>> headers = {}) {
-    ScriptedResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    r.headers = std::move(headers);
-    return r;
-}
-
 ScriptedResponse token_reply(const char* ttl = "21600") {
-    return text(200, token, {{"X-aws-ec2-metadata-token-ttl-seconds", ttl}});
+    return scripted(200, token, {{"X-aws-ec2-metadata-token-ttl-seconds", ttl}});
 }
 
 ImdsOptions options_for(const HttpTestServer& server) {
@@ -89,7 +81,7 @@ TEST_CASE("IMDSv2: a token PUT with the TTL header, then a GET carrying the toke
     auto curl = CurlGlobal::init();
     HttpTestServer server;
     server.push_response(token_reply());
-    server.push_response(text(200, "i-1234567890abcdef0"));
+    server.push_response(scripted(200, "i-1234567890abcdef0"));
     ManualCredentialsClock clock(t0());
     ImdsClient imds(options_for(server), clock);
     auto r = imds.get("/latest/meta-data/instance-id");
@@ -109,7 +101,7 @@ TEST_CASE("IMDSv2: a token PUT with the TTL header, then a GET carrying the toke
 TEST_CASE("IMDSv2: the token is reused until shortly before the TTL the reply echoes") {
     auto curl = CurlGlobal::init();
     HttpTestServer server;
-    server.set_default_response(text(200, "value"));
+    server.set_default_response(scripted(200, "value"));
     server.push_response(token_reply("300"));
     ManualCredentialsClock clock(t0());
     ImdsClient imds(options_for(server), clock);
@@ -130,9 +122,9 @@ TEST_CASE("IMDSv2: a 401 on a GET fetches a new token and retries once") {
     auto curl = CurlGlobal::init();
     HttpTestServer server;
     server.push_response(token_reply());
-    server.push_response(text(401, ""));
+    server.push_response(scripted(401, ""));
     server.push_response(token_reply());
-    server.push_response(text(200, "ok"));
+    server.push_response(scripted(200, "ok"));
     ManualCredentialsClock clock(t0());
     ImdsClient imds(options_for(server), clock);
     auto r = imds.get("/latest/meta-data/hostname");
@@ -147,8 +139,8 @@ TEST_CASE("IMDS falls back to v1 (no token header) when the token PUT is refused
         INFO("PUT status ", status);
         auto curl = CurlGlobal::init();
         HttpTestServer server;
-        server.push_response(text(status, ""));
-        server.set_default_response(text(200, "v1-answer"));
+        server.push_response(scripted(status, ""));
+        server.set_default_response(scripted(200, "v1-answer"));
         ManualCredentialsClock clock(t0());
         ImdsClient imds(options_for(server), clock);
         auto r = imds.get("/x");
@@ -167,7 +159,7 @@ TEST_CASE("IMDS does not fall back to v1 when the token PUT answers 400 or v1 is
     auto curl = CurlGlobal::init();
     {
         HttpTestServer server;
-        server.push_response(text(400, ""));
+        server.push_response(scripted(400, ""));
         ManualCredentialsClock clock(t0());
         ImdsClient imds(options_for(server), clock);
         auto r = imds.get("/x");
@@ -177,7 +169,7 @@ TEST_CASE("IMDS does not fall back to v1 when the token PUT answers 400 or v1 is
     }
     {
         HttpTestServer server;
-        server.push_response(text(403, ""));
+        server.push_response(scripted(403, ""));
         ManualCredentialsClock clock(t0());
         ImdsOptions o = options_for(server);
         o.v1_disabled = true;
@@ -196,7 +188,7 @@ TEST_CASE("IMDS: a token PUT that never answers (hop limit) times out quickly an
     slow.delay = std::chrono::milliseconds(3000);
     server.push_response(slow);
     server.push_response(slow);
-    server.set_default_response(text(200, "v1-answer"));
+    server.set_default_response(scripted(200, "v1-answer"));
     ManualCredentialsClock clock(t0());
     ImdsOptions o = options_for(server);
     o.total_timeout = std::chrono::milliseconds(300);
@@ -247,7 +239,7 @@ TEST_CASE("regression: an IMDS token with a CR/LF is refused, never sent back as
     for (const char* bad : {"tok\r\nX-Injected: yes", "tok\x1b[2J", "tok\nX: y"}) {
         CAPTURE(bad);
         HttpTestServer server;
-        server.push_response(text(200, bad));
+        server.push_response(scripted(200, bad));
         const auto r = ImdsClient(options_for(server), clock).get("/latest/meta-data/instance-id");
         CHECK((!r.ok() && r.error().find("control character") != std::string::npos));
         CHECK(server.request_count() == 1);  // the PUT only: no GET carried it
@@ -258,7 +250,7 @@ TEST_CASE("regression: the IMDS token TTL is clamped: a huge echo neither overfl
           "the token past six hours, a huge request asks for six hours") {
     auto curl = CurlGlobal::init();
     HttpTestServer server;
-    server.set_default_response(text(200, "value"));
+    server.set_default_response(scripted(200, "value"));
     server.push_response(token_reply("9223372036854775807"));
     ManualCredentialsClock clock(t0());
     ImdsOptions o = options_for(server);
@@ -285,8 +277,8 @@ TEST_CASE("host identity comes from AWS_HOSTNAME / AWS_INSTANCE_ID, else IMDS, n
     ManualCredentialsClock clock(t0());
     HttpTestServer server;
     server.push_response(token_reply());
-    server.push_response(text(200, "ip-10-0-1-23.ec2.internal\n"));
-    server.push_response(text(200, "i-1234567890abcdef0"));
+    server.push_response(scripted(200, "ip-10-0-1-23.ec2.internal\n"));
+    server.push_response(scripted(200, "i-1234567890abcdef0"));
     ImdsClient imds(options_for(server), clock);
     const HostIdentity from_imds = resolve_host_identity({}, false, &imds, logger);
     CHECK(from_imds.hostname == "ip-10-0-1-23.ec2.internal");
@@ -303,7 +295,7 @@ TEST_CASE("host identity comes from AWS_HOSTNAME / AWS_INSTANCE_ID, else IMDS, n
     CHECK(local.hostname.empty());
     CHECK(server.request_count() == before);
 
-    server.set_default_response(text(404, ""));
+    server.set_default_response(scripted(404, ""));
     lines.clear();
     const HostIdentity failed = resolve_host_identity({}, false, &imds, logger);
     CHECK(failed.instance_id.empty());
@@ -376,7 +368,7 @@ TEST_CASE("region: the IMDS instance identity document when not in local mode") 
     Logger logger(LogLevel::debug, std::make_unique<Lines>(lines));
     HttpTestServer server;
     server.push_response(token_reply());
-    server.push_response(text(200, identity_document));
+    server.push_response(scripted(200, identity_document));
     ManualCredentialsClock clock(t0());
     ImdsClient imds(options_for(server), clock);
     auto r = resolve_region(RegionOptions{}, Environment{}, &imds, logger);
@@ -385,7 +377,7 @@ TEST_CASE("region: the IMDS instance identity document when not in local mode") 
     CHECK(server.requests().back().path == "/latest/dynamic/instance-identity/document");
     CHECK(has_line(lines, "Fetch region us-east-1 from ec2 metadata"));
 
-    server.set_default_response(text(404, ""));
+    server.set_default_response(scripted(404, ""));
     lines.clear();
     ImdsClient failing(options_for(server), clock);
     r = resolve_region(RegionOptions{}, Environment{}, &failing, logger);

@@ -4,8 +4,11 @@
 #include <doctest/doctest.h>
 
 #include "go_time.h"
+#include "temp_dir.h"
 
 using xrayd::test::go_time_length;
+using xrayd::test::read_file;
+using xrayd::test::TempDir;
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -86,32 +89,6 @@ public:
 private:
     std::optional<std::string> old_;
 };
-
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "xrayd-log-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path_ = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
-
-std::string read_all(const fs::path& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 std::vector<std::string> dir_names(const fs::path& dir) {
     std::vector<std::string> names;
@@ -298,7 +275,7 @@ TEST_CASE("FileSink creates parent directories and appends to an existing file")
         CHECK(sink->size() == 4);
         sink->write("two\n");
     }
-    CHECK(read_all(path) == "one\ntwo\n");
+    CHECK(read_file(path) == "one\ntwo\n");
 }
 
 TEST_CASE("FileSink creates the log file 0640, not 0644, whatever a permissive umask allows") {
@@ -325,7 +302,7 @@ TEST_CASE("FileSink refuses a symbolic link as the log file, at open and at reop
     }
     CHECK(message.find("cannot open log file " + link.string() + ": it is a symbolic link") ==
           0);
-    CHECK(read_all(target) == "precious\n");
+    CHECK(read_file(target) == "precious\n");
 
     // A link planted after start-up (then SIGHUP): the old file keeps the lines.
     const fs::path real = dir.path() / "real.log";
@@ -334,8 +311,8 @@ TEST_CASE("FileSink refuses a symbolic link as the log file, at open and at reop
     fs::create_symlink(target, real);
     sink->reopen();
     sink->write("line\n");
-    CHECK(read_all(target) == "precious\n");
-    CHECK(read_all(dir.path() / "moved.log") == "line\n");
+    CHECK(read_file(target) == "precious\n");
+    CHECK(read_file(dir.path() / "moved.log") == "line\n");
 }
 
 TEST_CASE("FileSink::open failure is a StartupError naming the path") {
@@ -371,7 +348,7 @@ TEST_CASE("rotation at the size keeps exactly one old file with the next numeric
     CHECK(dir_names(dir.path()) ==
           std::vector<std::string>{"other.log.9", "xray.log", "xray.log.8", "xray.log.x"});
     CHECK(fs::file_size(dir.path() / "xray.log.8") == 11 * 101);
-    CHECK(read_all(path) == "next\n");
+    CHECK(read_file(path) == "next\n");
 
     for (int i = 0; i < 11; ++i) {
         sink->write(line + "\n");
@@ -379,8 +356,8 @@ TEST_CASE("rotation at the size keeps exactly one old file with the next numeric
     sink->write("after second\n");
     CHECK(dir_names(dir.path()) ==
           std::vector<std::string>{"other.log.9", "xray.log", "xray.log.9", "xray.log.x"});
-    CHECK(read_all(dir.path() / "xray.log.9").rfind("next\n", 0) == 0);
-    CHECK(read_all(path) == "after second\n");
+    CHECK(read_file(dir.path() / "xray.log.9").rfind("next\n", 0) == 0);
+    CHECK(read_file(path) == "after second\n");
 }
 
 TEST_CASE("a file already over the size at start-up rolls before the first write") {
@@ -390,7 +367,7 @@ TEST_CASE("a file already over the size at start-up rolls before the first write
     auto sink = FileSink::open(path, LogFileOptions{true, 1024});
     sink->write("fresh\n");
     CHECK(dir_names(dir.path()) == std::vector<std::string>{"x.log", "x.log.1"});
-    CHECK(read_all(path) == "fresh\n");
+    CHECK(read_file(path) == "fresh\n");
 }
 
 TEST_CASE("with rotation off the file only grows") {
@@ -413,8 +390,8 @@ TEST_CASE("reopen after an external rename writes to a new file at the path") {
     sink->write("still old fd\n");  // without reopen the line follows the moved file
     sink->reopen();
     sink->write("after\n");
-    CHECK(read_all(dir.path() / "x.log.moved") == "before\nstill old fd\n");
-    CHECK(read_all(path) == "after\n");
+    CHECK(read_file(dir.path() / "x.log.moved") == "before\nstill old fd\n");
+    CHECK(read_file(path) == "after\n");
     CHECK(sink->size() == 6);
 }
 
@@ -425,7 +402,7 @@ TEST_CASE("a Logger with a FileSink writes complete lines to the file") {
     logger.info("hello {}", "file");
     logger.reopen();
     logger.warn("second");
-    const std::string text = read_all(path);
+    const std::string text = read_file(path);
     const std::size_t first = go_time_length(text);
     REQUIRE(first > 0);
     CHECK(text.substr(first, 19) == " [Info] hello file\n");
@@ -440,7 +417,7 @@ TEST_CASE("append_line_to_file creates directories and appends") {
     const fs::path path = dir.path() / "n/e/w.log";
     CHECK(append_line_to_file(path, "a\n"));
     CHECK(append_line_to_file(path, "b\n"));
-    CHECK(read_all(path) == "a\nb\n");
+    CHECK(read_file(path) == "a\nb\n");
     CHECK_FALSE(append_line_to_file(dir.path(), "x\n"));  // a directory cannot be appended to
 }
 
@@ -457,7 +434,7 @@ TEST_CASE("rotation at the real 50 MiB size keeps one old file") {
     sink->write("over\n");
     CHECK(dir_names(dir.path()) == std::vector<std::string>{"xray.log", "xray.log.1"});
     CHECK(fs::file_size(dir.path() / "xray.log.1") == 50ull << 20);
-    CHECK(read_all(path) == "over\n");
+    CHECK(read_file(path) == "over\n");
 }
 
 TEST_CASE("RemoteText escapes CR, LF, ESC and backslashes so a peer cannot forge a log line") {

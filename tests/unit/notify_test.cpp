@@ -20,6 +20,8 @@
 
 #include <xrayd/common/unique_fd.h>
 
+#include "temp_dir.h"
+
 namespace xrayd {
 namespace {
 
@@ -33,11 +35,7 @@ public:
 class FakeServiceManager {
 public:
     FakeServiceManager() {
-        std::string templ =
-            (std::filesystem::temp_directory_path() / "xrayd-notify-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        dir_ = templ;
-        path_ = dir_ + "/notify";
+        path_ = (dir_.path() / "notify").string();
         fd_ = UniqueFd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
         REQUIRE(fd_);
         sockaddr_un addr{};
@@ -53,8 +51,6 @@ public:
         ::unsetenv("NOTIFY_SOCKET");
         ::unsetenv("WATCHDOG_USEC");
         ::unsetenv("WATCHDOG_PID");
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
     }
     FakeServiceManager(const FakeServiceManager&) = delete;
     FakeServiceManager& operator=(const FakeServiceManager&) = delete;
@@ -72,7 +68,7 @@ public:
     }
 
 private:
-    std::string dir_;
+    test::TempDir dir_{"xrayd-notify"};
     std::string path_;
     UniqueFd fd_;
 };

@@ -30,14 +30,11 @@
 #include "captured_log.h"
 #include "http_test_server.h"
 #include "raw_http_client.h"
+#include "signature_check.h"
 
 using namespace std::chrono_literals;
 using namespace xrayd;
-using xrayd::test::CapturedLog;
-using xrayd::test::CaptureSink;
-using xrayd::test::HttpTestServer;
-using xrayd::test::RecordedRequest;
-using xrayd::test::ScriptedResponse;
+using namespace xrayd::test;
 
 namespace {
 
@@ -64,51 +61,12 @@ std::string sdk_request(std::string_view path, std::string_view body,
         path, body.size(), extra_headers, body);
 }
 
-WallClock::time_point parse_amz_date(const std::string& text) {
-    std::tm tm{};
-    REQUIRE(strptime(text.c_str(), "%Y%m%dT%H%M%SZ", &tm) != nullptr);
-    return WallClock::from_time_t(timegm(&tm));
-}
+constexpr auto& field = authorization_field;
 
-std::string field(const std::string& authorization, std::string_view name) {
-    const std::size_t at = authorization.find(name);
-    REQUIRE(at != std::string::npos);
-    const std::size_t start = at + name.size();
-    const std::size_t end = authorization.find_first_of(", ", start);
-    return authorization.substr(start, end - start);
-}
-
-// Recomputes the signature of a request as X-Ray would: only the headers Authorization names,
-// with the values the server received.
+// The proxy signs for X-Ray in us-east-1 here.
 void verify_signature(const RecordedRequest& r, const Credentials& creds,
                       std::string_view query = "") {
-    const auto authorization = r.header("Authorization");
-    REQUIRE(authorization.has_value());
-    const auto amz_date = r.header("X-Amz-Date");
-    REQUIRE(amz_date.has_value());
-    const std::string signed_names = field(*authorization, "SignedHeaders=");
-    SigningRequest request;
-    request.method = r.method;
-    request.path = r.path;
-    request.query = query;
-    request.payload = r.body;
-    std::size_t start = 0;
-    while (start <= signed_names.size()) {
-        const std::size_t end = signed_names.find(';', start);
-        const std::string name = signed_names.substr(start, end - start);
-        if (name != "x-amz-date" && name != "x-amz-security-token") {
-            const auto value = r.header(name);
-            REQUIRE_MESSAGE(value.has_value(), "signed header missing: " << name);
-            request.headers.push_back(HttpHeader{name, *value});
-        }
-        if (end == std::string::npos) {
-            break;
-        }
-        start = end + 1;
-    }
-    SigV4Signer signer("us-east-1", "xray");
-    const SignedHeaders expected = signer.sign(request, creds, parse_amz_date(*amz_date));
-    CHECK(expected.authorization == *authorization);
+    verify_xray_signature(r, creds, "us-east-1", query);
 }
 
 struct Fixture {

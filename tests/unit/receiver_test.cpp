@@ -38,6 +38,7 @@
 #include <xrayd/net/wake_pacer.h>
 
 #include "captured_log.h"
+#include "loopback.h"
 
 using namespace xrayd;
 using namespace std::chrono_literals;
@@ -67,17 +68,6 @@ std::vector<IoBackend> backends_under_test() {
                 << io_uring_support().reason << ")");
     }
     return backends;
-}
-
-bool ipv6_loopback_available() {
-    UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        return false;
-    }
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_addr = in6addr_loopback;
-    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
 }
 
 // Records every datagram and writes over the padding the receiver promises.
@@ -282,7 +272,7 @@ TEST_CASE("every backend delivers every datagram from several senders exactly on
     for (const IoBackend backend : backends_under_test()) {
         CAPTURE(to_string(backend));
         check_exactly_once_delivery(backend, "127.0.0.1:0");
-        if (ipv6_loopback_available()) {
+        if (test::ipv6_loopback_available()) {
             check_exactly_once_delivery(backend, "[::1]:0");
         } else {
             MESSAGE("SKIP(kernel: IPv6 loopback unavailable)");

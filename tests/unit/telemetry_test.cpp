@@ -21,14 +21,11 @@
 
 #include "captured_log.h"
 #include "http_test_server.h"
+#include "signature_check.h"
 
 using namespace std::chrono_literals;
 using namespace xrayd;
-using xrayd::test::CapturedLog;
-using xrayd::test::CaptureSink;
-using xrayd::test::HttpTestServer;
-using xrayd::test::RecordedRequest;
-using xrayd::test::ScriptedResponse;
+using namespace xrayd::test;
 
 namespace {
 
@@ -58,35 +55,13 @@ WallClock::time_point at_seconds(std::int64_t s, int ms = 0) {
     return WallClock::time_point(std::chrono::seconds(s) + std::chrono::milliseconds(ms));
 }
 
-std::string field(const std::string& authorization, std::string_view name) {
-    const std::size_t at = authorization.find(name);
-    REQUIRE(at != std::string::npos);
-    const std::size_t start = at + name.size();
-    const std::size_t end = authorization.find_first_of(", ", start);
-    return authorization.substr(start, end - start);
-}
-
+// Telemetry signs for X-Ray in us-west-2, always the same headers.
 void verify_signature(const RecordedRequest& r, const Credentials& creds) {
     const auto authorization = r.header("Authorization");
     REQUIRE(authorization.has_value());
-    const auto amz_date = r.header("X-Amz-Date");
-    REQUIRE(amz_date.has_value());
-    std::tm tm{};
-    REQUIRE(strptime(amz_date->c_str(), "%Y%m%dT%H%M%SZ", &tm) != nullptr);
-    SigningRequest request;
-    request.method = r.method;
-    request.path = r.path;
-    request.payload = r.body;
-    for (const char* name : {"content-length", "content-type", "host", "x-amzn-xray-timestamp"}) {
-        const auto value = r.header(name);
-        REQUIRE(value.has_value());
-        request.headers.push_back(HttpHeader{name, *value});
-    }
-    CHECK(field(*authorization, "SignedHeaders=") ==
+    CHECK(authorization_field(*authorization, "SignedHeaders=") ==
           "content-length;content-type;host;x-amz-date;x-amzn-xray-timestamp");
-    SigV4Signer signer("us-west-2", "xray");
-    CHECK(signer.sign(request, creds, WallClock::from_time_t(timegm(&tm))).authorization ==
-          *authorization);
+    verify_xray_signature(r, creds, "us-west-2");
 }
 
 struct Fixture {

@@ -19,6 +19,8 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/net/io_backend.h>
 
+#include "loopback.h"
+
 using namespace xrayd;
 
 namespace {
@@ -38,17 +40,6 @@ struct CapturingLogger {
     std::shared_ptr<std::vector<std::string>> lines = std::make_shared<std::vector<std::string>>();
     Logger logger{LogLevel::debug, std::make_unique<CaptureSink>(lines)};
 };
-
-bool ipv6_loopback_available() {
-    UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        return false;
-    }
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_addr = in6addr_loopback;
-    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
-}
 
 // Sends `payload` from a fresh socket to `address` ("127.0.0.1:port" or "[::1]:port").
 void send_datagram(const std::string& address, std::string_view payload) {
@@ -265,7 +256,7 @@ TEST_CASE("a dual-stack wildcard socket receives an IPv4 datagram") {
     auto sockets = open_udp_sockets(":0", 1, 0, log.logger);
     REQUIRE(sockets.size() == 1);
     const std::string address = local_address(sockets[0].get());
-    if (ipv6_loopback_available()) {
+    if (test::ipv6_loopback_available()) {
         CHECK(address.rfind("[::]:", 0) == 0);
         CHECK(int_option(sockets[0].get(), IPPROTO_IPV6, IPV6_V6ONLY) == 0);
     } else {
@@ -282,14 +273,14 @@ TEST_CASE("0.0.0.0 listens dual-stack like Go") {
     const std::string address = local_address(sockets[0].get());
     send_datagram("127.0.0.1:" + port_of(address), "v4");
     CHECK(receive_datagram(sockets[0].get()) == "v4");
-    if (ipv6_loopback_available()) {
+    if (test::ipv6_loopback_available()) {
         send_datagram("[::1]:" + port_of(address), "v6");
         CHECK(receive_datagram(sockets[0].get()) == "v6");
     }
 }
 
 TEST_CASE("an IPv6 loopback socket binds and reports [::1]:port") {
-    if (!ipv6_loopback_available()) {
+    if (!test::ipv6_loopback_available()) {
         MESSAGE("SKIP(kernel: IPv6 loopback unavailable)");
         return;
     }
