@@ -28,6 +28,7 @@
 #include <xrayd/batch/batcher.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/daemon/pipeline.h>
+#include <xrayd/flow/event_loop.h>
 #include <xrayd/http/cancellation.h>
 #include <xrayd/http/proxy_url.h>
 #include <xrayd/ingest/ingest.h>
@@ -100,6 +101,7 @@ struct Daemon::State {
     std::unique_ptr<CredentialsProvider> credentials;
     LatencyHistogram upload_latency;  // before the sink: the uploader records into it
     std::unique_ptr<BatchSink> sink;
+    EventLoop* sink_loop = nullptr;   // the sink's I/O loop (the same object), driven by the pipeline
     Uploader* uploader = nullptr;     // the sink when uploading to X-Ray; null with the local sink
     std::unique_ptr<Telemetry> telemetry;  // null with the local sink
     std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
@@ -180,7 +182,9 @@ void Daemon::start_up() {
             throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}", config.tcp_address,
                                            tcp.error()));
         }
-        s.sink = LocalSink::create(config.local_sink, s.counters, logger);
+        auto local = LocalSink::create(config.local_sink, s.counters, logger);
+        s.sink_loop = local.get();
+        s.sink = std::move(local);
         logger.info("Writing batches to the local sink {} instead of uploading to X-Ray (no "
                     "sampling proxy, no telemetry)",
                     config.local_sink == "-" ? "(stdout)" : config.local_sink);
@@ -266,6 +270,7 @@ void Daemon::start_up() {
         auto uploader = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
                                          &s.budget);
         s.uploader = uploader.get();
+        s.sink_loop = uploader.get();
         s.sink = std::move(uploader);
     }
 
@@ -274,9 +279,8 @@ void Daemon::start_up() {
     limits.linger = config.linger;
     s.batcher = std::make_unique<Batcher>(limits, s.budget, s.counters);
     logger.debug("Batch size: {}", limits.max_segments);
-    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, logger);
-    BatchSink* sink = s.sink.get();
-    s.queue.set_waker([sink] { sink->wakeup(); });
+    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop, logger);
+    s.queue.set_waker(*s.sink_loop);
 
     const int receivers =
         config.receivers > 0 ? config.receivers : default_receiver_count(max_default_receivers);
@@ -299,6 +303,7 @@ void Daemon::start_up() {
         auto& ingest = s.ingests.emplace_back(std::make_unique<Ingest>(
             s.queue, s.budget, s.counters, logger, s.ingest_limits, max_datagram_bytes));
         ingest->pace_with(s.pipeline->delivery_hint(), sockets.size());
+        receiver_options.pace = ingest.get();
         s.receivers.push_back(make_receiver(config.io_backend, std::move(socket), *ingest,
                                             s.counters, logger, receiver_options, io_uring));
     }

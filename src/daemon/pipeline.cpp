@@ -53,7 +53,7 @@ void Pipeline::run() noexcept {
 
         if (draining_.load(std::memory_order_acquire) && queue_.size_approx() == 0) {
             batcher_.flush(emit);
-            sink_.run_once(Duration::zero());
+            loop_.run_once(Duration::zero());
             if (sink_.held_segments() == 0 && queue_.size_approx() == 0) {
                 publish_held();
                 return;
@@ -67,7 +67,7 @@ void Pipeline::run() noexcept {
         }
 
         if (moved == segments_per_turn) {
-            sink_.run_once(Duration::zero());  // more is queued: do not sleep
+            loop_.run_once(Duration::zero());  // more is queued: do not sleep
             publish_held();
             continue;
         }
@@ -83,7 +83,7 @@ void Pipeline::run() noexcept {
         if (!queue_.prepare_to_sleep(batcher_.wake_threshold())) {
             wait = Duration::zero();  // enough segments arrived meanwhile to act on
         }
-        sink_.run_once(wait);
+        loop_.run_once(wait);
         queue_.woke_up();
         publish_held();
     }
@@ -91,13 +91,13 @@ void Pipeline::run() noexcept {
 
 void Pipeline::set_linger(Duration linger) noexcept {
     new_linger_.store(std::max(Duration::zero(), linger).count(), std::memory_order_release);
-    sink_.wakeup();
+    loop_.wakeup();
 }
 
 void Pipeline::drain(TimePoint deadline) noexcept {
     drain_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
     draining_.store(true, std::memory_order_release);
-    sink_.wakeup();
+    loop_.wakeup();
 }
 
 }  // namespace xrayd

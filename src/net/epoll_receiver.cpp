@@ -18,6 +18,7 @@
 
 #include "mmsg_reader.h"
 #include "slot_pool.h"
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/net/wake_pacer.h>
 
 namespace xrayd {
@@ -49,12 +50,14 @@ const char* error_text(int error) noexcept {
 class EpollReceiver final : public Receiver {
 public:
     EpollReceiver(UniqueFd socket, UniqueFd epoll, UniqueFd stop_event, SlotPool slots,
-                  DatagramHandler& handler, Counters& counters, Logger& logger)
+                  DatagramHandler& handler, const PaceSource* pace, Counters& counters,
+                  Logger& logger)
         : socket_(std::move(socket), counters),
           epoll_(std::move(epoll)),
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
+          pace_(pace),
           logger_(logger),
           reader_(slots_, slots_.count(), 0) {}
 
@@ -64,7 +67,7 @@ public:
         std::size_t collected = 0;  // datagrams the last wake-up read
         TimePoint woke = Clock::now();
         while (!stop_requested_.load(std::memory_order_acquire)) {
-            const Duration sleep = pacer.next_sleep(collected, woke, handler_.pace());
+            const Duration sleep = pacer.next_sleep(collected, woke, pace_of(pace_));
             if (sleep > Duration::zero()) {
                 // Paced: sleep on the stop event alone while the socket gathers datagrams;
                 // what it gathers arrived after the last wake-up.
@@ -171,6 +174,7 @@ private:
     UniqueFd stop_event_;
     SlotPool slots_;
     DatagramHandler& handler_;
+    const PaceSource* pace_;  // null: no pacing
     Logger& logger_;
     MmsgReader reader_;  // reads into slots_, declared first so that it outlives the reader
     std::atomic<bool> stop_requested_{false};
@@ -221,7 +225,7 @@ std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& 
     }
     return std::make_unique<EpollReceiver>(std::move(socket), std::move(epoll),
                                            std::move(stop_event), std::move(slots.value()),
-                                           handler, counters, logger);
+                                           handler, options.pace, counters, logger);
 }
 
 }  // namespace xrayd

@@ -22,6 +22,7 @@
 #include "io_uring.h"
 #include "mmsg_reader.h"
 #include "slot_pool.h"
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/net/wake_pacer.h>
 
 namespace xrayd {
@@ -73,11 +74,13 @@ std::size_t round_up_power_of_two(std::size_t n) noexcept {
 class IoUringReceiver final : public Receiver {
 public:
     IoUringReceiver(UniqueFd socket, UniqueFd stop_event, SlotPool slots, std::size_t batch,
-                    DatagramHandler& handler, Counters& counters, Logger& logger)
+                    DatagramHandler& handler, const PaceSource* pace, Counters& counters,
+                    Logger& logger)
         : socket_(std::move(socket), counters),
           stop_event_(std::move(stop_event)),
           slots_(std::move(slots)),
           handler_(handler),
+          pace_(pace),
           logger_(logger),
           // The final drain reads into the same slots, payload at the same offset, so its
           // datagrams get the same padding guarantee.
@@ -147,7 +150,7 @@ public:
                 // Everything the last wake-up brought is handled: wait for more, submitting a
                 // pending re-arm (if any) on the way.
                 const Duration sleep =
-                    paced ? pacer.next_sleep(reaped, woke, handler_.pace()) : Duration::zero();
+                    paced ? pacer.next_sleep(reaped, woke, pace_of(pace_)) : Duration::zero();
                 reaped = 0;
                 int rc = 0;
                 if (sleep > Duration::zero()) {
@@ -424,6 +427,7 @@ private:
     BufferRing buffer_ring_;
     IoUring ring_;
     DatagramHandler& handler_;
+    const PaceSource* pace_;  // null: no pacing
     Logger& logger_;
     MmsgReader drain_reader_;  // recvmmsg into slots_ 0..batch-1, only once the ring is done
     msghdr message_{};
@@ -480,7 +484,7 @@ std::unique_ptr<Receiver> make_io_uring_receiver(UniqueFd socket, DatagramHandle
     }
     auto receiver = std::make_unique<IoUringReceiver>(std::move(socket), std::move(stop_event),
                                                       std::move(slots.value()), options.batch,
-                                                      handler, counters, logger);
+                                                      handler, options.pace, counters, logger);
     const std::string failed = receiver->setup();
     if (!failed.empty()) {
         throw StartupError("io_uring receiver: " + failed);

@@ -2,17 +2,10 @@
 #include <xrayd/queue/segment_queue.h>
 
 #include <algorithm>
-#include <utility>
 
 namespace xrayd {
 
 SegmentQueue::SegmentQueue(std::size_t capacity) : queue_(capacity) {}
-
-void SegmentQueue::set_waker(std::function<void()> wake) {
-    if (wake) {
-        wake_ = std::move(wake);
-    }
-}
 
 bool SegmentQueue::prepare_to_sleep(std::size_t threshold) noexcept {
     const std::size_t wake_at = std::clamp<std::size_t>(threshold, 1, queue_.capacity());

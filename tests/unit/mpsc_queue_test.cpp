@@ -18,11 +18,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
-#include <xrayd/queue/delivery_hint.h>
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment.h>
 #include <xrayd/queue/segment_queue.h>
@@ -34,6 +35,22 @@ using IntPtr = std::unique_ptr<int>;
 
 // Generous: only a bug (a lost wake-up, a lost item) can make a wait this long.
 constexpr auto generous_deadline = std::chrono::seconds(20);
+
+// The queue's waker in these tests: counts its calls (from any producer thread) and passes
+// each on to `then` (the stress tests' sleeper).
+class CountingWaker final : public Waker {
+public:
+    explicit CountingWaker(std::function<void()> then = [] {}) : then_(std::move(then)) {}
+    void wakeup() noexcept override {
+        wakes_.fetch_add(1, std::memory_order_relaxed);
+        then_();
+    }
+    [[nodiscard]] int count() const noexcept { return wakes_.load(std::memory_order_relaxed); }
+
+private:
+    std::function<void()> then_;
+    std::atomic<int> wakes_{0};
+};
 
 TEST_CASE("BoundedMpscQueue rounds its capacity up to a power of two, at least 2") {
     CHECK(BoundedMpscQueue<IntPtr>(0).capacity() == 2);
@@ -177,48 +194,48 @@ SegmentPtr make_segment(MemoryBudget& budget, int producer, int sequence) {
 TEST_CASE("SegmentQueue calls the waker once after the consumer announced sleep, then not") {
     MemoryBudget budget(1 << 20);
     SegmentQueue q(8);
-    int wakes = 0;
-    q.set_waker([&wakes] { ++wakes; });
+    CountingWaker waker;
+    q.set_waker(waker);
 
     SegmentPtr s = make_segment(budget, 0, 0);
     REQUIRE(q.push(s));
-    CHECK(wakes == 0);  // consumer awake: no wake-up
+    CHECK(waker.count() == 0);  // consumer awake: no wake-up
 
     SegmentPtr out;
     REQUIRE(q.pop(out));
     REQUIRE(q.prepare_to_sleep());  // empty: may sleep
     s = make_segment(budget, 0, 1);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);
+    CHECK(waker.count() == 1);
     s = make_segment(budget, 0, 2);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);  // one wake per sleep
+    CHECK(waker.count() == 1);  // one wake per sleep
     q.woke_up();
     s = make_segment(budget, 0, 3);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);
+    CHECK(waker.count() == 1);
     CHECK(q.size_approx() == 3);
 }
 
 TEST_CASE("SegmentQueue refuses to let the consumer sleep while segments are ready") {
     MemoryBudget budget(1 << 20);
     SegmentQueue q(8);
-    int wakes = 0;
-    q.set_waker([&wakes] { ++wakes; });
+    CountingWaker waker;
+    q.set_waker(waker);
     SegmentPtr s = make_segment(budget, 0, 0);
     REQUIRE(q.push(s));
     CHECK_FALSE(q.prepare_to_sleep());
     // The announcement was withdrawn: the next push does not wake anyone.
     s = make_segment(budget, 0, 1);
     REQUIRE(q.push(s));
-    CHECK(wakes == 0);
+    CHECK(waker.count() == 0);
 }
 
 TEST_CASE("SegmentQueue push on a full queue fails, keeps the segment and does not wake") {
     MemoryBudget budget(1 << 20);
     SegmentQueue q(2);
-    int wakes = 0;
-    q.set_waker([&wakes] { ++wakes; });
+    CountingWaker waker;
+    q.set_waker(waker);
     for (int i = 0; i < 2; ++i) {
         SegmentPtr s = make_segment(budget, 0, i);
         REQUIRE(q.push(s));
@@ -228,7 +245,7 @@ TEST_CASE("SegmentQueue push on a full queue fails, keeps the segment and does n
     Segment* const raw = extra.get();
     CHECK_FALSE(q.push(extra));
     CHECK(extra.get() == raw);
-    CHECK(wakes == 0);
+    CHECK(waker.count() == 0);
 }
 
 TEST_CASE("SegmentQueue destroyed with segments inside returns their bytes to the budget") {
@@ -247,39 +264,39 @@ TEST_CASE("SegmentQueue destroyed with segments inside returns their bytes to th
 TEST_CASE("SegmentQueue wakes the consumer only when the queue reaches its threshold") {
     MemoryBudget budget(1 << 20);
     SegmentQueue q(8);
-    int wakes = 0;
-    q.set_waker([&wakes] { ++wakes; });
+    CountingWaker waker;
+    q.set_waker(waker);
 
     REQUIRE(q.prepare_to_sleep(3));
     for (int i = 0; i < 2; ++i) {
         SegmentPtr s = make_segment(budget, 0, i);
         REQUIRE(q.push(s));
     }
-    CHECK(wakes == 0);  // 2 of 3: not worth a wake-up
+    CHECK(waker.count() == 0);  // 2 of 3: not worth a wake-up
     SegmentPtr s = make_segment(budget, 0, 2);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);  // the third reaches the threshold
+    CHECK(waker.count() == 1);  // the third reaches the threshold
     s = make_segment(budget, 0, 3);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);  // one wake per sleep
+    CHECK(waker.count() == 1);  // one wake per sleep
     q.woke_up();
 
     // The threshold counts what is queued, including what was there before the announcement.
     REQUIRE(q.prepare_to_sleep(6));
     s = make_segment(budget, 0, 4);
     REQUIRE(q.push(s));
-    CHECK(wakes == 1);
+    CHECK(waker.count() == 1);
     s = make_segment(budget, 0, 5);
     REQUIRE(q.push(s));
-    CHECK(wakes == 2);
+    CHECK(waker.count() == 2);
     q.woke_up();
 }
 
 TEST_CASE("SegmentQueue refuses sleep when the threshold is already met, not when below it") {
     MemoryBudget budget(1 << 20);
     SegmentQueue q(4);
-    int wakes = 0;
-    q.set_waker([&wakes] { ++wakes; });
+    CountingWaker waker;
+    q.set_waker(waker);
     for (int i = 0; i < 2; ++i) {
         SegmentPtr s = make_segment(budget, 0, i);
         REQUIRE(q.push(s));
@@ -295,7 +312,7 @@ TEST_CASE("SegmentQueue refuses sleep when the threshold is already met, not whe
         SegmentPtr s = make_segment(budget, 0, i);
         REQUIRE(q.push(s));
     }
-    CHECK(wakes == 1);
+    CHECK(waker.count() == 1);
     q.woke_up();
     CHECK_FALSE(q.prepare_to_sleep(1000));
 }
@@ -336,11 +353,8 @@ StressResult run_stress(Sleeper& sleeper, Pace pace, Threshold threshold = Thres
     const int per_producer = pace == Pace::free_running ? 20000 : 5000;
     MemoryBudget budget(64u << 20);
     SegmentQueue q(32);
-    std::atomic<int> wakes{0};
-    q.set_waker([&sleeper, &wakes] {
-        wakes.fetch_add(1, std::memory_order_relaxed);
-        sleeper.wake();
-    });
+    CountingWaker waker([&sleeper] { sleeper.wake(); });
+    q.set_waker(waker);
 
     std::atomic<int> consumed{0};
     std::atomic<bool> give_up{false};
@@ -409,7 +423,7 @@ StressResult run_stress(Sleeper& sleeper, Pace pace, Threshold threshold = Thres
         t.join();
     }
     out.reset();
-    r.wakes = wakes.load();
+    r.wakes = waker.count();
     while (q.pop(out)) {
         out.reset();
     }
@@ -512,28 +526,5 @@ TEST_CASE("SegmentQueue stress: thresholds, condvar consumer, lock-step: no lost
 }
 
 }  // namespace
-
-TEST_CASE("DeliveryHint: nothing is wanted before the consumer published a hint") {
-    DeliveryHint hint;
-    CHECK(hint.wanted(0, 1) == 0);
-    CHECK(hint.hold() == Duration::zero());
-}
-
-TEST_CASE("DeliveryHint: what completes the open batch, less what is already queued") {
-    DeliveryHint hint;
-    hint.full.store(50);
-    hint.room.store(50);
-    hint.hold_limit.store(Duration(std::chrono::milliseconds(100)).count());
-    CHECK(hint.wanted(0, 1) == 50);
-    CHECK(hint.wanted(20, 1) == 30);
-    CHECK(hint.hold() == std::chrono::milliseconds(100));
-    // Queued past the open batch's room: the rest of the next whole batch.
-    hint.room.store(20);
-    CHECK(hint.wanted(20, 1) == 50);
-    CHECK(hint.wanted(35, 1) == 35);
-    // Shared by receivers: each gathers its share, rounded up.
-    hint.room.store(50);
-    CHECK(hint.wanted(0, 4) == 13);
-}
 
 }  // namespace xrayd

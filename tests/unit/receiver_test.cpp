@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/net/io_backend.h>
 #include <xrayd/net/udp_socket.h>
 #include <xrayd/net/wake_pacer.h>
@@ -572,7 +573,8 @@ namespace {
 
 // A handler that asks for pacing and records, per datagram, when it was sent (from its payload),
 // its received_at and when it was handed over.
-class PacedCollector final : public DatagramHandler {
+// A handler that is its own receiver's pace source, as the daemon's Ingest is.
+class PacedCollector final : public DatagramHandler, public PaceSource {
 public:
     struct Record {
         std::chrono::steady_clock::time_point sent;
@@ -689,7 +691,9 @@ TEST_CASE("a paced receiver hands steady traffic over in groups, stamped when it
     for (const IoBackend backend : backends_under_test()) {
         CAPTURE(to_string(backend));
         PacedCollector paced(DeliveryPace{20, 1s});
-        Harness h(backend, "127.0.0.1:0", ReceiverOptions{}, 4194304, &paced);
+        ReceiverOptions paced_options;
+        paced_options.pace = &paced;
+        Harness h(backend, "127.0.0.1:0", paced_options, 4194304, &paced);
         Sender sender(h.address);
         RunningReceiver running(*h.receiver);
 
@@ -734,7 +738,9 @@ TEST_CASE("a paced receiver never holds a datagram much past the hold limit") {
         CAPTURE(to_string(backend));
         // 25 datagrams/s with 30 wanted would mean 1.2 s sleeps; the hold limit is 50 ms.
         PacedCollector paced(DeliveryPace{30, 50ms});
-        Harness h(backend, "127.0.0.1:0", ReceiverOptions{}, 4194304, &paced);
+        ReceiverOptions paced_options;
+        paced_options.pace = &paced;
+        Harness h(backend, "127.0.0.1:0", paced_options, 4194304, &paced);
         Sender sender(h.address);
         RunningReceiver running(*h.receiver);
         constexpr int count = 50;

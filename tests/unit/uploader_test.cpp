@@ -144,8 +144,8 @@ struct Harness {
     std::uint64_t get(Counter c) const { return counters.get(c); }
 };
 
-// Runs the sink until `done` holds or the deadline passes; returns done().
-bool drive(xrayd::BatchSink& sink, const std::function<bool()>& done,
+// Runs the sink's loop until `done` holds or the deadline passes; returns done().
+bool drive(xrayd::EventLoop& sink, const std::function<bool()>& done,
            std::chrono::steady_clock::duration deadline = generous_deadline) {
     const auto until = std::chrono::steady_clock::now() + deadline;
     while (!done()) {

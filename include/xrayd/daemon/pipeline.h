@@ -8,18 +8,22 @@
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/batch/batcher.h>
 #include <xrayd/common/time.h>
+#include <xrayd/flow/event_loop.h>
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/log/logger.h>
-#include <xrayd/queue/delivery_hint.h>
 #include <xrayd/queue/segment_queue.h>
 
 namespace xrayd {
 
-// Owns nothing; every reference must outlive run(). The queue's waker must call
-// sink.wakeup() (the daemon sets that up) so that producers can end a wait.
+// Owns nothing; every reference must outlive run(). `sink` takes the sealed batches and
+// `loop` is the same sink's I/O, driven between them (the Uploader and the LocalSink are
+// both). The queue's waker must be `loop` (the daemon sets that up) so that producers can end
+// a wait. The pipeline writes the flow-control hint (delivery_hint(), flow_control.h).
 class Pipeline {
 public:
-    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, Logger& logger) noexcept
-        : queue_(queue), batcher_(batcher), sink_(sink), logger_(logger) {}
+    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, EventLoop& loop,
+             Logger& logger) noexcept
+        : queue_(queue), batcher_(batcher), sink_(sink), loop_(loop), logger_(logger) {}
 
     // The pipeline thread's body. Returns after drain() once everything is sent or the drain
     // deadline has passed.
@@ -41,8 +45,8 @@ public:
         return held_now_.load(std::memory_order_acquire);
     }
 
-    // What the pipeline would like the receivers to deliver per wake-up, updated every loop
-    // turn (see DeliveryHint). Any thread.
+    // What the pipeline would like the receivers to deliver per wake-up, written every loop
+    // turn before it sleeps (see DeliveryHint). Any thread may read it.
     [[nodiscard]] const DeliveryHint& delivery_hint() const noexcept { return hint_; }
 
     // Segments still held when run() returned (given up at the drain deadline).
@@ -59,6 +63,7 @@ private:
     SegmentQueue& queue_;
     Batcher& batcher_;
     BatchSink& sink_;
+    EventLoop& loop_;
     Logger& logger_;
     std::atomic<bool> draining_{false};
     static constexpr Clock::rep no_new_linger = -1;

@@ -6,10 +6,10 @@
 #include <cstddef>
 #include <span>
 
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/ingest/validator.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/net/receiver.h>
-#include <xrayd/queue/delivery_hint.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment_queue.h>
 #include <xrayd/stats/counters.h>
@@ -44,8 +44,9 @@ private:
 };
 
 // One per receiver thread (it owns a Validator, which owns a parser). The references must
-// outlive it.
-class Ingest final : public DatagramHandler {
+// outlive it. It is its receiver's DatagramHandler and, once pace_with() was called, its
+// PaceSource (ReceiverOptions::pace): both are called on that receiver's thread only.
+class Ingest final : public DatagramHandler, public PaceSource {
 public:
     Ingest(SegmentQueue& queue, MemoryBudget& budget, Counters& counters, Logger& logger,
            IngestLogLimits& limits, std::size_t max_datagram_bytes);
@@ -55,9 +56,10 @@ public:
     // Handles one datagram (on_datagrams calls this for each). Public for tests and benches.
     void on_datagram(const Datagram& d) noexcept;
 
-    // Asks the receiver to deliver what the queue's consumer wants per wake-up (`hint`, e.g.
-    // the pipeline's), this receiver's share of it among `sharers`. Without it: no pacing.
-    // Call before the receiver runs; `hint` must outlive the Ingest.
+    // Paces the receiver to deliver what the queue's consumer wants per wake-up (`hint`, e.g.
+    // the pipeline's), this receiver's share of it among `sharers`, less what is queued
+    // already. Without it pace() asks for no pacing. Call before the receiver runs; `hint`
+    // must outlive the Ingest.
     void pace_with(const DeliveryHint& hint, std::size_t sharers) noexcept {
         hint_ = &hint;
         sharers_ = sharers;

@@ -9,6 +9,7 @@
 
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -27,15 +28,6 @@ struct Datagram {
     TimePoint received_at;
 };
 
-// How a handler would like its receiver to pace wake-ups. While datagrams keep coming, a paced
-// receiver sleeps until about `wanted` of them have arrived (from the rate it sees), at most
-// `hold_limit`, and hands them over at once, instead of waking for each arrival. When they stop
-// coming it goes back to waking on the first one, so pacing never delays a lone datagram.
-struct DeliveryPace {
-    std::size_t wanted = 0;  // datagrams worth one wake-up; 0: no pacing
-    Duration hold_limit{};   // longest sleep; zero or less: no pacing
-};
-
 // Consumes batches. Called on the receiver's thread only.
 class DatagramHandler {
 public:
@@ -43,8 +35,6 @@ public:
     // IMPORTANT: must not keep `data` pointers after returning: the slots are reused for the
     // next batch. The handler counts datagrams_received and rejected_too_large (truncated).
     virtual void on_datagrams(std::span<Datagram> batch) noexcept = 0;
-    // Asked before each sleep. The default: no pacing, wake for every arrival.
-    [[nodiscard]] virtual DeliveryPace pace() const noexcept { return {}; }
 };
 
 struct ReceiverOptions {
@@ -57,6 +47,9 @@ struct ReceiverOptions {
     // slot_bytes + padding + 64 bytes; only its first page and the pages datagrams reach become
     // resident. A paced receiver (DeliveryPace) gathers at most half of them per wake-up.
     std::size_t ring_buffers = 0;
+    // Asked before each sleep how to pace wake-ups (flow/flow_control.h). Borrowed, must outlive
+    // the receiver; null: no pacing, wake for every arrival.
+    const PaceSource* pace = nullptr;
 };
 
 // Reads one socket until stopped. Backends: "epoll" (epoll + recvmmsg) and "io_uring"

@@ -3,8 +3,8 @@
 
 #include <atomic>
 #include <cstddef>
-#include <functional>
 
+#include <xrayd/flow/flow_control.h>
 #include <xrayd/queue/mpsc_queue.h>
 #include <xrayd/queue/segment.h>
 
@@ -31,12 +31,12 @@ public:
     SegmentQueue(const SegmentQueue&) = delete;
     SegmentQueue& operator=(const SegmentQueue&) = delete;
 
-    // Sets what producers call to end the consumer's wait. Call before any thread uses the queue.
-    // IMPORTANT: the wake must be sticky (an eventfd, a pipe, or a flag set under the condition
-    // variable's mutex): it can arrive after prepare_to_sleep() but before the consumer starts
-    // waiting, and must then end that wait at once. It runs on producer threads, must not throw,
-    // and is called at most once per prepare_to_sleep() call.
-    void set_waker(std::function<void()> wake);
+    // Sets what producers call to end the consumer's wait (borrowed: it must outlive the
+    // queue's producers). Call before any thread uses the queue; until then nobody is woken.
+    // IMPORTANT: the wake must be sticky (see Waker, flow_control.h): it can arrive after
+    // prepare_to_sleep() but before the consumer starts waiting, and must then end that wait at
+    // once. It runs on producer threads and is called at most once per prepare_to_sleep() call.
+    void set_waker(Waker& waker) noexcept { waker_ = &waker; }
 
     // Producers. On success takes the segment (leaves `segment` null) and, if the consumer is
     // asleep or about to be, wakes it. False when full: `segment` is untouched, the caller
@@ -61,7 +61,10 @@ public:
         std::size_t expected = wake_at;
         if (queue_.items_through(position) >= wake_at &&
             wake_at_.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
-            wake_();  // only the producer that clears the threshold wakes: one call per sleep
+            // Only the producer that clears the threshold wakes: one call per sleep.
+            if (waker_ != nullptr) {
+                waker_->wakeup();
+            }
         }
         return true;
     }
@@ -86,7 +89,7 @@ public:
 
 private:
     BoundedMpscQueue<SegmentPtr> queue_;
-    std::function<void()> wake_ = [] {};
+    Waker* waker_ = nullptr;  // set_waker(); null: nobody to wake
     // The consumer's wake-up threshold while it sleeps, 0 while it is awake. Written by the
     // consumer and by the producer that wakes it; on its own line so the producers' load after
     // every push does not share a line with the queue's tail.

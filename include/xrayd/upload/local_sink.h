@@ -11,6 +11,7 @@
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
+#include <xrayd/flow/event_loop.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -24,7 +25,7 @@ namespace xrayd {
 //
 // Threads: one pipeline thread calls everything, except wakeup() (any thread).
 // Lifetime: `counters` and `logger` outlive the sink.
-class LocalSink final : public BatchSink {
+class LocalSink final : public BatchSink, public EventLoop {
 public:
     // Throws StartupError when the file cannot be opened or the wake-up eventfd not created.
     [[nodiscard]] static std::unique_ptr<LocalSink> create(std::string path, Counters& counters,

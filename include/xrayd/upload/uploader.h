@@ -12,6 +12,7 @@
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
+#include <xrayd/flow/event_loop.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/queue/backpressure.h>
 #include <xrayd/queue/memory_budget.h>
@@ -78,7 +79,7 @@ struct UploaderOptions {
 // Lifetime: `credentials`, `counters` and `logger` outlive the uploader.
 // IMPORTANT: curl_global_init (CurlGlobal::init()) must have run before create(), and the
 // CurlGlobal must outlive the uploader.
-class Uploader final : public BatchSink {
+class Uploader final : public BatchSink, public EventLoop {
 public:
     // Throws StartupError on a bad option (endpoint without an http(s) scheme, concurrency < 1)
     // or when libcurl cannot be set up. `budget` (nullable) is the one the batches are charged
