@@ -703,17 +703,22 @@ TEST_CASE("a paced receiver hands steady traffic over in groups, stamped when it
         REQUIRE(paced.wait_for_count(steady));
         CHECK(paced.hand_overs() <= steady / 4);
         int held = 0;
+        int stamped_at_arrival = 0;
         for (const auto& r : paced.records()) {
             CHECK(r.received_at <= r.handed_over);
-            // A datagram that waited in the socket is stamped no later than its arrival, so a
-            // batcher's linger counts that wait: received_at is not after the send (1 ms of
-            // slack for the clock reads).
+            // A datagram that waited in the socket during a paced sleep is stamped no later
+            // than its arrival, so a batcher's linger counts that wait: received_at is not
+            // after the send (1 ms of slack for the clock reads). A datagram can also wait
+            // because the receiver thread lost its CPU (a loaded machine); that one is stamped
+            // when it is read, as it should be. So most, not all, held datagrams must carry
+            // the early stamp; stamping after the sleep (the defect) gives none.
             if (r.handed_over - r.sent > 5ms) {
                 ++held;
-                CHECK(r.received_at <= r.sent + 1ms);
+                stamped_at_arrival += r.received_at <= r.sent + 1ms ? 1 : 0;
             }
         }
         CHECK(held > 0);  // pacing did hold datagrams back
+        CHECK(stamped_at_arrival * 4 >= held * 3);
 
         // Traffic stops; the next sleep collects nothing and the receiver waits for the first
         // arrival again: a lone datagram is handed over at once, not after the 1 s hold.
