@@ -163,8 +163,8 @@ RetryQueued Uploader::State::queue_retry(Job&& job, Duration retry_after, TimePo
     if (job.failures == 0) {
         job.first_failure = now;
     }
-    const Duration budget(retry_budget.load(std::memory_order_relaxed));
-    if (decide_retry(job.first_failure, now, budget) == RetryDecision::give_up) {
+    const Duration give_up_after(retry_budget.load(std::memory_order_relaxed));
+    if (decide_retry(job.first_failure, now, give_up_after) == RetryDecision::give_up) {
         counters.add(Counter::dropped_gave_up, count);
         release(count);
         return RetryQueued::gave_up;

@@ -59,9 +59,10 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
 
-// Found by argument-dependent lookup, so failed checks print verdicts by name.
+// Found by argument-dependent lookup, so failed checks print verdicts by name; static, since
+// ADL does not look into an anonymous namespace's members.
 namespace xrayd {
-doctest::String toString(Verdict v) {
+static doctest::String toString(Verdict v) {
     return std::string(to_string(v)).c_str();
 }
 }  // namespace xrayd

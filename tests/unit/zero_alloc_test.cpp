@@ -88,6 +88,9 @@ void* __libc_calloc(std::size_t n, std::size_t size);
 void* __libc_realloc(void* p, std::size_t size);
 void* __libc_memalign(std::size_t alignment, std::size_t size);
 void __libc_free(void* p);
+// Obsolete, so no header this test includes declares it; replaced all the same, since a library
+// may still call it.
+void* memalign(std::size_t alignment, std::size_t size);
 
 void* malloc(std::size_t size) {
     count_one();
