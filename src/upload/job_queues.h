@@ -46,7 +46,9 @@ public:
     // Moves the waiting retries due by `now` to the ready ones, oldest due first.
     void promote_due(TimePoint now) noexcept;
     // True when take_ready() has a job to give.
-    [[nodiscard]] bool has_ready() const noexcept { return !retry_ready_.empty() || !fresh_.empty(); }
+    [[nodiscard]] bool has_ready() const noexcept {
+        return !retry_ready_.empty() || !fresh_.empty();
+    }
     // The next job to send: a due retry before any fresh batch, each in order.
     // IMPORTANT: only when has_ready(). Its segments stay held until release().
     [[nodiscard]] UploadJob take_ready() noexcept;

@@ -27,7 +27,9 @@ constexpr Duration base = 10ms;
 constexpr Duration cap = 80ms;
 
 // The id of a job's first segment: tells jobs apart.
-std::string first_id(const UploadJob& job) { return std::string(job.batch.segments()[0].id_view()); }
+std::string first_id(const UploadJob& job) {
+    return std::string(job.batch.segments()[0].id_view());
+}
 
 }  // namespace
 
