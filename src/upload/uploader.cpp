@@ -1,22 +1,31 @@
-// Uploader: PutTraceSegments over libcurl multi, with retries. The public API and create(); the
-// work is in uploader_transfers.cpp, uploader_queues.cpp and uploader_outcomes.cpp.
+// Uploader: PutTraceSegments over libcurl multi, with retries. The public API, create() and the
+// pipeline thread's loop, composing the parts: JobQueues (what waits), TransferPool (what is
+// in flight) and AnswerHandler (what the answers mean).
 #include <xrayd/upload/uploader.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <random>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/http/transport.h>
+#include <xrayd/upload/throttle_controller.h>
+#include <xrayd/upload/xray_request.h>
 
-#include "uploader_state.h"
+#include "answer_handler.h"
+#include "job_queues.h"
+#include "live_settings.h"
+#include "transfer_pool.h"
 
 namespace xrayd {
 namespace {
 
 constexpr std::string_view request_path = "/TraceSegments";
-constexpr Duration failure_log_interval = std::chrono::seconds(10);
 
 int to_poll_timeout(Duration wait) noexcept {
     if (wait <= Duration::zero()) {
@@ -39,38 +48,182 @@ TransportOptions transport_options(const UploaderOptions& o) {
     return t;
 }
 
+std::uint64_t jitter_seed() noexcept {
+    std::uint64_t seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+    try {
+        std::random_device device;
+        seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
+    } catch (...) {
+        // No entropy device: the clock alone still spreads jitter across daemons.
+    }
+    return seed;
+}
+
 }  // namespace
 
-Uploader::State::State(UploaderOptions opts, XRayTarget ep, CredentialsProvider& creds,
-                       Counters& ctrs, Logger& log, MemoryBudget* mem, std::uint64_t seed)
-    : options(std::move(opts)),
-      transport(transport_options(options)),
-      endpoint(std::move(ep)),
-      credentials(creds),
-      counters(ctrs),
-      logger(log),
-      budget(mem),
-      signer(options.region, "xray"),
-      throttle(options.concurrency, options.throttle_successes_per_increase),
-      concurrency(options.concurrency),
-      wanted_concurrency(options.concurrency),
-      retry_budget(options.retry_budget.count()),
-      request_timeout_ms(options.request_timeout.count()),
-      jitter(seed),
-      retry_limiter(failure_log_interval),
-      final_limiter(failure_log_interval),
-      internal_limiter(failure_log_interval),
-      evict_limiter(failure_log_interval),
-      unprocessed_final_limiter(failure_log_interval),
-      unprocessed_retry_limiter(failure_log_interval),
-      unprocessed_excess_limiter(failure_log_interval) {}
+// The parts and the loop that drives them. Everything runs on the pipeline thread, except
+// `settings` (written from any thread) and pool.wakeup().
+struct Uploader::State {
+    State(UploaderOptions opts, XRayTarget target, CredentialsProvider& creds, Counters& ctrs,
+          Logger& log, MemoryBudget* mem)
+        : options(std::move(opts)),
+          credentials(creds),
+          counters(ctrs),
+          logger(log),
+          budget(mem),
+          settings(options.concurrency, options.retry_budget, options.request_timeout),
+          throttle(options.concurrency, options.throttle_successes_per_increase),
+          concurrency(options.concurrency),
+          internal_limiter(failure_log_interval),
+          evict_limiter(failure_log_interval),
+          queues(counters, options.retry_base, options.retry_cap, jitter_seed()),
+          pool(std::move(target), transport_options(options), options.region,
+               static_cast<std::size_t>(options.concurrency), logger, internal_limiter),
+          answers({.queues = queues,
+                   .throttle = throttle,
+                   .settings = settings,
+                   .counters = counters,
+                   .logger = logger,
+                   .internal_errors = internal_limiter,
+                   .budget = budget,
+                   .latency = options.latency}) {}
 
-Uploader::State::~State() {
-    for (auto& slot : slots) {
-        if (slot->job) {
-            (void)multi.remove(slot->easy);
+    // Picks up set_concurrency(): throttle ceiling, connection cache, slot pool size.
+    void apply_concurrency() noexcept;
+    void do_work() noexcept;
+    // Whether a queued job can go out now: a free slot, under the throttle's limit.
+    [[nodiscard]] bool can_start() const noexcept;
+    void start_ready(TimePoint now) noexcept;
+    void make_room() noexcept;
+    [[nodiscard]] Duration next_wait(Duration max_wait, TimePoint now) const noexcept;
+
+    const UploaderOptions options;
+    CredentialsProvider& credentials;
+    Counters& counters;
+    Logger& logger;
+    MemoryBudget* budget;  // nullable
+    LiveSettings settings;
+    ThrottleController throttle;
+    int concurrency;  // applied: the throttle ceiling and the pool's size
+    RateLimiter internal_limiter;  // libcurl's own failures, an unreadable answer
+    RateLimiter evict_limiter;
+    std::uint64_t evicted_since_log = 0;
+    JobQueues queues;
+    TransferPool pool;
+    AnswerHandler answers;
+};
+
+void Uploader::State::apply_concurrency() noexcept {
+    const int wanted = settings.concurrency();
+    if (wanted != concurrency) {
+        logger.info("Upload concurrency changed from {} to {}", concurrency, wanted);
+        concurrency = wanted;
+        throttle.set_ceiling(wanted);
+        if (!pool.set_max_connects(static_cast<std::size_t>(wanted))) {
+            logger.warn("libcurl rejected CURLMOPT_MAXCONNECTS {}; the connection cache keeps "
+                        "its old size",
+                        wanted);
         }
     }
+    if (pool.size() != static_cast<std::size_t>(concurrency)) {
+        pool.resize(static_cast<std::size_t>(concurrency));
+    }
+}
+
+void Uploader::State::do_work() noexcept {
+    apply_concurrency();
+    // Bounded: each pass either starts or finishes transfers; a few passes cover the cascade
+    // of completions freeing slots for the next batches.
+    for (int pass = 0; pass < 4; ++pass) {
+        const TimePoint now = Clock::now();
+        queues.promote_due(now);
+        start_ready(now);
+        // Only then make room (drop-oldest): a batch a free slot can send right away must be
+        // sent, not evicted.
+        make_room();
+        if (!pool.perform()) {
+            return;
+        }
+        bool any = false;
+        while (std::optional<FinishedTransfer> done = pool.next_finished()) {
+            answers.on_finished(std::move(*done));
+            any = true;
+        }
+        if (!any) {
+            return;
+        }
+        if (pool.size() > static_cast<std::size_t>(concurrency)) {
+            pool.resize(static_cast<std::size_t>(concurrency));  // slots freed just now
+        }
+    }
+}
+
+bool Uploader::State::can_start() const noexcept {
+    // After set_concurrency() lowered the limit, slots above it may still be busy: in_flight()
+    // can exceed the limit until they finish.
+    return pool.has_idle() && pool.in_flight() < static_cast<std::size_t>(throttle.limit()) &&
+           queues.has_ready();
+}
+
+void Uploader::State::start_ready(TimePoint now) noexcept {
+    while (can_start()) {
+        UploadJob job = queues.take_ready();
+        const std::shared_ptr<const Credentials> creds = credentials.current();
+        if (!creds) {
+            std::string reason;
+            try {
+                reason = fmt::format("no AWS credentials available (source: {})",
+                                     credentials.source());
+            } catch (...) {
+            }
+            answers.on_failure(std::move(job), FailureClass::other, true, reason,
+                               Duration::zero(), now);
+            continue;
+        }
+        Result<void, std::string> started =
+            pool.start(std::move(job), *creds, settings.request_timeout(), now);
+        if (!started) {
+            // `job` was not taken: the attempt failed before it left.
+            answers.on_failure(std::move(job), FailureClass::other, true, started.error(),
+                               Duration::zero(), now);
+            continue;
+        }
+        counters.add(Counter::upload_requests);
+    }
+}
+
+void Uploader::State::make_room() noexcept {
+    if (options.backpressure != Backpressure::drop_oldest || budget == nullptr) {
+        return;
+    }
+    const std::size_t limit = budget->limit();
+    const std::size_t headroom = std::min(
+        limit, options.drop_oldest_headroom > 0 ? options.drop_oldest_headroom : limit / 8);
+    std::size_t evicted = 0;
+    while (budget->used() + headroom > limit) {
+        const std::size_t count = queues.evict_oldest();
+        if (count == 0) {
+            break;  // everything held is in flight: new segments are refused at ingest
+        }
+        evicted += count;
+    }
+    if (evicted == 0) {
+        return;
+    }
+    evicted_since_log += evicted;
+    std::uint64_t suppressed = 0;
+    if (evict_limiter.allow(Clock::now(), &suppressed)) {
+        logger.warn("Memory limit reached (using {} of {} bytes): dropped the {} oldest segments "
+                    "held to make room (drop-oldest; consider increasing -m)",
+                    budget->used(), limit, std::exchange(evicted_since_log, 0));
+    }
+}
+
+Duration Uploader::State::next_wait(Duration max_wait, TimePoint now) const noexcept {
+    if (can_start()) {
+        return Duration::zero();
+    }
+    return queues.until_next_due(max_wait, now);
 }
 
 Uploader::Uploader(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
@@ -90,26 +243,11 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
     if (options.retry_budget < Duration::zero()) {
         throw StartupError("uploader retry budget must not be negative");
     }
-    XRayTarget endpoint = make_xray_target(options.endpoint, request_path);
-    std::uint64_t seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
-    try {
-        std::random_device device;
-        seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
-    } catch (...) {
-        // No entropy device: the clock alone still spreads jitter across daemons.
-    }
-    auto state = std::make_unique<State>(std::move(options), std::move(endpoint), credentials,
-                                         counters, logger, budget, seed);
-    state->multi = CurlMulti::create();
-    const auto slots = static_cast<std::size_t>(state->options.concurrency);
-    if (state->multi.set(CURLMOPT_MAXCONNECTS, static_cast<long>(slots)) != CURLM_OK) {
-        throw StartupError("libcurl rejected CURLMOPT_MAXCONNECTS");
-    }
-    for (std::size_t i = 0; i < slots; ++i) {
-        state->add_slot();
-    }
+    XRayTarget target = make_xray_target(options.endpoint, request_path);
+    auto state = std::make_unique<State>(std::move(options), std::move(target), credentials,
+                                         counters, logger, budget);
     logger.debug("Using X-Ray endpoint: {} (concurrency {}, retry budget {} s, {})",
-                 state->endpoint.url, slots,
+                 state->pool.target().url, state->pool.size(),
                  std::chrono::duration_cast<std::chrono::seconds>(state->options.retry_budget)
                      .count(),
                  to_string(state->options.backpressure));
@@ -124,67 +262,38 @@ void Uploader::submit(Batch&& batch) noexcept {
         return;
     }
     const std::size_t count = batch.segment_count();
-    try {
-        state_->fresh.emplace_back(std::move(batch));
-    } catch (...) {
-        state_->counters.add(Counter::dropped_gave_up, count);
+    if (!state_->queues.push_fresh(std::move(batch))) {
         state_->logger.error("Out of memory queueing a batch: {} segments dropped", count);
-        return;
     }
-    state_->held += count;
 }
 
 void Uploader::run_once(Duration max_wait) noexcept {
     State& s = *state_;
     s.do_work();
-    const Duration wait = s.next_wait(max_wait, Clock::now());
-    const CURLMcode mrc = s.multi.poll(to_poll_timeout(wait));
-    if (mrc != CURLM_OK) {
-        std::uint64_t suppressed = 0;
-        if (s.internal_limiter.allow(Clock::now(), &suppressed)) {
-            s.logger.error("curl_multi_poll failed: {}", curl_multi_strerror(mrc));
-        }
-    }
+    s.pool.poll(to_poll_timeout(s.next_wait(max_wait, Clock::now())));
     s.do_work();
 }
 
-void Uploader::wakeup() noexcept {
-    // Fails only on a bad handle; there is no one to tell from an arbitrary thread.
-    (void)state_->multi.wakeup();
-}
+void Uploader::wakeup() noexcept { state_->pool.wakeup(); }
 
-std::size_t Uploader::held_segments() const noexcept { return state_->held; }
+std::size_t Uploader::held_segments() const noexcept { return state_->queues.held(); }
 
 int Uploader::in_flight_limit() const noexcept { return state_->throttle.limit(); }
 
 void Uploader::set_retry_settings(Duration retry_budget,
                                   std::chrono::milliseconds request_timeout) noexcept {
-    if (retry_budget > Duration::zero()) {
-        state_->retry_budget.store(retry_budget.count(), std::memory_order_relaxed);
-    }
-    if (request_timeout > std::chrono::milliseconds::zero()) {
-        state_->request_timeout_ms.store(request_timeout.count(), std::memory_order_relaxed);
-    }
+    state_->settings.set_retry_budget(retry_budget);
+    state_->settings.set_request_timeout(request_timeout);
 }
 
 void Uploader::set_concurrency(int concurrency) noexcept {
-    state_->wanted_concurrency.store(std::max(concurrency, 1), std::memory_order_relaxed);
+    state_->settings.set_concurrency(concurrency);
     wakeup();  // the pipeline thread applies it in its next do_work()
 }
 
 std::size_t Uploader::abandon() noexcept {
-    State& s = *state_;
-    for (auto& slot : s.slots) {
-        if (slot->job) {
-            (void)s.multi.remove(slot->easy);
-            slot->job.reset();
-            s.idle.push_back(slot.get());
-        }
-    }
-    s.fresh.clear();
-    s.retry_ready.clear();
-    s.waiting.clear();
-    return std::exchange(s.held, 0);
+    state_->pool.abandon();
+    return state_->queues.clear();
 }
 
 }  // namespace xrayd

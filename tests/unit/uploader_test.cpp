@@ -1,26 +1,18 @@
-// Tests of the upload module: the Uploader against a real HTTP(S) server on loopback, its pure
-// retry policy and response parsing, and the LocalSink.
-#include <doctest/doctest.h>
+// Tests of the Uploader end to end: batches submitted, driven by run_once(), against a real
+// HTTP(S) server on loopback (requests, retries, throttling, unprocessed segments,
+// backpressure and exact accounting). Its parts have their own tests: job_queues_test,
+// transfer_pool_test and answer_handler_test.
+#include <xrayd/upload/uploader.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,35 +22,27 @@
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/batch/batch.h>
 #include <xrayd/common/startup_error.h>
-#include <xrayd/common/unique_fd.h>
-#include <xrayd/log/logger.h>
 #include <xrayd/queue/memory_budget.h>
-#include <xrayd/queue/segment.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/http/curl.h>
-#include <xrayd/upload/local_sink.h>
-#include <xrayd/upload/resend.h>
 #include <xrayd/upload/retry_policy.h>
-#include <xrayd/upload/throttle_controller.h>
-#include <xrayd/upload/uploader.h>
-#include <xrayd/upload/xray_response.h>
 
 #include "captured_log.h"
 #include "http_test_server.h"
+#include "upload_fixture.h"
 
 using namespace std::chrono_literals;
 using xrayd::Counter;
+using xrayd::test::document;
+using xrayd::test::drive;
+using xrayd::test::generous_deadline;
+using xrayd::test::Harness;
 using xrayd::test::HttpTestServer;
 using xrayd::test::ScriptedResponse;
+using xrayd::test::segment_id;
+using xrayd::test::test_credentials;
+using xrayd::test::trace_id;
 
 namespace {
-
-// libcurl's process-wide set-up, as main() does it in the daemon.
-const xrayd::CurlGlobal curl_global = xrayd::CurlGlobal::init();
-
-constexpr auto generous_deadline = 20s;
-
-// Log lines, captured for assertions.
 
 // Credentials that the test can take away and give back.
 class SwitchableCredentials final : public xrayd::CredentialsProvider {
@@ -77,85 +61,6 @@ private:
     std::mutex mutex_;
     std::shared_ptr<const xrayd::Credentials> credentials_;
 };
-
-const xrayd::Credentials test_credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                          "session-token-example");
-
-std::string segment_id(int i) { return fmt::format("{:016x}", 0x1000 + i); }
-std::string trace_id(int i) { return fmt::format("1-5759e988-{:024x}", 0xabc000 + i); }
-
-// The document make_batch() writes for segment number k (it needs escaping).
-std::string document(int k) {
-    return fmt::format(
-        R"({{"name":"svc \"quoted\" é","id":"{}","trace_id":"{}","start_time":1.5}})",
-        segment_id(k), trace_id(k));
-}
-
-struct Harness {
-    explicit Harness(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
-
-    xrayd::Counters counters;
-    std::shared_ptr<xrayd::test::CapturedLog> log = std::make_shared<xrayd::test::CapturedLog>();
-    xrayd::Logger logger{xrayd::LogLevel::debug, std::make_unique<xrayd::test::CaptureSink>(*log)};
-    xrayd::StaticCredentialsProvider credentials{test_credentials};
-    xrayd::MemoryBudget budget;
-    int next_segment = 0;
-
-    // A sealed batch of `n` segments with documents that need escaping.
-    xrayd::Batch make_batch(int n) {
-        xrayd::Batch batch(budget);
-        for (int i = 0; i < n; ++i) {
-            const int k = next_segment++;
-            const std::string doc = document(k);
-            auto segment = xrayd::Segment::make(budget, doc, segment_id(k), trace_id(k),
-                                                xrayd::Clock::now());
-            REQUIRE(segment != nullptr);
-            REQUIRE(batch.append(*segment));
-        }
-        batch.seal();
-        return batch;
-    }
-
-    xrayd::UploaderOptions options(const HttpTestServer& server) const {
-        xrayd::UploaderOptions o;
-        o.endpoint = server.url();
-        o.region = "us-east-2";
-        o.concurrency = 4;
-        o.request_timeout = 5000ms;
-        o.user_agent = "xrayd/test exec-env/UNKNOWN OS/linux-amd64";
-        o.retry_base = 5ms;
-        o.retry_cap = 50ms;
-        o.retry_budget = 60s;
-        return o;
-    }
-
-    std::unique_ptr<xrayd::Uploader> uploader(xrayd::UploaderOptions o) {
-        return xrayd::Uploader::create(std::move(o), credentials, counters, logger, &budget);
-    }
-
-    // sent + rejected + dropped, by the counters' kinds.
-    std::uint64_t accounted() const {
-        const auto snapshot = counters.snapshot();
-        return snapshot.total(xrayd::CounterKind::sent) +
-               snapshot.total(xrayd::CounterKind::rejected) +
-               snapshot.total(xrayd::CounterKind::dropped);
-    }
-
-    std::uint64_t get(Counter c) const { return counters.get(c); }
-};
-
-// Runs the sink's loop until `done` holds or the deadline passes; returns done().
-bool drive(xrayd::EventLoop& sink, const std::function<bool()>& done,
-           std::chrono::steady_clock::duration deadline = generous_deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) {
-            return false;
-        }
-        sink.run_once(20ms);
-    }
-    return true;
-}
 
 // "20260101T101010Z" → time point.
 xrayd::WallClock::time_point parse_amz_date(const std::string& text) {
@@ -806,439 +711,9 @@ TEST_CASE("an endpoint with a base path and trailing slash posts to <path>/Trace
     CHECK(server.requests()[0].path == "/prefix/TraceSegments");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Pure policy functions
-
-TEST_CASE("transport failures are classified into the backend counters") {
-    using xrayd::FailureClass;
-    CHECK(xrayd::classify_transport_failure(CURLE_OPERATION_TIMEDOUT, 0) == FailureClass::timeout);
-    CHECK(xrayd::classify_transport_failure(CURLE_COULDNT_CONNECT, ECONNREFUSED) ==
-          FailureClass::connection_refused);
-    CHECK(xrayd::classify_transport_failure(CURLE_COULDNT_CONNECT, ENETUNREACH) ==
-          FailureClass::other);
-    CHECK(xrayd::classify_transport_failure(CURLE_COULDNT_RESOLVE_HOST, 0) ==
-          FailureClass::unknown_host);
-    CHECK(xrayd::classify_transport_failure(CURLE_PEER_FAILED_VERIFICATION, 0) ==
-          FailureClass::other);
-    CHECK(xrayd::classify_http_status(400) == FailureClass::http_4xx);
-    CHECK(xrayd::classify_http_status(499) == FailureClass::http_4xx);
-    CHECK(xrayd::classify_http_status(503) == FailureClass::http_5xx);
-    CHECK(xrayd::classify_http_status(302) == FailureClass::other);
-    CHECK(xrayd::failure_counter(FailureClass::timeout) == Counter::backend_timeout);
-    CHECK(xrayd::failure_counter(FailureClass::connection_refused) ==
-          Counter::backend_connection_refused);
-    CHECK(xrayd::failure_counter(FailureClass::unknown_host) == Counter::backend_unknown_host);
-    CHECK(xrayd::failure_counter(FailureClass::http_4xx) == Counter::backend_http_4xx);
-    CHECK(xrayd::failure_counter(FailureClass::http_5xx) == Counter::backend_http_5xx);
-    CHECK(xrayd::failure_counter(FailureClass::other) == Counter::backend_other);
-}
-
-TEST_CASE("retry decision: 5xx, 429 and throttling retry; other 4xx are final") {
-    CHECK(xrayd::http_failure_is_retryable(500, ""));
-    CHECK(xrayd::http_failure_is_retryable(503, "ServiceUnavailable"));
-    CHECK(xrayd::http_failure_is_retryable(429, ""));
-    CHECK(xrayd::http_failure_is_retryable(400, "ThrottlingException"));
-    CHECK(xrayd::http_failure_is_retryable(400,
-                                           "com.amazon.coral.availability#ThrottlingException"));
-    CHECK(xrayd::http_failure_is_retryable(400, "ThrottlingException:http://internal.amazon.com/"));
-    CHECK_FALSE(xrayd::http_failure_is_retryable(400, "InvalidRequestException"));
-    CHECK_FALSE(xrayd::http_failure_is_retryable(403, "AccessDeniedException"));
-    CHECK_FALSE(xrayd::http_failure_is_retryable(413, ""));
-    CHECK(xrayd::transport_failure_is_retryable(CURLE_COULDNT_CONNECT));
-
-    const xrayd::TimePoint t0{};
-    CHECK(xrayd::decide_retry(t0, t0 + 9s, 10s) == xrayd::RetryDecision::retry);
-    CHECK(xrayd::decide_retry(t0, t0 + 10s, 10s) == xrayd::RetryDecision::give_up);
-    CHECK(xrayd::decide_retry(t0, t0, 0s) == xrayd::RetryDecision::give_up);
-}
-
-TEST_CASE("backoff grows exponentially with full jitter between base and cap") {
-    const xrayd::Duration base = 200ms;
-    const xrayd::Duration cap = 30s;
-    CHECK(xrayd::backoff_delay(0, base, cap, 0.0, 0s) == base);
-    CHECK(xrayd::backoff_delay(0, base, cap, 0.999, 0s) <= base);
-    CHECK(xrayd::backoff_delay(3, base, cap, 0.0, 0s) == base);
-    CHECK(xrayd::backoff_delay(3, base, cap, 0.5, 0s) == base + (1600ms - base) / 2);
-    CHECK(xrayd::backoff_delay(3, base, cap, 0.9999999, 0s) <= 1600ms);
-    CHECK(xrayd::backoff_delay(3, base, cap, 0.9999999, 0s) > 1590ms);
-    // Capped, and no overflow for huge retry counts.
-    CHECK(xrayd::backoff_delay(20, base, cap, 0.9999999, 0s) <= cap);
-    CHECK(xrayd::backoff_delay(4000, base, cap, 0.9999999, 0s) <= cap);
-    CHECK(xrayd::backoff_delay(4000, base, cap, 0.9999999, 0s) > 29s);
-    // Retry-After raises the delay, up to the cap.
-    CHECK(xrayd::backoff_delay(0, base, cap, 0.0, 5s) == 5s);
-    CHECK(xrayd::backoff_delay(0, base, cap, 0.0, 600s) == cap);
-    CHECK(xrayd::backoff_delay(5, base, cap, 0.99, 1s) > 1s);
-
-    xrayd::JitterSource jitter(42);
-    double low = 1.0;
-    double high = 0.0;
-    for (int i = 0; i < 1000; ++i) {
-        const double u = jitter.next_unit();
-        REQUIRE(u >= 0.0);
-        REQUIRE(u < 1.0);
-        low = std::min(low, u);
-        high = std::max(high, u);
-    }
-    CHECK(low < 0.1);
-    CHECK(high > 0.9);
-}
-
-TEST_CASE("UnprocessedTraceSegments parsing tolerates missing and null fields") {
-    simdjson::dom::parser parser;
-    std::vector<xrayd::UnprocessedSegment> out;
-    CHECK(xrayd::parse_unprocessed_segments(parser, R"({"UnprocessedTraceSegments":[]})", out));
-    CHECK(out.empty());
-    CHECK(xrayd::parse_unprocessed_segments(parser, "{}", out));
-    CHECK(out.empty());
-    CHECK(xrayd::parse_unprocessed_segments(parser, R"({"UnprocessedTraceSegments":null})", out));
-    CHECK(out.empty());
-    REQUIRE(xrayd::parse_unprocessed_segments(
-        parser,
-        R"({"UnprocessedTraceSegments":[{"Id":"a1","ErrorCode":"E","Message":"m"},)"
-        R"({"Id":null,"ErrorCode":null},{},7]})",
-        out));
-    REQUIRE(out.size() == 3);
-    CHECK(out[0].has_id);
-    CHECK(out[0].id == "a1");
-    CHECK(out[0].error_code == "E");
-    CHECK(out[0].message == "m");
-    CHECK_FALSE(out[1].has_id);
-    CHECK(out[1].error_code.empty());
-    CHECK_FALSE(out[2].has_id);
-
-    const auto not_json = xrayd::parse_unprocessed_segments(parser, "<html>", out);
-    REQUIRE_FALSE(not_json);
-    CHECK(not_json.error() == xrayd::ResponseErrc::not_json);
-    const auto not_object = xrayd::parse_unprocessed_segments(parser, "[1]", out);
-    REQUIRE_FALSE(not_object);
-    CHECK(not_object.error() == xrayd::ResponseErrc::not_object);
-    const auto bad = xrayd::parse_unprocessed_segments(parser, R"({"UnprocessedTraceSegments":3})",
-                                                       out);
-    REQUIRE_FALSE(bad);
-    CHECK(bad.error() == xrayd::ResponseErrc::bad_unprocessed);
-}
-
-TEST_CASE("error responses yield the bare error type and the message") {
-    simdjson::dom::parser parser;
-    auto e = xrayd::parse_error_response(
-        parser, R"({"__type":"com.amazon.coral.service#InvalidRequestException","message":"no"})",
-        "");
-    CHECK(e.type == "InvalidRequestException");
-    CHECK(e.message == "no");
-    e = xrayd::parse_error_response(parser, R"({"code":"ThrottlingException","Message":"slow"})",
-                                    "");
-    CHECK(e.type == "ThrottlingException");
-    CHECK(e.message == "slow");
-    e = xrayd::parse_error_response(parser, R"({"message":"Rate exceeded"})",
-                                    "ThrottlingException:http://internal.amazon.com/coral/");
-    CHECK(e.type == "ThrottlingException");
-    CHECK(e.message == "Rate exceeded");
-    e = xrayd::parse_error_response(parser, "Service Unavailable", "");
-    CHECK(e.type.empty());
-    CHECK(e.message.empty());
-}
 
 // ---------------------------------------------------------------------------------------------
-// LocalSink
-
-namespace {
-
-// A temporary file path, removed at the end of the test.
-struct TempPath {
-    std::string path;
-    TempPath() {
-        char name[] = "/tmp/xrayd-local-sink-XXXXXX";
-        const int fd = ::mkstemp(name);
-        REQUIRE(fd >= 0);
-        xrayd::UniqueFd owner(fd);
-        path = name;
-    }
-    ~TempPath() { (void)std::remove(path.c_str()); }
-};
-
-std::vector<std::string> read_lines(const std::string& path) {
-    std::ifstream in(path);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) {
-        lines.push_back(line);
-    }
-    return lines;
-}
-
-}  // namespace
-
-TEST_CASE("LocalSink appends each batch body as one line and counts it sent") {
-    Harness h;
-    TempPath file;
-    {
-        std::ofstream(file.path) << "existing line\n";
-    }
-    auto sink = xrayd::LocalSink::create(file.path, h.counters, h.logger);
-    xrayd::Batch a = h.make_batch(2);
-    xrayd::Batch b = h.make_batch(3);
-    const std::string body_a(a.body());
-    const std::string body_b(b.body());
-    sink->submit(std::move(a));
-    sink->submit(std::move(b));
-    CHECK(sink->held_segments() == 5);
-    REQUIRE(drive(*sink, [&] { return h.get(Counter::batches_sent) == 2; }));
-    CHECK(h.get(Counter::segments_sent) == 5);
-    CHECK(sink->held_segments() == 0);
-    const auto lines = read_lines(file.path);
-    REQUIRE(lines.size() == 3);
-    CHECK(lines[0] == "existing line");
-    CHECK(lines[1] == body_a);
-    CHECK(lines[2] == body_b);
-    CHECK(h.log->contains(fmt::format("[Info] Wrote batch of 2 segments to {}", file.path)));
-}
-
-TEST_CASE("LocalSink keeps a batch whose write failed and logs the error") {
-    Harness h;
-    auto sink = xrayd::LocalSink::create("/dev/full", h.counters, h.logger);
-    sink->submit(h.make_batch(2));
-    sink->run_once(0ms);
-    sink->run_once(0ms);
-    CHECK(h.get(Counter::segments_sent) == 0);
-    CHECK(sink->held_segments() == 2);
-    CHECK(h.log->contains("[Error] Writing batch of 2 segments to /dev/full failed"));
-    CHECK(sink->abandon() == 2);
-    CHECK(sink->held_segments() == 0);
-}
-
-TEST_CASE("LocalSink::create throws when the file cannot be opened") {
-    Harness h;
-    CHECK_THROWS_AS((void)xrayd::LocalSink::create("/nonexistent-dir/out.jsonl", h.counters,
-                                                   h.logger),
-                    xrayd::StartupError);
-}
-
-namespace {
-
-// A directory that exists for one test.
-struct SinkDir {
-    SinkDir() {
-        std::string templ = (std::filesystem::temp_directory_path() / "xrayd-sink-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~SinkDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
-};
-
-std::string file_text(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-}  // namespace
-
-TEST_CASE("LocalSink creates its file 0600 and refuses a symbolic link") {
-    Harness h;
-    SinkDir dir;
-    const mode_t old = ::umask(0);
-    auto sink = xrayd::LocalSink::create((dir.path / "out.jsonl").string(), h.counters, h.logger);
-    ::umask(old);
-    struct stat st {};
-    REQUIRE(::stat((dir.path / "out.jsonl").c_str(), &st) == 0);
-    CHECK((st.st_mode & 0777) == 0600);
-
-    const auto target = dir.path / "elsewhere";
-    std::ofstream(target) << "precious\n";
-    std::filesystem::create_symlink(target, dir.path / "link.jsonl");
-    std::string message;
-    try {
-        (void)xrayd::LocalSink::create((dir.path / "link.jsonl").string(), h.counters, h.logger);
-    } catch (const xrayd::StartupError& e) {
-        message = e.what();
-    }
-    CHECK(message.find("it is a symbolic link, which xrayd does not follow") != std::string::npos);
-    CHECK(file_text(target) == "precious\n");
-}
-
-TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, at abandon or after") {
-    Harness h;
-    SinkDir dir;
-    const auto path = dir.path / "out.jsonl";
-    auto sink = xrayd::LocalSink::create(path.string(), h.counters, h.logger);
-    sink->submit(h.make_batch(3));
-    sink->run_once(0ms);
-    const std::string first = file_text(path);
-    REQUIRE(first.size() > 200);
-    REQUIRE(first.back() == '\n');
-
-    // The kernel writes up to RLIMIT_FSIZE, then refuses (EFBIG): half a line on disk.
-    rlimit saved{};
-    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
-    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-    rlimit small = saved;
-    small.rlim_cur = first.size() + 100;
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-    sink->submit(h.make_batch(3));
-    sink->run_once(0ms);
-    const std::string during = file_text(path);
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
-    std::signal(SIGXFSZ, old_handler);
-
-    CHECK(during == first);  // the 100 bytes written were taken back
-    CHECK(sink->held_segments() == 3);
-    CHECK(h.log->contains("File too large"));
-    // With room again the batch is written whole, once.
-    sink->run_once(0ms);
-    const std::string after = file_text(path);
-    CHECK(after.size() == 2 * first.size());
-    CHECK(std::count(after.begin(), after.end(), '\n') == 2);
-    CHECK(h.get(Counter::segments_sent) == 6);
-    CHECK(sink->abandon() == 0);
-}
-
-TEST_CASE("LocalSink abandon finishes a line begun on a full pipe instead of leaving it torn") {
-    Harness h;
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
-    xrayd::UniqueFd read_end(fds[0]);
-    xrayd::UniqueFd write_end(fds[1]);
-    REQUIRE(::fcntl(write_end.get(), F_SETPIPE_SZ, 4096) >= 0);
-    // The sink writes to stdout ("-"): stdout is the pipe while it is created.
-    std::fflush(stdout);
-    const xrayd::UniqueFd saved_stdout(::dup(STDOUT_FILENO));
-    REQUIRE(saved_stdout);
-    REQUIRE(::dup2(write_end.get(), STDOUT_FILENO) == STDOUT_FILENO);
-    auto sink = xrayd::LocalSink::create("-", h.counters, h.logger);
-    REQUIRE(::dup2(saved_stdout.get(), STDOUT_FILENO) == STDOUT_FILENO);
-    write_end.reset();
-
-    xrayd::Batch batch = h.make_batch(50);
-    const std::string line = std::string(batch.body()) + "\n";
-    REQUIRE(line.size() > 4096);  // more than the pipe holds
-    sink->submit(std::move(batch));
-    sink->run_once(0ms);  // fills the pipe: part of the line is out, the rest waits (EAGAIN)
-    CHECK(sink->held_segments() == 50);
-
-    std::string received;
-    std::thread reader([&] {
-        const auto until = std::chrono::steady_clock::now() + generous_deadline;
-        while (received.size() < line.size() && std::chrono::steady_clock::now() < until) {
-            pollfd pfd{read_end.get(), POLLIN, 0};
-            if (::poll(&pfd, 1, 100) <= 0) {
-                continue;
-            }
-            char buffer[4096];
-            const ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
-            if (n > 0) {
-                received.append(buffer, static_cast<std::size_t>(n));
-            }
-        }
-    });
-    const std::size_t abandoned = sink->abandon();
-    reader.join();
-    CHECK(abandoned == 0);
-    CHECK(received == line);
-    CHECK(h.get(Counter::segments_sent) == 50);
-}
-
-TEST_CASE("LocalSink wakeup ends a run_once wait early") {
-    Harness h;
-    TempPath file;
-    auto sink = xrayd::LocalSink::create(file.path, h.counters, h.logger);
-    sink->wakeup();
-    const auto start = std::chrono::steady_clock::now();
-    sink->run_once(30s);
-    CHECK(std::chrono::steady_clock::now() - start < 15s);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Throttle-aware concurrency: the AIMD controller, driven by hand
-
-TEST_CASE("throttle controller halves per round of throttles, floors at 1 and grows back by 1 "
-          "per N successes") {
-    xrayd::ThrottleController c(8, 3);
-    const xrayd::TimePoint t0{};
-    CHECK(c.limit() == 8);
-    CHECK_FALSE(c.throttling());
-    CHECK(c.on_success() == xrayd::ThrottleEvent::none);  // calm: nothing changes
-
-    CHECK(c.on_throttled(t0, t0 + 10ms) == xrayd::ThrottleEvent::started);
-    CHECK(c.limit() == 4);
-    CHECK(c.throttling());
-    // Answers to requests sent before the halving are the same round trip: no second halving.
-    CHECK(c.on_throttled(t0 + 1ms, t0 + 11ms) == xrayd::ThrottleEvent::none);
-    CHECK(c.on_throttled(t0 + 9ms, t0 + 12ms) == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 4);
-    // A request sent after it was throttled again: halve.
-    CHECK(c.on_throttled(t0 + 10ms, t0 + 20ms) == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 2);
-    CHECK(c.on_throttled(t0 + 25ms, t0 + 30ms) == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 1);
-    CHECK(c.on_throttled(t0 + 35ms, t0 + 40ms) == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 1);  // floor
-    CHECK(c.episode().throttled == 6);
-    CHECK(c.episode().lowest_limit == 1);
-
-    // +1 per 3 successes; a throttle in between restarts the count.
-    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
-    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 1);
-    CHECK(c.on_success() == xrayd::ThrottleEvent::none);
-    CHECK(c.limit() == 2);
-    int successes = 3;
-    xrayd::ThrottleEvent event = xrayd::ThrottleEvent::none;
-    while (event == xrayd::ThrottleEvent::none && successes < 100) {
-        event = c.on_success();
-        ++successes;
-    }
-    CHECK(event == xrayd::ThrottleEvent::ended);
-    CHECK(successes == 3 * 7);  // from 1 to 8
-    CHECK(c.limit() == 8);
-    CHECK_FALSE(c.throttling());
-    CHECK(c.episode().succeeded == 21);
-    CHECK(c.limit() <= c.ceiling());
-    // A new episode starts from the ceiling again.
-    CHECK(c.on_throttled(t0 + 1s, t0 + 2s) == xrayd::ThrottleEvent::started);
-    CHECK(c.limit() == 4);
-    CHECK(c.episode().throttled == 1);
-}
-
-TEST_CASE("throttle controller with a ceiling of 1 starts and ends an episode without going "
-          "below 1") {
-    xrayd::ThrottleController c(1, 0);  // 0 successes per increase is taken as 1
-    const xrayd::TimePoint t0{};
-    CHECK(c.on_throttled(t0, t0 + 1ms) == xrayd::ThrottleEvent::started);
-    CHECK(c.limit() == 1);
-    CHECK(c.on_success() == xrayd::ThrottleEvent::ended);
-    CHECK(c.limit() == 1);
-}
-
-TEST_CASE("throttle controller set_ceiling moves a calm limit at once and only caps a "
-          "throttled one") {
-    xrayd::ThrottleController c(8, 1);
-    const xrayd::TimePoint t0{};
-    c.set_ceiling(3);
-    CHECK(c.ceiling() == 3);
-    CHECK(c.limit() == 3);
-    c.set_ceiling(12);
-    CHECK(c.limit() == 12);
-    c.set_ceiling(0);
-    CHECK(c.ceiling() == 1);
-    CHECK(c.limit() == 1);
-
-    c.set_ceiling(8);
-    CHECK(c.on_throttled(t0, t0 + 1ms) == xrayd::ThrottleEvent::started);
-    CHECK(c.limit() == 4);
-    c.set_ceiling(16);  // throttling: the limit stays and grows back to the new ceiling
-    CHECK(c.limit() == 4);
-    c.set_ceiling(2);
-    CHECK(c.limit() == 2);
-    CHECK(c.episode().lowest_limit == 2);
-    CHECK(c.throttling());
-    CHECK(c.on_success() == xrayd::ThrottleEvent::ended);
-    CHECK(c.limit() == 2);
-}
+// Throttle-aware concurrency (the controller itself: throttle_controller_test)
 
 TEST_CASE("uploader shrinks requests in flight while X-Ray throttles, logs the start and the "
           "end once, and grows back") {
@@ -1307,63 +782,9 @@ TEST_CASE("a round of throttled answers to requests sent together halves the lim
     CHECK(h.get(Counter::dropped_gave_up) == 0);
 }
 
+
 // ---------------------------------------------------------------------------------------------
 // Unprocessed segments with a transient error code
-
-TEST_CASE("rebuild_batch keeps the chosen documents byte-identical and releases the original "
-          "first") {
-    Harness h;
-    xrayd::Batch original = h.make_batch(5);
-    const std::size_t before = h.budget.used();
-    simdjson::dom::parser parser;
-    const std::size_t picks[] = {3, 1};
-    auto rebuilt = xrayd::rebuild_batch(parser, original, picks, h.budget);
-    REQUIRE(rebuilt.ok());
-    CHECK(original.empty());
-    auto& out = rebuilt.value();
-    CHECK(out.lost == 0);
-    REQUIRE(out.batch.sealed());
-    REQUIRE(out.batch.segment_count() == 2);
-    CHECK(out.batch.segments()[0].id_view() == segment_id(3));
-    CHECK(out.batch.segments()[1].trace_id_view() == trace_id(1));
-    std::string expected = R"({"TraceSegmentDocuments":[")";
-    xrayd::append_json_escaped(expected, document(3));
-    expected += R"(",")";
-    xrayd::append_json_escaped(expected, document(1));
-    expected += R"("]})";
-    CHECK(out.batch.body() == expected);
-    CHECK(h.budget.used() <= before);
-
-    const std::size_t bad[] = {7};
-    xrayd::Batch other = h.make_batch(2);
-    const std::string body(other.body());
-    auto failed = xrayd::rebuild_batch(parser, other, bad, h.budget);
-    REQUIRE_FALSE(failed.ok());
-    CHECK(failed.error() == xrayd::RebuildErrc::bad_index);
-    CHECK(other.body() == body);  // unchanged on error
-}
-
-TEST_CASE("unprocessed error codes: throttling and internal errors are transient, bad segments "
-          "are final") {
-    using xrayd::unprocessed_is_retryable;
-    CHECK(unprocessed_is_retryable("ThrottlingException"));
-    CHECK(unprocessed_is_retryable("ThrottledException"));
-    CHECK(unprocessed_is_retryable("429"));
-    CHECK(unprocessed_is_retryable("InternalFailure"));
-    CHECK(unprocessed_is_retryable("InternalError"));
-    CHECK(unprocessed_is_retryable("ServiceUnavailable"));
-    CHECK(unprocessed_is_retryable("com.amazon.coral.availability#ThrottlingException"));
-    CHECK(unprocessed_is_retryable("500"));
-    CHECK(unprocessed_is_retryable("503"));
-    CHECK_FALSE(unprocessed_is_retryable("InvalidSegment"));
-    CHECK_FALSE(unprocessed_is_retryable("MissingId"));
-    CHECK_FALSE(unprocessed_is_retryable("ParseError"));
-    CHECK_FALSE(unprocessed_is_retryable("400"));
-    CHECK_FALSE(unprocessed_is_retryable("5000"));
-    CHECK_FALSE(unprocessed_is_retryable(""));
-    CHECK(xrayd::unprocessed_is_throttled("429"));
-    CHECK_FALSE(xrayd::unprocessed_is_throttled("InternalFailure"));
-}
 
 TEST_CASE("transient unprocessed segments are re-sent alone, byte-identical; final ones count "
           "as rejected_by_xray") {
@@ -1416,6 +837,7 @@ TEST_CASE("a segment X-Ray keeps returning as InternalFailure is given up after 
     CHECK(h.get(Counter::unprocessed_retried) >= 1);
     CHECK(h.accounted() == 2);
 }
+
 
 // ---------------------------------------------------------------------------------------------
 // Backpressure and exact accounting

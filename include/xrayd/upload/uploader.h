@@ -114,7 +114,7 @@ public:
     void set_retry_settings(Duration retry_budget, std::chrono::milliseconds request_timeout) noexcept;
 
 private:
-    struct State;  // src/upload/uploader_state.h
+    struct State;  // src/upload/uploader.cpp: the parts (JobQueues, TransferPool, AnswerHandler)
     explicit Uploader(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
