@@ -122,7 +122,7 @@ struct Harness {
         o.region = "us-east-2";
         o.concurrency = 4;
         o.request_timeout = 5000ms;
-        o.user_agent = "xrayd/test exec-env/UNKNOWN OS/linux-amd64";
+        o.transport.user_agent = "xrayd/test exec-env/UNKNOWN OS/linux-amd64";
         o.retry_base = 5ms;
         o.retry_cap = 50ms;
         o.retry_budget = 60s;
@@ -251,7 +251,7 @@ TEST_CASE("uploader over HTTPS succeeds with the server's CA bundle") {
     Harness h;
     HttpTestServer server({.tls = true});
     auto options = h.options(server);
-    options.ca_bundle = server.ca_file();
+    options.transport.ca_bundle = server.ca_file();
     auto uploader = h.uploader(options);
     xrayd::Batch batch = h.make_batch(2);
     const std::string body(batch.body());
@@ -280,7 +280,7 @@ TEST_CASE("uploader with no_verify_ssl accepts an unverified HTTPS server") {
     Harness h;
     HttpTestServer server({.tls = true});
     auto options = h.options(server);
-    options.no_verify_ssl = true;
+    options.transport.no_verify_ssl = true;
     auto uploader = h.uploader(options);
     uploader->submit(h.make_batch(1));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 1; }));
