@@ -289,7 +289,8 @@ private:
 #if XRAYD_STATIC_RELEASE
         // No CA path compiled into the static build's libcurl: use the host's (ca_bundle.h).
         if (c.transport.ca_bundle.empty()) {
-            c.transport.ca_bundle = find_ca_bundle(env_.get_non_empty("SSL_CERT_FILE")).value_or("");
+            c.transport.ca_bundle =
+                find_ca_bundle(env_.get_non_empty("SSL_CERT_FILE")).value_or("");
         }
 #endif
 
@@ -386,7 +387,8 @@ private:
         for (std::string e : {duration(flags.linger, fv.linger, "Linger", milliseconds{0},
                                        c.batch.linger),
                               duration(flags.shutdown_timeout, fv.shutdown_timeout,
-                                       "ShutdownTimeout", milliseconds{0}, c.daemon.shutdown_timeout),
+                                       "ShutdownTimeout", milliseconds{0},
+                                       c.daemon.shutdown_timeout),
                               duration(flags.request_timeout, fv.request_timeout,
                                        "RequestTimeout", milliseconds{1}, c.upload.request_timeout),
                               duration(flags.retry_budget, fv.retry_budget, "RetryBudget",

@@ -23,7 +23,8 @@ using config_detail::show_value;
             .describe = [](const Config& c, const Setting& row) {                              \
                 return describe_value(c.group_.member_, row);                                  \
             }},
-#define XRAYD_ACTION_ROW(id_, kind_, ...) Setting{.id = #id_, .kind = SettingKind::kind_, __VA_ARGS__},
+#define XRAYD_ACTION_ROW(id_, kind_, ...) \
+    Setting{.id = #id_, .kind = SettingKind::kind_, __VA_ARGS__},
 
 const std::array<Setting, setting_count + action_count> table{
     {XRAYD_SETTINGS(XRAYD_SETTING_ROW) XRAYD_ACTIONS(XRAYD_ACTION_ROW)}};

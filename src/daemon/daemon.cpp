@@ -179,8 +179,8 @@ void Daemon::start_up() {
     if (!config.upload.local_sink.empty()) {
         // No credentials, so no sampling proxy; -t is still checked, as the Go daemon does.
         if (auto tcp = resolve_udp_address(config.proxy.tcp_address); !tcp) {
-            throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}", config.proxy.tcp_address,
-                                           tcp.error()));
+            throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}",
+                                           config.proxy.tcp_address, tcp.error()));
         }
         auto local = LocalSink::create(config.upload.local_sink, s.counters, logger);
         s.sink_loop = local.get();
@@ -204,8 +204,8 @@ void Daemon::start_up() {
         if (!region) {
             throw StartupError(std::string(region_not_found_message));
         }
-        const EndpointResolver endpoints(region->region,
-                                         EndpointSettings::from_environment(config.aws.endpoint, env));
+        const EndpointResolver endpoints(
+            region->region, EndpointSettings::from_environment(config.aws.endpoint, env));
         const ResolvedEndpoint endpoint = endpoints.xray_or_throw();
         if (endpoint.source == std::string_view("default")) {
             logger.debug("Using default X-Ray endpoint");
@@ -234,7 +234,8 @@ void Daemon::start_up() {
         options.latency = &s.upload_latency;
 
         // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
-        const HostIdentity host = resolve_host_identity(env, config.aws.local_mode, s.imds.get(), logger);
+        const HostIdentity host =
+            resolve_host_identity(env, config.aws.local_mode, s.imds.get(), logger);
         TelemetryOptions telemetry;
         telemetry.endpoint = options.endpoint;
         telemetry.region = options.region;
@@ -272,14 +273,15 @@ void Daemon::start_up() {
     s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop, logger);
     s.queue.set_waker(*s.sink_loop);
 
-    const int receivers =
-        config.net.receivers > 0 ? config.net.receivers : default_receiver_count(max_default_receivers);
+    const int receivers = config.net.receivers > 0 ? config.net.receivers
+                                                   : default_receiver_count(max_default_receivers);
     // Probe before binding, so a forced io_uring that cannot work exits before the port is taken.
     const IoUringSupport io_uring = probe_io_uring();
     (void)resolve_io_backend(config.net.io_backend, io_uring);
     std::vector<UniqueFd> sockets = open_udp_sockets(
         config.net.udp_address,
-        UdpSocketOptions{receivers, config.net.receive_buffer_bytes, config.net.steer_by_cpu}, logger);
+        UdpSocketOptions{receivers, config.net.receive_buffer_bytes, config.net.steer_by_cpu},
+        logger);
     s.bound_address = local_address(sockets.front().get());
     logger.debug("Listening on UDP {}", s.bound_address);
     logger.info("{}", backend_choice_message(config.net.io_backend, io_uring));

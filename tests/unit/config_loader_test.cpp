@@ -147,7 +147,8 @@ TEST_CASE("a full Version 2 file sets every Go setting, from -c or a default loc
     for (const Args& args : {Args{"-c", w.file(full_v2).string()}, Args{}}) {
         w.default_file(full_v2);
         const Config c = w.run_ok(args);
-        CHECK(c.daemon.config_path == (args.empty() ? w.sources.default_paths[0] : w.file(full_v2)));
+        CHECK(c.daemon.config_path ==
+              (args.empty() ? w.sources.default_paths[0] : w.file(full_v2)));
         CHECK(c.queue.buffer_memory_mb == 24);
         CHECK(c.upload.concurrency == 16);
         CHECK(c.aws.endpoint == "https://xray.example.com");

@@ -1,5 +1,6 @@
 // Command-line parsing with the Go `flag` package's rules, for the flags of the settings table
-// (the Go daemon's thirteen and xrayd's own long options), plus the Go text parsers (int, bool, duration) they rely on.
+// (the Go daemon's thirteen and xrayd's own long options), plus the Go text parsers (int, bool,
+// duration) they rely on.
 #pragma once
 
 #include <chrono>

@@ -69,8 +69,8 @@ struct UploaderOptions {
 //   hold the memory, new segments are refused at ingest (dropped_buffer_full), as drop-newest.
 // At every moment between calls, segments submitted = sent + rejected + dropped (by the
 // counters above) + held_segments().
-// No proxy is read from the environment: `transport.proxy` is the only one used (the config loader is
-// the one place that knows the environment).
+// No proxy is read from the environment: `transport.proxy` is the only one used (the config
+// loader is the one place that knows the environment).
 //
 // Threads: one pipeline thread calls everything, except wakeup() and set_concurrency() (any
 // thread).
