@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Generates xrayd(8) from docs/xrayd.8.in and the output of `xrayd -h` (troff, no pandoc)."""
+"""Generates xrayd(8) from docs/xrayd.8.in and the output of `xrayd -h` (troff, no pandoc).
+
+`xrayd -h` is generated from the settings table (include/xrayd/config/settings.h), so the
+page's options come from the same rows as the flag parser, the cfg.yaml loader and
+--check-config."""
 import argparse
 import datetime
 import os

@@ -63,13 +63,13 @@ int main(int argc, char** argv) {
         }
     }
 
-    xrayd::Logger logger(config.log_level);
+    xrayd::Logger logger(config.log.level);
     try {
-        if (!config.log_file.empty()) {
+        if (!config.log.file.empty()) {
             xrayd::LogFileOptions file_options;
-            file_options.rotation = config.log_rotation;
-            file_options.rotation_bytes = config.log_rotation_bytes;
-            logger.set_sink(xrayd::FileSink::open(config.log_file, file_options));
+            file_options.rotation = config.log.rotation;
+            file_options.rotation_bytes = config.log.rotation_bytes;
+            logger.set_sink(xrayd::FileSink::open(config.log.file, file_options));
         }
         for (const std::string& warning : outcome.warnings) {
             logger.warn("{}", warning);

@@ -18,6 +18,7 @@
 
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/config/cli_flags.h>
+#include <xrayd/config/settings.h>
 
 namespace xrayd::config_file {
 namespace {
@@ -28,45 +29,28 @@ constexpr std::string_view doc_hint =
 constexpr std::string_view migration_hint =
     "Use X-Ray Daemon Config Migration Script to update the config file.";
 
-// The 18 key paths of the Go daemon (pkg/cfg/cfg.go), then xrayd's. Case-sensitive, as Go.
-constexpr std::array<std::string_view, 36> valid_paths{
-    "TotalBufferSizeMB",
-    "Concurrency",
-    "Endpoint",
-    "Region",
-    "Socket.UDPAddress",
-    "Socket.TCPAddress",
-    "Logging.LogRotation",
-    "Logging.LogLevel",
-    "Logging.LogPath",
-    "LocalMode",
-    "ResourceARN",
-    "RoleARN",
-    "NoVerifySSL",
-    "ProxyAddress",
-    "Version",
-    "proxyserver.idleconntimeout",
-    "proxyserver.maxidleconnsperhost",
-    "proxyserver.maxidleconns",
-    "Xrayd.CABundle",
-    "Xrayd.LocalSink",
-    "Xrayd.Linger",
-    "Xrayd.ShutdownTimeout",
-    "Xrayd.RequestTimeout",
-    "Xrayd.ReceiveBufferBytes",
-    "Xrayd.MaxBatchBytes",
-    "Xrayd.Receivers",
-    "Xrayd.IoBackend",
-    "Xrayd.SteerByCpu",
-    "Xrayd.PinReceivers",
-    "Xrayd.ProxyForwardAll",
-    "Xrayd.ProxyOptional",
-    "Xrayd.RetryBudget",
-    "Xrayd.Backpressure",
-    "Xrayd.AdminAddress",
-    "Xrayd.ReadyFailureThreshold",
-    "Xrayd.SummaryInterval",
-};
+// Valid key paths besides the settings table's: Version, and the Go daemon's proxyserver keys
+// (decoded for their type errors only: Go forces them to defaults). Case-sensitive, as Go.
+constexpr std::array<std::string_view, 4> other_valid_paths{
+    "Version", "proxyserver.idleconntimeout", "proxyserver.maxidleconnsperhost",
+    "proxyserver.maxidleconns"};
+
+bool is_valid_path(std::string_view path) {
+    return find_setting_by_key(path) != nullptr ||
+           std::find(other_valid_paths.begin(), other_valid_paths.end(), path) !=
+               other_valid_paths.end();
+}
+
+// Whether `key` is a mapping of settings in cfg.yaml (Socket, Logging, Xrayd).
+bool is_setting_group(std::string_view key) {
+    for (const Setting& row : settings()) {
+        if (row.key.size() > key.size() && row.key.starts_with(key) && row.key[key.size()] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
 constexpr std::array<std::string_view, 5> removed_paths{
     "Profile.CPU", "Profile.Memory", "Socket.BufferSizeKB", "Logging.LogFormat",
     "Processor.BatchProcessorQueueSize"};
@@ -245,72 +229,28 @@ public:
             type_error(root, "cfg.Config");
             return;
         }
-        FileValues& v = out_.values;
         for (const auto& entry : root) {
             const std::string key = entry.first.Scalar();
             const YAML::Node& value = entry.second;
-            if (key == "TotalBufferSizeMB") {
-                set_int(value, v.total_buffer_size_mb);
-            } else if (key == "Concurrency") {
-                set_int(value, v.concurrency);
-            } else if (key == "Endpoint") {
-                set_string(value, v.endpoint);
-            } else if (key == "Region") {
-                set_string(value, v.region);
-            } else if (key == "Socket") {
-                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
-                    if (sub == "UDPAddress") {
-                        set_string(n, v.udp_address);
-                    } else if (sub == "TCPAddress") {
-                        set_string(n, v.tcp_address);
-                    } else {
-                        return false;
-                    }
-                    return true;
-                });
-            } else if (key == "Logging") {
-                decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
-                    if (sub == "LogRotation") {
-                        set_bool(n, v.log_rotation);
-                    } else if (sub == "LogLevel") {
-                        set_string(n, v.log_level);
-                    } else if (sub == "LogPath") {
-                        set_string(n, v.log_path);
-                    } else {
-                        return false;
-                    }
-                    return true;
-                });
-            } else if (key == "proxyserver") {
+            if (key == "proxyserver") {
                 // Decoded for its type errors only: the Go daemon forces these to defaults.
                 decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
                     std::optional<std::int64_t> ignored;
-                    if (sub == "idleconntimeout" || sub == "maxidleconnsperhost" ||
-                        sub == "maxidleconns") {
-                        set_int(n, ignored);
+                    if (is_valid_path(key + "." + sub)) {
+                        set(n, ignored);
                         return true;
                     }
                     return false;
                 });
-            } else if (key == "LocalMode") {
-                set_bool(value, v.local_mode);
-            } else if (key == "ResourceARN") {
-                set_string(value, v.resource_arn);
-            } else if (key == "RoleARN") {
-                set_string(value, v.role_arn);
-            } else if (key == "NoVerifySSL") {
-                set_bool(value, v.no_verify_ssl);
-            } else if (key == "ProxyAddress") {
-                set_string(value, v.proxy_address);
             } else if (key == "Version") {
                 std::optional<std::int64_t> version;
-                set_int(value, version);
-                v.version = version.value_or(0);
-            } else if (key == "Xrayd") {
+                set(value, version);
+                out_.values.version = version.value_or(0);
+            } else if (is_setting_group(key)) {
                 decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
-                    return decode_xrayd(sub, n);
+                    return decode_setting(key + "." + sub, n);
                 });
-            } else {
+            } else if (key.find('.') != std::string::npos || !decode_setting(key, value)) {
                 out_.unknown_keys.push_back(key);
             }
         }
@@ -330,49 +270,8 @@ public:
     }
 
 private:
-    bool decode_xrayd(const std::string& sub, const YAML::Node& n) {
-        FileValues& v = out_.values;
-        if (sub == "CABundle") {
-            set_string(n, v.ca_bundle);
-        } else if (sub == "LocalSink") {
-            set_string(n, v.local_sink);
-        } else if (sub == "Linger") {
-            set_string(n, v.linger);
-        } else if (sub == "ShutdownTimeout") {
-            set_string(n, v.shutdown_timeout);
-        } else if (sub == "RequestTimeout") {
-            set_string(n, v.request_timeout);
-        } else if (sub == "ReceiveBufferBytes") {
-            set_int(n, v.receive_buffer_bytes);
-        } else if (sub == "MaxBatchBytes") {
-            set_int(n, v.max_batch_bytes);
-        } else if (sub == "Receivers") {
-            set_int(n, v.receivers);
-        } else if (sub == "IoBackend") {
-            set_string(n, v.io_backend);
-        } else if (sub == "SteerByCpu") {
-            set_bool(n, v.steer_by_cpu);
-        } else if (sub == "PinReceivers") {
-            set_bool(n, v.pin_receivers);
-        } else if (sub == "ProxyForwardAll") {
-            set_bool(n, v.proxy_forward_all);
-        } else if (sub == "ProxyOptional") {
-            set_bool(n, v.proxy_optional);
-        } else if (sub == "RetryBudget") {
-            set_string(n, v.retry_budget);
-        } else if (sub == "Backpressure") {
-            set_string(n, v.backpressure);
-        } else if (sub == "AdminAddress") {
-            set_string(n, v.admin_address);
-        } else if (sub == "ReadyFailureThreshold") {
-            set_string(n, v.ready_failure_threshold);
-        } else if (sub == "SummaryInterval") {
-            set_string(n, v.summary_interval);
-        } else {
-            return false;
-        }
-        return true;
-    }
+    // Decodes `node` into the field of the setting with key path `path`; false when none has it.
+    bool decode_setting(std::string_view path, const YAML::Node& node);
 
     template <typename Field>
     void decode_struct(const std::string& key, const YAML::Node& value, Field field) {
@@ -409,8 +308,10 @@ private:
                                       node.Mark().line + 1, tag, value, into));
     }
 
+public:
+    // The decoders of the settings' fields (FieldDecoders) call these.
     // Go int: ints, and floats truncated when they fit; "" / 0 / null count as absent.
-    void set_int(const YAML::Node& node, std::optional<std::int64_t>& field) {
+    void set(const YAML::Node& node, std::optional<std::int64_t>& field) {
         if (!node.IsScalar() && !node.IsNull()) {
             type_error(node, "int");
             return;
@@ -437,7 +338,7 @@ private:
     }
 
     // Go string: any scalar's text; "" and null count as absent.
-    void set_string(const YAML::Node& node, std::optional<std::string>& field) {
+    void set(const YAML::Node& node, std::optional<std::string>& field) {
         if (node.IsNull()) {
             return;
         }
@@ -451,7 +352,7 @@ private:
     }
 
     // Go *bool: YAML 1.1 booleans only; null keeps the default.
-    void set_bool(const YAML::Node& node, std::optional<bool>& field) {
+    void set(const YAML::Node& node, std::optional<bool>& field) {
         if (node.IsNull()) {
             return;
         }
@@ -470,9 +371,29 @@ private:
         type_error(node, "bool");
     }
 
+private:
     Loaded& out_;
     std::vector<std::string> errors_;
 };
+
+// Index-aligned with settings(): decoder i stores row i's value.
+struct FieldDecoders {
+    using Decode = void (*)(Decoder&, const YAML::Node&, FileValues&);
+#define XRAYD_FILE_DECODER(id, ...) \
+    [](Decoder& d, const YAML::Node& n, FileValues& v) { d.set(n, v.id); },
+    static constexpr std::array<Decode, setting_count> all{{XRAYD_SETTINGS(XRAYD_FILE_DECODER)}};
+#undef XRAYD_FILE_DECODER
+};
+
+bool Decoder::decode_setting(std::string_view path, const YAML::Node& node) {
+    const Setting* row = find_setting_by_key(path);
+    if (row == nullptr) {
+        return false;
+    }
+    FieldDecoders::all[static_cast<std::size_t>(row - settings().data())](*this, node,
+                                                                         out_.values);
+    return true;
+}
 
 // The key paths Go's validation builds (spec §2.2): `Top.Sub` for each sub-key of a mapping,
 // `Top` for any other value. Empty for a file that is not a mapping.
@@ -505,7 +426,7 @@ bool has_version_key(const std::vector<std::string>& paths) {
 bool reads_as_version_2(const std::vector<std::string>& paths) {
     return !paths.empty() && !has_version_key(paths) &&
            std::all_of(paths.begin(), paths.end(),
-                       [](const std::string& path) { return contains(valid_paths, path); });
+                       [](const std::string& path) { return is_valid_path(path); });
 }
 
 // Go's ConfigValidation (spec §2.2). "" when every key is acceptable.
@@ -541,7 +462,7 @@ std::string validate_keys(const YAML::Node& root) {
         if (contains(migrated_paths, path)) {
             return fmt::format("{} flag is not supported. {} {}", path, migration_hint, doc_hint);
         }
-        if (!contains(valid_paths, path)) {
+        if (!is_valid_path(path)) {
             return fmt::format("{} flag is invalid. {}", path, doc_hint);
         }
     }

@@ -9,47 +9,30 @@
 #include <vector>
 
 #include <xrayd/common/result.h>
+#include <xrayd/config/settings.h>
 
 namespace xrayd::config_file {
 
-// The values a file sets, after the Go daemon's default filling: a string that is "" and an
-// int that is 0 count as absent (so `Concurrency: 0` means 8), a null bool counts as absent.
-// Xrayd.* values are kept as written (their checks are the loader's).
-struct FileValues {
-    std::optional<std::int64_t> total_buffer_size_mb;
-    std::optional<std::int64_t> concurrency;
-    std::optional<std::string> endpoint;
-    std::optional<std::string> region;
-    std::optional<std::string> udp_address;
-    std::optional<std::string> tcp_address;
-    std::optional<bool> log_rotation;
-    std::optional<std::string> log_level;
-    std::optional<std::string> log_path;
-    std::optional<bool> local_mode;
-    std::optional<std::string> resource_arn;
-    std::optional<std::string> role_arn;
-    std::optional<bool> no_verify_ssl;
-    std::optional<std::string> proxy_address;
-    std::int64_t version = 0;
+// The type a file value of each kind is decoded into (durations stay text: the loader parses
+// them, naming the key in its message).
+template <SettingKind kind>
+struct FileValue {
+    using type = std::int64_t;  // megabytes, bytes, count
+};
+template <> struct FileValue<SettingKind::text> { using type = std::string; };
+template <> struct FileValue<SettingKind::toggle> { using type = bool; };
+template <> struct FileValue<SettingKind::duration> { using type = std::string; };
 
-    std::optional<std::string> ca_bundle;
-    std::optional<std::string> local_sink;
-    std::optional<std::string> linger;            // Go duration text
-    std::optional<std::string> shutdown_timeout;  // Go duration text
-    std::optional<std::string> request_timeout;   // Go duration text
-    std::optional<std::int64_t> receive_buffer_bytes;
-    std::optional<std::int64_t> max_batch_bytes;
-    std::optional<std::int64_t> receivers;
-    std::optional<std::string> io_backend;
-    std::optional<bool> steer_by_cpu;
-    std::optional<bool> pin_receivers;
-    std::optional<bool> proxy_forward_all;
-    std::optional<bool> proxy_optional;
-    std::optional<std::string> retry_budget;  // Go duration text
-    std::optional<std::string> backpressure;
-    std::optional<std::string> admin_address;
-    std::optional<std::string> ready_failure_threshold;  // Go duration text
-    std::optional<std::string> summary_interval;         // Go duration text
+// The values a file sets, one field per row of the settings table (settings.h) named by its id;
+// rows without a cfg.yaml key stay empty. After the Go daemon's default filling: a string that
+// is "" and an int that is 0 count as absent (so `Concurrency: 0` means 8), a null bool counts
+// as absent. Xrayd.* values are kept as written (their checks are the loader's).
+struct FileValues {
+#define XRAYD_FILE_FIELD(id, group, member, kind, ...) \
+    std::optional<FileValue<SettingKind::kind>::type> id;
+    XRAYD_SETTINGS(XRAYD_FILE_FIELD)
+#undef XRAYD_FILE_FIELD
+    std::int64_t version = 0;
 };
 
 // The outcome of loading one file. `error` is the complete message the Go daemon logs (e.g.

@@ -17,6 +17,7 @@
 #include <xrayd/config/ca_bundle.h>
 #include <xrayd/config/cli_flags.h>
 #include <xrayd/config/describe.h>
+#include <xrayd/config/settings.h>
 #include <xrayd/net/udp_socket.h>
 #include <xrayd/log/log_file.h>
 #include <xrayd/log/logger.h>
@@ -41,23 +42,9 @@ T pick(const std::optional<T>& flag, const std::optional<T>& file, T fallback) {
 }
 
 // The long flag of an `Xrayd.<key>` file setting, for messages about the flag.
-std::string_view flag_name(std::string_view key) noexcept {
-    constexpr std::pair<std::string_view, std::string_view> names[] = {
-        {"Linger", "linger"},
-        {"ShutdownTimeout", "shutdown-timeout"},
-        {"RequestTimeout", "request-timeout"},
-        {"RetryBudget", "retry-budget"},
-        {"ReadyFailureThreshold", "ready-failure-threshold"},
-        {"SummaryInterval", "summary-interval"},
-        {"ReceiveBufferBytes", "receive-buffer"},
-        {"MaxBatchBytes", "max-batch-bytes"},
-    };
-    for (const auto& [file_key, flag] : names) {
-        if (file_key == key) {
-            return flag;
-        }
-    }
-    return key;
+std::string_view flag_name(std::string_view key) {
+    const Setting* row = find_setting_by_key("Xrayd." + std::string(key));
+    return row != nullptr && !row->flag.empty() ? row->flag : key;
 }
 
 // Whether `address` (host:port) names a loopback host by its text: localhost, 127.0.0.0/8,
@@ -151,19 +138,19 @@ private:
                 errors.push_back(fmt::format("{} {}: {}", what, text, r.error()));
             }
         };
-        address("UDP address (-b / Socket.UDPAddress)", c.udp_address);
-        if (c.local_sink.empty()) {
-            address("TCP address (-t / Socket.TCPAddress)", c.tcp_address);
+        address("UDP address (-b / Socket.UDPAddress)", c.net.udp_address);
+        if (c.upload.local_sink.empty()) {
+            address("TCP address (-t / Socket.TCPAddress)", c.proxy.tcp_address);
         }
-        if (c.admin_enabled()) {
-            address("admin address (--admin-address / Xrayd.AdminAddress)", c.admin_address);
+        if (c.admin.enabled()) {
+            address("admin address (--admin-address / Xrayd.AdminAddress)", c.admin.address);
         }
-        if (!c.ca_bundle.empty() && ::access(c.ca_bundle.c_str(), R_OK) != 0) {
+        if (!c.transport.ca_bundle.empty() && ::access(c.transport.ca_bundle.c_str(), R_OK) != 0) {
             errors.push_back(fmt::format("CA bundle (--ca-bundle / Xrayd.CABundle) {}: {}",
-                                         c.ca_bundle, std::strerror(errno)));
+                                         c.transport.ca_bundle, std::strerror(errno)));
         }
-        if (!c.local_sink.empty() && c.local_sink != "-") {
-            std::filesystem::path dir = std::filesystem::path(c.local_sink).parent_path();
+        if (!c.upload.local_sink.empty() && c.upload.local_sink != "-") {
+            std::filesystem::path dir = std::filesystem::path(c.upload.local_sink).parent_path();
             if (dir.empty()) {
                 dir = ".";
             }
@@ -244,24 +231,24 @@ private:
         }
 
         Config c;
-        c.config_path = file.string();
-        c.resource_arn = pick(flags.resource_arn, fv.resource_arn, std::string());
-        c.local_mode = pick(flags.local_mode, fv.local_mode, false);
-        c.region = pick(flags.region, fv.region, std::string());
-        c.udp_address = pick(flags.udp_address, fv.udp_address, c.udp_address);
-        c.tcp_address = pick(flags.tcp_address, fv.tcp_address, c.tcp_address);
-        c.role_arn = pick(flags.role_arn, fv.role_arn, std::string());
-        c.log_file = pick(flags.log_file, fv.log_path, std::string());
-        c.log_rotation = fv.log_rotation.value_or(true);
-        c.endpoint = pick(flags.endpoint, fv.endpoint, std::string());
-        c.no_verify_ssl = fv.no_verify_ssl.value_or(false);
+        c.daemon.config_path = file.string();
+        c.aws.resource_arn = pick(flags.resource_arn, fv.resource_arn, std::string());
+        c.aws.local_mode = pick(flags.local_mode, fv.local_mode, false);
+        c.aws.region = pick(flags.region, fv.region, std::string());
+        c.net.udp_address = pick(flags.udp_address, fv.udp_address, c.net.udp_address);
+        c.proxy.tcp_address = pick(flags.tcp_address, fv.tcp_address, c.proxy.tcp_address);
+        c.aws.role_arn = pick(flags.role_arn, fv.role_arn, std::string());
+        c.log.file = pick(flags.log_file, fv.log_file, std::string());
+        c.log.rotation = fv.log_rotation.value_or(true);
+        c.aws.endpoint = pick(flags.endpoint, fv.endpoint, std::string());
+        c.transport.no_verify_ssl = fv.no_verify_ssl.value_or(false);
         // From here on errors also go to the log file the daemon would have used (Go logs
         // its post-load errors, e.g. the buffer-memory one, through the configured logger).
-        error_log_ = c.log_file;
+        error_log_ = c.log.file;
 
         const std::string level = pick(flags.log_level, fv.log_level, std::string("prod"));
         if (auto parsed = parse_log_level(level)) {
-            c.log_level = *parsed;
+            c.log.level = *parsed;
         } else {
             return error(fmt::format(
                 "Invalid log level \"{}\" ({}). Allowed values (case-sensitive): {}.", level,
@@ -271,12 +258,12 @@ private:
 
         // -p > ProxyAddress (an explicit `-p ""` overrides the file, as any flag does); an
         // empty result falls back to the environment, as Go's getProxyAddress does.
-        c.proxy_address = pick(flags.proxy_address, fv.proxy_address, std::string());
-        if (c.proxy_address.empty()) {
-            c.proxy_address = env_.get_non_empty("HTTPS_PROXY")
+        c.transport.proxy = pick(flags.proxy_address, fv.proxy_address, std::string());
+        if (c.transport.proxy.empty()) {
+            c.transport.proxy = env_.get_non_empty("HTTPS_PROXY")
                                   .value_or(env_.get_non_empty("https_proxy").value_or(""));
         }
-        c.no_proxy = env_.get_non_empty("NO_PROXY")
+        c.transport.no_proxy = env_.get_non_empty("NO_PROXY")
                          .value_or(env_.get_non_empty("no_proxy").value_or(std::string()));
 
         if (flags.concurrency) {
@@ -284,7 +271,7 @@ private:
                 return error(fmt::format("--concurrency {} is too large: it must be at most {}.",
                                          *flags.concurrency, config_limits::max_concurrency));
             }
-            c.concurrency = *flags.concurrency;
+            c.upload.concurrency = *flags.concurrency;
         } else if (fv.concurrency) {
             // Go accepts a negative value and then never uploads anything (spec §13.2).
             if (*fv.concurrency < 1 || *fv.concurrency > config_limits::max_concurrency) {
@@ -293,7 +280,7 @@ private:
                                          *fv.concurrency, file.string(),
                                          config_limits::max_concurrency));
             }
-            c.concurrency = static_cast<int>(*fv.concurrency);
+            c.upload.concurrency = static_cast<int>(*fv.concurrency);
         }
 
         if (auto r = xrayd_settings(flags, fv, file, c); !r.empty()) {
@@ -301,12 +288,13 @@ private:
         }
 #if XRAYD_STATIC_RELEASE
         // No CA path compiled into the static build's libcurl: use the host's (ca_bundle.h).
-        if (c.ca_bundle.empty()) {
-            c.ca_bundle = find_ca_bundle(env_.get_non_empty("SSL_CERT_FILE")).value_or("");
+        if (c.transport.ca_bundle.empty()) {
+            c.transport.ca_bundle =
+                find_ca_bundle(env_.get_non_empty("SSL_CERT_FILE")).value_or("");
         }
 #endif
 
-        std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.total_buffer_size_mb,
+        std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.buffer_memory_mb,
                                       std::int64_t{0});
         if (memory_mb > config_limits::max_buffer_memory_mb) {
             return error(fmt::format(
@@ -327,26 +315,26 @@ private:
         if (!resolved) {
             return error(resolved.error());
         }
-        c.buffer_memory_mb = resolved.value();
+        c.queue.buffer_memory_mb = resolved.value();
 
         // Listeners others could reach: the proxy signs with our credentials for whoever sends
         // to it, and the admin listener shows the daemon's state (Go's daemon has the same
         // exposure; xrayd says so once at start).
-        if (c.local_sink.empty() && !is_loopback_address(c.tcp_address)) {
+        if (c.upload.local_sink.empty() && !is_loopback_address(c.proxy.tcp_address)) {
             out.warnings.push_back(fmt::format(
                 "The TCP sampling proxy listens on {}, which is not a loopback address: anyone "
                 "who can reach it can have requests to X-Ray signed with this daemon's AWS "
                 "credentials. Keep -t on 127.0.0.1 unless a firewall or network policy limits "
                 "who can connect.",
-                c.tcp_address));
+                c.proxy.tcp_address));
         }
-        if (c.admin_enabled() && !is_loopback_address(c.admin_address)) {
+        if (c.admin.enabled() && !is_loopback_address(c.admin.address)) {
             out.warnings.push_back(fmt::format(
                 "The admin listener (--admin-address) listens on {}, which is not a loopback "
                 "address: anyone who can reach it can read /metrics and probe /healthz and "
                 "/readyz. Keep it on 127.0.0.1 unless a firewall or network policy limits who "
                 "can connect.",
-                c.admin_address));
+                c.admin.address));
         }
 
         out.config = std::move(c);
@@ -356,8 +344,8 @@ private:
     // xrayd's own settings; "" or the error message.
     static std::string xrayd_settings(const CliFlags& flags, const config_file::FileValues& fv,
                                       const std::filesystem::path& file, Config& c) {
-        c.local_sink = pick(flags.local_sink, fv.local_sink, std::string());
-        c.ca_bundle = pick(flags.ca_bundle, fv.ca_bundle, std::string());
+        c.upload.local_sink = pick(flags.local_sink, fv.local_sink, std::string());
+        c.transport.ca_bundle = pick(flags.ca_bundle, fv.ca_bundle, std::string());
 
         // `flag_name` is the long flag of the file key `key`.
         const auto duration = [&](const std::optional<std::chrono::milliseconds>& flag,
@@ -397,13 +385,14 @@ private:
         };
         using std::chrono::milliseconds;
         for (std::string e : {duration(flags.linger, fv.linger, "Linger", milliseconds{0},
-                                       c.linger),
+                                       c.batch.linger),
                               duration(flags.shutdown_timeout, fv.shutdown_timeout,
-                                       "ShutdownTimeout", milliseconds{0}, c.shutdown_timeout),
+                                       "ShutdownTimeout", milliseconds{0},
+                                       c.daemon.shutdown_timeout),
                               duration(flags.request_timeout, fv.request_timeout,
-                                       "RequestTimeout", milliseconds{1}, c.request_timeout),
+                                       "RequestTimeout", milliseconds{1}, c.upload.request_timeout),
                               duration(flags.retry_budget, fv.retry_budget, "RetryBudget",
-                                       milliseconds{1}, c.retry_budget)}) {
+                                       milliseconds{1}, c.upload.retry_budget)}) {
             if (!e.empty()) {
                 return e;
             }
@@ -430,12 +419,12 @@ private:
         };
         if (auto e = bytes(flags.receive_buffer_bytes, fv.receive_buffer_bytes,
                            "ReceiveBufferBytes", config_limits::max_receive_buffer_bytes,
-                           c.receive_buffer_bytes);
+                           c.net.receive_buffer_bytes);
             !e.empty()) {
             return e;
         }
         if (auto e = bytes(flags.max_batch_bytes, fv.max_batch_bytes, "MaxBatchBytes",
-                           config_limits::max_batch_bytes, c.max_batch_bytes);
+                           config_limits::max_batch_bytes, c.batch.max_batch_bytes);
             !e.empty()) {
             return e;
         }
@@ -445,14 +434,14 @@ private:
                                    "{}.",
                                    *flags.receivers, config_limits::max_receivers);
             }
-            c.receivers = *flags.receivers;
+            c.net.receivers = *flags.receivers;
         } else if (fv.receivers) {
             if (*fv.receivers < 0 || *fv.receivers > config_limits::max_receivers) {
                 return fmt::format("Xrayd.Receivers {} in {} is out of range: use 0 (one per "
                                    "CPU) or at most {}.",
                                    *fv.receivers, file.string(), config_limits::max_receivers);
             }
-            c.receivers = static_cast<int>(*fv.receivers);
+            c.net.receivers = static_cast<int>(*fv.receivers);
         }
         if (const auto name = flags.io_backend ? flags.io_backend : fv.io_backend) {
             const auto backend = parse_io_backend(*name);
@@ -461,12 +450,12 @@ private:
                                    "epoll.",
                                    flags.io_backend ? "--io-backend" : "Xrayd.IoBackend", *name);
             }
-            c.io_backend = *backend;
+            c.net.io_backend = *backend;
         }
-        c.steer_by_cpu = pick(flags.steer_by_cpu, fv.steer_by_cpu, false);
-        c.pin_receivers = pick(flags.pin_receivers, fv.pin_receivers, false);
-        c.proxy_forward_all = pick(flags.proxy_forward_all, fv.proxy_forward_all, false);
-        c.proxy_optional = pick(flags.proxy_optional, fv.proxy_optional, false);
+        c.net.steer_by_cpu = pick(flags.steer_by_cpu, fv.steer_by_cpu, false);
+        c.net.pin_receivers = pick(flags.pin_receivers, fv.pin_receivers, false);
+        c.proxy.forward_all = pick(flags.proxy_forward_all, fv.proxy_forward_all, false);
+        c.proxy.optional = pick(flags.proxy_optional, fv.proxy_optional, false);
         if (const auto name = flags.backpressure ? flags.backpressure : fv.backpressure) {
             const auto policy = parse_backpressure(*name);
             if (!policy) {
@@ -475,29 +464,29 @@ private:
                                    flags.backpressure ? "--backpressure" : "Xrayd.Backpressure",
                                    *name);
             }
-            c.backpressure = *policy;
+            c.queue.backpressure = *policy;
         }
         for (std::string e :
              {duration(flags.ready_failure_threshold, fv.ready_failure_threshold,
-                       "ReadyFailureThreshold", milliseconds{1}, c.ready_failure_threshold),
+                       "ReadyFailureThreshold", milliseconds{1}, c.admin.ready_failure_threshold),
               duration(flags.summary_interval, fv.summary_interval, "SummaryInterval",
-                       milliseconds{0}, c.summary_interval)}) {
+                       milliseconds{0}, c.admin.summary_interval)}) {
             if (!e.empty()) {
                 return e;
             }
         }
-        c.admin_address = pick(flags.admin_address, fv.admin_address, c.admin_address);
-        if (c.admin_enabled()) {
+        c.admin.address = pick(flags.admin_address, fv.admin_address, c.admin.address);
+        if (c.admin.enabled()) {
             // Syntax only (a host name is resolved when the listener binds).
-            const std::size_t colon = c.admin_address.rfind(':');
-            if (colon == std::string::npos || colon + 1 == c.admin_address.size()) {
+            const std::size_t colon = c.admin.address.rfind(':');
+            if (colon == std::string::npos || colon + 1 == c.admin.address.size()) {
                 return fmt::format("{} \"{}\" is not host:port or off (e.g. 127.0.0.1:2100).",
                                    flags.admin_address ? "--admin-address" : "Xrayd.AdminAddress",
-                                   c.admin_address);
+                                   c.admin.address);
             }
         }
         if (flags.log_rotation_bytes) {
-            c.log_rotation_bytes = *flags.log_rotation_bytes;
+            c.log.rotation_bytes = *flags.log_rotation_bytes;
         }
         return {};
     }

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/config/settings.h>
+
 namespace xrayd {
 namespace {
 
@@ -52,44 +54,6 @@ bool name_says_secret(std::string_view name) {
     return false;
 }
 
-// YAML double-quoted scalar.
-std::string quoted(std::string_view text) {
-    std::string out = "\"";
-    for (const char ch : text) {
-        if (ch == '"' || ch == '\\') {
-            out.push_back('\\');
-            out.push_back(ch);
-        } else if (static_cast<unsigned char>(ch) < 0x20) {
-            out += fmt::format("\\x{:02x}", static_cast<unsigned char>(ch));
-        } else {
-            out.push_back(ch);
-        }
-    }
-    out.push_back('"');
-    return out;
-}
-
-std::string duration(std::chrono::milliseconds ms) {
-    return fmt::format("{}ms", ms.count());
-}
-
-// The cfg.yaml spelling of a level (parse_log_level's input).
-std::string_view level_name(LogLevel level) {
-    switch (level) {
-    case LogLevel::trace: return "dev";
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warn: return "warn";
-    case LogLevel::error:
-    case LogLevel::critical: return "error";
-    }
-    return "info";
-}
-
-std::string_view yes_no(bool b) {
-    return b ? "true" : "false";
-}
-
 }  // namespace
 
 std::string redact_url_password(std::string_view url) {
@@ -125,57 +89,43 @@ std::string redact_environment_value(std::string_view name, std::string_view val
 
 std::string describe_config(const Config& c, const Environment& env) {
     std::string out;
-    const auto line = [&out](std::string_view indent, std::string_view key, std::string_view value,
-                             std::string_view source) {
-        out += fmt::format("{}{}: {}", indent, key, value);
-        if (!source.empty()) {
-            out += fmt::format("  # {}", source);
-        }
-        out.push_back('\n');
-    };
     out += "# xrayd effective configuration: flag > file > environment > default.\n";
     out += fmt::format("# Configuration file: {}\n",
-                       c.config_path.empty() ? "(none found)" : c.config_path);
-    line("", "TotalBufferSizeMB", std::to_string(c.buffer_memory_mb), "-m (resolved)");
-    line("", "Concurrency", std::to_string(c.concurrency), "--concurrency");
-    line("", "Endpoint", quoted(c.endpoint), "--endpoint; \"\" = from the region");
-    line("", "Region", quoted(c.region), "-n; \"\" = environment or metadata at start-up");
-    out += "Socket:\n";
-    line("  ", "UDPAddress", quoted(c.udp_address), "-b");
-    line("  ", "TCPAddress", quoted(c.tcp_address), "-t");
-    out += "Logging:\n";
-    line("  ", "LogRotation", yes_no(c.log_rotation), "");
-    line("  ", "LogLevel", quoted(level_name(c.log_level)), "-l");
-    line("  ", "LogPath", quoted(c.log_file), "-f; \"\" = standard output");
-    line("", "LocalMode", yes_no(c.local_mode), "-o");
-    line("", "ResourceARN", quoted(c.resource_arn), "-a");
-    line("", "RoleARN", quoted(c.role_arn), "-r");
-    line("", "NoVerifySSL", yes_no(c.no_verify_ssl), "");
-    line("", "ProxyAddress", quoted(redact_url_password(c.proxy_address)),
-         "-p > file > HTTPS_PROXY > https_proxy");
-    line("", "Version", "2", "");
-    out += fmt::format("# Hosts bypassing the proxy (NO_PROXY > no_proxy): {}\n",
-                       c.no_proxy.empty() ? "(none)" : c.no_proxy);
-    out += "Xrayd:\n";
-    line("  ", "CABundle", quoted(c.ca_bundle), "--ca-bundle");
-    line("  ", "LocalSink", quoted(c.local_sink), "--local-sink");
-    line("  ", "Linger", duration(c.linger), "--linger");
-    line("  ", "ShutdownTimeout", duration(c.shutdown_timeout), "--shutdown-timeout");
-    line("  ", "RequestTimeout", duration(c.request_timeout), "--request-timeout");
-    line("  ", "ReceiveBufferBytes", std::to_string(c.receive_buffer_bytes), "--receive-buffer");
-    line("  ", "MaxBatchBytes", std::to_string(c.max_batch_bytes), "--max-batch-bytes");
-    line("  ", "Receivers", std::to_string(c.receivers), "--receivers; 0 = one per CPU");
-    line("  ", "IoBackend", std::string(to_string(c.io_backend)), "--io-backend");
-    line("  ", "SteerByCpu", yes_no(c.steer_by_cpu), "--steer-by-cpu");
-    line("  ", "PinReceivers", yes_no(c.pin_receivers), "--pin-receivers");
-    line("  ", "ProxyForwardAll", yes_no(c.proxy_forward_all), "--proxy-forward-all");
-    line("  ", "ProxyOptional", yes_no(c.proxy_optional), "--proxy-optional");
-    line("  ", "RetryBudget", duration(c.retry_budget), "--retry-budget");
-    line("  ", "Backpressure", std::string(to_string(c.backpressure)), "--backpressure");
-    line("  ", "AdminAddress", quoted(c.admin_address), "--admin-address");
-    line("  ", "ReadyFailureThreshold", duration(c.ready_failure_threshold),
-         "--ready-failure-threshold");
-    line("  ", "SummaryInterval", duration(c.summary_interval), "--summary-interval; 0 = off");
+                       c.daemon.config_path.empty() ? "(none found)" : c.daemon.config_path);
+    // The rows with a cfg.yaml key, in table (cfg.yaml) order; a dotted key goes under its
+    // group's heading. Go's Version and the NO_PROXY list come before xrayd's own group.
+    std::string_view open_group;
+    bool version_shown = false;
+    const auto show_version = [&] {
+        out += "Version: 2\n";
+        out += fmt::format("# Hosts bypassing the proxy (NO_PROXY > no_proxy): {}\n",
+                           c.transport.no_proxy.empty() ? "(none)" : c.transport.no_proxy);
+        version_shown = true;
+    };
+    for (const Setting& row : settings()) {
+        if (row.key.empty() || row.describe == nullptr) {
+            continue;
+        }
+        const std::size_t dot = row.key.find('.');
+        const std::string_view group = dot == std::string_view::npos ? "" : row.key.substr(0, dot);
+        if (group == "Xrayd" && !version_shown) {
+            show_version();
+        }
+        if (group != open_group && !group.empty()) {
+            out += fmt::format("{}:\n", group);
+        }
+        open_group = group;
+        const std::string_view name = group.empty() ? row.key : row.key.substr(dot + 1);
+        out += fmt::format("{}{}: {}", group.empty() ? "" : "  ", name, row.describe(c, row));
+        if (!row.flag.empty()) {
+            out += fmt::format("  # {}{}{}", row.short_flag.empty() ? "--" : "-",
+                               row.short_flag.empty() ? row.flag : row.short_flag, row.note);
+        }
+        out.push_back('\n');
+    }
+    if (!version_shown) {
+        show_version();
+    }
     out += "# Environment (secrets redacted):\n";
     bool any = false;
     for (std::string_view name : shown_variables) {

@@ -1,79 +1,33 @@
 // reload_config: which settings changed, and whether a running daemon can take them.
 #include <xrayd/config/reload.h>
 
-#include <array>
+#include <algorithm>
 #include <exception>
-#include <functional>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include <xrayd/config/settings.h>
 
 namespace xrayd {
 namespace {
 
-struct Setting {
-    std::string_view key;
-    bool reloadable;
-    std::function<std::string(const Config&)> show;
-};
-
-std::string ms(std::chrono::milliseconds d) {
-    return fmt::format("{}ms", d.count());
+// The settings in reload_rank order: the order in which changes are listed.
+std::vector<const Setting*> reload_order() {
+    std::vector<const Setting*> rows;
+    for (const Setting& row : settings()) {
+        if (row.show != nullptr) {
+            rows.push_back(&row);
+        }
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const Setting* a, const Setting* b) { return a->reload_rank < b->reload_rank; });
+    return rows;
 }
 
-std::string yes_no(bool b) {
-    return b ? "true" : "false";
-}
-
-// Every Config field once. IMPORTANT: a field missing here is taken over on reload without
-// being compared, whatever it needs: add each new Config field.
-const std::array<Setting, 35>& settings() {
-    static const std::array<Setting, 35> table{{
-        {"Logging.LogLevel", true,
-         [](const Config& c) { return std::string(level_label(c.log_level)); }},
-        {"Concurrency", true, [](const Config& c) { return std::to_string(c.concurrency); }},
-        {"Xrayd.Linger", true, [](const Config& c) { return ms(c.linger); }},
-        {"Xrayd.RequestTimeout", true, [](const Config& c) { return ms(c.request_timeout); }},
-        {"Xrayd.RetryBudget", true, [](const Config& c) { return ms(c.retry_budget); }},
-        {"Xrayd.Backpressure", false,
-         [](const Config& c) { return std::string(to_string(c.backpressure)); }},
-        {"Xrayd.ProxyForwardAll", true,
-         [](const Config& c) { return yes_no(c.proxy_forward_all); }},
-        {"Xrayd.ReadyFailureThreshold", true,
-         [](const Config& c) { return ms(c.ready_failure_threshold); }},
-        {"Xrayd.SummaryInterval", true, [](const Config& c) { return ms(c.summary_interval); }},
-        {"ResourceARN", false, [](const Config& c) { return c.resource_arn; }},
-        {"LocalMode", false, [](const Config& c) { return yes_no(c.local_mode); }},
-        {"TotalBufferSizeMB", false,
-         [](const Config& c) { return std::to_string(c.buffer_memory_mb); }},
-        {"Region", false, [](const Config& c) { return c.region; }},
-        {"Socket.UDPAddress", false, [](const Config& c) { return c.udp_address; }},
-        {"Socket.TCPAddress", false, [](const Config& c) { return c.tcp_address; }},
-        {"RoleARN", false, [](const Config& c) { return c.role_arn; }},
-        {"configuration file", false, [](const Config& c) { return c.config_path; }},
-        {"Logging.LogPath", false, [](const Config& c) { return c.log_file; }},
-        {"Logging.LogRotation", false, [](const Config& c) { return yes_no(c.log_rotation); }},
-        {"ProxyAddress", false, [](const Config& c) { return c.proxy_address; }},
-        {"NO_PROXY", false, [](const Config& c) { return c.no_proxy; }},
-        {"Endpoint", false, [](const Config& c) { return c.endpoint; }},
-        {"NoVerifySSL", false, [](const Config& c) { return yes_no(c.no_verify_ssl); }},
-        {"Xrayd.LocalSink", false, [](const Config& c) { return c.local_sink; }},
-        {"Xrayd.CABundle", false, [](const Config& c) { return c.ca_bundle; }},
-        {"Xrayd.ShutdownTimeout", false, [](const Config& c) { return ms(c.shutdown_timeout); }},
-        {"Xrayd.ReceiveBufferBytes", false,
-         [](const Config& c) { return std::to_string(c.receive_buffer_bytes); }},
-        {"Xrayd.MaxBatchBytes", false,
-         [](const Config& c) { return std::to_string(c.max_batch_bytes); }},
-        {"Xrayd.Receivers", false, [](const Config& c) { return std::to_string(c.receivers); }},
-        {"Xrayd.IoBackend", false,
-         [](const Config& c) { return std::string(to_string(c.io_backend)); }},
-        {"Xrayd.SteerByCpu", false, [](const Config& c) { return yes_no(c.steer_by_cpu); }},
-        {"Xrayd.PinReceivers", false, [](const Config& c) { return yes_no(c.pin_receivers); }},
-        {"Xrayd.ProxyOptional", false, [](const Config& c) { return yes_no(c.proxy_optional); }},
-        {"--log-rotation-bytes", false,
-         [](const Config& c) { return std::to_string(c.log_rotation_bytes); }},
-        {"Xrayd.AdminAddress", false, [](const Config& c) { return c.admin_address; }},
-    }};
-    return table;
+// A setting's name in reload messages: its cfg.yaml key, else its label.
+std::string_view reload_name(const Setting& row) {
+    return row.key.empty() ? row.label : row.key;
 }
 
 // The loader's error line without its "<time> [Error] " prefix and trailing newline.
@@ -90,9 +44,9 @@ std::string strip_log_prefix(std::string text) {
 }  // namespace
 
 bool is_reloadable_setting(std::string_view key) noexcept {
-    for (const Setting& s : settings()) {
-        if (s.key == key) {
-            return s.reloadable;
+    for (const Setting& row : settings()) {
+        if (row.show != nullptr && reload_name(row) == key) {
+            return row.reloadable;
         }
     }
     return false;
@@ -130,18 +84,20 @@ Result<ConfigReload, std::vector<std::string>> reload_config(std::span<const std
         }
         ConfigReload reload{std::move(*outcome.config), {}};
         std::vector<std::string> refused;
-        for (const Setting& s : settings()) {
+        // Every row of the table is compared: a setting cannot be taken over unchecked.
+        for (const Setting* row : reload_order()) {
             const auto shown = [](std::string v) { return v.empty() ? std::string("\"\"") : v; };
-            const std::string before = shown(s.show(current));
-            const std::string after = shown(s.show(reload.next));
+            const std::string before = shown(row->show(current));
+            const std::string after = shown(row->show(reload.next));
             if (before == after) {
                 continue;
             }
-            if (s.reloadable) {
-                reload.changes.push_back(fmt::format("{}: {} -> {}", s.key, before, after));
+            const std::string_view name = reload_name(*row);
+            if (row->reloadable) {
+                reload.changes.push_back(fmt::format("{}: {} -> {}", name, before, after));
             } else {
                 refused.push_back(
-                    fmt::format("{}: {} -> {} (needs a restart)", s.key, before, after));
+                    fmt::format("{}: {} -> {} (needs a restart)", name, before, after));
             }
         }
         if (!refused.empty()) {

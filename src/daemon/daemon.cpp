@@ -145,7 +145,7 @@ struct Daemon::State {
     State(const Config& c, const Environment& e, Logger& l, std::vector<std::string> a)
         : config(c),
           logger(l),
-          budget(static_cast<std::size_t>(c.buffer_memory_mb) << 20),
+          budget(static_cast<std::size_t>(c.queue.buffer_memory_mb) << 20),
           args(std::move(a)),
           env(e),
           current(c) {}
@@ -172,40 +172,40 @@ void Daemon::start_up() {
     const Environment& env = s.env;
     Logger& logger = s.logger;
     logger.info("Initializing AWS X-Ray daemon {} (xrayd)", XRAYD_VERSION);
-    logger.info("Using buffer memory limit of {} MB", config.buffer_memory_mb);
+    logger.info("Using buffer memory limit of {} MB", config.queue.buffer_memory_mb);
 
     // Where batches go. Decided before binding so that a bad setting exits before the port is
     // taken.
-    if (!config.local_sink.empty()) {
+    if (!config.upload.local_sink.empty()) {
         // No credentials, so no sampling proxy; -t is still checked, as the Go daemon does.
-        if (auto tcp = resolve_udp_address(config.tcp_address); !tcp) {
-            throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}", config.tcp_address,
-                                           tcp.error()));
+        if (auto tcp = resolve_udp_address(config.proxy.tcp_address); !tcp) {
+            throw StartupError(fmt::format("Bad TCP address (-t) \"{}\": {}",
+                                           config.proxy.tcp_address, tcp.error()));
         }
-        auto local = LocalSink::create(config.local_sink, s.counters, logger);
+        auto local = LocalSink::create(config.upload.local_sink, s.counters, logger);
         s.sink_loop = local.get();
         s.sink = std::move(local);
         logger.info("Writing batches to the local sink {} instead of uploading to X-Ray (no "
                     "sampling proxy, no telemetry)",
-                    config.local_sink == "-" ? "(stdout)" : config.local_sink);
+                    config.upload.local_sink == "-" ? "(stdout)" : config.upload.local_sink);
     } else {
-        if (!config.proxy_address.empty()) {
-            if (auto checked = check_proxy_url(config.proxy_address); !checked) {
+        if (!config.transport.proxy.empty()) {
+            if (auto checked = check_proxy_url(config.transport.proxy); !checked) {
                 throw StartupError(checked.error());
             }
-            logger.debug("Using proxy address: {}", config.proxy_address);
+            logger.debug("Using proxy address: {}", config.transport.proxy);
         }
         // One IMDS client for region, credentials and host identity: it remembers the token
         // and whether IMDSv1 is in use.
         s.imds = std::make_shared<ImdsClient>(ImdsOptions::from_environment(env), s.clock,
                                               s.credentials_cancel);
-        auto region = resolve_region(RegionOptions{config.region, config.local_mode}, env,
+        auto region = resolve_region(RegionOptions{config.aws.region, config.aws.local_mode}, env,
                                      s.imds.get(), logger);
         if (!region) {
             throw StartupError(std::string(region_not_found_message));
         }
-        const EndpointResolver endpoints(region->region,
-                                         EndpointSettings::from_environment(config.endpoint, env));
+        const EndpointResolver endpoints(
+            region->region, EndpointSettings::from_environment(config.aws.endpoint, env));
         const ResolvedEndpoint endpoint = endpoints.xray_or_throw();
         if (endpoint.source == std::string_view("default")) {
             logger.debug("Using default X-Ray endpoint");
@@ -214,7 +214,7 @@ void Daemon::start_up() {
 
         CredentialOptions credential_options;
         credential_options.region = region->region;
-        credential_options.role_arn = config.role_arn;
+        credential_options.role_arn = config.aws.role_arn;
         credential_options.endpoints = endpoints.settings();
         credential_options.imds = s.imds->options();
         credential_options.imds_client = s.imds;
@@ -225,47 +225,38 @@ void Daemon::start_up() {
         UploaderOptions options;
         options.endpoint = endpoint.url;
         options.region = endpoint.signing_region.empty() ? region->region : endpoint.signing_region;
-        options.concurrency = std::max(1, config.concurrency);
-        options.request_timeout = config.request_timeout;
-        options.ca_bundle = config.ca_bundle;
-        options.no_verify_ssl = config.no_verify_ssl;
-        options.proxy = config.proxy_address;
-        options.no_proxy = config.no_proxy;
-        options.user_agent = user_agent(env);
-        options.retry_budget = config.retry_budget;
-        options.backpressure = config.backpressure;
+        options.concurrency = std::max(1, config.upload.concurrency);
+        options.request_timeout = config.upload.request_timeout;
+        options.transport = config.transport;
+        options.transport.user_agent = user_agent(env);
+        options.retry_budget = config.upload.retry_budget;
+        options.backpressure = config.queue.backpressure;
         options.latency = &s.upload_latency;
 
         // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
-        const HostIdentity host = resolve_host_identity(env, config.local_mode, s.imds.get(), logger);
+        const HostIdentity host =
+            resolve_host_identity(env, config.aws.local_mode, s.imds.get(), logger);
         TelemetryOptions telemetry;
         telemetry.endpoint = options.endpoint;
         telemetry.region = options.region;
-        telemetry.resource_arn = config.resource_arn;
+        telemetry.resource_arn = config.aws.resource_arn;
         telemetry.instance_id = host.instance_id;
         telemetry.hostname = host.hostname;
-        telemetry.request_timeout = config.request_timeout;
-        telemetry.ca_bundle = config.ca_bundle;
-        telemetry.no_verify_ssl = config.no_verify_ssl;
-        telemetry.proxy = config.proxy_address;
-        telemetry.no_proxy = config.no_proxy;
-        telemetry.user_agent = options.user_agent;
-        if (!config.resource_arn.empty()) {
-            logger.debug("ARN of the AWS resource running the daemon: {}", config.resource_arn);
+        telemetry.request_timeout = config.upload.request_timeout;
+        telemetry.transport = options.transport;
+        if (!config.aws.resource_arn.empty()) {
+            logger.debug("ARN of the AWS resource running the daemon: {}", config.aws.resource_arn);
         }
         s.telemetry = Telemetry::create(std::move(telemetry), *s.credentials, s.counters, logger);
 
         // The sampling proxy (step 9): listens when the receivers start.
         SamplingProxyOptions proxy;
-        proxy.address = config.tcp_address;
+        proxy.address = config.proxy.tcp_address;
         proxy.upstream = options.endpoint;
         proxy.region = options.region;
-        proxy.forward_all = config.proxy_forward_all;
-        proxy.listen_failure_non_fatal = config.proxy_optional;
-        proxy.ca_bundle = config.ca_bundle;
-        proxy.no_verify_ssl = config.no_verify_ssl;
-        proxy.proxy = config.proxy_address;
-        proxy.no_proxy = config.no_proxy;
+        proxy.forward_all = config.proxy.forward_all;
+        proxy.listen_failure_non_fatal = config.proxy.optional;
+        proxy.transport = config.transport;
         s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
         auto uploader = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
                                          &s.budget);
@@ -275,24 +266,25 @@ void Daemon::start_up() {
     }
 
     BatchLimits limits;
-    limits.max_body_bytes = config.max_batch_bytes;
-    limits.linger = config.linger;
+    limits.max_body_bytes = config.batch.max_batch_bytes;
+    limits.linger = config.batch.linger;
     s.batcher = std::make_unique<Batcher>(limits, s.budget, s.counters);
     logger.debug("Batch size: {}", limits.max_segments);
     s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop, logger);
     s.queue.set_waker(*s.sink_loop);
 
-    const int receivers =
-        config.receivers > 0 ? config.receivers : default_receiver_count(max_default_receivers);
+    const int receivers = config.net.receivers > 0 ? config.net.receivers
+                                                   : default_receiver_count(max_default_receivers);
     // Probe before binding, so a forced io_uring that cannot work exits before the port is taken.
     const IoUringSupport io_uring = probe_io_uring();
-    (void)resolve_io_backend(config.io_backend, io_uring);
+    (void)resolve_io_backend(config.net.io_backend, io_uring);
     std::vector<UniqueFd> sockets = open_udp_sockets(
-        config.udp_address,
-        UdpSocketOptions{receivers, config.receive_buffer_bytes, config.steer_by_cpu}, logger);
+        config.net.udp_address,
+        UdpSocketOptions{receivers, config.net.receive_buffer_bytes, config.net.steer_by_cpu},
+        logger);
     s.bound_address = local_address(sockets.front().get());
     logger.debug("Listening on UDP {}", s.bound_address);
-    logger.info("{}", backend_choice_message(config.io_backend, io_uring));
+    logger.info("{}", backend_choice_message(config.net.io_backend, io_uring));
 
     ReceiverOptions receiver_options;
     receiver_options.slot_bytes = max_datagram_bytes;
@@ -304,15 +296,15 @@ void Daemon::start_up() {
             s.queue, s.budget, s.counters, logger, s.ingest_limits, max_datagram_bytes));
         ingest->pace_with(s.pipeline->delivery_hint(), sockets.size());
         receiver_options.pace = ingest.get();
-        s.receivers.push_back(make_receiver(config.io_backend, std::move(socket), *ingest,
+        s.receivers.push_back(make_receiver(config.net.io_backend, std::move(socket), *ingest,
                                             s.counters, logger, receiver_options, io_uring));
     }
     // The Go daemon's line, with xrayd's meaning: receive slots, not a cap on held segments
     // (those are bounded by the memory limit, by their real size).
-    if (config.admin_enabled()) {
+    if (config.admin.enabled()) {
         AdminOptions admin;
-        admin.address = config.admin_address;
-        admin.ready_failure_threshold = config.ready_failure_threshold;
+        admin.address = config.admin.address;
+        admin.ready_failure_threshold = config.admin.ready_failure_threshold;
         admin.build_info = {{"version", XRAYD_VERSION},
                             {"io_backend", std::string(s.receivers.front()->backend())}};
         admin.refresh = [&s](HealthState& h) { s.sample(h); };
@@ -349,22 +341,22 @@ void Daemon::reload(PeriodicSummary& summary) {
     for (const std::string& change : r.changes) {  // before a quieter level takes effect
         s.logger.info("Reload: {}", change);
     }
-    s.logger.set_level(r.next.log_level);
+    s.logger.set_level(r.next.log.level);
     if (s.admin) {
-        s.admin->set_ready_failure_threshold(r.next.ready_failure_threshold);
+        s.admin->set_ready_failure_threshold(r.next.admin.ready_failure_threshold);
     }
-    summary.set_interval(r.next.summary_interval, Clock::now());
+    summary.set_interval(r.next.admin.summary_interval, Clock::now());
     if (s.proxy) {
-        s.proxy->set_forward_all(r.next.proxy_forward_all);
+        s.proxy->set_forward_all(r.next.proxy.forward_all);
     }
-    if (r.next.linger != s.current.linger) {
-        s.pipeline->set_linger(r.next.linger);
+    if (r.next.batch.linger != s.current.batch.linger) {
+        s.pipeline->set_linger(r.next.batch.linger);
     }
     if (s.uploader != nullptr) {
-        if (r.next.concurrency != s.current.concurrency) {
-            s.uploader->set_concurrency(std::max(1, r.next.concurrency));
+        if (r.next.upload.concurrency != s.current.upload.concurrency) {
+            s.uploader->set_concurrency(std::max(1, r.next.upload.concurrency));
         }
-        s.uploader->set_retry_settings(r.next.retry_budget, r.next.request_timeout);
+        s.uploader->set_retry_settings(r.next.upload.retry_budget, r.next.upload.request_timeout);
     }
     s.current = std::move(r.next);
 }
@@ -382,7 +374,7 @@ int Daemon::run(int signal_fd) {
         s.pipeline->run();
     });
     std::vector<std::thread> receiver_threads;
-    const std::vector<int> cpus = s.config.pin_receivers ? allowed_cpus() : std::vector<int>{};
+    const std::vector<int> cpus = s.config.net.pin_receivers ? allowed_cpus() : std::vector<int>{};
     for (std::size_t i = 0; i < s.receivers.size(); ++i) {
         const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
         receiver_threads.emplace_back([&s, i, cpu] {
@@ -403,7 +395,7 @@ int Daemon::run(int signal_fd) {
     Notifier notifier(s.logger);
     s.health.set_listening(true);
     notifier.ready(fmt::format("Receiving segments on UDP {}", s.bound_address));
-    PeriodicSummary summary(s.config.summary_interval, s.counters.snapshot(), Clock::now());
+    PeriodicSummary summary(s.config.admin.summary_interval, s.counters.snapshot(), Clock::now());
 
     std::uint32_t signo = 0;
     while (signo == 0) {
@@ -454,7 +446,7 @@ int Daemon::run(int signal_fd) {
     for (auto& t : receiver_threads) {
         t.join();
     }
-    const TimePoint deadline = Clock::now() + s.config.shutdown_timeout;
+    const TimePoint deadline = Clock::now() + s.config.daemon.shutdown_timeout;
     s.pipeline->drain(deadline);
     pipeline_thread.join();
     if (s.telemetry) {
@@ -466,7 +458,7 @@ int Daemon::run(int signal_fd) {
     const CounterSnapshot snapshot = s.counters.snapshot();
     if (held > 0) {
         s.logger.warn("Shutdown deadline of {} ms passed with {} segments not sent",
-                      s.config.shutdown_timeout.count(), held);
+                      s.config.daemon.shutdown_timeout.count(), held);
     }
     s.logger.info("Exit summary: {}", format_summary(snapshot, held));
     if (s.admin) {

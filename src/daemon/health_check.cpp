@@ -8,10 +8,10 @@
 namespace xrayd {
 
 std::string healthz_url(const Config& config) {
-    if (!config.admin_enabled()) {
+    if (!config.admin.enabled()) {
         return {};
     }
-    std::string address = config.admin_address;
+    std::string address = config.admin.address;
     const std::size_t colon = address.rfind(':');
     std::string host = address.substr(0, colon);
     const std::string port = address.substr(colon + 1);

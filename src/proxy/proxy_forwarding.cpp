@@ -183,11 +183,7 @@ CurlUrl upstream_url_of(const BaseUrl& upstream) {
 }
 
 TransportOptions transport_of(const SamplingProxyOptions& options) {
-    TransportOptions t;
-    t.proxy = options.proxy;
-    t.no_proxy = options.no_proxy;
-    t.ca_bundle = options.ca_bundle;
-    t.no_verify_ssl = options.no_verify_ssl;
+    TransportOptions t = options.transport;
     t.connect_timeout = options.upstream_connect_timeout;
     t.total_timeout = options.upstream_timeout;
     return t;

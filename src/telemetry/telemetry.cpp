@@ -124,14 +124,9 @@ namespace {
 
 // The transport settings of the telemetry calls.
 TransportOptions transport_of(const TelemetryOptions& options) {
-    TransportOptions t;
-    t.proxy = options.proxy;
-    t.no_proxy = options.no_proxy;
-    t.ca_bundle = options.ca_bundle;
-    t.no_verify_ssl = options.no_verify_ssl;
+    TransportOptions t = options.transport;
     t.connect_timeout = options.connect_timeout;
     t.total_timeout = options.request_timeout;
-    t.user_agent = options.user_agent;
     return t;
 }
 

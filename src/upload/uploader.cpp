@@ -37,14 +37,9 @@ int to_poll_timeout(Duration wait) noexcept {
 }
 
 TransportOptions transport_options(const UploaderOptions& o) {
-    TransportOptions t;
-    t.proxy = o.proxy;
-    t.no_proxy = o.no_proxy;
-    t.ca_bundle = o.ca_bundle;
-    t.no_verify_ssl = o.no_verify_ssl;
+    TransportOptions t = o.transport;
     t.connect_timeout = o.request_timeout;  // one limit for the whole request, connecting included
     t.total_timeout = o.request_timeout;
-    t.user_agent = o.user_agent;
     return t;
 }
 

@@ -80,7 +80,7 @@ struct Harness {
         o.region = "us-east-2";
         o.concurrency = 4;
         o.request_timeout = 5000ms;
-        o.user_agent = "xrayd/test exec-env/UNKNOWN OS/linux-amd64";
+        o.transport.user_agent = "xrayd/test exec-env/UNKNOWN OS/linux-amd64";
         o.retry_base = 5ms;
         o.retry_cap = 50ms;
         o.retry_budget = 60s;

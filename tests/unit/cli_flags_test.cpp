@@ -395,8 +395,8 @@ TEST_CASE("a flag error prints Go's message on stderr, the usage on stdout, and 
 TEST_CASE("arguments after the flags are ignored but reported as a warning") {
     const CliOutcome out = run({"-n", "us-east-1", "-m", "8", "extra", "-r", "x"});
     REQUIRE(out.config.has_value());
-    CHECK(out.config->region == "us-east-1");
-    CHECK(out.config->role_arn.empty());
+    CHECK(out.config->aws.region == "us-east-1");
+    CHECK(out.config->aws.role_arn.empty());
     REQUIRE(out.warnings.size() == 1);
     CHECK(out.warnings[0] == "Ignoring command-line arguments after the options: extra -r x");
 }

@@ -115,31 +115,31 @@ TEST_CASE("without any file the built-in defaults apply") {
     World w;
     const Config c = w.run_ok({});
     const Config d;
-    CHECK(c.config_path.empty());
-    CHECK(c.resource_arn.empty());
-    CHECK_FALSE(c.local_mode);
-    CHECK(c.buffer_memory_mb == 163);  // 1% of 16 GiB, floored
-    CHECK(c.region.empty());
-    CHECK(c.udp_address == "127.0.0.1:2000");
-    CHECK(c.tcp_address == "127.0.0.1:2000");
-    CHECK(c.role_arn.empty());
-    CHECK(c.log_file.empty());
-    CHECK(c.log_level == LogLevel::info);
-    CHECK(c.log_rotation);
-    CHECK(c.proxy_address.empty());
-    CHECK(c.no_proxy.empty());
-    CHECK(c.concurrency == 8);
-    CHECK(c.endpoint.empty());
-    CHECK_FALSE(c.no_verify_ssl);
-    CHECK(c.local_sink.empty());
-    CHECK(c.ca_bundle == default_ca_bundle());
-    CHECK(c.linger == d.linger);
-    CHECK(c.shutdown_timeout == d.shutdown_timeout);
-    CHECK(c.request_timeout == d.request_timeout);
-    CHECK(c.receive_buffer_bytes == d.receive_buffer_bytes);
-    CHECK(c.max_batch_bytes == d.max_batch_bytes);
-    CHECK(c.receivers == 0);
-    CHECK(c.log_rotation_bytes == 50ull << 20);
+    CHECK(c.daemon.config_path.empty());
+    CHECK(c.aws.resource_arn.empty());
+    CHECK_FALSE(c.aws.local_mode);
+    CHECK(c.queue.buffer_memory_mb == 163);  // 1% of 16 GiB, floored
+    CHECK(c.aws.region.empty());
+    CHECK(c.net.udp_address == "127.0.0.1:2000");
+    CHECK(c.proxy.tcp_address == "127.0.0.1:2000");
+    CHECK(c.aws.role_arn.empty());
+    CHECK(c.log.file.empty());
+    CHECK(c.log.level == LogLevel::info);
+    CHECK(c.log.rotation);
+    CHECK(c.transport.proxy.empty());
+    CHECK(c.transport.no_proxy.empty());
+    CHECK(c.upload.concurrency == 8);
+    CHECK(c.aws.endpoint.empty());
+    CHECK_FALSE(c.transport.no_verify_ssl);
+    CHECK(c.upload.local_sink.empty());
+    CHECK(c.transport.ca_bundle == default_ca_bundle());
+    CHECK(c.batch.linger == d.batch.linger);
+    CHECK(c.daemon.shutdown_timeout == d.daemon.shutdown_timeout);
+    CHECK(c.upload.request_timeout == d.upload.request_timeout);
+    CHECK(c.net.receive_buffer_bytes == d.net.receive_buffer_bytes);
+    CHECK(c.batch.max_batch_bytes == d.batch.max_batch_bytes);
+    CHECK(c.net.receivers == 0);
+    CHECK(c.log.rotation_bytes == 50ull << 20);
 }
 
 TEST_CASE("a full Version 2 file sets every Go setting, from -c or a default location") {
@@ -147,21 +147,22 @@ TEST_CASE("a full Version 2 file sets every Go setting, from -c or a default loc
     for (const Args& args : {Args{"-c", w.file(full_v2).string()}, Args{}}) {
         w.default_file(full_v2);
         const Config c = w.run_ok(args);
-        CHECK(c.config_path == (args.empty() ? w.sources.default_paths[0] : w.file(full_v2)));
-        CHECK(c.buffer_memory_mb == 24);
-        CHECK(c.concurrency == 16);
-        CHECK(c.endpoint == "https://xray.example.com");
-        CHECK(c.region == "us-west-2");
-        CHECK(c.udp_address == "127.0.0.1:3000");
-        CHECK(c.tcp_address == "127.0.0.2:3000");
-        CHECK_FALSE(c.log_rotation);
-        CHECK(c.log_level == LogLevel::warn);
-        CHECK(c.log_file == "/var/log/xray/x.log");
-        CHECK(c.local_mode);
-        CHECK(c.resource_arn == "arn:aws:ec2:us-west-2:1:instance/i-1");
-        CHECK(c.role_arn == "arn:aws:iam::1:role/r");
-        CHECK(c.no_verify_ssl);
-        CHECK(c.proxy_address == "http://proxy:3128");
+        CHECK(c.daemon.config_path ==
+              (args.empty() ? w.sources.default_paths[0] : w.file(full_v2)));
+        CHECK(c.queue.buffer_memory_mb == 24);
+        CHECK(c.upload.concurrency == 16);
+        CHECK(c.aws.endpoint == "https://xray.example.com");
+        CHECK(c.aws.region == "us-west-2");
+        CHECK(c.net.udp_address == "127.0.0.1:3000");
+        CHECK(c.proxy.tcp_address == "127.0.0.2:3000");
+        CHECK_FALSE(c.log.rotation);
+        CHECK(c.log.level == LogLevel::warn);
+        CHECK(c.log.file == "/var/log/xray/x.log");
+        CHECK(c.aws.local_mode);
+        CHECK(c.aws.resource_arn == "arn:aws:ec2:us-west-2:1:instance/i-1");
+        CHECK(c.aws.role_arn == "arn:aws:iam::1:role/r");
+        CHECK(c.transport.no_verify_ssl);
+        CHECK(c.transport.proxy == "http://proxy:3128");
     }
 }
 
@@ -170,12 +171,12 @@ TEST_CASE("a Version 1 file without TCPAddress defaults it; Version 2 honours it
     Config c = w.run_ok({"-c", w.file("Socket:\n  UDPAddress: \"127.0.0.1:2001\"\n"
                                       "Version: 1\n")
                                    .string()});
-    CHECK(c.udp_address == "127.0.0.1:2001");
-    CHECK(c.tcp_address == "127.0.0.1:2000");
+    CHECK(c.net.udp_address == "127.0.0.1:2001");
+    CHECK(c.proxy.tcp_address == "127.0.0.1:2000");
     c = w.run_ok({"-c", w.file("Socket:\n  TCPAddress : \"127.0.0.2:3000\"\nVersion: 2\n")
                             .string()});
-    CHECK(c.tcp_address == "127.0.0.2:3000");
-    CHECK(c.udp_address == "127.0.0.1:2000");
+    CHECK(c.proxy.tcp_address == "127.0.0.2:3000");
+    CHECK(c.net.udp_address == "127.0.0.1:2000");
 }
 
 TEST_CASE("unset, empty and zero values take the defaults as the Go daemon fills them") {
@@ -185,13 +186,13 @@ TEST_CASE("unset, empty and zero values take the defaults as the Go daemon fills
                       "Logging:\n  LogRotation: false\n  LogLevel: \"\"\n  LogPath: ~\n"
                       "LocalMode: ~\nVersion: 2\n")
                    .string()});
-    CHECK(c.concurrency == 8);
-    CHECK(c.buffer_memory_mb == 163);
-    CHECK(c.udp_address == "127.0.0.1:2000");
-    CHECK_FALSE(c.log_rotation);  // an explicit false is kept
-    CHECK(c.log_level == LogLevel::info);
-    CHECK(c.log_file.empty());
-    CHECK_FALSE(c.local_mode);
+    CHECK(c.upload.concurrency == 8);
+    CHECK(c.queue.buffer_memory_mb == 163);
+    CHECK(c.net.udp_address == "127.0.0.1:2000");
+    CHECK_FALSE(c.log.rotation);  // an explicit false is kept
+    CHECK(c.log.level == LogLevel::info);
+    CHECK(c.log.file.empty());
+    CHECK_FALSE(c.aws.local_mode);
 }
 
 TEST_CASE("yaml.v2 quirks: any scalar into a string, floats truncated, YAML 1.1 booleans") {
@@ -200,12 +201,12 @@ TEST_CASE("yaml.v2 quirks: any scalar into a string, floats truncated, YAML 1.1 
         {"-c", w.file("Region: 123\nConcurrency: 8.7\nLocalMode: yes\nNoVerifySSL: on\n"
                       "TotalBufferSizeMB: 0x10\nLogging:\n  LogRotation: Off\nVersion: 2.0\n")
                    .string()});
-    CHECK(c.region == "123");
-    CHECK(c.concurrency == 8);
-    CHECK(c.local_mode);
-    CHECK(c.no_verify_ssl);
-    CHECK(c.buffer_memory_mb == 16);
-    CHECK_FALSE(c.log_rotation);
+    CHECK(c.aws.region == "123");
+    CHECK(c.upload.concurrency == 8);
+    CHECK(c.aws.local_mode);
+    CHECK(c.transport.no_verify_ssl);
+    CHECK(c.queue.buffer_memory_mb == 16);
+    CHECK_FALSE(c.log.rotation);
 }
 
 TEST_CASE("key validation of a -c file reports the Go daemon's exact messages") {
@@ -286,22 +287,22 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
                                             "  ProxyOptional: true\n  RetryBudget: 90s\n"
                                             "  Backpressure: drop-oldest\n")
                                          .string()});
-    CHECK(c.ca_bundle == "/ca.pem");
-    CHECK(c.local_sink == "-");
-    CHECK(c.linger == std::chrono::milliseconds{250});
-    CHECK(c.shutdown_timeout == std::chrono::minutes{1});
-    CHECK(c.request_timeout == std::chrono::seconds{3});
-    CHECK(c.receive_buffer_bytes == 1048576u);
-    CHECK(c.max_batch_bytes == 2000000u);
-    CHECK(c.receivers == 3);
-    CHECK(c.io_backend == IoBackend::epoll);
-    CHECK(c.steer_by_cpu);
-    CHECK(c.pin_receivers);
-    CHECK(c.proxy_forward_all);
-    CHECK(c.proxy_optional);
-    CHECK(c.retry_budget == std::chrono::seconds{90});
-    CHECK(c.backpressure == Backpressure::drop_oldest);
-    CHECK(c.udp_address == "127.0.0.1:3000");  // the later empty Socket: {} sets nothing
+    CHECK(c.transport.ca_bundle == "/ca.pem");
+    CHECK(c.upload.local_sink == "-");
+    CHECK(c.batch.linger == std::chrono::milliseconds{250});
+    CHECK(c.daemon.shutdown_timeout == std::chrono::minutes{1});
+    CHECK(c.upload.request_timeout == std::chrono::seconds{3});
+    CHECK(c.net.receive_buffer_bytes == 1048576u);
+    CHECK(c.batch.max_batch_bytes == 2000000u);
+    CHECK(c.net.receivers == 3);
+    CHECK(c.net.io_backend == IoBackend::epoll);
+    CHECK(c.net.steer_by_cpu);
+    CHECK(c.net.pin_receivers);
+    CHECK(c.proxy.forward_all);
+    CHECK(c.proxy.optional);
+    CHECK(c.upload.retry_budget == std::chrono::seconds{90});
+    CHECK(c.queue.backpressure == Backpressure::drop_oldest);
+    CHECK(c.net.udp_address == "127.0.0.1:3000");  // the later empty Socket: {} sets nothing
 }
 
 TEST_CASE("the annotated example systemd/cfg.yaml passes -c validation and sets the defaults") {
@@ -311,23 +312,23 @@ TEST_CASE("the annotated example systemd/cfg.yaml passes -c validation and sets 
     REQUIRE_MESSAGE(out.config.has_value(), out.err);
     CHECK(out.warnings.empty());
     Config expected;
-    expected.buffer_memory_mb = 163;
-    expected.config_path = example.string();
+    expected.queue.buffer_memory_mb = 163;
+    expected.daemon.config_path = example.string();
     const Config& c = *out.config;
-    CHECK(c.buffer_memory_mb == expected.buffer_memory_mb);
-    CHECK(c.concurrency == expected.concurrency);
-    CHECK(c.udp_address == expected.udp_address);
-    CHECK(c.tcp_address == expected.tcp_address);
-    CHECK(c.log_level == expected.log_level);
-    CHECK(c.log_rotation == expected.log_rotation);
-    CHECK(c.linger == expected.linger);
-    CHECK(c.shutdown_timeout == expected.shutdown_timeout);
-    CHECK(c.request_timeout == expected.request_timeout);
-    CHECK(c.receive_buffer_bytes == expected.receive_buffer_bytes);
-    CHECK(c.max_batch_bytes == expected.max_batch_bytes);
-    CHECK(c.receivers == expected.receivers);
-    CHECK(c.local_sink.empty());
-    CHECK(c.ca_bundle == default_ca_bundle());
+    CHECK(c.queue.buffer_memory_mb == expected.queue.buffer_memory_mb);
+    CHECK(c.upload.concurrency == expected.upload.concurrency);
+    CHECK(c.net.udp_address == expected.net.udp_address);
+    CHECK(c.proxy.tcp_address == expected.proxy.tcp_address);
+    CHECK(c.log.level == expected.log.level);
+    CHECK(c.log.rotation == expected.log.rotation);
+    CHECK(c.batch.linger == expected.batch.linger);
+    CHECK(c.daemon.shutdown_timeout == expected.daemon.shutdown_timeout);
+    CHECK(c.upload.request_timeout == expected.upload.request_timeout);
+    CHECK(c.net.receive_buffer_bytes == expected.net.receive_buffer_bytes);
+    CHECK(c.batch.max_batch_bytes == expected.batch.max_batch_bytes);
+    CHECK(c.net.receivers == expected.net.receivers);
+    CHECK(c.upload.local_sink.empty());
+    CHECK(c.transport.ca_bundle == default_ca_bundle());
 }
 
 TEST_CASE("unreadable or malformed files are reported with the config-flag prefix") {
@@ -348,7 +349,7 @@ TEST_CASE("a default-location file is not key-validated but its types and Versio
     w.default_file("Version: 2\nRegion: eu-west-1\nMemoryLimit: 5\nSocket:\n  Bogus: 1\n");
     const CliOutcome ok = w.run({});
     REQUIRE(ok.config.has_value());
-    CHECK(ok.config->region == "eu-west-1");
+    CHECK(ok.config->aws.region == "eu-west-1");
     REQUIRE(ok.warnings.size() == 2);
     CHECK(ok.warnings[0].find("MemoryLimit") != std::string::npos);
     CHECK(ok.warnings[1].find("Socket.Bogus") != std::string::npos);
@@ -386,11 +387,11 @@ TEST_CASE("a file without Version whose keys are all Version 2 keys is read as V
         const CliOutcome out = w.run(args);
         REQUIRE_MESSAGE(out.config.has_value(), out.err);
         CHECK(out.exit_code == 0);
-        CHECK(out.config->region == "us-east-1");
-        CHECK(out.config->udp_address == "127.0.0.1:2000");
-        CHECK(out.config->tcp_address == "127.0.0.1:2000");
-        CHECK(out.config->log_file == "/var/log/xray/xray.log");
-        CHECK(out.config->log_level == LogLevel::info);
+        CHECK(out.config->aws.region == "us-east-1");
+        CHECK(out.config->net.udp_address == "127.0.0.1:2000");
+        CHECK(out.config->proxy.tcp_address == "127.0.0.1:2000");
+        CHECK(out.config->log.file == "/var/log/xray/xray.log");
+        CHECK(out.config->log.level == LogLevel::info);
         REQUIRE(out.warnings.size() == 1);
         const std::string& warning = out.warnings[0];
         CHECK(warning.find((args.empty() ? found : named).string()) != std::string::npos);
@@ -430,11 +431,11 @@ TEST_CASE("a file without Version and with a key that is not a Version 2 key kee
 TEST_CASE("the first existing default location wins") {
     World w;
     w.dir.write("cwd/cfg.yaml", "Version: 2\nRegion: second\n");
-    CHECK(w.run_ok({}).region == "second");
+    CHECK(w.run_ok({}).aws.region == "second");
     w.default_file("Version: 1\nRegion: first\n");
     const CliOutcome out = w.run({});
     REQUIRE(out.config.has_value());
-    CHECK(out.config->region == "first");
+    CHECK(out.config->aws.region == "first");
     // The one not read is named, so a stale file cannot hide silently.
     REQUIRE(out.warnings.size() == 1);
     CHECK(out.warnings[0].find((w.dir.path() / "cwd/cfg.yaml").string() + " is not read") !=
@@ -458,9 +459,9 @@ TEST_CASE("-c replaces the default-location file entirely") {
     World w;
     w.default_file("Version: 2\nRegion: from-default\nRoleARN: r\n");
     const Config c = w.run_ok({"-c", w.file("Version: 2\nResourceARN: a\n").string()});
-    CHECK(c.region.empty());
-    CHECK(c.role_arn.empty());
-    CHECK(c.resource_arn == "a");
+    CHECK(c.aws.region.empty());
+    CHECK(c.aws.role_arn.empty());
+    CHECK(c.aws.resource_arn == "a");
 }
 
 TEST_CASE("flags beat the file, an explicit empty flag included") {
@@ -470,17 +471,17 @@ TEST_CASE("flags beat the file, an explicit empty flag included") {
                                "ap-south-1", "-b", "0.0.0.0:1", "-t", "0.0.0.0:2", "-r", "",
                                "-f", "/tmp/flag.log", "-l", "error", "--endpoint", "http://e",
                                "--concurrency", "3"});
-    CHECK(c.resource_arn == "flag-arn");
-    CHECK_FALSE(c.local_mode);
-    CHECK(c.buffer_memory_mb == 9);
-    CHECK(c.region == "ap-south-1");
-    CHECK(c.udp_address == "0.0.0.0:1");
-    CHECK(c.tcp_address == "0.0.0.0:2");
-    CHECK(c.role_arn.empty());
-    CHECK(c.log_file == "/tmp/flag.log");
-    CHECK(c.log_level == LogLevel::error);
-    CHECK(c.endpoint == "http://e");
-    CHECK(c.concurrency == 3);
+    CHECK(c.aws.resource_arn == "flag-arn");
+    CHECK_FALSE(c.aws.local_mode);
+    CHECK(c.queue.buffer_memory_mb == 9);
+    CHECK(c.aws.region == "ap-south-1");
+    CHECK(c.net.udp_address == "0.0.0.0:1");
+    CHECK(c.proxy.tcp_address == "0.0.0.0:2");
+    CHECK(c.aws.role_arn.empty());
+    CHECK(c.log.file == "/tmp/flag.log");
+    CHECK(c.log.level == LogLevel::error);
+    CHECK(c.aws.endpoint == "http://e");
+    CHECK(c.upload.concurrency == 3);
 }
 
 TEST_CASE("proxy address: -p beats the file beats HTTPS_PROXY beats https_proxy") {
@@ -513,7 +514,7 @@ TEST_CASE("proxy address: -p beats the file beats HTTPS_PROXY beats https_proxy"
             args.insert(args.end(), {"-p", *row.flag});
         }
         CAPTURE(row.expected);
-        CHECK(w.run_ok(args).proxy_address == row.expected);
+        CHECK(w.run_ok(args).transport.proxy == row.expected);
     }
 }
 
@@ -522,14 +523,14 @@ TEST_CASE("NO_PROXY beats no_proxy; the region environment is left to region res
     w.env = Environment(EnvVars{{"NO_PROXY", "a.example"}, {"no_proxy", "b.example"},
                          {"AWS_REGION", "eu-north-1"}, {"AWS_DEFAULT_REGION", "eu-west-3"}});
     const Config c = w.run_ok({});
-    CHECK(c.no_proxy == "a.example");
-    CHECK(c.region.empty());
+    CHECK(c.transport.no_proxy == "a.example");
+    CHECK(c.aws.region.empty());
     w.env = Environment(EnvVars{{"no_proxy", "b.example"}});
-    CHECK(w.run_ok({}).no_proxy == "b.example");
+    CHECK(w.run_ok({}).transport.no_proxy == "b.example");
     // The file's Region beats the environment (which is not even read here).
     w.env = Environment(EnvVars{{"AWS_REGION", "eu-north-1"}});
     w.default_file("Version: 2\nRegion: us-east-2\n");
-    CHECK(w.run_ok({}).region == "us-east-2");
+    CHECK(w.run_ok({}).aws.region == "us-east-2");
 }
 
 TEST_CASE("log levels map as in Go; an unknown name is an error naming the allowed values") {
@@ -544,7 +545,7 @@ TEST_CASE("log levels map as in Go; an unknown name is an error naming the allow
                                            {"warn", LogLevel::warn},
                                            {"error", LogLevel::error},
                                            {"prod", LogLevel::info}}) {
-        CHECK(w.run_ok({"-l", row.name}).log_level == row.level);
+        CHECK(w.run_ok({"-l", row.name}).log.level == row.level);
     }
     const fs::path f = w.file("Version: 2\nLogging:\n  LogLevel: Debug\n");
     CHECK(w.run_error({"-c", f.string()}) ==
@@ -554,7 +555,7 @@ TEST_CASE("log levels map as in Go; an unknown name is an error naming the allow
           "Invalid log level \"trace\" (-l/--log-level). Allowed values (case-sensitive): dev, "
           "debug, info, warn, error, prod.");
     // The flag beats a bad file value, as it beats any file value.
-    CHECK(w.run_ok({"-c", f.string(), "-l", "warn"}).log_level == LogLevel::warn);
+    CHECK(w.run_ok({"-c", f.string(), "-l", "warn"}).log.level == LogLevel::warn);
 }
 
 TEST_CASE("xrayd's file settings are checked with messages that name the key and the fix") {
@@ -596,31 +597,31 @@ TEST_CASE("xrayd's flags beat its file settings") {
                                    .string(),
                                "--linger", "5ms", "--receivers", "0", "--ca-bundle",
                                "/flag.pem", "--log-rotation-bytes", "4096"});
-    CHECK(c.linger == std::chrono::milliseconds{5});
-    CHECK(c.receivers == 0);
-    CHECK(c.ca_bundle == "/flag.pem");
-    CHECK(c.log_rotation_bytes == 4096u);
+    CHECK(c.batch.linger == std::chrono::milliseconds{5});
+    CHECK(c.net.receivers == 0);
+    CHECK(c.transport.ca_bundle == "/flag.pem");
+    CHECK(c.log.rotation_bytes == 4096u);
 }
 
 TEST_CASE("receive engine settings: defaults, flags over the file, and a bad backend name") {
     World w;
     const Config defaults = w.run_ok({});
-    CHECK(defaults.io_backend == IoBackend::auto_);
-    CHECK_FALSE(defaults.steer_by_cpu);
-    CHECK_FALSE(defaults.pin_receivers);
+    CHECK(defaults.net.io_backend == IoBackend::auto_);
+    CHECK_FALSE(defaults.net.steer_by_cpu);
+    CHECK_FALSE(defaults.net.pin_receivers);
     const Config c = w.run_ok({"-c",
                                w.file("Version: 2\nXrayd:\n  IoBackend: epoll\n"
                                       "  PinReceivers: true\n")
                                    .string(),
                                "--io-backend=io_uring", "-pin-receivers=false", "--steer-by-cpu"});
-    CHECK(c.io_backend == IoBackend::io_uring);
-    CHECK_FALSE(c.pin_receivers);
-    CHECK(c.steer_by_cpu);
+    CHECK(c.net.io_backend == IoBackend::io_uring);
+    CHECK_FALSE(c.net.pin_receivers);
+    CHECK(c.net.steer_by_cpu);
     const Config retry = w.run_ok({"--retry-budget", "30s", "--backpressure", "drop-oldest"});
-    CHECK(retry.retry_budget == std::chrono::seconds{30});
-    CHECK(retry.backpressure == Backpressure::drop_oldest);
-    CHECK(defaults.retry_budget == std::chrono::minutes{10});
-    CHECK(defaults.backpressure == Backpressure::drop_newest);
+    CHECK(retry.upload.retry_budget == std::chrono::seconds{30});
+    CHECK(retry.queue.backpressure == Backpressure::drop_oldest);
+    CHECK(defaults.upload.retry_budget == std::chrono::minutes{10});
+    CHECK(defaults.queue.backpressure == Backpressure::drop_newest);
     CHECK(w.run_error({"--io-backend", "kqueue"}) ==
           "--io-backend \"kqueue\" is not a receive backend: use auto, io_uring or epoll.");
 }
@@ -655,13 +656,13 @@ TEST_CASE("buffer memory below 3 MB is refused with the Go daemon's message") {
     const std::string message =
         "Not enough Buffers Memory Allocated. Min Buffers Memory required: 3 MB.";
     CHECK(w.run_error({"-m", "2"}) == message);
-    CHECK(w.run_ok({"-m", "3"}).buffer_memory_mb == 3);
-    CHECK(w.run_ok({"-m", "-1"}).buffer_memory_mb == 163);
+    CHECK(w.run_ok({"-m", "3"}).queue.buffer_memory_mb == 3);
+    CHECK(w.run_ok({"-m", "-1"}).queue.buffer_memory_mb == 163);
     w.dir.write("root/proc/meminfo", "MemTotal: 204800 kB\n");  // 200 MiB host: 1% = 2 MB
     CHECK(w.run_error({}) == message);
     fs::remove(w.dir.path() / "root/proc/meminfo");
     CHECK(w.run_error({}).find("proc/meminfo") != std::string::npos);
-    CHECK(w.run_ok({"-m", "5"}).buffer_memory_mb == 5);  // no need to read memory then
+    CHECK(w.run_ok({"-m", "5"}).queue.buffer_memory_mb == 5);  // no need to read memory then
 }
 
 TEST_CASE("-m 17592186044416 is refused naming the flag, the value and the fix, not wrapped into "
@@ -671,7 +672,7 @@ TEST_CASE("-m 17592186044416 is refused naming the flag, the value and the fix, 
     CHECK(w.run_error({"-m", "17592186044416"}) ==
           "-m/--buffer-memory 17592186044416 is too large: the buffer memory is given in MB and "
           "must be at most 1099511627776 (e.g. -m 64).");
-    CHECK(w.run_ok({"-m", "1099511627776"}).buffer_memory_mb == 1099511627776);
+    CHECK(w.run_ok({"-m", "1099511627776"}).queue.buffer_memory_mb == 1099511627776);
     CHECK(w.run_error({"-c", w.file("Version: 2\nTotalBufferSizeMB: 1099511627777\n").string()})
               .find("TotalBufferSizeMB in ") == 0);
 }
@@ -797,7 +798,7 @@ TEST_CASE("read_memory_info finds the cgroup v2 limit of our cgroup or an ancest
                           "sys/fs/cgroup/system.slice/xrayd.service/memory.max"}) {
         w.dir.write(std::string("root/") + f, read_file(dir.path() / f));
     }
-    CHECK(w.run_ok({}).buffer_memory_mb == 5);
+    CHECK(w.run_ok({}).queue.buffer_memory_mb == 5);
 }
 
 TEST_CASE("read_memory_info finds the cgroup v1 limit, also inside a cgroup namespace") {
@@ -840,22 +841,22 @@ TEST_CASE("the default search order reads the Go daemon's file first, then xrayd
 TEST_CASE("admin, readiness and summary settings: defaults, file keys, flags over the file") {
     World w;
     Config c = w.run_ok({});
-    CHECK(c.admin_address == "127.0.0.1:2100");
-    CHECK(c.admin_enabled());
-    CHECK(c.ready_failure_threshold == std::chrono::seconds{60});
-    CHECK(c.summary_interval == std::chrono::seconds{60});
+    CHECK(c.admin.address == "127.0.0.1:2100");
+    CHECK(c.admin.enabled());
+    CHECK(c.admin.ready_failure_threshold == std::chrono::seconds{60});
+    CHECK(c.admin.summary_interval == std::chrono::seconds{60});
 
     const std::string file = w.file("Version: 2\nXrayd:\n  AdminAddress: off\n"
                                     "  ReadyFailureThreshold: 2m\n  SummaryInterval: 0\n")
                                  .string();
     c = w.run_ok({"-c", file});
-    CHECK_FALSE(c.admin_enabled());
-    CHECK(c.ready_failure_threshold == std::chrono::minutes{2});
-    CHECK(c.summary_interval == std::chrono::milliseconds{0});
+    CHECK_FALSE(c.admin.enabled());
+    CHECK(c.admin.ready_failure_threshold == std::chrono::minutes{2});
+    CHECK(c.admin.summary_interval == std::chrono::milliseconds{0});
 
     c = w.run_ok({"-c", file, "--admin-address", "127.0.0.1:0", "--summary-interval", "10s"});
-    CHECK(c.admin_address == "127.0.0.1:0");
-    CHECK(c.summary_interval == std::chrono::seconds{10});
+    CHECK(c.admin.address == "127.0.0.1:0");
+    CHECK(c.admin.summary_interval == std::chrono::seconds{10});
 
     CHECK(w.run_error({"--admin-address", "localhost"}) ==
           "--admin-address \"localhost\" is not host:port or off (e.g. 127.0.0.1:2100).");
@@ -951,10 +952,10 @@ TEST_CASE("reload takes a valid file and lists the safely changeable settings th
     auto changed = reload_config(args, w.env, current, w.sources);
     REQUIRE(changed.ok());
     const Config& next = changed.value().next;
-    CHECK(next.log_level == LogLevel::debug);
-    CHECK(next.concurrency == 2);
-    CHECK(next.linger == std::chrono::seconds{1});
-    CHECK(next.proxy_forward_all);
+    CHECK(next.log.level == LogLevel::debug);
+    CHECK(next.upload.concurrency == 2);
+    CHECK(next.batch.linger == std::chrono::seconds{1});
+    CHECK(next.proxy.forward_all);
     const std::vector<std::string> expected{
         "Logging.LogLevel: Info -> Debug", "Concurrency: 8 -> 2",
         "Xrayd.Linger: 100ms -> 1000ms", "Xrayd.RequestTimeout: 5000ms -> 9000ms",

@@ -73,7 +73,7 @@ struct Fixture {
         options.resource_arn = "arn:aws:ec2:us-west-2:123456789012:instance/i-0abc";
         options.instance_id = "i-0abc";
         options.hostname = "host-\"1\"";
-        options.user_agent = "xrayd/test";
+        options.transport.user_agent = "xrayd/test";
         return Telemetry::create(std::move(options), credentials, counters, logger);
     }
 

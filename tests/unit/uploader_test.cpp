@@ -156,7 +156,7 @@ TEST_CASE("uploader over HTTPS succeeds with the server's CA bundle") {
     Harness h;
     HttpTestServer server({.tls = true});
     auto options = h.options(server);
-    options.ca_bundle = server.ca_file();
+    options.transport.ca_bundle = server.ca_file();
     auto uploader = h.uploader(options);
     xrayd::Batch batch = h.make_batch(2);
     const std::string body(batch.body());
@@ -185,7 +185,7 @@ TEST_CASE("uploader with no_verify_ssl accepts an unverified HTTPS server") {
     Harness h;
     HttpTestServer server({.tls = true});
     auto options = h.options(server);
-    options.no_verify_ssl = true;
+    options.transport.no_verify_ssl = true;
     auto uploader = h.uploader(options);
     uploader->submit(h.make_batch(1));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 1; }));

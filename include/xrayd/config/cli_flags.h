@@ -1,5 +1,6 @@
-// Command-line parsing with the Go `flag` package's rules, for the Go daemon's thirteen flags and
-// xrayd's own long options, plus the Go text parsers (int, bool, duration) they rely on.
+// Command-line parsing with the Go `flag` package's rules, for the flags of the settings table
+// (the Go daemon's thirteen and xrayd's own long options), plus the Go text parsers (int, bool,
+// duration) they rely on.
 #pragma once
 
 #include <chrono>
@@ -11,52 +12,40 @@
 #include <vector>
 
 #include <xrayd/common/result.h>
+#include <xrayd/config/settings.h>
 
 namespace xrayd {
 
-// What the command line said. A field is set only when its flag appeared (the last occurrence
-// wins), so the loader can apply flag > file > environment > default; an explicit empty string
-// (`-r ""`) is "set". Values are syntax-checked here; cross-field checks are the loader's.
-struct CliFlags {
-    // The Go daemon's flags (short and long name bound to one field, as in pkg/cli/cli.go).
-    std::optional<std::string> resource_arn;      // -a --resource-arn
-    std::optional<bool> local_mode;               // -o --local-mode
-    std::optional<std::int64_t> buffer_memory_mb; // -m --buffer-memory
-    std::optional<std::string> region;            // -n --region
-    std::optional<std::string> udp_address;       // -b --bind
-    std::optional<std::string> tcp_address;       // -t --bind-tcp
-    std::optional<std::string> role_arn;          // -r --role-arn
-    std::optional<std::string> config_path;       // -c --config
-    std::optional<std::string> log_file;          // -f --log-file
-    std::optional<std::string> log_level;         // -l --log-level (name checked by the loader)
-    std::optional<std::string> proxy_address;     // -p --proxy-address
-    bool version = false;                         // -v --version
-    bool help = false;                            // -h --help (parsing stopped there)
+namespace config_detail {
+// The type a flag of each kind is parsed into.
+template <SettingKind kind>
+struct FlagValue;
+template <> struct FlagValue<SettingKind::text> { using type = std::optional<std::string>; };
+template <> struct FlagValue<SettingKind::toggle> { using type = std::optional<bool>; };
+template <> struct FlagValue<SettingKind::megabytes> { using type = std::optional<std::int64_t>; };
+template <> struct FlagValue<SettingKind::duration> {
+    using type = std::optional<std::chrono::milliseconds>;
+};
+template <> struct FlagValue<SettingKind::bytes> { using type = std::optional<std::uint64_t>; };
+template <> struct FlagValue<SettingKind::count> { using type = std::optional<int>; };
+template <> struct FlagValue<SettingKind::action> { using type = bool; };
+template <> struct FlagValue<SettingKind::help> { using type = bool; };
+}  // namespace config_detail
 
-    // xrayd's own options (long names only).
-    std::optional<std::string> endpoint;
-    std::optional<std::string> local_sink;
-    std::optional<std::string> ca_bundle;
-    std::optional<std::chrono::milliseconds> linger;
-    std::optional<std::chrono::milliseconds> shutdown_timeout;
-    std::optional<std::chrono::milliseconds> request_timeout;
-    std::optional<std::uint64_t> receive_buffer_bytes;
-    std::optional<std::uint64_t> max_batch_bytes;
-    std::optional<int> receivers;
-    std::optional<std::string> io_backend;  // checked by the loader
-    std::optional<bool> steer_by_cpu;
-    std::optional<bool> pin_receivers;
-    std::optional<bool> proxy_forward_all;
-    std::optional<bool> proxy_optional;
-    std::optional<std::chrono::milliseconds> retry_budget;
-    std::optional<std::string> backpressure;  // checked by the loader
-    std::optional<int> concurrency;
-    std::optional<std::uint64_t> log_rotation_bytes;
-    std::optional<std::string> admin_address;  // "off" or host:port (checked by the loader)
-    std::optional<std::chrono::milliseconds> ready_failure_threshold;
-    std::optional<std::chrono::milliseconds> summary_interval;
-    bool check_config = false;  // --check-config: print the effective configuration and exit
-    bool health_check = false;  // --health-check: ask the running daemon's /healthz, exit 0/1
+// What the command line said: one field per row of the settings table (settings.h), named by
+// its id (`region`, `udp_address`, `linger`, ...), typed by its kind. A setting field is set only
+// when its flag appeared (the last occurrence wins), so the loader can apply flag > file >
+// environment > default; an explicit empty string (`-r ""`) is "set"; a setting without a flag
+// (NoVerifySSL) stays empty. Values are syntax-checked here; cross-field checks are the
+// loader's. Actions (version, help: parsing stopped there, check_config, health_check) are bools.
+struct CliFlags {
+#define XRAYD_CLI_FIELD(id, group, member, kind, ...) \
+    config_detail::FlagValue<SettingKind::kind>::type id{};
+#define XRAYD_CLI_ACTION(id, kind, ...) config_detail::FlagValue<SettingKind::kind>::type id{};
+    XRAYD_SETTINGS(XRAYD_CLI_FIELD)
+    XRAYD_ACTIONS(XRAYD_CLI_ACTION)
+#undef XRAYD_CLI_FIELD
+#undef XRAYD_CLI_ACTION
 
     // Arguments after the first non-flag or `--`: ignored, as the Go daemon ignores them.
     std::vector<std::string> ignored;
@@ -76,8 +65,9 @@ struct FlagError {
 // with or without `=value`) stops parsing and sets `help`. Thread-safe (pure function).
 [[nodiscard]] Result<CliFlags, FlagError> parse_cli_flags(std::span<const std::string> args);
 
-// The usage screen: the Go daemon's `-h` text byte for byte (spec §1.4), a blank line, then
-// xrayd's own options. Ends with '\n'.
+// The usage screen, generated from the settings table: the Go daemon's `-h` text byte for byte
+// (spec §1.4), a blank line, then xrayd's own options. Ends with '\n'. docs/gen_manpage.py
+// turns it into the man page's OPTIONS.
 [[nodiscard]] std::string usage_text();
 
 // Go strconv.ParseInt(text, 0, 64): sign, `0x`/`0o`/`0b`/leading-`0` prefixes, `_` between

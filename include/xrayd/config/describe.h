@@ -9,9 +9,10 @@
 
 namespace xrayd {
 
-// Every setting of `config` under its cfg.yaml key (xrayd's under `Xrayd:`), with the flag
-// that sets it as a comment, then the environment variables that affect the daemon (AWS_*,
-// proxies) with secrets redacted. The text is valid YAML. Thread-safe (pure).
+// Every setting of `config` with a cfg.yaml key (the settings table's rows, in its order; xrayd's
+// under `Xrayd:`), with the flag that sets it as a comment, then the environment variables that
+// affect the daemon (AWS_*, proxies) with secrets redacted. The text is valid YAML. Thread-safe
+// (pure).
 [[nodiscard]] std::string describe_config(const Config& config, const Environment& env);
 
 // The value to show for environment variable `name`: variables whose name says secret, token,

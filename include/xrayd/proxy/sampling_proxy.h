@@ -13,6 +13,7 @@
 #include <xrayd/aws/credentials.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/connection_gate.h>
+#include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -48,10 +49,9 @@ struct SamplingProxyOptions {
     std::chrono::milliseconds body_timeout{10000};
     std::chrono::milliseconds upstream_connect_timeout{2000};
     std::chrono::milliseconds upstream_timeout{10000};  // whole upstream exchange: 504 after
-    std::string ca_bundle;                              // CURLOPT_CAINFO when non-empty
-    bool no_verify_ssl = false;                         // Go's -n / NoVerifySSL
-    std::string proxy;     // outbound HTTP proxy (Go's -p / ProxyAddress); "" = direct
-    std::string no_proxy;  // CURLOPT_NOPROXY when non-empty
+    // Proxy (Go's -p / ProxyAddress) and TLS trust; its timeouts are replaced by the two
+    // upstream ones above.
+    TransportOptions transport;
     Duration error_log_interval = std::chrono::seconds(60);  // one upstream-error line per
 };
 

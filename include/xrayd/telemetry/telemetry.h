@@ -17,6 +17,7 @@
 
 #include <xrayd/aws/credentials.h>
 #include <xrayd/common/time.h>
+#include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
 
@@ -58,11 +59,8 @@ struct TelemetryOptions {
     std::chrono::milliseconds period{60000};  // Go: dataCutoffIntervalSecs
     std::chrono::milliseconds connect_timeout{2000};
     std::chrono::milliseconds request_timeout{2000};  // Go's X-Ray client timeout
-    std::string ca_bundle;                            // CURLOPT_CAINFO when non-empty
-    bool no_verify_ssl = false;
-    std::string proxy;  // outbound HTTP proxy; "" = direct
-    std::string no_proxy;
-    std::string user_agent;  // full User-Agent value; "" = none
+    // Proxy, TLS trust and User-Agent; its timeouts are replaced by the two above.
+    TransportOptions transport;
 };
 
 inline constexpr std::size_t telemetry_queue_capacity = 30;    // Go: bufferSize

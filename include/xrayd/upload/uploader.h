@@ -13,6 +13,7 @@
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
 #include <xrayd/flow/event_loop.h>
+#include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/queue/backpressure.h>
 #include <xrayd/queue/memory_budget.h>
@@ -25,11 +26,8 @@ struct UploaderOptions {
     std::string region;
     int concurrency = 8;               // requests in flight
     std::chrono::milliseconds request_timeout{5000};
-    std::string ca_bundle;             // CURLOPT_CAINFO when non-empty; else the system store
-    bool no_verify_ssl = false;
-    std::string proxy;                 // CURLOPT_PROXY when non-empty
-    std::string no_proxy;              // CURLOPT_NOPROXY when non-empty
-    std::string user_agent;            // full User-Agent value
+    // Proxy, TLS trust and User-Agent; its timeouts are replaced by request_timeout.
+    TransportOptions transport;
     Duration retry_base = std::chrono::milliseconds(200);
     Duration retry_cap = std::chrono::seconds(30);
     Duration retry_budget = std::chrono::minutes(10);  // per batch, from its first failure
@@ -71,8 +69,8 @@ struct UploaderOptions {
 //   hold the memory, new segments are refused at ingest (dropped_buffer_full), as drop-newest.
 // At every moment between calls, segments submitted = sent + rejected + dropped (by the
 // counters above) + held_segments().
-// No proxy is read from the environment: `proxy` is the only one used (the config loader is
-// the one place that knows the environment).
+// No proxy is read from the environment: `transport.proxy` is the only one used (the config
+// loader is the one place that knows the environment).
 //
 // Threads: one pipeline thread calls everything, except wakeup() and set_concurrency() (any
 // thread).
