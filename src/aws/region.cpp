@@ -6,7 +6,9 @@
 #include <xrayd/aws/imds.h>
 #include <xrayd/aws/shared_config.h>
 
-#include "text_util.h"
+#include "file_read.h"
+#include "json_reader.h"
+#include "string_util.h"
 
 namespace xrayd {
 
