@@ -108,17 +108,4 @@ std::optional<ResolvedRegion> resolve_region(const RegionOptions& options, const
     return found;
 }
 
-std::optional<ResolvedRegion> resolve_region(std::string_view configured, const Environment& env) {
-    if (!configured.empty()) {
-        return ResolvedRegion{std::string(configured), "commandline/config file"};
-    }
-    if (auto r = env.get_non_empty("AWS_REGION")) {
-        return ResolvedRegion{*r, "environment variables"};
-    }
-    if (auto r = env.get_non_empty("AWS_DEFAULT_REGION")) {
-        return ResolvedRegion{*r, "environment variables"};
-    }
-    return std::nullopt;
-}
-
 }  // namespace xrayd
