@@ -20,7 +20,9 @@
 
 #include "credentials_json.h"
 #include "hash.h"
-#include "text_util.h"
+#include "file_read.h"
+#include "json_reader.h"
+#include "string_util.h"
 
 namespace xrayd {
 

@@ -5,7 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "text_util.h"
+#include "iso8601.h"
+#include "json_reader.h"
 
 namespace xrayd::aws_detail {
 

@@ -9,7 +9,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/log/remote_text.h>
 
-#include "text_util.h"
+#include "string_util.h"
 
 namespace xrayd {
 

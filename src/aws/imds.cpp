@@ -11,7 +11,7 @@
 #include <xrayd/log/remote_text.h>
 
 #include "hash.h"
-#include "text_util.h"
+#include "string_util.h"
 
 namespace xrayd {
 

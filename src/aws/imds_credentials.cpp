@@ -9,7 +9,8 @@
 
 #include "credentials_json.h"
 #include "hash.h"
-#include "text_util.h"
+#include "json_reader.h"
+#include "string_util.h"
 
 namespace xrayd {
 

@@ -20,7 +20,7 @@
 
 #include "credentials_json.h"
 #include "hash.h"
-#include "text_util.h"
+#include "json_reader.h"
 
 extern char** environ;
 

@@ -6,7 +6,9 @@
 #include <xrayd/aws/imds.h>
 #include <xrayd/aws/shared_config.h>
 
-#include "text_util.h"
+#include "file_read.h"
+#include "json_reader.h"
+#include "string_util.h"
 
 namespace xrayd {
 
@@ -104,19 +106,6 @@ std::optional<ResolvedRegion> resolve_region(const RegionOptions& options, const
         logger.info("Using region: {}", found->region);
     }
     return found;
-}
-
-std::optional<ResolvedRegion> resolve_region(std::string_view configured, const Environment& env) {
-    if (!configured.empty()) {
-        return ResolvedRegion{std::string(configured), "commandline/config file"};
-    }
-    if (auto r = env.get_non_empty("AWS_REGION")) {
-        return ResolvedRegion{*r, "environment variables"};
-    }
-    if (auto r = env.get_non_empty("AWS_DEFAULT_REGION")) {
-        return ResolvedRegion{*r, "environment variables"};
-    }
-    return std::nullopt;
 }
 
 }  // namespace xrayd

@@ -2,7 +2,8 @@
 #include <xrayd/aws/shared_config.h>
 
 #include "hash.h"
-#include "text_util.h"
+#include "file_read.h"
+#include "string_util.h"
 
 namespace xrayd {
 

@@ -7,7 +7,9 @@
 #include <xrayd/log/remote_text.h>
 
 #include "hash.h"
-#include "text_util.h"
+#include "form_encoding.h"
+#include "iso8601.h"
+#include "xml_element.h"
 
 namespace xrayd {
 

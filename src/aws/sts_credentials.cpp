@@ -12,7 +12,8 @@
 #include <xrayd/aws/sts.h>
 
 #include "hash.h"
-#include "text_util.h"
+#include "file_read.h"
+#include "string_util.h"
 
 namespace xrayd {
 

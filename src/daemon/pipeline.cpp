@@ -26,11 +26,6 @@ std::size_t Pipeline::take_from_queue(TimePoint now, std::size_t max) noexcept {
     return n;
 }
 
-void Pipeline::publish_held() noexcept {
-    held_now_.store(queue_.size_approx() + batcher_.open_segments() + sink_.held_segments(),
-                    std::memory_order_release);
-}
-
 void Pipeline::publish_hint() noexcept {
     hint_.room.store(static_cast<std::uint32_t>(batcher_.room()), std::memory_order_relaxed);
     hint_.full.store(static_cast<std::uint32_t>(batcher_.full_batch()), std::memory_order_relaxed);
@@ -55,20 +50,17 @@ void Pipeline::run() noexcept {
             batcher_.flush(emit);
             loop_.run_once(Duration::zero());
             if (sink_.held_segments() == 0 && queue_.size_approx() == 0) {
-                publish_held();
                 return;
             }
             const TimePoint deadline{Duration(drain_deadline_.load(std::memory_order_acquire))};
             if (Clock::now() >= deadline) {
                 held_at_exit_.store(sink_.abandon(), std::memory_order_release);
-                held_now_.store(0, std::memory_order_release);
                 return;
             }
         }
 
         if (moved == segments_per_turn) {
             loop_.run_once(Duration::zero());  // more is queued: do not sleep
-            publish_held();
             continue;
         }
 
@@ -85,7 +77,6 @@ void Pipeline::run() noexcept {
         }
         loop_.run_once(wait);
         queue_.woke_up();
-        publish_held();
     }
 }
 

@@ -82,6 +82,7 @@ public:
           handler_(handler),
           pace_(pace),
           logger_(logger),
+          counters_(counters),
           // The final drain reads into the same slots, payload at the same offset, so its
           // datagrams get the same padding guarantee.
           drain_reader_(slots_, batch, header_bytes),
@@ -206,10 +207,6 @@ public:
     [[nodiscard]] std::string_view backend() const noexcept override { return "io_uring"; }
     [[nodiscard]] std::size_t receive_slots() const noexcept override { return slots_.count(); }
 
-    [[nodiscard]] std::uint64_t ring_buffers_exhausted() const noexcept override {
-        return exhausted_.load(std::memory_order_relaxed);
-    }
-
 private:
     [[nodiscard]] unsigned buffer_bytes() const noexcept {
         return static_cast<unsigned>(header_bytes + payload_bytes());
@@ -328,11 +325,11 @@ private:
         if (error == ENOBUFS) {
             // Every slot was with the handler or in the completion queue: the request ended
             // and is re-armed once the slots are back. The datagrams wait in the socket.
-            exhausted_.fetch_add(1, std::memory_order_relaxed);
+            counters_.add(Counter::ring_buffers_exhausted);
             if (logger_.enabled(LogLevel::debug) &&
                 exhausted_limit_.allow(Clock::now(), nullptr)) {
                 logger_.debug("daemon: socket: io_uring receive buffers exhausted ({} times)",
-                              exhausted_.load(std::memory_order_relaxed));
+                              counters_.get(Counter::ring_buffers_exhausted));
             }
             return;
         }
@@ -429,6 +426,7 @@ private:
     DatagramHandler& handler_;
     const PaceSource* pace_;  // null: no pacing
     Logger& logger_;
+    Counters& counters_;  // ring_buffers_exhausted; the socket counts its own drops
     MmsgReader drain_reader_;  // recvmmsg into slots_ 0..batch-1, only once the ring is done
     msghdr message_{};
     std::vector<io_uring_cqe*> cqes_;
@@ -440,7 +438,6 @@ private:
     // Set during a paced sleep: the received_at of what it collects (see Datagram).
     std::optional<TimePoint> stamp_;
     std::atomic<bool> stop_requested_{false};
-    std::atomic<std::uint64_t> exhausted_{0};
     RateLimiter error_limit_{error_log_interval};
     RateLimiter exhausted_limit_{error_log_interval};
 };

@@ -4,7 +4,7 @@
 // Input: the first byte picks the parser (so one corpus feeds all of them), the rest is the
 // response body.
 //
-// The JSON path uses the aws module's private parser (src/aws/text_util.h) directly: the
+// The JSON path uses the aws module's private reader (src/aws/json_reader.h) directly: the
 // function that turns a document into Credentials (credentials_from_json in
 // credential_chain.cpp) is in an anonymous namespace and not reachable from here.
 #include <cstddef>
@@ -14,7 +14,10 @@
 
 #include <xrayd/aws/sts.h>
 
-#include "src/aws/text_util.h"
+#include "src/aws/iso8601.h"
+#include "src/aws/json_reader.h"
+#include "src/aws/string_util.h"
+#include "src/aws/xml_element.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <xrayd/http/curl.h>
 
 #include "http_test_server.h"
-#include "src/aws/text_util.h"  // private parser, tested directly for the fuzz regression
+#include "src/aws/iso8601.h"  // private parser, tested directly for the fuzz regression
 
 namespace xrayd {
 namespace {

@@ -54,9 +54,4 @@ struct EcsRegionResult {
 };
 [[nodiscard]] EcsRegionResult region_from_ecs_metadata_file(const std::string& path);
 
-// Compatibility with the first minimal version: configured, AWS_REGION, AWS_DEFAULT_REGION; no
-// files, no IMDS, no logging. Prefer the overload above.
-[[nodiscard]] std::optional<ResolvedRegion> resolve_region(std::string_view configured,
-                                                           const Environment& env);
-
 }  // namespace xrayd

@@ -37,14 +37,6 @@ public:
     // woken, on its next turn.
     void set_linger(Duration linger) noexcept;
 
-    // Segments held right now, as of the pipeline's last loop turn: queued, in the open batch,
-    // or in the sink (queued, in flight, waiting to retry). Any thread. A gauge for metrics and
-    // tests: with receivers running it trails the counters by up to one turn, so the identity
-    // received = sent + rejected + dropped + held is exact only once the receivers stopped.
-    [[nodiscard]] std::size_t held_now() const noexcept {
-        return held_now_.load(std::memory_order_acquire);
-    }
-
     // What the pipeline would like the receivers to deliver per wake-up, written every loop
     // turn before it sleeps (see DeliveryHint). Any thread may read it.
     [[nodiscard]] const DeliveryHint& delivery_hint() const noexcept { return hint_; }
@@ -57,7 +49,6 @@ public:
 private:
     // Moves up to `max` queued segments into the batcher; returns how many it moved.
     std::size_t take_from_queue(TimePoint now, std::size_t max) noexcept;
-    void publish_held() noexcept;
     void publish_hint() noexcept;
 
     SegmentQueue& queue_;
@@ -70,7 +61,6 @@ private:
     std::atomic<Clock::rep> new_linger_{no_new_linger};  // set_linger(), from any thread
     std::atomic<Clock::rep> drain_deadline_{0};
     std::atomic<std::size_t> held_at_exit_{0};
-    std::atomic<std::size_t> held_now_{0};
     DeliveryHint hint_;
 };
 

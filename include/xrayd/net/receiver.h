@@ -69,10 +69,6 @@ public:
     [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
     // Receive slots it preallocated (the buffer ring for io_uring, one batch for epoll).
     [[nodiscard]] virtual std::size_t receive_slots() const noexcept = 0;
-    // Times the kernel found no free receive slot (io_uring's provided buffer ring ran empty,
-    // -ENOBUFS) and the receiver had to re-arm. Nothing is lost when it happens: datagrams wait
-    // in the socket buffer. Always 0 for epoll. Any thread (a relaxed read).
-    [[nodiscard]] virtual std::uint64_t ring_buffers_exhausted() const noexcept { return 0; }
 
     // Counts the socket's kernel drops not counted yet, read from SO_MEMINFO: SO_RXQ_OVFL
     // reports a burst's drops only with the next delivered datagram, so /metrics, the summary
@@ -105,7 +101,9 @@ public:
 // Completions are reaped up to `options.batch` at a time and handed over as one span; the
 // slots go back to the kernel when the handler returns. Same ownership, counting and stop
 // contract as make_epoll_receiver; at stop the multishot request is cancelled, what it already
-// received is handed over, then the socket is read out with recvmmsg.
+// received is handed over, then the socket is read out with recvmmsg. Also counts
+// ring_buffers_exhausted: the buffer ring ran empty (-ENOBUFS) and the request was re-armed;
+// nothing is lost, the datagrams wait in the socket buffer.
 // Throws StartupError if the options are invalid or the ring, the buffer ring or the memory
 // cannot be set up (prefer make_receiver in io_backend.h, which probes first).
 [[nodiscard]] std::unique_ptr<Receiver> make_io_uring_receiver(UniqueFd socket,

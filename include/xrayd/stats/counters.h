@@ -41,6 +41,7 @@ enum class CounterKind {
     X(segments_sent, sent, "segments accepted by X-Ray (or written to the local sink)")          \
     X(kernel_drops, info, "datagrams the kernel dropped before xrayd read them (SO_MEMINFO)")     \
     X(receivers_failed, info, "receiver threads stopped by a fatal epoll/io_uring error")       \
+    X(ring_buffers_exhausted, info, "times the io_uring buffer ring ran empty (none lost)")       \
     X(batches_sent, info, "PutTraceSegments batches accepted")                                   \
     X(upload_requests, info, "PutTraceSegments requests made, retries included")                 \
     X(upload_retries, info, "PutTraceSegments requests scheduled again after a failure")         \

@@ -1,5 +1,9 @@
-// Small parsers private to the aws module: flat JSON objects, ISO-8601 times, XML elements,
-// form encoding and whole-file reads.
+// The flat JSON object reader private to the aws module (credential documents, config files).
+//
+// Why a reader of its own: the documents it reads hold secret keys and session tokens (IMDS,
+// container endpoint, credential_process), so every value it decodes is wiped when the
+// JsonFields that owns it is destroyed; a general-purpose parser would leave copies in buffers
+// this module cannot clear.
 #pragma once
 
 #include <map>
@@ -8,7 +12,6 @@
 #include <string_view>
 
 #include <xrayd/common/result.h>
-#include <xrayd/common/time.h>
 
 namespace xrayd::aws_detail {
 
@@ -37,23 +40,5 @@ public:
 // Parses a JSON document whose root is an object. The error says where and why, without
 // quoting the document (it may hold secrets).
 [[nodiscard]] Result<JsonFields, std::string> parse_json_object(std::string_view text);
-
-// "2024-05-01T16:20:00Z", with optional fractional seconds and a Z or ±hh:mm offset.
-[[nodiscard]] std::optional<WallClock::time_point> parse_iso8601(std::string_view text);
-
-// The text of the first <tag>...</tag> inside `xml`, entities decoded; nullopt when absent.
-[[nodiscard]] std::optional<std::string> xml_element(std::string_view xml, std::string_view tag);
-
-// application/x-www-form-urlencoded value encoding (unreserved bytes kept, the rest %XX).
-[[nodiscard]] std::string form_encode(std::string_view value);
-
-// The whole file, or an error text "open <path>: <strerror>".
-[[nodiscard]] Result<std::string, std::string> read_whole_file(const std::string& path);
-
-// Lower-cased copy.
-[[nodiscard]] std::string to_lower(std::string_view s);
-
-// Leading and trailing whitespace removed.
-[[nodiscard]] std::string_view trim(std::string_view s) noexcept;
 
 }  // namespace xrayd::aws_detail

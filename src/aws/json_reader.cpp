@@ -1,12 +1,9 @@
-// Flat JSON, ISO-8601, XML element and form-encoding helpers.
-#include "text_util.h"
+// The flat JSON object reader of the aws module (credential documents, config files).
+#include "json_reader.h"
 
-#include <cerrno>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <ctime>
-#include <fstream>
-#include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -274,21 +271,6 @@ private:
     std::size_t pos_ = 0;
 };
 
-bool read_digits(std::string_view s, std::size_t pos, std::size_t count, int& out) {
-    if (pos + count > s.size()) {
-        return false;
-    }
-    out = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-        const char c = s[pos + i];
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        out = out * 10 + (c - '0');
-    }
-    return true;
-}
-
 }  // namespace
 
 JsonFields::~JsonFields() {
@@ -313,186 +295,6 @@ const JsonValue* JsonFields::find(std::string_view name) const {
 Result<JsonFields, std::string> parse_json_object(std::string_view text) {
     JsonParser parser(text);
     return parser.parse_root();
-}
-
-std::optional<WallClock::time_point> parse_iso8601(std::string_view s) {
-    s = trim(s);
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    if (!read_digits(s, 0, 4, year) || s.size() < 19 || s[4] != '-' ||
-        !read_digits(s, 5, 2, month) || s[7] != '-' || !read_digits(s, 8, 2, day) ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !read_digits(s, 11, 2, hour) ||
-        s[13] != ':' || !read_digits(s, 14, 2, minute) || s[16] != ':' ||
-        !read_digits(s, 17, 2, second)) {
-        return std::nullopt;
-    }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60) {
-        return std::nullopt;
-    }
-    std::size_t pos = 19;
-    std::chrono::nanoseconds fraction{0};
-    if (pos < s.size() && s[pos] == '.') {
-        ++pos;
-        long long scale = 100000000;
-        std::size_t digits = 0;
-        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-            fraction += std::chrono::nanoseconds((s[pos] - '0') * scale);
-            scale /= 10;
-            ++pos;
-            ++digits;
-        }
-        if (digits == 0) {
-            return std::nullopt;
-        }
-    }
-    int offset_seconds = 0;
-    if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-        ++pos;
-    } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-        int oh = 0, om = 0;
-        if (!read_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-            !read_digits(s, pos + 4, 2, om)) {
-            return std::nullopt;
-        }
-        offset_seconds = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
-        pos += 6;
-    } else {
-        return std::nullopt;
-    }
-    if (pos != s.size()) {
-        return std::nullopt;
-    }
-    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. Times outside (found by
-    // fuzzing, both ends) cannot be represented, so the document is refused, not overflowed;
-    // a credential expiry before 1970 means nothing anyway.
-    if (year < 1970 || year > 2261) {
-        return std::nullopt;
-    }
-    std::tm tm{};
-    tm.tm_year = year - 1900;
-    tm.tm_mon = month - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = minute;
-    tm.tm_sec = second;
-    const std::time_t t = timegm(&tm);
-    if (t == static_cast<std::time_t>(-1)) {
-        return std::nullopt;
-    }
-    return WallClock::from_time_t(t - offset_seconds) +
-           std::chrono::duration_cast<WallClock::duration>(fraction);
-}
-
-std::optional<std::string> xml_element(std::string_view xml, std::string_view tag) {
-    const std::string open = fmt::format("<{}>", tag);
-    const std::string close = fmt::format("</{}>", tag);
-    const std::size_t start = xml.find(open);
-    if (start == std::string_view::npos) {
-        return std::nullopt;
-    }
-    const std::size_t begin = start + open.size();
-    const std::size_t end = xml.find(close, begin);
-    if (end == std::string_view::npos) {
-        return std::nullopt;
-    }
-    const std::string_view raw = xml.substr(begin, end - begin);
-    std::string out;
-    out.reserve(raw.size());
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] != '&') {
-            out += raw[i];
-            continue;
-        }
-        const std::size_t semi = raw.find(';', i);
-        if (semi == std::string_view::npos) {
-            out += raw[i];
-            continue;
-        }
-        const std::string_view entity = raw.substr(i + 1, semi - i - 1);
-        if (entity == "amp") {
-            out += '&';
-        } else if (entity == "lt") {
-            out += '<';
-        } else if (entity == "gt") {
-            out += '>';
-        } else if (entity == "quot") {
-            out += '"';
-        } else if (entity == "apos") {
-            out += '\'';
-        } else if (entity.size() > 1 && entity[0] == '#') {
-            unsigned long cp = 0;
-            try {
-                cp = entity[1] == 'x' ? std::stoul(std::string(entity.substr(2)), nullptr, 16)
-                                      : std::stoul(std::string(entity.substr(1)), nullptr, 10);
-            } catch (...) {
-                out += raw.substr(i, semi - i + 1);
-                i = semi;
-                continue;
-            }
-            if (cp < 0x80) {
-                out += static_cast<char>(cp);
-            } else {
-                out += raw.substr(i, semi - i + 1);  // non-ASCII references do not occur here
-            }
-        } else {
-            out += raw.substr(i, semi - i + 1);
-        }
-        i = semi;
-    }
-    return out;
-}
-
-std::string form_encode(std::string_view value) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(value.size() * 3);
-    for (const char c : value) {
-        const auto u = static_cast<unsigned char>(c);
-        if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') ||
-            u == '-' || u == '_' || u == '.' || u == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0xF];
-        }
-    }
-    return out;
-}
-
-Result<std::string, std::string> read_whole_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return fail(fmt::format("open {}: {}", path, std::strerror(errno)));
-    }
-    std::ostringstream content;
-    content << in.rdbuf();
-    if (in.bad()) {
-        return fail(fmt::format("read {}: {}", path, std::strerror(errno)));
-    }
-    return content.str();
-}
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return out;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                          s.front() == '\n')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 }  // namespace xrayd::aws_detail
