@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +23,7 @@
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/stats/counters.h>
 
+#include "temp_dir.h"
 #include "upload_fixture.h"
 
 using namespace std::chrono_literals;
@@ -31,21 +31,10 @@ using xrayd::Counter;
 using xrayd::test::drive;
 using xrayd::test::generous_deadline;
 using xrayd::test::Harness;
+using xrayd::test::read_file;
+using xrayd::test::TempDir;
 
 namespace {
-
-// A temporary file path, removed at the end of the test.
-struct TempPath {
-    std::string path;
-    TempPath() {
-        char name[] = "/tmp/xrayd-local-sink-XXXXXX";
-        const int fd = ::mkstemp(name);
-        REQUIRE(fd >= 0);
-        xrayd::UniqueFd owner(fd);
-        path = name;
-    }
-    ~TempPath() { (void)std::remove(path.c_str()); }
-};
 
 std::vector<std::string> read_lines(const std::string& path) {
     std::ifstream in(path);
@@ -60,11 +49,9 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 TEST_CASE("LocalSink appends each batch body as one line and counts it sent") {
     Harness h;
-    TempPath file;
-    {
-        std::ofstream(file.path) << "existing line\n";
-    }
-    auto sink = xrayd::LocalSink::create(file.path, h.counters, h.logger);
+    const TempDir dir;
+    const std::string path = dir.write("out.jsonl", "existing line\n").string();
+    auto sink = xrayd::LocalSink::create(path, h.counters, h.logger);
     xrayd::Batch a = h.make_batch(2);
     xrayd::Batch b = h.make_batch(3);
     const std::string body_a(a.body());
@@ -75,12 +62,12 @@ TEST_CASE("LocalSink appends each batch body as one line and counts it sent") {
     REQUIRE(drive(*sink, [&] { return h.get(Counter::batches_sent) == 2; }));
     CHECK(h.get(Counter::segments_sent) == 5);
     CHECK(sink->held_segments() == 0);
-    const auto lines = read_lines(file.path);
+    const auto lines = read_lines(path);
     REQUIRE(lines.size() == 3);
     CHECK(lines[0] == "existing line");
     CHECK(lines[1] == body_a);
     CHECK(lines[2] == body_b);
-    CHECK(h.log->contains(fmt::format("[Info] Wrote batch of 2 segments to {}", file.path)));
+    CHECK(h.log->contains(fmt::format("[Info] Wrote batch of 2 segments to {}", path)));
 }
 
 TEST_CASE("LocalSink keeps a batch whose write failed and logs the error") {
@@ -103,62 +90,37 @@ TEST_CASE("LocalSink::create throws when the file cannot be opened") {
                     xrayd::StartupError);
 }
 
-namespace {
-
-// A directory that exists for one test.
-struct SinkDir {
-    SinkDir() {
-        std::string templ = (std::filesystem::temp_directory_path() / "xrayd-sink-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~SinkDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
-};
-
-std::string file_text(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-}  // namespace
-
 TEST_CASE("LocalSink creates its file 0600 and refuses a symbolic link") {
     Harness h;
-    SinkDir dir;
+    const TempDir dir;
     const mode_t old = ::umask(0);
-    auto sink = xrayd::LocalSink::create((dir.path / "out.jsonl").string(), h.counters, h.logger);
+    auto sink = xrayd::LocalSink::create((dir.path() / "out.jsonl").string(), h.counters, h.logger);
     ::umask(old);
     struct stat st {};
-    REQUIRE(::stat((dir.path / "out.jsonl").c_str(), &st) == 0);
+    REQUIRE(::stat((dir.path() / "out.jsonl").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
 
-    const auto target = dir.path / "elsewhere";
+    const auto target = dir.path() / "elsewhere";
     std::ofstream(target) << "precious\n";
-    std::filesystem::create_symlink(target, dir.path / "link.jsonl");
+    std::filesystem::create_symlink(target, dir.path() / "link.jsonl");
     std::string message;
     try {
-        (void)xrayd::LocalSink::create((dir.path / "link.jsonl").string(), h.counters, h.logger);
+        (void)xrayd::LocalSink::create((dir.path() / "link.jsonl").string(), h.counters, h.logger);
     } catch (const xrayd::StartupError& e) {
         message = e.what();
     }
     CHECK(message.find("it is a symbolic link, which xrayd does not follow") != std::string::npos);
-    CHECK(file_text(target) == "precious\n");
+    CHECK(read_file(target) == "precious\n");
 }
 
-TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, at abandon or after") {
+TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, then or after") {
     Harness h;
-    SinkDir dir;
-    const auto path = dir.path / "out.jsonl";
+    const TempDir dir;
+    const auto path = dir.path() / "out.jsonl";
     auto sink = xrayd::LocalSink::create(path.string(), h.counters, h.logger);
     sink->submit(h.make_batch(3));
     sink->run_once(0ms);
-    const std::string first = file_text(path);
+    const std::string first = read_file(path);
     REQUIRE(first.size() > 200);
     REQUIRE(first.back() == '\n');
 
@@ -171,7 +133,7 @@ TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, at
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
     sink->submit(h.make_batch(3));
     sink->run_once(0ms);
-    const std::string during = file_text(path);
+    const std::string during = read_file(path);
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
     std::signal(SIGXFSZ, old_handler);
 
@@ -180,7 +142,7 @@ TEST_CASE("a LocalSink write cut short (file size limit) leaves no torn line, at
     CHECK(h.log->contains("File too large"));
     // With room again the batch is written whole, once.
     sink->run_once(0ms);
-    const std::string after = file_text(path);
+    const std::string after = read_file(path);
     CHECK(after.size() == 2 * first.size());
     CHECK(std::count(after.begin(), after.end(), '\n') == 2);
     CHECK(h.get(Counter::segments_sent) == 6);
@@ -234,8 +196,8 @@ TEST_CASE("LocalSink abandon finishes a line begun on a full pipe instead of lea
 
 TEST_CASE("LocalSink wakeup ends a run_once wait early") {
     Harness h;
-    TempPath file;
-    auto sink = xrayd::LocalSink::create(file.path, h.counters, h.logger);
+    const TempDir dir;
+    auto sink = xrayd::LocalSink::create((dir.path() / "out.jsonl").string(), h.counters, h.logger);
     sink->wakeup();
     const auto start = std::chrono::steady_clock::now();
     sink->run_once(30s);
