@@ -4,9 +4,9 @@
 // Input: the first byte picks the parser (so one corpus feeds all of them), the rest is the
 // response body.
 //
-// The JSON path uses the aws module's private reader (src/aws/json_reader.h) directly: the
-// function that turns a document into Credentials (credentials_from_json in
-// credential_chain.cpp) is in an anonymous namespace and not reachable from here.
+// The JSON path runs the aws module's private credentials_from_json (src/aws/credentials_json.h),
+// the very function the container, IMDS and credential_process sources call, with each of the
+// token keys and both Expiration rules they use.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,24 +14,20 @@
 
 #include <xrayd/aws/sts.h>
 
+#include "src/aws/credentials_json.h"
 #include "src/aws/iso8601.h"
-#include "src/aws/json_reader.h"
 #include "src/aws/string_util.h"
 #include "src/aws/xml_element.h"
 
 namespace {
 
 void fuzz_credentials_json(std::string_view body) {
-    // The steps of credentials_from_json: object, string members, ISO-8601 Expiration.
-    auto doc = xrayd::aws_detail::parse_json_object(body);
-    if (!doc) {
-        return;
-    }
-    for (const char* name : {"AccessKeyId", "SecretAccessKey", "Token", "SessionToken", "Code",
-                             "code", "message", "Expiration"}) {
-        (void)doc.value().find(name);
-        if (auto s = doc.value().string(name)) {
-            (void)xrayd::aws_detail::parse_iso8601(*s);
+    // IMDS and the container endpoint name the session token "Token", credential_process
+    // "SessionToken"; only some sources require an Expiration.
+    for (const char* token_key : {"Token", "SessionToken"}) {
+        for (const bool expiration_required : {false, true}) {
+            (void)xrayd::aws_detail::credentials_from_json("fuzz", body, token_key,
+                                                           expiration_required);
         }
     }
 }
