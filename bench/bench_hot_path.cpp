@@ -25,7 +25,7 @@
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment_queue.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 namespace xrayd {
 namespace {

@@ -32,4 +32,12 @@ void Cancellation::cancel() noexcept {
     }
 }
 
+void Cancellation::cancel_at(TimePoint deadline) noexcept {
+    const Clock::rep at = deadline.time_since_epoch().count();
+    Clock::rep current = deadline_.load(std::memory_order_relaxed);
+    while (at < current &&
+           !deadline_.compare_exchange_weak(current, at, std::memory_order_relaxed)) {
+    }
+}
+
 }  // namespace xrayd

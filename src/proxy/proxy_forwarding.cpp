@@ -70,52 +70,6 @@ std::vector<std::string> connection_tokens(const std::vector<ForwardHeader>& hea
     return tokens;
 }
 
-// Upstream answer as collected by curl.
-struct UpstreamReply {
-    std::vector<ForwardHeader> headers;
-    std::string body;
-    std::size_t max_body = 0;
-    bool too_large = false;
-    const proxy_detail::UpstreamForwarder* forwarder = nullptr;  // for stopping()
-};
-
-std::size_t on_upstream_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
-    auto* reply = static_cast<UpstreamReply*>(user);
-    const std::size_t n = size * count;
-    if (reply->body.size() + n > reply->max_body) {
-        reply->too_large = true;
-        return 0;
-    }
-    try {
-        reply->body.append(data, n);
-    } catch (...) {
-        return 0;
-    }
-    return n;
-}
-
-std::size_t on_upstream_header(char* data, std::size_t size, std::size_t count,
-                               void* user) noexcept {
-    auto* reply = static_cast<UpstreamReply*>(user);
-    const std::string_view line(data, size * count);
-    try {
-        if (line.substr(0, 5) == "HTTP/") {
-            reply->headers.clear();  // a new response (100 Continue, proxy CONNECT)
-        } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
-            reply->headers.push_back(ForwardHeader{std::string(trim(line.substr(0, colon))),
-                                                   std::string(trim(line.substr(colon + 1)))});
-        }
-    } catch (...) {
-        return 0;
-    }
-    return size * count;
-}
-
-int on_upstream_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
-    const auto* reply = static_cast<UpstreamReply*>(user);
-    return reply->forwarder->stopping() ? 1 : 0;  // 1 aborts the transfer
-}
-
 // The header list sent upstream: Host, the client's forwardable headers, the signature, and
 // empty values for what curl would otherwise add. False when out of memory.
 bool build_upstream_headers(const BaseUrl& upstream, const std::vector<ForwardHeader>& headers,
@@ -149,10 +103,15 @@ bool build_upstream_headers(const BaseUrl& upstream, const std::vector<ForwardHe
 }
 
 // The upstream's headers minus the hop-by-hop ones and Content-Length (recomputed).
-std::vector<ForwardHeader> relayable_headers(std::vector<ForwardHeader>& upstream_headers) {
+std::vector<ForwardHeader> relayable_headers(HttpHeaderList& upstream_headers) {
+    std::vector<ForwardHeader> all;
+    all.reserve(upstream_headers.size());
+    for (auto& [name, value] : upstream_headers) {
+        all.push_back(ForwardHeader{std::move(name), std::move(value)});
+    }
     std::vector<ForwardHeader> relayed;
-    const std::vector<std::string> named = connection_tokens(upstream_headers);
-    for (ForwardHeader& h : upstream_headers) {
+    const std::vector<std::string> named = connection_tokens(all);
+    for (ForwardHeader& h : all) {
         if (is_hop_by_hop(h.name) || iequals(h.name, "Content-Length") ||
             std::any_of(named.begin(), named.end(),
                         [&](const std::string& token) { return iequals(token, h.name); })) {
@@ -224,25 +183,26 @@ UpstreamForwarder::UpstreamForwarder(const SamplingProxyOptions& options, BaseUr
       credentials_(credentials),
       transport_(transport_of(options)),
       max_response_bytes_(options.max_response_bytes),
-      signer_(options.region, "xray") {}
+      signer_(options.region, "xray"),
+      stop_(Cancellation::create()) {}
 
-CurlEasy UpstreamForwarder::take_handle() {
+HttpExchange UpstreamForwarder::take_exchange() {
     {
         std::lock_guard lock(pool_mutex_);
-        if (!idle_handles_.empty()) {
-            CurlEasy easy = std::move(idle_handles_.back());
-            idle_handles_.pop_back();
-            return easy;
+        if (!idle_exchanges_.empty()) {
+            HttpExchange exchange = std::move(idle_exchanges_.back());
+            idle_exchanges_.pop_back();
+            return exchange;
         }
     }
-    return CurlEasy::create();
+    return HttpExchange();
 }
 
-void UpstreamForwarder::give_back(CurlEasy&& easy) noexcept {
+void UpstreamForwarder::give_back(HttpExchange&& exchange) noexcept {
     std::lock_guard lock(pool_mutex_);
-    if (idle_handles_.size() < max_idle_upstream_handles) {
+    if (idle_exchanges_.size() < max_idle_upstream_handles) {
         try {
-            idle_handles_.push_back(std::move(easy));
+            idle_exchanges_.push_back(std::move(exchange));
         } catch (...) {
             // Dropped: the handle (and its connection) is closed.
         }
@@ -251,7 +211,29 @@ void UpstreamForwarder::give_back(CurlEasy&& easy) noexcept {
 
 void UpstreamForwarder::drop_idle_handles() noexcept {
     std::lock_guard lock(pool_mutex_);
-    idle_handles_.clear();
+    idle_exchanges_.clear();
+}
+
+std::shared_ptr<const Cancellation> UpstreamForwarder::current_stop() const {
+    std::lock_guard lock(pool_mutex_);
+    return stop_;
+}
+
+void UpstreamForwarder::stop() noexcept {
+    std::lock_guard lock(pool_mutex_);
+    stop_->cancel();
+}
+
+void UpstreamForwarder::resume() {
+    std::lock_guard lock(pool_mutex_);
+    if (stop_->cancelled()) {
+        stop_ = Cancellation::create();
+    }
+}
+
+bool UpstreamForwarder::stopping() const noexcept {
+    std::lock_guard lock(pool_mutex_);
+    return stop_->cancelled();
 }
 
 UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept {
@@ -327,66 +309,30 @@ UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept
             return result;
         }
 
-        CurlEasy easy = take_handle();
-        curl_easy_reset(easy.get());
-        UpstreamReply reply;
-        reply.max_body = max_response_bytes_;
-        reply.forwarder = this;
-        char error_buffer[CURL_ERROR_SIZE] = {};
-        CurlFirstError set;
-        set(apply_transport(easy, transport_));
-        set(easy.set(CURLOPT_CURLU, url.get()));
-        set(easy.set(CURLOPT_PATH_AS_IS, 1L));
-        set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
-        set(easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)));
-        set(easy.set(CURLOPT_HTTPHEADER, list.get()));
-        set(easy.set(CURLOPT_WRITEFUNCTION, &on_upstream_body));
-        set(easy.set(CURLOPT_WRITEDATA, &reply));
-        set(easy.set(CURLOPT_HEADERFUNCTION, &on_upstream_header));
-        set(easy.set(CURLOPT_HEADERDATA, &reply));
-        set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_upstream_progress));
-        set(easy.set(CURLOPT_XFERINFODATA, &reply));
-        set(easy.set(CURLOPT_NOPROGRESS, 0L));
-        const std::string method_copy(request.method);
-        if (request.method == "GET" && request.body.empty()) {
-            set(easy.set(CURLOPT_HTTPGET, 1L));
-        } else if (request.method == "HEAD") {
-            set(easy.set(CURLOPT_NOBODY, 1L));
-        } else {
-            set(easy.set(CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(request.body.size())));
-            set(easy.set(CURLOPT_POSTFIELDS, request.body.data()));
-            set(easy.set(CURLOPT_CUSTOMREQUEST, method_copy.c_str()));
-        }
-        CURLcode rc = set.code();
-        if (rc == CURLE_OK) {
-            rc = curl_easy_perform(easy.get());
-        }
-        long status = 0;
-        if (rc == CURLE_OK && easy.info(CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
-            status = 0;
-        }
-        // Nothing of this exchange may point into this stack frame once the handle is pooled.
-        (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
-        (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
-        (void)easy.set(CURLOPT_CURLU, static_cast<CURLU*>(nullptr));
-        give_back(std::move(easy));
+        ExchangeRequest exchange_request;
+        exchange_request.method = request.method;
+        exchange_request.url_parts = &url;
+        exchange_request.path_as_is = true;
+        exchange_request.http_1_1 = true;
+        exchange_request.headers = &list;
+        exchange_request.body = request.body;
+        exchange_request.transport = &transport_;
+        exchange_request.max_body = max_response_bytes_;
+        const std::shared_ptr<const Cancellation> stop = current_stop();
+        HttpExchange exchange = take_exchange();
+        auto answer = exchange.perform(exchange_request, stop.get());
+        give_back(std::move(exchange));
 
-        if (rc != CURLE_OK || status < 100) {
+        if (!answer) {
             result.kind = UpstreamResult::Kind::failed;
-            result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-            result.message = reply.too_large
-                                 ? fmt::format("response larger than {} bytes", max_response_bytes_)
-                                 : std::string(curl_easy_strerror(rc));
-            if (!reply.too_large && error_buffer[0] != '\0') {
-                result.message += fmt::format(": {}", error_buffer);
-            }
+            result.timed_out = answer.error().code == HttpErrc::timeout;
+            result.message = std::move(answer.error().message);
             return result;
         }
         result.kind = UpstreamResult::Kind::answered;
-        result.status = status;
-        result.headers = relayable_headers(reply.headers);
-        result.body = std::move(reply.body);
+        result.status = answer.value().status;
+        result.headers = relayable_headers(answer.value().headers);
+        result.body = std::move(answer.value().body);
         return result;
     } catch (...) {
         // Out of memory or no curl handle.

@@ -1,10 +1,10 @@
 // The forwarding half of the sampling proxy, private to src/proxy: which headers go upstream,
-// the SigV4 re-signing, and the blocking exchange with X-Ray on a pooled curl handle. The
+// the SigV4 re-signing, and the blocking exchange with X-Ray on a pooled HttpExchange. The
 // server half (sampling_proxy.cpp) turns its results into counters, log lines and answers.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -13,7 +13,9 @@
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/http/base_url.h>
+#include <xrayd/http/cancellation.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/exchange.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/proxy/sampling_proxy.h>
 
@@ -51,26 +53,27 @@ struct UpstreamResult {
 };
 
 // Signs client requests afresh and sends them to `upstream`, one blocking exchange per call on
-// a handle from a small pool of kept-alive connections.
-// Thread-safety: forward() from any number of connection threads at once; set_stopping() and
+// an HttpExchange from a small pool of kept-alive connections.
+// Thread-safety: forward() from any number of connection threads at once; stop(), resume() and
 // drop_idle_handles() from the control thread. Lifetime: `credentials` outlives it.
 // IMPORTANT: a CurlGlobal must exist while it holds handles (drop_idle_handles() releases them).
 class UpstreamForwarder {
 public:
-    // Throws StartupError when libcurl's URL API rejects the upstream's scheme, host or port.
+    // Throws StartupError when libcurl's URL API rejects the upstream's scheme, host or port, or
+    // when no eventfd is left for its cancellation.
     UpstreamForwarder(const SamplingProxyOptions& options, BaseUrl upstream,
                       CredentialsProvider& credentials);
 
     // Forwards `request` and waits for the answer (at most options.upstream_timeout).
     [[nodiscard]] UpstreamResult forward(const ClientRequest& request) noexcept;
 
-    // true: exchanges in flight are aborted (they end as `failed`) until set back to false.
-    void set_stopping(bool stopping) noexcept {
-        stopping_.store(stopping, std::memory_order_relaxed);
-    }
-    [[nodiscard]] bool stopping() const noexcept {
-        return stopping_.load(std::memory_order_relaxed);
-    }
+    // Aborts the exchanges in flight at once (they end as `failed`), and fails every later one,
+    // until resume().
+    void stop() noexcept;
+    // Forwards again after stop(). Throws StartupError when no eventfd is left for the new
+    // cancellation.
+    void resume();
+    [[nodiscard]] bool stopping() const noexcept;
 
     // Closes the pooled connections.
     void drop_idle_handles() noexcept;
@@ -78,8 +81,9 @@ public:
     [[nodiscard]] const BaseUrl& upstream() const noexcept { return upstream_; }
 
 private:
-    CurlEasy take_handle();
-    void give_back(CurlEasy&& easy) noexcept;
+    [[nodiscard]] HttpExchange take_exchange();
+    void give_back(HttpExchange&& exchange) noexcept;
+    [[nodiscard]] std::shared_ptr<const Cancellation> current_stop() const;
 
     const BaseUrl upstream_;
     // Scheme, host and port of upstream_, set once: every request URL is a copy of it with
@@ -91,9 +95,10 @@ private:
 
     std::mutex signer_mutex_;  // SigV4Signer is single-threaded; signing takes microseconds
     SigV4Signer signer_;
-    std::mutex pool_mutex_;
-    std::vector<CurlEasy> idle_handles_;  // kept-alive upstream connections live in these
-    std::atomic<bool> stopping_{false};
+    mutable std::mutex pool_mutex_;           // guards idle_exchanges_ and stop_
+    std::vector<HttpExchange> idle_exchanges_;  // kept-alive upstream connections live in these
+    // Fired by stop(); replaced by a fresh one on resume(), since a Cancellation is one-way.
+    std::shared_ptr<Cancellation> stop_;
 };
 
 }  // namespace xrayd::proxy_detail

@@ -389,7 +389,7 @@ bool SamplingProxy::start() {
     gate_options.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
     s.gate = ConnectionGate::create(std::move(gate_options), std::move(listening.value()),
                                     s.counters, s.logger);
-    s.forwarder.set_stopping(false);
+    s.forwarder.resume();
     // The gate accepts and checks each request head; libmicrohttpd gets the connection after.
     const unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
                                MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
@@ -440,7 +440,7 @@ void SamplingProxy::stop() noexcept {
         return;
     }
     State& s = *state_;
-    s.forwarder.set_stopping(true);  // aborts upstream exchanges in flight
+    s.forwarder.stop();  // aborts upstream exchanges in flight
     // The gate stops accepting and closes the heads it holds; then libmicrohttpd joins every
     // connection thread (calling the gate's close notifications, so the gate goes last).
     s.gate->stop();

@@ -12,18 +12,16 @@
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/common/json_text.h>
 #include <xrayd/common/thread_name.h>
-#include <xrayd/http/curl.h>
+#include <xrayd/http/exchange.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/remote_text.h>
-#include <xrayd/upload/retry_policy.h>
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/retry_policy.h>
+#include <xrayd/xray/xray_request.h>
 
 namespace xrayd {
 namespace {
 
 constexpr std::string_view request_path = "/TelemetryRecords";
-constexpr std::size_t max_response_bytes = 64 * 1024;
-
 std::int32_t delta(const CounterSnapshot& before, const CounterSnapshot& after,
                    std::uint64_t (*pick)(const CounterSnapshot&)) noexcept {
     const std::uint64_t a = pick(after);
@@ -31,28 +29,6 @@ std::int32_t delta(const CounterSnapshot& before, const CounterSnapshot& after,
     const std::uint64_t d = a > b ? a - b : 0;
     return static_cast<std::int32_t>(
         std::min<std::uint64_t>(d, std::numeric_limits<std::int32_t>::max()));
-}
-
-std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
-    auto* body = static_cast<std::string*>(user);
-    const std::size_t n = size * count;
-    if (body->size() + n > max_response_bytes) {
-        return 0;
-    }
-    try {
-        body->append(data, n);
-    } catch (...) {
-        return 0;
-    }
-    return n;
-}
-
-// CURLOPT_XFERINFOFUNCTION: aborts the call once the shutdown deadline has passed.
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
-    const auto* deadline = static_cast<const std::atomic<Clock::rep>*>(user);
-    return Clock::now().time_since_epoch().count() >= deadline->load(std::memory_order_relaxed)
-               ? 1
-               : 0;
 }
 
 }  // namespace
@@ -132,8 +108,8 @@ TransportOptions transport_of(const TelemetryOptions& options) {
 
 }  // namespace
 
-// The signed POST /TelemetryRecords, on one reusable easy handle (worker thread only). Framed
-// and signed like an upload (make_xray_target, build_signed_headers).
+// The signed POST /TelemetryRecords on one HttpExchange (worker thread only), framed and signed
+// like an upload (make_xray_target, build_signed_headers).
 struct Telemetry::Sender {
     struct Failure {
         FailureClass kind;
@@ -145,24 +121,24 @@ struct Telemetry::Sender {
           target(std::move(tgt)),
           credentials(creds),
           signer(opts.region, "xray"),
-          easy(CurlEasy::create()) {}
+          shutdown(Cancellation::create()) {}
 
-    // Empty on success. `timeout`: the call's total timeout; `deadline`: abort once it passes.
+    // Empty on success. `timeout`: the call's total timeout.
     [[nodiscard]] std::optional<Failure> send(const std::string& body,
-                                              std::chrono::milliseconds timeout,
-                                              std::atomic<Clock::rep>& deadline) noexcept;
+                                              std::chrono::milliseconds timeout) noexcept;
 
     const TransportOptions transport;
     const XRayTarget target;
     CredentialsProvider& credentials;
     SigV4Signer signer;
-    CurlEasy easy;
+    HttpExchange exchange;
     CurlSlist headers;  // rewritten in place by build_signed_headers in the steady state
+    // Fires at the shutdown deadline (stop(deadline)): a call in progress is cut there.
+    const std::shared_ptr<Cancellation> shutdown;
 };
 
 std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
-    const std::string& body, std::chrono::milliseconds timeout,
-    std::atomic<Clock::rep>& deadline) noexcept {
+    const std::string& body, std::chrono::milliseconds timeout) noexcept {
     try {
         const std::shared_ptr<const Credentials> creds = credentials.current();
         if (!creds) {
@@ -175,49 +151,26 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         if (!signed_headers) {
             return Failure{FailureClass::other, std::move(signed_headers.error())};
         }
-        std::string response;
-        char error_buffer[CURL_ERROR_SIZE] = {};
-        curl_easy_reset(easy.get());
-        CurlFirstError set;
-        set(apply_transport(easy, transport));
-        set(easy.set(CURLOPT_URL, target.url.c_str()));
-        set(easy.set(CURLOPT_ERRORBUFFER, error_buffer));
-        set(easy.set(CURLOPT_HTTPHEADER, headers.get()));
-        set(easy.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size())));
-        set(easy.set(CURLOPT_POSTFIELDS, body.data()));
-        set(easy.set(CURLOPT_WRITEFUNCTION, &on_body));
-        set(easy.set(CURLOPT_WRITEDATA, &response));
-        set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count())));
-        set(easy.set(CURLOPT_NOPROGRESS, 0L));
-        set(easy.set(CURLOPT_XFERINFOFUNCTION, &on_progress));
-        set(easy.set(CURLOPT_XFERINFODATA, static_cast<void*>(&deadline)));
-        CURLcode rc = set.code();
-        if (rc == CURLE_OK) {
-            rc = curl_easy_perform(easy.get());
+        TransportOptions call_transport = transport;
+        call_transport.total_timeout = timeout;
+        ExchangeRequest request;
+        request.method = "POST";
+        request.url = target.url;
+        request.headers = &headers;
+        request.body = body;  // the length build_signed_headers signed
+        request.transport = &call_transport;
+        auto answer = exchange.perform(request, shutdown.get());
+        if (!answer) {
+            const HttpError& e = answer.error();
+            const FailureClass kind = e.curl_code == CURLE_OK
+                                          ? FailureClass::other
+                                          : classify_transport_failure(e.curl_code, e.os_errno);
+            return Failure{kind, fmt::format("{}", RemoteText{e.message})};
         }
-        long os_errno = 0;
-        long status = 0;
-        if (easy.info(CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK) {
-            os_errno = 0;
-        }
-        if (rc == CURLE_OK && easy.info(CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
-            status = 0;
-        }
-        // Nothing of this call may point into this stack frame once it returns.
-        (void)easy.set(CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
-        (void)easy.set(CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
-        (void)easy.set(CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
-        (void)easy.set(CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
-        if (rc != CURLE_OK) {
-            std::string message = curl_easy_strerror(rc);
-            if (error_buffer[0] != '\0') {
-                message += fmt::format(": {}", RemoteText{error_buffer});
-            }
-            return Failure{classify_transport_failure(rc, os_errno), std::move(message)};
-        }
+        const long status = answer.value().status;
         if (status < 200 || status > 299) {
             return Failure{classify_http_status(status),
-                           fmt::format("HTTP {}: {}", status, RemoteText{response, 200})};
+                           fmt::format("HTTP {}: {}", status, RemoteText{answer.value().body, 200})};
         }
         return std::nullopt;
     } catch (...) {
@@ -287,7 +240,7 @@ void Telemetry::send_queued(std::chrono::milliseconds timeout) noexcept {
             failure = sender_->send(telemetry_request_body(chunk, options_.instance_id,
                                                            options_.hostname,
                                                            options_.resource_arn),
-                                    timeout, deadline_);
+                                    timeout);
         } catch (...) {
             failure = Sender::Failure{FailureClass::other, "out of memory"};
         }
@@ -366,6 +319,9 @@ void Telemetry::run() noexcept {
 
 void Telemetry::stop(TimePoint deadline) noexcept {
     deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+    if (sender_) {
+        sender_->shutdown->cancel_at(deadline);
+    }
     stop();
 }
 

@@ -10,14 +10,14 @@
 #include <string_view>
 #include <vector>
 
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/common/time.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/upload/retry_policy.h>
+#include <xrayd/xray/retry_policy.h>
 #include <xrayd/upload/throttle_controller.h>
-#include <xrayd/upload/xray_response.h>
+#include <xrayd/xray/xray_response.h>
 
 #include "job_queues.h"
 #include "live_settings.h"

@@ -10,7 +10,7 @@
 #include <xrayd/batch/batch.h>
 #include <xrayd/common/time.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/upload/retry_policy.h>
+#include <xrayd/xray/retry_policy.h>
 
 #include "upload_job.h"
 

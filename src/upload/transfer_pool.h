@@ -16,7 +16,7 @@
 #include <xrayd/http/curl.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 #include "upload_job.h"
 

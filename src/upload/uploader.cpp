@@ -15,7 +15,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/upload/throttle_controller.h>
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 #include "answer_handler.h"
 #include "job_queues.h"

@@ -1,5 +1,5 @@
 // Retry policy of the uploader.
-#include <xrayd/upload/retry_policy.h>
+#include <xrayd/xray/retry_policy.h>
 
 #include <algorithm>
 #include <cerrno>

@@ -1,5 +1,5 @@
 // XRayRequest: target, timestamp and signed headers of an X-Ray API call.
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 #include <fmt/format.h>
 

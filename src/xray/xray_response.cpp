@@ -1,5 +1,5 @@
 // Parsing of X-Ray's PutTraceSegments responses.
-#include <xrayd/upload/xray_response.h>
+#include <xrayd/xray/xray_response.h>
 
 #include <new>
 

@@ -6,7 +6,7 @@
 
 #include <simdjson.h>
 
-#include <xrayd/upload/xray_response.h>
+#include <xrayd/xray/xray_response.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     // One parser reused across inputs, as an uploader thread does.

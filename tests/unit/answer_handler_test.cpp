@@ -13,7 +13,7 @@
 #include <string>
 #include <utility>
 
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 
 #include "upload_fixture.h"
 

@@ -1,6 +1,6 @@
 // Tests of the retry policy: failure classes, the retry decision, back-off with jitter and the
 // unprocessed error codes. Pure functions, no I/O.
-#include <xrayd/upload/retry_policy.h>
+#include <xrayd/xray/retry_policy.h>
 
 #include <doctest/doctest.h>
 

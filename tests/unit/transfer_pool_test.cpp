@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 #include "http_test_server.h"
 #include "upload_fixture.h"

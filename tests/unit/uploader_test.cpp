@@ -17,14 +17,14 @@
 #include <thread>
 #include <vector>
 
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/batch/batch.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/upload/retry_policy.h>
+#include <xrayd/xray/retry_policy.h>
 
 #include "captured_log.h"
 #include "http_test_server.h"

@@ -1,5 +1,5 @@
 // Tests of X-Ray's answers: PutTraceSegments' UnprocessedTraceSegments and error responses.
-#include <xrayd/upload/xray_response.h>
+#include <xrayd/xray/xray_response.h>
 
 #include <doctest/doctest.h>
 #include <simdjson.h>

@@ -40,7 +40,7 @@
 #include <xrayd/queue/segment.h>
 #include <xrayd/queue/segment_queue.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/upload/xray_request.h>
+#include <xrayd/xray/xray_request.h>
 
 // ---- The allocation counter ---------------------------------------------------------------
 // Every heap allocation in the process goes through malloc and friends (libstdc++'s operator

@@ -9,7 +9,7 @@
 #include <string>
 
 #include <xrayd/admin/health_state.h>
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/admin/metrics.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/connection_gate.h>

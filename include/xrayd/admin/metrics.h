@@ -6,7 +6,7 @@
 #include <vector>
 
 #include <xrayd/admin/health_state.h>
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/stats/counters.h>
 
 namespace xrayd {

@@ -1,16 +1,19 @@
-// Cancellation: a one-way "give up now" flag with a pollable fd, so that blocking control-plane
-// calls (credential fetches over HTTP, credential_process) end promptly at shutdown.
+// Cancellation: a one-way "give up now" flag with a pollable fd, and an optional deadline, so that
+// blocking control-plane calls (credential fetches, credential_process, telemetry, the sampling
+// proxy's forwarding) end promptly at shutdown.
 #pragma once
 
 #include <atomic>
+#include <limits>
 #include <memory>
 
+#include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
 
 namespace xrayd {
 
-// Thread-safe: cancel() from any thread (the signal-handling main thread), cancelled() and fd()
-// from the threads that wait. Shared (shared_ptr) by the daemon and every client it is given
+// Thread-safe: cancel() and cancel_at() from any thread (the signal-handling main thread),
+// cancelled() and fd() from the threads that wait. Shared (shared_ptr) by the daemon and every client it is given
 // to; it lives as long as its last holder.
 class Cancellation {
 public:
@@ -19,8 +22,15 @@ public:
 
     // Sets the flag and makes fd() readable for good. Idempotent; never blocks.
     void cancel() noexcept;
+    // Cancelled from `deadline` on (the earliest of several wins). Nothing wakes the fd then: a
+    // waiter that honours a deadline polls cancelled() at an interval (HttpExchange: 200 ms).
+    void cancel_at(TimePoint deadline) noexcept;
     [[nodiscard]] bool cancelled() const noexcept {
-        return cancelled_.load(std::memory_order_acquire);
+        if (cancelled_.load(std::memory_order_acquire)) {
+            return true;
+        }
+        const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
+        return deadline != no_deadline && Clock::now().time_since_epoch().count() >= deadline;
     }
     // An eventfd that polls readable (POLLIN) once cancel() ran. IMPORTANT: poll it, never read
     // it: reading would clear it for every other waiter.
@@ -31,8 +41,10 @@ public:
 
 private:
     explicit Cancellation(UniqueFd fd) noexcept : fd_(std::move(fd)) {}
+    static constexpr Clock::rep no_deadline = std::numeric_limits<Clock::rep>::max();
     UniqueFd fd_;
     std::atomic<bool> cancelled_{false};
+    std::atomic<Clock::rep> deadline_{no_deadline};
 };
 
 // True when `cancel` is non-null and cancelled.

@@ -1,5 +1,5 @@
-// HttpClient: blocking HTTP(S) requests for control-plane calls (IMDS, container credentials,
-// STS), with connect/total timeouts, capped answers, shutdown cancellation and an explicit proxy.
+// HttpClient: blocking HTTP(S) requests for the credential fetchers (IMDS, container credentials,
+// STS), on an HttpExchange (exchange.h: caps, cancellation, errors); and proxy_for_url.
 #pragma once
 
 #include <cstddef>
@@ -12,18 +12,10 @@
 #include <xrayd/common/environment.h>
 #include <xrayd/common/result.h>
 #include <xrayd/http/cancellation.h>
-#include <xrayd/http/curl.h>
+#include <xrayd/http/exchange.h>
 #include <xrayd/http/transport.h>
 
 namespace xrayd {
-
-using HttpHeaderList = std::vector<std::pair<std::string, std::string>>;
-
-// Credential answers (IMDS, container, STS) are a few KB: a bigger body is refused, so a hostile
-// or broken endpoint cannot make the daemon buffer without bound within the timeout.
-inline constexpr std::size_t max_credential_response_body = 64 * 1024;
-// All header lines of one response together (status lines included).
-inline constexpr std::size_t max_response_header_bytes = 16 * 1024;
 
 struct HttpRequest {
     std::string method = "GET";
@@ -37,26 +29,8 @@ struct HttpRequest {
     std::size_t max_body = max_credential_response_body;
 };
 
-struct HttpResponse {
-    long status = 0;
-    HttpHeaderList headers;  // of the final response, names as received
-    std::string body;
-
-    // The first header of that name (case-insensitive), or "" when absent.
-    [[nodiscard]] std::string_view header(std::string_view name) const noexcept;
-};
-
-// too_large: the body passed HttpRequest::max_body or the headers max_response_header_bytes.
-// cancelled: the client's Cancellation fired (shutdown).
-enum class HttpErrc { timeout, connect, resolve, tls, too_large, cancelled, other };
-
-struct HttpError {
-    HttpErrc code = HttpErrc::other;
-    std::string message;  // curl's text or ours; never contains request headers or bodies
-};
-
-// One reusable easy handle (connections are kept alive between calls), driven through a private
-// multi handle so that a wait can also watch the cancellation fd.
+// The credential fetchers' client: an HttpExchange with a fixed cancellation, taking requests
+// with their headers as name/value pairs.
 // Thread-safety: one thread at a time; give each thread its own client.
 // Lifetime: needs a live CurlGlobal (created in main or the test); shares `cancel`.
 class HttpClient {
@@ -71,11 +45,8 @@ public:
     [[nodiscard]] Result<HttpResponse, HttpError> perform(const HttpRequest& request) noexcept;
 
 private:
-    [[nodiscard]] CURLcode run_transfer() noexcept;
-
     std::shared_ptr<const Cancellation> cancel_;
-    CurlMulti multi_;
-    CurlEasy easy_;  // never left added to multi_ between calls
+    HttpExchange exchange_;
 };
 
 // The proxy the AWS SDKs' default HTTP client would use for `url`, from HTTPS_PROXY /

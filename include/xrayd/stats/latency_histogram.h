@@ -1,5 +1,5 @@
 // LatencyHistogram: a Prometheus-style histogram of upload latencies, lock-free to observe.
-// Header-only so that the uploader can feed one without linking the admin module.
+// In stats/ beside the counters: the uploader observes it, /metrics (admin/) exports it.
 #pragma once
 
 #include <array>

@@ -103,8 +103,8 @@ public:
     void stop() noexcept;
 
     // stop() within `deadline` (the shutdown deadline): a call in progress is aborted once the
-    // deadline passes (libcurl's progress callback, which runs at least once a second), and the
-    // final call's timeout is cut to the time left; with less than min_final_call left the final
+    // deadline passes (the exchange's cancellation, noticed within 200 ms), and the final
+    // call's timeout is cut to the time left; with less than min_final_call left the final
     // record is made but not sent (Debug line). So stop returns by about deadline + 1 s whatever
     // the endpoint does.
     void stop(TimePoint deadline) noexcept;
@@ -137,8 +137,8 @@ private:
     std::deque<TelemetryRecord> queue_;
     bool stop_requested_ = false;
     bool stopped_ = false;
-    // Shutdown deadline (steady clock ticks; max = none): calls abort once it has passed.
-    // Written by stop(), read by the worker's progress callback.
+    // Shutdown deadline (steady clock ticks; max = none), for fitting the final call into it.
+    // Written by stop(), read by the worker (the sender's cancellation cuts a call at it).
     std::atomic<Clock::rep> deadline_{std::numeric_limits<Clock::rep>::max()};
     std::condition_variable wake_;
     std::thread worker_;

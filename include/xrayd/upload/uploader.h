@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include <xrayd/admin/latency_histogram.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
