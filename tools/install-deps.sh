@@ -20,6 +20,8 @@ packages=(
   nodejs  # runs the official X-Ray SDK for Node.js: tests/integration/node_sdk_test.py
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
+  # the style check (tools/check-style.sh, meson test 'style'): .clang-format and .clang-tidy
+  clang-format clang-tidy
 )
 
 missing=()

@@ -350,7 +350,7 @@ int main(int argc, char** argv) {
         const std::int64_t now = now_ns(CLOCK_MONOTONIC);
         const std::int64_t elapsed = std::min(now, end) - start;
         std::uint64_t due =
-            std::min(total_due, static_cast<std::uint64_t>(opt.rate * (elapsed / 1e9)));
+            std::min(total_due, static_cast<std::uint64_t>(opt.rate * (static_cast<double>(elapsed) / 1e9)));
         if (due > owed_done + max_burst) {
             shed += due - (owed_done + max_burst);
             owed_done = due - max_burst;

@@ -23,7 +23,7 @@ RefreshingCredentialsProvider::RefreshingCredentialsProvider(
       backoff_(policy.min_backoff) {
     const WallClock::time_point next = attempt(clock_.now());
     if (next != WallClock::time_point::max()) {
-        thread_ = std::jthread([this, next](std::stop_token stop) {
+        thread_ = std::jthread([this, next](const std::stop_token& stop) {
             name_this_thread("xrayd-creds");
             WallClock::time_point when = next;
             while (clock_.sleep_until(when, stop)) {

@@ -29,6 +29,13 @@ constexpr std::string_view doc_hint =
 constexpr std::string_view migration_hint =
     "Use X-Ray Daemon Config Migration Script to update the config file.";
 
+// "group.key": the path of a key inside a group, as the settings table and errors spell it.
+std::string dotted(std::string_view group, std::string_view key) {
+    std::string path;
+    path.reserve(group.size() + 1 + key.size());
+    return path.append(group).append(".").append(key);
+}
+
 // Valid key paths besides the settings table's: Version, and the Go daemon's proxyserver keys
 // (decoded for their type errors only: Go forces them to defaults). Case-sensitive, as Go.
 constexpr std::array<std::string_view, 4> other_valid_paths{
@@ -236,7 +243,7 @@ public:
                 // Decoded for its type errors only: the Go daemon forces these to defaults.
                 decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
                     std::optional<std::int64_t> ignored;
-                    if (is_valid_path(key + "." + sub)) {
+                    if (is_valid_path(dotted(key, sub))) {
                         set(n, ignored);
                         return true;
                     }
@@ -248,7 +255,7 @@ public:
                 out_.values.version = version.value_or(0);
             } else if (is_setting_group(key)) {
                 decode_struct(key, value, [&](const std::string& sub, const YAML::Node& n) {
-                    return decode_setting(key + "." + sub, n);
+                    return decode_setting(dotted(key, sub), n);
                 });
             } else if (key.find('.') != std::string::npos || !decode_setting(key, value)) {
                 out_.unknown_keys.push_back(key);
@@ -285,7 +292,7 @@ private:
         for (const auto& entry : value) {
             const std::string sub = entry.first.Scalar();
             if (!field(sub, entry.second)) {
-                out_.unknown_keys.push_back(key + "." + sub);
+                out_.unknown_keys.push_back(dotted(key, sub));
             }
         }
     }

@@ -20,11 +20,21 @@ std::string_view level_label(LogLevel level) noexcept {
 }
 
 std::optional<LogLevel> parse_log_level(std::string_view name) noexcept {
-    if (name == "dev") return LogLevel::trace;
-    if (name == "debug") return LogLevel::debug;
-    if (name == "info" || name == "prod") return LogLevel::info;  // Go: prod == Info
-    if (name == "warn") return LogLevel::warn;
-    if (name == "error") return LogLevel::error;
+    if (name == "dev") {
+        return LogLevel::trace;
+    }
+    if (name == "debug") {
+        return LogLevel::debug;
+    }
+    if (name == "info" || name == "prod") {  // Go: prod == Info
+        return LogLevel::info;
+    }
+    if (name == "warn") {
+        return LogLevel::warn;
+    }
+    if (name == "error") {
+        return LogLevel::error;
+    }
     return std::nullopt;
 }
 

@@ -723,7 +723,9 @@ TEST_CASE("every size, duration and count at its limit is accepted and one past 
         {"Xrayd:\n  Receivers: 1025\n", "Xrayd.Receivers 1025 in "},
         {"Concurrency: 1025\n", "it must be at least 1 and at most 1024."},
     };
-    for (const auto& [yaml, part] : file_rows) {
+    for (const auto& row : file_rows) {
+        const std::string& yaml = row.first;
+        const std::string& part = row.second;
         CAPTURE(yaml);
         World w;
         CHECK(w.run_error({"-c", w.file("Version: 2\n" + yaml).string()}).find(part) !=

@@ -105,7 +105,7 @@ std::size_t count_lines(const std::vector<std::string>& lines, std::string_view 
 }
 
 std::string temp_file(const std::string& name, const std::string& content) {
-    const std::string path = "/tmp/xrayd-chain-test-" + std::to_string(::getpid()) + "-" + name;
+    std::string path = "/tmp/xrayd-chain-test-" + std::to_string(::getpid()) + "-" + name;
     std::ofstream(path, std::ios::trunc) << content;
     return path;
 }

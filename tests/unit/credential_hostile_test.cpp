@@ -55,7 +55,7 @@ Environment hermetic(std::map<std::string, std::string, std::less<>> vars) {
 }
 
 std::string write_temp(const std::string& name, const std::string& content) {
-    const std::string path = "/tmp/xrayd-hostile-test-" + std::to_string(::getpid()) + "-" + name;
+    std::string path = "/tmp/xrayd-hostile-test-" + std::to_string(::getpid()) + "-" + name;
     std::ofstream(path, std::ios::trunc) << content;
     return path;
 }

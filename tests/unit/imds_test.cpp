@@ -70,7 +70,7 @@ bool has_line(const std::vector<std::string>& lines, std::string_view needle) {
 }
 
 std::string temp_file(const std::string& name, const std::string& content) {
-    const std::string path = "/tmp/xrayd-imds-test-" + std::to_string(::getpid()) + "-" + name;
+    std::string path = "/tmp/xrayd-imds-test-" + std::to_string(::getpid()) + "-" + name;
     std::ofstream(path) << content;
     return path;
 }
@@ -340,7 +340,9 @@ TEST_CASE("region: the ECS metadata file's TaskARN, and a malformed file is an e
         {"short-arn.json", "{\"TaskARN\":\"arn:aws\"}"},
         {"number-arn.json", "{\"TaskARN\":12}"},
     };
-    for (const auto& [name, content] : bad_files) {
+    for (const auto& entry : bad_files) {
+        const std::string& name = entry.first;
+        const std::string& content = entry.second;
         INFO(name);
         lines.clear();
         const std::string path = temp_file(name, content);

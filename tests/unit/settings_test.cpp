@@ -76,7 +76,7 @@ TEST_CASE("every flag has help text and a place on the -h screen; names and rank
 
 // The default text read the way a flag or the loader reads it, in the reload diff's spelling.
 std::string parsed_default(const Setting& row) {
-    const std::string text(row.default_text);
+    std::string text(row.default_text);
     switch (row.kind) {
     case SettingKind::duration: {
         auto d = parse_go_duration(text);

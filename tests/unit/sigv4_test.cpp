@@ -90,7 +90,7 @@ WallClock::time_point parse_timestamp(std::string_view ts) {
     };
     using namespace std::chrono;
     const sys_days day = year{num(0, 4)} / month{static_cast<unsigned>(num(5, 2))} /
-                         static_cast<unsigned>(num(8, 2));
+                         std::chrono::day{static_cast<unsigned>(num(8, 2))};
     return WallClock::time_point(day + hours{num(11, 2)} + minutes{num(14, 2)} +
                                  seconds{num(17, 2)});
 }
@@ -388,7 +388,9 @@ TEST_CASE("canonical URI: dot segments and empty segments are removed when norma
         {"", "/"},
         {"/a b/%2F", "/a%20b/%252F"},  // encoded like aws-sdk-go: a '%' is encoded again
     };
-    for (const auto& [path, expected] : cases) {
+    for (const auto& entry : cases) {
+        const std::string_view path = entry.first;
+        const std::string_view expected = entry.second;
         INFO("path ", path);
         (void)signer.sign(simple_request(path), key1, day1);
         CHECK(uri_and_query(signer).first == expected);

@@ -320,7 +320,9 @@ TEST_CASE("every sample datagram and document is accepted") {
     Validator validator;
     const auto samples = all_sample_datagrams();
     CHECK(samples.size() >= 40);  // 14 + 3 .udp, 14 + 3 .json, 21 captured datagrams
-    for (const auto& [name, datagram] : samples) {
+    for (const auto& entry : samples) {
+        const std::string& name = entry.first;
+        const std::string& datagram = entry.second;
         const Outcome out = run(validator, datagram);
         CHECK_MESSAGE(out.verdict == Verdict::accepted, name, ": ", out.problem);
         CHECK_MESSAGE(out.id.size() == 16, name);

@@ -67,8 +67,10 @@ public:
 // Always returns the same credentials.
 class StaticCredentialsProvider final : public CredentialsProvider {
 public:
-    explicit StaticCredentialsProvider(Credentials credentials, std::string_view source = "static")
-        : credentials_(std::make_shared<const Credentials>(std::move(credentials))),
+    // Credentials has no move constructor (its destructor wipes the secret): a copy either way.
+    explicit StaticCredentialsProvider(const Credentials& credentials,
+                                       std::string_view source = "static")
+        : credentials_(std::make_shared<const Credentials>(credentials)),
           source_(source) {}
     [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override { return credentials_; }
     [[nodiscard]] std::string_view source() const noexcept override { return source_; }

@@ -211,6 +211,7 @@ struct Setting {
       .usage_rank = 43)
 // clang-format on
 
+// NOLINTNEXTLINE(bugprone-macro-parentheses): a "+1" term appended to a sum, unparenthesised.
 #define XRAYD_SETTING_PLUS_ONE(...) +1
 inline constexpr std::size_t setting_count = 0 XRAYD_SETTINGS(XRAYD_SETTING_PLUS_ONE);
 inline constexpr std::size_t action_count = 0 XRAYD_ACTIONS(XRAYD_SETTING_PLUS_ONE);
