@@ -21,7 +21,8 @@ packages=(
   # fuzzing (tools/run-fuzzers.sh, the fuzz step of tools/run-tests.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
   # the style check (tools/check-style.sh, meson test 'style'): .clang-format and .clang-tidy
-  clang-format clang-tidy
+  # over the files git tracks
+  clang-format clang-tidy git
 )
 
 missing=()

@@ -65,8 +65,12 @@ std::string os_arch() {
         return "linux-unknown";
     }
     std::string_view m = u.machine;
-    if (m == "x86_64") return "linux-amd64";
-    if (m == "aarch64") return "linux-arm64";
+    if (m == "x86_64") {
+        return "linux-amd64";
+    }
+    if (m == "aarch64") {
+        return "linux-arm64";
+    }
     return fmt::format("linux-{}", m);
 }
 
@@ -270,7 +274,7 @@ void Daemon::start_up() {
     limits.linger = config.batch.linger;
     s.batcher = std::make_unique<Batcher>(limits, s.budget, s.counters);
     logger.debug("Batch size: {}", limits.max_segments);
-    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop, logger);
+    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop);
     s.queue.set_waker(*s.sink_loop);
 
     const int receivers = config.net.receivers > 0 ? config.net.receivers

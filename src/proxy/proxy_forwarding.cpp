@@ -326,7 +326,7 @@ UpstreamResult UpstreamForwarder::forward(const ClientRequest& request) noexcept
         if (!answer) {
             result.kind = UpstreamResult::Kind::failed;
             result.timed_out = answer.error().code == HttpErrc::timeout;
-            result.message = std::move(answer.error().message);
+            result.message = answer.error().message;
             return result;
         }
         result.kind = UpstreamResult::Kind::answered;

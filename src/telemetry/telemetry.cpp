@@ -149,7 +149,7 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         auto signed_headers =
             build_signed_headers(signer, target, body, *creds, WallClock::now(), headers);
         if (!signed_headers) {
-            return Failure{FailureClass::other, std::move(signed_headers.error())};
+            return Failure{FailureClass::other, signed_headers.error()};
         }
         TransportOptions call_transport = transport;
         call_transport.total_timeout = timeout;

@@ -178,7 +178,9 @@ void Uploader::State::start_ready(TimePoint now) noexcept {
         Result<void, std::string> started =
             pool.start(std::move(job), *creds, settings.request_timeout(), now);
         if (!started) {
-            // `job` was not taken: the attempt failed before it left.
+            // `job` was not taken: the attempt failed before it left (start()'s contract, which
+            // the checker cannot see).
+            // NOLINTNEXTLINE(bugprone-use-after-move)
             answers.on_failure(std::move(job), FailureClass::other, true, started.error(),
                                Duration::zero(), now);
             continue;

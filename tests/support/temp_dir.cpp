@@ -26,7 +26,7 @@ TempDir::~TempDir() {
 }
 
 fs::path TempDir::write(const std::string& relative, const std::string& text) const {
-    const fs::path p = path_ / relative;
+    fs::path p = path_ / relative;
     fs::create_directories(p.parent_path());
     std::ofstream out(p);
     out << text;

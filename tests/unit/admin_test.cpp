@@ -458,8 +458,9 @@ TEST_CASE("a trickled admin request head is cut at the head deadline") {
 TEST_CASE("a malformed admin request head gets exactly one 400") {
     AdminFixture f;
     for (const char* request :
-         {"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\n"
-          "Authorization\t: x\r\n\r\n", "GET http://evil/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+         {"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n",
+          "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization\t: x\r\n\r\n",
+          "GET http://evil/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
           "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
           "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"}) {
         INFO(request);

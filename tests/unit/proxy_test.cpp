@@ -70,9 +70,9 @@ void verify_signature(const RecordedRequest& r, const Credentials& creds,
 }
 
 struct Fixture {
-    explicit Fixture(Credentials c = Credentials{"AKIDEXAMPLE",
-                                                 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
-        : creds(std::move(c)), credentials(std::make_unique<StaticCredentialsProvider>(creds)) {
+    explicit Fixture(const Credentials& c = Credentials{"AKIDEXAMPLE",
+                                                        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
+        : creds(c), credentials(std::make_unique<StaticCredentialsProvider>(creds)) {
         upstream.set_default_response(
             ScriptedResponse{200,
                              {{"Content-Type", "application/json"}, {"x-amzn-RequestId", "req-1"}},

@@ -10,7 +10,6 @@
 #include <xrayd/common/time.h>
 #include <xrayd/flow/event_loop.h>
 #include <xrayd/flow/flow_control.h>
-#include <xrayd/log/logger.h>
 #include <xrayd/queue/segment_queue.h>
 
 namespace xrayd {
@@ -21,9 +20,8 @@ namespace xrayd {
 // a wait. The pipeline writes the flow-control hint (delivery_hint(), flow_control.h).
 class Pipeline {
 public:
-    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, EventLoop& loop,
-             Logger& logger) noexcept
-        : queue_(queue), batcher_(batcher), sink_(sink), loop_(loop), logger_(logger) {}
+    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, EventLoop& loop) noexcept
+        : queue_(queue), batcher_(batcher), sink_(sink), loop_(loop) {}
 
     // The pipeline thread's body. Returns after drain() once everything is sent or the drain
     // deadline has passed.
@@ -55,7 +53,6 @@ private:
     Batcher& batcher_;
     BatchSink& sink_;
     EventLoop& loop_;
-    Logger& logger_;
     std::atomic<bool> draining_{false};
     static constexpr Clock::rep no_new_linger = -1;
     std::atomic<Clock::rep> new_linger_{no_new_linger};  // set_linger(), from any thread
