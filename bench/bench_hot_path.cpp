@@ -134,11 +134,15 @@ void run_bench(benchmark::State& state, std::size_t max_datagram) {
 }
 
 // Every sample, 249 B to 60 KB, round-robin.
-void BM_HotPathMixedSamples(benchmark::State& state) { run_bench(state, 1u << 20); }
+void BM_HotPathMixedSamples(benchmark::State& state) {
+    run_bench(state, 1u << 20);
+}
 BENCHMARK(BM_HotPathMixedSamples);
 
 // Only the samples up to 1 KB (the typical SDK segment is ~300 B to 1 KB).
-void BM_HotPathSmallSamples(benchmark::State& state) { run_bench(state, 1024); }
+void BM_HotPathSmallSamples(benchmark::State& state) {
+    run_bench(state, 1024);
+}
 BENCHMARK(BM_HotPathSmallSamples);
 
 }  // namespace

@@ -195,9 +195,9 @@ void BM_SegmentQueuePushPopSameThread(benchmark::State& state) {
 BENCHMARK(BM_SegmentQueuePushPopSameThread);
 
 std::string sample_document() {
-    std::ifstream in(std::string(XRAYD_TEST_DATA_DIR) +
-                         "/segment-docs/otel-go-sdk/awsValidAwsFields.json",
-                     std::ios::binary);
+    std::ifstream in(
+        std::string(XRAYD_TEST_DATA_DIR) + "/segment-docs/otel-go-sdk/awsValidAwsFields.json",
+        std::ios::binary);
     std::string doc{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     if (doc.empty()) {
         doc = R"({"trace_id":"1-5759e988-bd862e3fe1be46a994272793","id":"70de5b6f19ff9a0a",)"
@@ -235,9 +235,9 @@ void BM_BatcherAdd1KB(benchmark::State& state) {
     };
     const TimePoint now = Clock::now();
     for (auto _ : state) {
-        batcher.add(Segment::make(budget, doc, "70de5b6f19ff9a0a", "1-5759e988-bd862e3fe1be46a9",
-                                  now),
-                    now, emit);
+        batcher.add(
+            Segment::make(budget, doc, "70de5b6f19ff9a0a", "1-5759e988-bd862e3fe1be46a9", now), now,
+            emit);
     }
     batcher.flush(emit);
     state.SetItemsProcessed(state.iterations());

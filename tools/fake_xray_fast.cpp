@@ -201,9 +201,9 @@ public:
             out, sizeof out,
             "{\"requests\":%" PRIu64 ",\"segment_requests\":%" PRIu64 ",\"documents\":%" PRIu64
             ",\"unique\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"bad_documents\":%" PRIu64
-            ",\"bad_requests\":%" PRIu64 ",\"body_bytes\":%" PRIu64
-            ",\"range\":{\"from\":%" PRIu64 ",\"to\":%" PRIu64 ",\"unique\":%" PRIu64
-            ",\"duplicates\":%" PRIu64 ",\"missing\":%" PRIu64 "},"
+            ",\"bad_requests\":%" PRIu64 ",\"body_bytes\":%" PRIu64 ",\"range\":{\"from\":%" PRIu64
+            ",\"to\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"duplicates\":%" PRIu64
+            ",\"missing\":%" PRIu64 "},"
             "\"since_reset\":{\"seconds\":%.3f,\"requests\":%" PRIu64 ",\"documents\":%" PRIu64
             ",\"latency_us\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p90\":%" PRIu64
             ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}}\n",
@@ -398,9 +398,8 @@ int main(int argc, char** argv) {
         } else if (arg == "--max-seq") {
             max_seq = std::strtoull(argv[i + 1], nullptr, 10);
         } else {
-            std::fprintf(stderr,
-                         "usage: fake-xray-fast [--port 0] [--bind 127.0.0.1] "
-                         "[--max-lifetime 600] [--cpu N] [--max-seq N]\n");
+            std::fprintf(stderr, "usage: fake-xray-fast [--port 0] [--bind 127.0.0.1] "
+                                 "[--max-lifetime 600] [--cpu N] [--max-seq N]\n");
             return 2;
         }
     }

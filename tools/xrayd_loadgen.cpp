@@ -132,9 +132,9 @@ std::int64_t now_ns(clockid_t clock) noexcept {
 // One rendered datagram and where its variable fields sit.
 struct Layout {
     std::string text;
-    std::size_t id_at = 0;       // 16 hex digits
-    std::size_t trace_at = 0;    // the 24 hex digits after "1-xxxxxxxx-"
-    std::size_t sent_at = 0;     // 20 decimal digits
+    std::size_t id_at = 0;     // 16 hex digits
+    std::size_t trace_at = 0;  // the 24 hex digits after "1-xxxxxxxx-"
+    std::size_t sent_at = 0;   // 20 decimal digits
 };
 
 std::size_t must_find(const std::string& text, std::string_view marker) {
@@ -337,9 +337,9 @@ int main(int argc, char** argv) {
 
     const std::int64_t tick_ns = static_cast<std::int64_t>(opt.tick_us * 1000.0);
     const std::uint64_t max_burst =
-        opt.max_burst > 0 ? opt.max_burst
-                          : std::max<std::uint64_t>(max_batch,
-                                                    static_cast<std::uint64_t>(opt.rate * 0.05));
+        opt.max_burst > 0
+            ? opt.max_burst
+            : std::max<std::uint64_t>(max_batch, static_cast<std::uint64_t>(opt.rate * 0.05));
     const std::int64_t start = now_ns(CLOCK_MONOTONIC);
     const std::int64_t end = start + static_cast<std::int64_t>(opt.duration_s * 1e9);
     const std::uint64_t total_due = static_cast<std::uint64_t>(opt.rate * opt.duration_s);
@@ -349,15 +349,15 @@ int main(int argc, char** argv) {
     for (;;) {
         const std::int64_t now = now_ns(CLOCK_MONOTONIC);
         const std::int64_t elapsed = std::min(now, end) - start;
-        std::uint64_t due =
-            std::min(total_due, static_cast<std::uint64_t>(opt.rate * (static_cast<double>(elapsed) / 1e9)));
+        std::uint64_t due = std::min(
+            total_due, static_cast<std::uint64_t>(opt.rate * (static_cast<double>(elapsed) / 1e9)));
         if (due > owed_done + max_burst) {
             shed += due - (owed_done + max_burst);
             owed_done = due - max_burst;
         }
         while (owed_done < due) {
-            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
-                max_batch, due - owed_done));
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(max_batch, due - owed_done));
             (void)s.send_batch(n);
             owed_done += n;
         }

@@ -9,9 +9,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
-#include <cerrno>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -56,15 +56,17 @@ struct AdminServer::State {
     MHD_Daemon* daemon = nullptr;
     std::uint16_t port = 0;
 
-    State(AdminOptions o, Counters& c, HealthState& h, const LatencyHistogram& l,
-          Logger& log)
-        : options(std::move(o)), counters(c), health(h), latency(l), logger(log),
+    State(AdminOptions o, Counters& c, HealthState& h, const LatencyHistogram& l, Logger& log)
+        : options(std::move(o)),
+          counters(c),
+          health(h),
+          latency(l),
+          logger(log),
           threshold(options.ready_failure_threshold.count()) {}
 
     static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url,
-                                 const char* method, const char* version,
-                                 const char* upload_data, std::size_t* upload_data_size,
-                                 void** request_state) noexcept;
+                                 const char* method, const char* version, const char* upload_data,
+                                 std::size_t* upload_data_size, void** request_state) noexcept;
     static void on_log(void* cls, const char* format, va_list args) noexcept;
     MHD_Result handle(MHD_Connection* connection, std::string_view url, std::string_view method);
 };
@@ -78,8 +80,8 @@ void AdminServer::State::on_log(void* cls, const char* format, va_list args) noe
     const int n = std::vsnprintf(line.data(), line.size(), format, args);
 #pragma GCC diagnostic pop
     if (n > 0) {
-        std::string_view text(line.data(), std::min<std::size_t>(static_cast<std::size_t>(n),
-                                                                 line.size() - 1));
+        std::string_view text(line.data(),
+                              std::min<std::size_t>(static_cast<std::size_t>(n), line.size() - 1));
         while (!text.empty() && text.back() == '\n') {
             text.remove_suffix(1);
         }
@@ -100,8 +102,7 @@ MHD_Result AdminServer::State::on_request(void* cls, MHD_Connection* connection,
         return MHD_YES;
     }
     try {
-        return s->handle(connection, url == nullptr ? "" : url,
-                         method == nullptr ? "" : method);
+        return s->handle(connection, url == nullptr ? "" : url, method == nullptr ? "" : method);
     } catch (...) {
         return MHD_NO;  // out of memory: drop the connection
     }
@@ -191,9 +192,9 @@ void AdminServer::start() {
     s.daemon = MHD_start_daemon(
         flags, 0, nullptr, nullptr, &State::on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
         &State::on_log, &s, MHD_OPTION_NOTIFY_CONNECTION, &ConnectionGate::on_mhd_connection,
-        s.gate.get(), MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(s.options.max_connections),
-        MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(s.options.idle_timeout.count()),
-        MHD_OPTION_END);
+        s.gate.get(), MHD_OPTION_CONNECTION_LIMIT,
+        static_cast<unsigned int>(s.options.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
+        static_cast<unsigned int>(s.options.idle_timeout.count()), MHD_OPTION_END);
     if (s.daemon == nullptr) {
         s.gate.reset();
         throw StartupError("admin http server failed to listen: libmicrohttpd could not start "

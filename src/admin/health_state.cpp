@@ -58,9 +58,9 @@ Readiness HealthState::readiness(TimePoint now, Duration failure_threshold) cons
 void UploadHealthTracker::update(const CounterSnapshot& counters, TimePoint now,
                                  HealthState& health) {
     std::uint64_t failures = 0;
-    for (Counter c : {Counter::backend_timeout, Counter::backend_connection_refused,
-                      Counter::backend_http_4xx, Counter::backend_http_5xx,
-                      Counter::backend_unknown_host, Counter::backend_other}) {
+    for (Counter c :
+         {Counter::backend_timeout, Counter::backend_connection_refused, Counter::backend_http_4xx,
+          Counter::backend_http_5xx, Counter::backend_unknown_host, Counter::backend_other}) {
         failures += counters[c];
     }
     const std::uint64_t sent = counters[Counter::segments_sent];

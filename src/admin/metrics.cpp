@@ -22,8 +22,7 @@ std::string escape_help(std::string_view text) {
     return out;
 }
 
-void header(std::string& out, std::string_view name, std::string_view help,
-            std::string_view type) {
+void header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escape_help(help), name, type);
 }
 
@@ -92,8 +91,7 @@ std::string format_metrics(const CounterSnapshot& counters, const HealthState& h
         const std::string le = i < LatencyHistogram::bounds_seconds.size()
                                    ? number(LatencyHistogram::bounds_seconds[i])
                                    : std::string("+Inf");
-        out += fmt::format("xrayd_upload_latency_seconds_bucket{{le=\"{}\"}} {}\n", le,
-                           cumulative);
+        out += fmt::format("xrayd_upload_latency_seconds_bucket{{le=\"{}\"}} {}\n", le, cumulative);
     }
     out += fmt::format("xrayd_upload_latency_seconds_sum {}\n", number(latency.sum_seconds));
     // The +Inf bucket and _count must agree even when a snapshot raced an observation.

@@ -30,14 +30,18 @@ int send_notification(const char* message) noexcept {
 }
 
 int watchdog_enabled(std::uint64_t* usec) noexcept {
-    *usec = watchdog_usec_for(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"),
-                              ::getpid());
+    *usec =
+        watchdog_usec_for(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid());
     return *usec > 0 ? 1 : 0;
 }
 #else
-int send_notification(const char* message) noexcept { return sd_notify(0, message); }
+int send_notification(const char* message) noexcept {
+    return sd_notify(0, message);
+}
 
-int watchdog_enabled(std::uint64_t* usec) noexcept { return sd_watchdog_enabled(0, usec); }
+int watchdog_enabled(std::uint64_t* usec) noexcept {
+    return sd_watchdog_enabled(0, usec);
+}
 #endif
 
 // STATUS= takes one line.

@@ -79,9 +79,9 @@ std::string PeriodicSummary::format(const CounterSnapshot& from, const CounterSn
     const std::uint64_t received = total(CounterKind::received);
     const std::uint64_t sent = total(CounterKind::sent);
     std::uint64_t backend_errors = 0;
-    for (Counter c : {Counter::backend_timeout, Counter::backend_connection_refused,
-                      Counter::backend_http_4xx, Counter::backend_http_5xx,
-                      Counter::backend_unknown_host, Counter::backend_other}) {
+    for (Counter c :
+         {Counter::backend_timeout, Counter::backend_connection_refused, Counter::backend_http_4xx,
+          Counter::backend_http_5xx, Counter::backend_unknown_host, Counter::backend_other}) {
         backend_errors += delta(from, to, c);
     }
     std::string out = fmt::format(

@@ -19,8 +19,8 @@
 #include <xrayd/log/remote_text.h>
 
 #include "credentials_json.h"
-#include "hash.h"
 #include "file_read.h"
+#include "hash.h"
 #include "json_reader.h"
 #include "string_util.h"
 

@@ -55,8 +55,8 @@ std::optional<int> duration_of(const SharedProfile& p) {
     try {
         return std::stoi(std::string(v));
     } catch (...) {
-        throw StartupError(fmt::format("profile {}: duration_seconds \"{}\" is not a number",
-                                       p.name, v));
+        throw StartupError(
+            fmt::format("profile {}: duration_seconds \"{}\" is not a number", p.name, v));
     }
 }
 
@@ -86,9 +86,9 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
         Credentials keys(std::string(p->get("aws_access_key_id")),
                          std::string(p->get("aws_secret_access_key")),
                          std::string(p->get("aws_session_token")));
-        if (auto valid = keys.validate(fmt::format("profile {}", name),
-                                       {"aws_access_key_id", "aws_secret_access_key",
-                                        "aws_session_token"});
+        if (auto valid =
+                keys.validate(fmt::format("profile {}", name),
+                              {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"});
             !valid) {
             throw StartupError(valid.error());
         }
@@ -113,8 +113,8 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
                 if (source_profile == name && has_keys) {
                     base = static_keys();
                 } else {
-                    throw StartupError(fmt::format(
-                        "profile {}: source_profile {} forms a loop", name, source_profile));
+                    throw StartupError(fmt::format("profile {}: source_profile {} forms a loop",
+                                                   name, source_profile));
                 }
             } else {
                 if (shared.profile(source_profile) == nullptr) {
@@ -130,8 +130,8 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
         } else if (credential_source == "EcsContainer") {
             base = container_provider(ctx);
         } else if (!credential_source.empty()) {
-            throw StartupError(fmt::format("profile {}: unknown credential_source {}", name,
-                                           credential_source));
+            throw StartupError(
+                fmt::format("profile {}: unknown credential_source {}", name, credential_source));
         }
         if (!base) {
             throw StartupError(fmt::format("profile {}: role_arn {} has no usable source_profile "
@@ -147,9 +147,9 @@ std::unique_ptr<CredentialsProvider> profile_provider(ChainContext& ctx, const S
         return static_keys();
     }
     if (!p->get("credential_process").empty()) {
-        return ctx.refreshing(make_process_credentials_source(
-            std::string(p->get("credential_process")), ctx.options.process_timeout,
-            ctx.options.cancel));
+        return ctx.refreshing(
+            make_process_credentials_source(std::string(p->get("credential_process")),
+                                            ctx.options.process_timeout, ctx.options.cancel));
     }
     if (!p->get("sso_start_url").empty() || !p->get("sso_session").empty()) {
         ctx.logger.warn("Profile {} uses AWS SSO, which xrayd does not support; trying the next "

@@ -43,8 +43,7 @@ Result<void, std::string> Credentials::validate(std::string_view source,
     return {};
 }
 
-std::unique_ptr<CredentialsProvider> make_environment_credentials_provider(
-    const Environment& env) {
+std::unique_ptr<CredentialsProvider> make_environment_credentials_provider(const Environment& env) {
     auto key_id = env.get_non_empty("AWS_ACCESS_KEY_ID");
     auto secret = env.get_non_empty("AWS_SECRET_ACCESS_KEY");
     if (!key_id || !secret) {

@@ -46,8 +46,7 @@ void ManualCredentialsClock::set(WallClock::time_point to) noexcept {
 bool ManualCredentialsClock::wait_for_sleeper_after(WallClock::time_point after,
                                                     std::chrono::milliseconds timeout) noexcept {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout,
-                        [&] { return sleepers_ > 0 && sleeper_deadline_ > after; });
+    return cv_.wait_for(lock, timeout, [&] { return sleepers_ > 0 && sleeper_deadline_ > after; });
 }
 
 WallClock::time_point ManualCredentialsClock::sleeper_deadline() const noexcept {

@@ -28,15 +28,15 @@ Result<std::shared_ptr<const Credentials>, std::string> credentials_from_json(
     if (expiration && !expiration->empty()) {
         expires = aws_detail::parse_iso8601(*expiration);
         if (!expires) {
-            return fail(fmt::format("{}: Expiration \"{}\" is not an ISO-8601 time", what,
-                                    *expiration));
+            return fail(
+                fmt::format("{}: Expiration \"{}\" is not an ISO-8601 time", what, *expiration));
         }
     } else if (expiration_required) {
         return fail(fmt::format("{}: the reply has no Expiration", what));
     }
-    auto credentials = std::make_shared<Credentials>(
-        std::string(*key), std::string(*secret), token ? std::string(*token) : std::string(),
-        expires);
+    auto credentials =
+        std::make_shared<Credentials>(std::string(*key), std::string(*secret),
+                                      token ? std::string(*token) : std::string(), expires);
     if (auto valid = credentials->validate(what, {"AccessKeyId", "SecretAccessKey", token_key});
         !valid) {
         return fail(valid.error());

@@ -88,9 +88,8 @@ bool is_true(const Environment& env, std::string_view name) {
 }
 
 bool has_control_or_space(std::string_view s) {
-    return std::any_of(s.begin(), s.end(), [](char c) {
-        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
-    });
+    return std::any_of(s.begin(), s.end(),
+                       [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
 }
 
 // The endpoint rule sets' isValidHostLabel(Region): the region becomes part of a host name and
@@ -98,8 +97,8 @@ bool has_control_or_space(std::string_view s) {
 bool valid_region(std::string_view region) {
     return !region.empty() && region.size() <= 63 && region.front() != '-' &&
            std::all_of(region.begin(), region.end(), [](char c) {
-               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-';
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-';
            });
 }
 
@@ -214,8 +213,8 @@ Result<ResolvedEndpoint, std::string> EndpointResolver::resolve(
         }
     } else if (dualstack) {
         if (!p.supports_dualstack) {
-            return fail(std::string(
-                "DualStack is enabled but this partition does not support DualStack"));
+            return fail(
+                std::string("DualStack is enabled but this partition does not support DualStack"));
         }
         host = fmt::format("{}.{}.{}", service, region, p.dualstack_dns_suffix);
     } else {
@@ -255,7 +254,8 @@ std::string regional_xray_endpoint(std::string_view region) {
 
 ResolvedEndpoint resolve_xray_endpoint(std::string_view configured, std::string_view region,
                                        const Environment& env) {
-    return EndpointResolver(std::string(region), EndpointSettings::from_environment(configured, env))
+    return EndpointResolver(std::string(region),
+                            EndpointSettings::from_environment(configured, env))
         .xray_or_throw();
 }
 

@@ -101,8 +101,8 @@ Result<std::string, std::string> ImdsClient::token() {
     auto r = send(put);
     const auto fall_back = [&](std::string why) -> Result<std::string, std::string> {
         if (options_.v1_disabled) {
-            return fail(fmt::format("EC2 IMDS token request failed ({}) and IMDSv1 is disabled",
-                                    why));
+            return fail(
+                fmt::format("EC2 IMDS token request failed ({}) and IMDSv1 is disabled", why));
         }
         mode_ = TokenMode::v1;
         return std::string();

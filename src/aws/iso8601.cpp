@@ -38,8 +38,7 @@ std::optional<WallClock::time_point> parse_iso8601(std::string_view s) {
         !read_digits(s, 17, 2, second)) {
         return std::nullopt;
     }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60) {
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
         return std::nullopt;
     }
     std::size_t pos = 19;

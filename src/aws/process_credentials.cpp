@@ -93,16 +93,15 @@ private:
         if (outcome != Outcome::exited) {
             wipe(output);
             switch (outcome) {
-            case Outcome::cancelled:
-                return fail(std::string(cancelled_message));
+            case Outcome::cancelled: return fail(std::string(cancelled_message));
             case Outcome::too_long:
                 return fail(fmt::format("credential_process: the output is longer than {} bytes",
                                         max_output));
             case Outcome::failed:
                 return fail(std::string("credential_process: reading its output failed"));
             default:
-                return fail(fmt::format("credential_process timed out after {} ms",
-                                        timeout_.count()));
+                return fail(
+                    fmt::format("credential_process timed out after {} ms", timeout_.count()));
             }
         }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -163,8 +162,8 @@ private:
         sigdelset(&all, SIGSTOP);
         int rc = posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
         if (rc == 0) {
-            rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                     POSIX_SPAWN_SETSIGDEF);
+            rc = posix_spawnattr_setflags(
+                &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         }
         if (rc == 0) {
             rc = posix_spawnattr_setpgroup(&attr, 0);  // a group of its own, named by its pid
@@ -185,8 +184,8 @@ private:
         posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) {
-            return fail(fmt::format("credential_process: cannot start /bin/sh: {}",
-                                    std::strerror(rc)));
+            return fail(
+                fmt::format("credential_process: cannot start /bin/sh: {}", std::strerror(rc)));
         }
         return pid;
     }

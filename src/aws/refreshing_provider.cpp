@@ -61,8 +61,7 @@ std::size_t RefreshingCredentialsProvider::fetch_count() const noexcept {
 }
 
 WallClock::time_point RefreshingCredentialsProvider::attempt(WallClock::time_point now) noexcept {
-    Result<std::shared_ptr<const Credentials>, std::string> r =
-        fail(std::string("not fetched"));
+    Result<std::shared_ptr<const Credentials>, std::string> r = fail(std::string("not fetched"));
     try {
         r = source_->fetch();
     } catch (const std::exception& e) {
@@ -89,8 +88,8 @@ WallClock::time_point RefreshingCredentialsProvider::attempt(WallClock::time_poi
         if (life < 2 * policy_.refresh_before) {
             at = now + life / 2;
         }
-        return std::max(
-            at, now + std::chrono::duration_cast<WallClock::duration>(policy_.min_backoff));
+        return std::max(at,
+                        now + std::chrono::duration_cast<WallClock::duration>(policy_.min_backoff));
     }
     if (is_cancelled(cancel_.get())) {
         logger_.debug("Credentials refresh from {} ended by shutdown: {}", source_->name(),

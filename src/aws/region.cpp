@@ -58,8 +58,8 @@ std::optional<ResolvedRegion> resolve_region(const RegionOptions& options, const
     } else if (!options.local_mode) {
         const auto enabled = env.get("ECS_ENABLE_CONTAINER_METADATA");
         if (enabled && aws_detail::to_lower(*enabled) == "true") {
-            auto ecs = region_from_ecs_metadata_file(
-                env.get("ECS_CONTAINER_METADATA_FILE").value_or(""));
+            auto ecs =
+                region_from_ecs_metadata_file(env.get("ECS_CONTAINER_METADATA_FILE").value_or(""));
             if (ecs.region) {
                 found = ResolvedRegion{*ecs.region, "ECS metadata file"};
                 logger.debug("Fetch region {} from ECS metadata file", found->region);

@@ -1,8 +1,8 @@
 // Parser of the AWS shared config and credentials files.
 #include <xrayd/aws/shared_config.h>
 
-#include "hash.h"
 #include "file_read.h"
+#include "hash.h"
 #include "string_util.h"
 
 namespace xrayd {
@@ -99,8 +99,9 @@ SharedConfig SharedConfig::load(const Environment& env) {
     const std::string home = env.get_non_empty("HOME").value_or("");
     const std::string config_path =
         env.get_non_empty("AWS_CONFIG_FILE").value_or(home.empty() ? "" : home + "/.aws/config");
-    const std::string credentials_path = env.get_non_empty("AWS_SHARED_CREDENTIALS_FILE")
-                                             .value_or(home.empty() ? "" : home + "/.aws/credentials");
+    const std::string credentials_path =
+        env.get_non_empty("AWS_SHARED_CREDENTIALS_FILE")
+            .value_or(home.empty() ? "" : home + "/.aws/credentials");
     std::string config_text;
     std::string credentials_text;
     if (!config_path.empty()) {

@@ -28,8 +28,8 @@ constexpr std::string_view amz_date_header = "x-amz-date";
 constexpr std::string_view security_token_header = "x-amz-security-token";
 
 [[nodiscard]] constexpr bool is_unreserved(unsigned char c) noexcept {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 // Appends `text` percent-encoded per SigV4 (uppercase hex); '/' is kept when keep_slash.
@@ -236,7 +236,9 @@ void format_amz_date(WallClock::time_point now, std::array<char, 16>& out) noexc
 SigV4Signer::SigV4Signer(std::string region, std::string service, bool normalize_path)
     : region_(std::move(region)), service_(std::move(service)), normalize_path_(normalize_path) {}
 
-SigV4Signer::~SigV4Signer() { wipe_cache(); }
+SigV4Signer::~SigV4Signer() {
+    wipe_cache();
+}
 
 SigV4Signer::SigV4Signer(SigV4Signer&& other) noexcept
     : region_(std::move(other.region_)),
@@ -288,7 +290,9 @@ const std::string& SigV4Signer::last_canonical_request() const noexcept {
     return canonical_request_;
 }
 
-const std::string& SigV4Signer::last_string_to_sign() const noexcept { return string_to_sign_; }
+const std::string& SigV4Signer::last_string_to_sign() const noexcept {
+    return string_to_sign_;
+}
 
 bool SigV4Signer::derive_key(std::string_view date, std::string_view secret) noexcept {
     if (!key_date_.empty() && key_date_ == date && key_secret_ == secret) {
@@ -328,8 +332,8 @@ SignedHeaders SigV4Signer::sign(const SigningRequest& request, const Credentials
         for (const HttpHeader& h : request.headers) {
             header_views_.push_back(HttpHeaderView{h.name, h.value});
         }
-        const SigningRequestView view{request.method, request.path, request.query,
-                                      header_views_, request.payload};
+        const SigningRequestView view{request.method, request.path, request.query, header_views_,
+                                      request.payload};
         SignedHeaderViews signed_headers;
         if (!sign(view, credentials, now, signed_headers)) {
             return {};
@@ -480,8 +484,7 @@ bool SigV4Signer::sign(const SigningRequestView& request, const Credentials& cre
         std::string& auth = authorization_;
         auth.clear();
         auth.append(algorithm).append(" Credential=").append(credentials.access_key_id);
-        auth.append("/").append(
-            std::string_view(sts).substr(scope_start, scope_end - scope_start));
+        auth.append("/").append(std::string_view(sts).substr(scope_start, scope_end - scope_start));
         auth.append(", SignedHeaders=");
         auth.append(std::string_view(cr).substr(signed_headers_start,
                                                 signed_headers_end - signed_headers_start));

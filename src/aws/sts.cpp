@@ -6,8 +6,8 @@
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/log/remote_text.h>
 
-#include "hash.h"
 #include "form_encoding.h"
+#include "hash.h"
 #include "iso8601.h"
 #include "xml_element.h"
 
@@ -60,7 +60,8 @@ Result<std::unique_ptr<Credentials>, StsError> parse_sts_credentials(std::string
             aws_detail::wipe(*token);
         }
         return fail(StsError{"MalformedResponse",
-                             "the STS reply lacks AccessKeyId, SecretAccessKey or Expiration", 200});
+                             "the STS reply lacks AccessKeyId, SecretAccessKey or Expiration",
+                             200});
     }
     auto credentials = std::make_unique<Credentials>(std::move(*key), *secret,
                                                      token ? *token : std::string(), expires);

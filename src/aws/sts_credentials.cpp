@@ -11,8 +11,8 @@
 #include <xrayd/aws/endpoint.h>
 #include <xrayd/aws/sts.h>
 
-#include "hash.h"
 #include "file_read.h"
+#include "hash.h"
 #include "string_util.h"
 
 namespace xrayd {
@@ -94,8 +94,8 @@ public:
         if (!r && r.error().code == "RegionDisabledException") {
             const std::string_view primary = partition_of(region_).primary_region;
             if (primary != region_) {
-                logger_.warn("STS is not activated in {}; assuming role {} through {}",
-                             region_, params_.role_arn, primary);
+                logger_.warn("STS is not activated in {}; assuming role {} through {}", region_,
+                             params_.role_arn, primary);
                 region_ = std::string(primary);  // remembered for later refreshes
                 r = sts_.assume_role(params_, *base, region_, WallClock::now());
             }
@@ -111,10 +111,9 @@ private:
 }  // namespace
 
 std::string default_role_session_name() {
-    return fmt::format(
-        "xray-daemon-{}",
-        std::chrono::duration_cast<std::chrono::nanoseconds>(WallClock::now().time_since_epoch())
-            .count());
+    return fmt::format("xray-daemon-{}", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             WallClock::now().time_since_epoch())
+                                             .count());
 }
 
 std::unique_ptr<CredentialsSource> make_web_identity_credentials_source(

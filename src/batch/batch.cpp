@@ -147,8 +147,8 @@ EscapeProgress escape_into(std::string_view text, char* dst, std::size_t room) n
             if (out_end - out < 6) {
                 break;
             }
-            const char seq[6] = {'\\', 'u', '0', '0', hex_digits[byte >> 4],
-                                 hex_digits[byte & 0xf]};
+            const char seq[6] = {
+                '\\', 'u', '0', '0', hex_digits[byte >> 4], hex_digits[byte & 0xf]};
             std::memcpy(out, seq, sizeof seq);
             out += sizeof seq;
         } else {
@@ -189,7 +189,9 @@ std::size_t Batch::appended_size(std::string_view document) noexcept {
     return escaped_size(document) + 3;  // two quotes and a comma
 }
 
-Batch::~Batch() { release_storage(); }
+Batch::~Batch() {
+    release_storage();
+}
 
 Batch::Batch(Batch&& other) noexcept
     : budget_(other.budget_),
@@ -296,8 +298,7 @@ bool Batch::append(const Segment& segment) noexcept {
     const std::string_view id = segment.id();
     const std::string_view trace_id = segment.trace_id();
     ref->id_len = static_cast<std::uint8_t>(std::min(id.size(), segment_id_max));
-    ref->trace_id_len =
-        static_cast<std::uint8_t>(std::min(trace_id.size(), segment_trace_id_max));
+    ref->trace_id_len = static_cast<std::uint8_t>(std::min(trace_id.size(), segment_trace_id_max));
     std::copy_n(id.data(), ref->id_len, ref->id);
     std::copy_n(trace_id.data(), ref->trace_id_len, ref->trace_id);
 

@@ -60,7 +60,7 @@ HostLookupError ares_error(int status) {
                  ? HostLookupError::Kind::no_such_host
                  : HostLookupError::Kind::other;
     e.text = e.kind == HostLookupError::Kind::no_such_host ? "no such host"
-                                                            : lower_first(ares_strerror(status));
+                                                           : lower_first(ares_strerror(status));
     return e;
 }
 
@@ -109,11 +109,10 @@ Result<std::vector<sockaddr_storage>, HostLookupError> lookup(const std::string&
             ares_process_fd(channel.get(), ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts
         }
         for (nfds_t i = 0; i < count; ++i) {
-            ares_process_fd(channel.get(),
-                            (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0
-                                ? fds[i].fd
-                                : ARES_SOCKET_BAD,
-                            (fds[i].revents & POLLOUT) != 0 ? fds[i].fd : ARES_SOCKET_BAD);
+            ares_process_fd(
+                channel.get(),
+                (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0 ? fds[i].fd : ARES_SOCKET_BAD,
+                (fds[i].revents & POLLOUT) != 0 ? fds[i].fd : ARES_SOCKET_BAD);
         }
     }
     if (result.status != ARES_SUCCESS) {

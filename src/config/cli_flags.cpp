@@ -102,7 +102,7 @@ std::optional<std::string> parse_into(std::optional<int>& field, const Setting& 
 using Setter = std::optional<std::string> (*)(CliFlags&, const Setting&, std::string_view);
 
 // Index-aligned with settings(): setter i stores row i's flag.
-#define XRAYD_FLAG_SETTER(id, ...)                                                             \
+#define XRAYD_FLAG_SETTER(id, ...) \
     [](CliFlags& f, const Setting& row, std::string_view v) { return parse_into(f.id, row, v); },
 const std::array<Setter, setting_count + action_count> setters{
     {XRAYD_SETTINGS(XRAYD_FLAG_SETTER) XRAYD_ACTIONS(XRAYD_FLAG_SETTER)}};

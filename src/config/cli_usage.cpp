@@ -46,8 +46,8 @@ std::string usage_text() {
         if (!row->metavar.empty()) {
             name += " " + std::string(row->metavar);
         }
-        out += "\t" + name + std::string(tabs_after(8, name.size())) + usage_description(*row) +
-               "\n";
+        out +=
+            "\t" + name + std::string(tabs_after(8, name.size())) + usage_description(*row) + "\n";
     }
     return out;
 }

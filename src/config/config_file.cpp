@@ -58,9 +58,9 @@ bool is_setting_group(std::string_view key) {
     return false;
 }
 
-constexpr std::array<std::string_view, 5> removed_paths{
-    "Profile.CPU", "Profile.Memory", "Socket.BufferSizeKB", "Logging.LogFormat",
-    "Processor.BatchProcessorQueueSize"};
+constexpr std::array<std::string_view, 5> removed_paths{"Profile.CPU", "Profile.Memory",
+                                                        "Socket.BufferSizeKB", "Logging.LogFormat",
+                                                        "Processor.BatchProcessorQueueSize"};
 constexpr std::array<std::string_view, 5> migrated_paths{
     "LogRotation", "Processor.Region", "Processor.Endpoint", "Processor.Routine", "MemoryLimit"};
 
@@ -163,12 +163,10 @@ bool is_float_text(std::string_view s) {
 
 // YAML 1.1 resolution of a plain scalar, as yaml.v2 does it.
 Scalar resolve_plain(const std::string& text) {
-    static constexpr std::array<std::string_view, 11> yes{"y",  "Y",    "yes",  "Yes",
-                                                          "YES", "on",  "On",   "ON",
-                                                          "true", "True", "TRUE"};
-    static constexpr std::array<std::string_view, 11> no{"n",  "N",     "no",    "No",
-                                                         "NO", "off",   "Off",   "OFF",
-                                                         "false", "False", "FALSE"};
+    static constexpr std::array<std::string_view, 11> yes{"y",  "Y",  "yes",  "Yes",  "YES", "on",
+                                                          "On", "ON", "true", "True", "TRUE"};
+    static constexpr std::array<std::string_view, 11> no{
+        "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"};
     if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
         return {"!!null", Null{}};
     }
@@ -186,8 +184,8 @@ Scalar resolve_plain(const std::string& text) {
         if (auto i = parse_go_int(plain)) {
             return {"!!int", i.value()};
         }
-        if (auto i = parse_go_int(plain); !i && i.error() == "value out of range" &&
-                                           plain[0] != '-') {
+        if (auto i = parse_go_int(plain);
+            !i && i.error() == "value out of range" && plain[0] != '-') {
             return {"!!int", std::uint64_t{0}};  // a uint64 to yaml.v2: no int field takes it
         }
         if (is_float_text(plain)) {
@@ -397,8 +395,7 @@ bool Decoder::decode_setting(std::string_view path, const YAML::Node& node) {
     if (row == nullptr) {
         return false;
     }
-    FieldDecoders::all[static_cast<std::size_t>(row - settings().data())](*this, node,
-                                                                         out_.values);
+    FieldDecoders::all[static_cast<std::size_t>(row - settings().data())](*this, node, out_.values);
     return true;
 }
 
@@ -503,8 +500,8 @@ Result<Loaded, std::string> load(const std::filesystem::path& path, bool validat
         loaded.version_assumed = true;
     }
     if (loaded.values.version != 1 && loaded.values.version != 2) {
-        return fail(fmt::format("Config Version Setting is not correct. {} {}", migration_hint,
-                                doc_hint));
+        return fail(
+            fmt::format("Config Version Setting is not correct. {} {}", migration_hint, doc_hint));
     }
     return loaded;
 }

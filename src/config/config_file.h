@@ -19,9 +19,18 @@ template <SettingKind kind>
 struct FileValue {
     using type = std::int64_t;  // megabytes, bytes, count
 };
-template <> struct FileValue<SettingKind::text> { using type = std::string; };
-template <> struct FileValue<SettingKind::toggle> { using type = bool; };
-template <> struct FileValue<SettingKind::duration> { using type = std::string; };
+template <>
+struct FileValue<SettingKind::text> {
+    using type = std::string;
+};
+template <>
+struct FileValue<SettingKind::toggle> {
+    using type = bool;
+};
+template <>
+struct FileValue<SettingKind::duration> {
+    using type = std::string;
+};
 
 // The values a file sets, one field per row of the settings table (settings.h) named by its id;
 // rows without a cfg.yaml key stay empty. After the Go daemon's default filling: a string that

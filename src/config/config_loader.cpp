@@ -18,9 +18,9 @@
 #include <xrayd/config/cli_flags.h>
 #include <xrayd/config/describe.h>
 #include <xrayd/config/settings.h>
-#include <xrayd/net/udp_socket.h>
 #include <xrayd/log/log_file.h>
 #include <xrayd/log/logger.h>
+#include <xrayd/net/udp_socket.h>
 #include <xrayd_config.h>
 
 #include "config_file.h"
@@ -261,10 +261,11 @@ private:
         c.transport.proxy = pick(flags.proxy_address, fv.proxy_address, std::string());
         if (c.transport.proxy.empty()) {
             c.transport.proxy = env_.get_non_empty("HTTPS_PROXY")
-                                  .value_or(env_.get_non_empty("https_proxy").value_or(""));
+                                    .value_or(env_.get_non_empty("https_proxy").value_or(""));
         }
-        c.transport.no_proxy = env_.get_non_empty("NO_PROXY")
-                         .value_or(env_.get_non_empty("no_proxy").value_or(std::string()));
+        c.transport.no_proxy =
+            env_.get_non_empty("NO_PROXY")
+                .value_or(env_.get_non_empty("no_proxy").value_or(std::string()));
 
         if (flags.concurrency) {
             if (*flags.concurrency > config_limits::max_concurrency) {
@@ -294,13 +295,13 @@ private:
         }
 #endif
 
-        std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.buffer_memory_mb,
-                                      std::int64_t{0});
+        std::int64_t memory_mb = pick(flags.buffer_memory_mb, fv.buffer_memory_mb, std::int64_t{0});
         if (memory_mb > config_limits::max_buffer_memory_mb) {
             return error(fmt::format(
                 "{} {} is too large: the buffer memory is given in MB and must be at most {} "
                 "(e.g. -m 64).",
-                flags.buffer_memory_mb ? "-m/--buffer-memory" : "TotalBufferSizeMB in " + file.string(),
+                flags.buffer_memory_mb ? "-m/--buffer-memory"
+                                       : "TotalBufferSizeMB in " + file.string(),
                 memory_mb, config_limits::max_buffer_memory_mb));
         }
         MemoryInfo memory;
@@ -376,23 +377,22 @@ private:
                                    file.string(), *text, min.count());
             }
             if (ms > max) {
-                return fmt::format("Xrayd.{} in {}: {} is above the maximum of {}h (one year)",
-                                   key, file.string(), *text,
+                return fmt::format("Xrayd.{} in {}: {} is above the maximum of {}h (one year)", key,
+                                   file.string(), *text,
                                    std::chrono::duration_cast<std::chrono::hours>(max).count());
             }
             field = ms;
             return {};
         };
         using std::chrono::milliseconds;
-        for (std::string e : {duration(flags.linger, fv.linger, "Linger", milliseconds{0},
-                                       c.batch.linger),
-                              duration(flags.shutdown_timeout, fv.shutdown_timeout,
-                                       "ShutdownTimeout", milliseconds{0},
-                                       c.daemon.shutdown_timeout),
-                              duration(flags.request_timeout, fv.request_timeout,
-                                       "RequestTimeout", milliseconds{1}, c.upload.request_timeout),
-                              duration(flags.retry_budget, fv.retry_budget, "RetryBudget",
-                                       milliseconds{1}, c.upload.retry_budget)}) {
+        for (std::string e :
+             {duration(flags.linger, fv.linger, "Linger", milliseconds{0}, c.batch.linger),
+              duration(flags.shutdown_timeout, fv.shutdown_timeout, "ShutdownTimeout",
+                       milliseconds{0}, c.daemon.shutdown_timeout),
+              duration(flags.request_timeout, fv.request_timeout, "RequestTimeout", milliseconds{1},
+                       c.upload.request_timeout),
+              duration(flags.retry_budget, fv.retry_budget, "RetryBudget", milliseconds{1},
+                       c.upload.retry_budget)}) {
             if (!e.empty()) {
                 return e;
             }
@@ -417,9 +417,9 @@ private:
             }
             return {};
         };
-        if (auto e = bytes(flags.receive_buffer_bytes, fv.receive_buffer_bytes,
-                           "ReceiveBufferBytes", config_limits::max_receive_buffer_bytes,
-                           c.net.receive_buffer_bytes);
+        if (auto e =
+                bytes(flags.receive_buffer_bytes, fv.receive_buffer_bytes, "ReceiveBufferBytes",
+                      config_limits::max_receive_buffer_bytes, c.net.receive_buffer_bytes);
             !e.empty()) {
             return e;
         }
@@ -493,7 +493,7 @@ private:
 
     const Environment& env_;
     const ConfigSources& sources_;
-    std::string error_log_;  // where config errors are appended besides stderr ("" = nowhere)
+    std::string error_log_;   // where config errors are appended besides stderr ("" = nowhere)
     bool log_errors_ = true;  // false: never append (reload, --check-config)
 };
 

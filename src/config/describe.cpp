@@ -60,9 +60,8 @@ std::string redact_url_password(std::string_view url) {
     const std::size_t scheme = url.find("://");
     const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
     const std::size_t end = url.find_first_of("/?#", start);
-    const std::string_view authority = url.substr(start, end == std::string_view::npos
-                                                             ? std::string_view::npos
-                                                             : end - start);
+    const std::string_view authority =
+        url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     const std::size_t at = authority.rfind('@');
     if (at == std::string_view::npos) {
         return std::string(url);

@@ -274,8 +274,8 @@ Result<std::chrono::nanoseconds, std::string> parse_go_duration(std::string_view
         } else if (unit_name == "h") {
             unit = 3'600'000'000'000;
         } else {
-            return fail(fmt::format("unknown unit {} in duration {}", go_quote(unit_name),
-                                    go_quote(text)));
+            return fail(
+                fmt::format("unknown unit {} in duration {}", go_quote(unit_name), go_quote(text)));
         }
         if (whole > limit / unit) {
             return invalid();

@@ -52,8 +52,7 @@ std::optional<std::uint64_t> lowest_limit(const std::filesystem::path& base,
         if (cgroup_path.empty()) {
             return lowest;
         }
-        cgroup_path.erase(cgroup_path.rfind('/') == std::string::npos ? 0
-                                                                       : cgroup_path.rfind('/'));
+        cgroup_path.erase(cgroup_path.rfind('/') == std::string::npos ? 0 : cgroup_path.rfind('/'));
     }
 }
 

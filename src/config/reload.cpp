@@ -86,7 +86,9 @@ Result<ConfigReload, std::vector<std::string>> reload_config(std::span<const std
         std::vector<std::string> refused;
         // Every row of the table is compared: a setting cannot be taken over unchecked.
         for (const Setting* row : reload_order()) {
-            const auto shown = [](const std::string& v) { return v.empty() ? std::string("\"\"") : v; };
+            const auto shown = [](const std::string& v) {
+                return v.empty() ? std::string("\"\"") : v;
+            };
             const std::string before = shown(row->show(current));
             const std::string after = shown(row->show(reload.next));
             if (before == after) {

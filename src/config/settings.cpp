@@ -14,15 +14,14 @@ namespace {
 using config_detail::describe_value;
 using config_detail::show_value;
 
-#define XRAYD_SETTING_ROW(id_, group_, member_, kind_, ...)                                    \
-    Setting{.id = #id_,                                                                        \
-            .group = #group_,                                                                  \
-            .kind = SettingKind::kind_,                                                        \
-            __VA_ARGS__,                                                                       \
-            .show = [](const Config& c) { return show_value(c.group_.member_); },              \
-            .describe = [](const Config& c, const Setting& row) {                              \
-                return describe_value(c.group_.member_, row);                                  \
-            }},
+#define XRAYD_SETTING_ROW(id_, group_, member_, kind_, ...)                       \
+    Setting{.id = #id_,                                                           \
+            .group = #group_,                                                     \
+            .kind = SettingKind::kind_,                                           \
+            __VA_ARGS__,                                                          \
+            .show = [](const Config& c) { return show_value(c.group_.member_); }, \
+            .describe = [](const Config& c,                                       \
+                           const Setting& row) { return describe_value(c.group_.member_, row); }},
 #define XRAYD_ACTION_ROW(id_, kind_, ...) \
     Setting{.id = #id_, .kind = SettingKind::kind_, __VA_ARGS__},
 

@@ -13,12 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "xrayd_config.h"
 #include <xrayd/admin/admin_server.h>
 #include <xrayd/admin/notifier.h>
 #include <xrayd/admin/periodic_summary.h>
-#include <xrayd/common/thread_name.h>
-#include <xrayd/config/reload.h>
 #include <xrayd/aws/credential_chain.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/credentials_clock.h>
@@ -27,6 +24,8 @@
 #include <xrayd/aws/region.h>
 #include <xrayd/batch/batcher.h>
 #include <xrayd/common/startup_error.h>
+#include <xrayd/common/thread_name.h>
+#include <xrayd/config/reload.h>
 #include <xrayd/daemon/pipeline.h>
 #include <xrayd/flow/event_loop.h>
 #include <xrayd/http/cancellation.h>
@@ -42,6 +41,7 @@
 #include <xrayd/telemetry/telemetry.h>
 #include <xrayd/upload/local_sink.h>
 #include <xrayd/upload/uploader.h>
+#include "xrayd_config.h"
 
 #include "startup_signal_watch.h"
 
@@ -105,8 +105,9 @@ struct Daemon::State {
     std::unique_ptr<CredentialsProvider> credentials;
     LatencyHistogram upload_latency;  // before the sink: the uploader records into it
     std::unique_ptr<BatchSink> sink;
-    EventLoop* sink_loop = nullptr;   // the sink's I/O loop (the same object), driven by the pipeline
-    Uploader* uploader = nullptr;     // the sink when uploading to X-Ray; null with the local sink
+    EventLoop* sink_loop =
+        nullptr;                   // the sink's I/O loop (the same object), driven by the pipeline
+    Uploader* uploader = nullptr;  // the sink when uploading to X-Ray; null with the local sink
     std::unique_ptr<Telemetry> telemetry;  // null with the local sink
     std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
     std::unique_ptr<Batcher> batcher;
@@ -262,8 +263,8 @@ void Daemon::start_up() {
         proxy.listen_failure_non_fatal = config.proxy.optional;
         proxy.transport = config.transport;
         s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
-        auto uploader = Uploader::create(std::move(options), *s.credentials, s.counters, logger,
-                                         &s.budget);
+        auto uploader =
+            Uploader::create(std::move(options), *s.credentials, s.counters, logger, &s.budget);
         s.uploader = uploader.get();
         s.sink_loop = uploader.get();
         s.sink = std::move(uploader);
@@ -323,7 +324,9 @@ void Daemon::start_up() {
 
 Daemon::~Daemon() = default;
 
-const Counters& Daemon::counters() const noexcept { return state_->counters; }
+const Counters& Daemon::counters() const noexcept {
+    return state_->counters;
+}
 
 void Daemon::reload(PeriodicSummary& summary) {
     State& s = *state_;

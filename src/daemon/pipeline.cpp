@@ -39,7 +39,8 @@ void Pipeline::publish_hint() noexcept {
 void Pipeline::run() noexcept {
     auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
     for (;;) {
-        if (const Clock::rep linger = new_linger_.exchange(no_new_linger, std::memory_order_acq_rel);
+        if (const Clock::rep linger =
+                new_linger_.exchange(no_new_linger, std::memory_order_acq_rel);
             linger != no_new_linger) {
             batcher_.set_linger(Duration(linger));
         }

@@ -164,35 +164,34 @@ ConnectionGate::~ConnectionGate() {
 std::unique_ptr<ConnectionGate> ConnectionGate::create(ConnectionGateOptions options,
                                                        UniqueFd listen_fd, Counters& counters,
                                                        Logger& logger) {
-    if (options.max_connections == 0 || options.max_per_peer == 0 ||
-        options.max_head_bytes < 64) {
-        throw StartupError(fmt::format("{} listener: connection limits must be at least 1",
-                                       options.name));
+    if (options.max_connections == 0 || options.max_per_peer == 0 || options.max_head_bytes < 64) {
+        throw StartupError(
+            fmt::format("{} listener: connection limits must be at least 1", options.name));
     }
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep.valid()) {
-        throw StartupError(fmt::format("{} listener: epoll_create1: {}", options.name,
-                                       std::strerror(errno)));
+        throw StartupError(
+            fmt::format("{} listener: epoll_create1: {}", options.name, std::strerror(errno)));
     }
     UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake.valid()) {
-        throw StartupError(fmt::format("{} listener: eventfd: {}", options.name,
-                                       std::strerror(errno)));
+        throw StartupError(
+            fmt::format("{} listener: eventfd: {}", options.name, std::strerror(errno)));
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;  // the listening socket
     if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0) {
-        throw StartupError(fmt::format("{} listener: epoll_ctl: {}", options.name,
-                                       std::strerror(errno)));
+        throw StartupError(
+            fmt::format("{} listener: epoll_ctl: {}", options.name, std::strerror(errno)));
     }
     auto state = std::make_unique<State>(std::move(options), std::move(listen_fd), std::move(ep),
                                          std::move(wake), counters, logger);
     ev.events = EPOLLIN;
     ev.data.ptr = &state->wake_fd;  // stop()
     if (::epoll_ctl(state->epoll_fd.get(), EPOLL_CTL_ADD, state->wake_fd.get(), &ev) != 0) {
-        throw StartupError(fmt::format("{} listener: epoll_ctl: {}", state->options.name,
-                                       std::strerror(errno)));
+        throw StartupError(
+            fmt::format("{} listener: epoll_ctl: {}", state->options.name, std::strerror(errno)));
     }
     return std::unique_ptr<ConnectionGate>(new ConnectionGate(std::move(state)));
 }
@@ -212,8 +211,8 @@ void ConnectionGate::start(MHD_Daemon* daemon) {
     } catch (const std::system_error& e) {
         MHD_stop_daemon(daemon);
         s.daemon = nullptr;
-        throw StartupError(fmt::format("{} listener: cannot start a thread: {}", s.options.name,
-                                       e.what()));
+        throw StartupError(
+            fmt::format("{} listener: cannot start a thread: {}", s.options.name, e.what()));
     }
 }
 
@@ -244,8 +243,7 @@ int ConnectionGate::listen_fd() const noexcept {
     return state_->listen_fd.get();
 }
 
-void ConnectionGate::on_mhd_connection(void* cls, MHD_Connection* connection,
-                                       void** socket_context,
+void ConnectionGate::on_mhd_connection(void* cls, MHD_Connection* connection, void** socket_context,
                                        MHD_ConnectionNotificationCode code) noexcept {
     State& s = *static_cast<ConnectionGate*>(cls)->state_;
     const MHD_ConnectionInfo* info =
@@ -276,8 +274,8 @@ void ConnectionGate::on_mhd_connection(void* cls, MHD_Connection* connection,
 void ConnectionGate::State::run() noexcept {
     std::array<epoll_event, max_events> events{};
     while (!stopping.load(std::memory_order_relaxed)) {
-        const int n = ::epoll_wait(epoll_fd.get(), events.data(), max_events,
-                                   next_timeout_ms(Clock::now()));
+        const int n =
+            ::epoll_wait(epoll_fd.get(), events.data(), max_events, next_timeout_ms(Clock::now()));
         if (n < 0) {
             if (errno != EINTR) {
                 logger.error("{} listener: epoll_wait: {}", options.name, std::strerror(errno));
@@ -419,8 +417,8 @@ void ConnectionGate::State::admit(UniqueFd fd, const sockaddr_storage& addr, soc
         ++total_held;
     }
     if (shed > 0) {
-        log_limited(shed_limiter, "closed the oldest connection still waiting for its head",
-                    "", "connection limit reached");
+        log_limited(shed_limiter, "closed the oldest connection still waiting for its head", "",
+                    "connection limit reached");
     }
     Held& held = waiting.emplace_back();
     held.fd = std::move(fd);
@@ -604,8 +602,7 @@ void ConnectionGate::State::log_limited(RateLimiter& limiter, std::string_view w
         return;
     }
     logger.warn("{} listener: {}{}{}{}{} ({} similar suppressed)", options.name, what,
-                peer.empty() ? "" : " from ", peer, reason.empty() ? "" : ": ", reason,
-                suppressed);
+                peer.empty() ? "" : " from ", peer, reason.empty() ? "" : ": ", reason, suppressed);
 }
 
 }  // namespace xrayd

@@ -10,8 +10,7 @@ namespace xrayd {
 CurlGlobal CurlGlobal::init() {
     const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) {
-        throw StartupError(std::string("libcurl initialisation failed: ") +
-                           curl_easy_strerror(rc));
+        throw StartupError(std::string("libcurl initialisation failed: ") + curl_easy_strerror(rc));
     }
     CurlGlobal global;
     global.active_ = true;

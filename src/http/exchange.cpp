@@ -20,8 +20,8 @@ std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
         s.remove_prefix(1);
     }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                          s.back() == '\n')) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
         s.remove_suffix(1);
     }
     return s;
@@ -108,8 +108,8 @@ HttpError transfer_error(CURLcode rc, long os_errno, const char* error_buffer,
         e.message = fmt::format("the response body is longer than {} bytes", max_body);
     } else if (sink.headers_too_large) {
         e.code = HttpErrc::too_large;
-        e.message = fmt::format("the response headers are longer than {} bytes",
-                                max_response_header_bytes);
+        e.message =
+            fmt::format("the response headers are longer than {} bytes", max_response_header_bytes);
     } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
         e.code = HttpErrc::cancelled;
         e.message = std::string(cancelled_message);

@@ -38,8 +38,8 @@ Result<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) 
 
 std::string proxy_for_url(std::string_view url, const Environment& env, std::string* no_proxy) {
     const bool https = url.substr(0, 8) == "https://";
-    std::optional<std::string> proxy = https ? env.get_non_empty("HTTPS_PROXY")
-                                             : env.get_non_empty("HTTP_PROXY");
+    std::optional<std::string> proxy =
+        https ? env.get_non_empty("HTTPS_PROXY") : env.get_non_empty("HTTP_PROXY");
     if (!proxy) {
         proxy = https ? env.get_non_empty("https_proxy") : env.get_non_empty("http_proxy");
     }

@@ -17,14 +17,15 @@ struct PartDeleter {
     void operator()(char* p) const noexcept { curl_free(p); }
 };
 
-constexpr std::array<std::string_view, 6> proxy_schemes = {"http",   "https",   "socks4",
+constexpr std::array<std::string_view, 6> proxy_schemes = {"http",    "https",  "socks4",
                                                            "socks4a", "socks5", "socks5h"};
 
 }  // namespace
 
 Result<void, std::string> check_proxy_url(std::string_view url) {
     const auto bad = [&](std::string_view why) {
-        return fail(fmt::format("Bad proxy URL: \"{}\": {}; write it as http://host:port", url, why));
+        return fail(
+            fmt::format("Bad proxy URL: \"{}\": {}; write it as http://host:port", url, why));
     };
     CurlUrl handle = CurlUrl::create();
     if (!handle) {
@@ -34,8 +35,7 @@ Result<void, std::string> check_proxy_url(std::string_view url) {
     // No default scheme: a bare host:port is the classic mistake (the Go daemon accepts it and
     // then cannot use it), so it is an error here.
     // NON_SUPPORT_SCHEME: socks schemes are proxy-only, unknown to the URL parser as transfers.
-    const CURLUcode rc =
-        handle.set(CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
+    const CURLUcode rc = handle.set(CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
     if (rc != CURLUE_OK) {
         return bad(curl_url_strerror(rc));
     }
@@ -50,7 +50,8 @@ Result<void, std::string> check_proxy_url(std::string_view url) {
     }
     if (!known) {
         return bad(fmt::format("scheme \"{}\" is not a proxy scheme (http, https, socks4, "
-                               "socks4a, socks5, socks5h)", scheme.get()));
+                               "socks4a, socks5, socks5h)",
+                               scheme.get()));
     }
     raw = nullptr;
     if (curl_url_get(handle.get(), CURLUPART_HOST, &raw, 0) != CURLUE_OK || raw == nullptr ||

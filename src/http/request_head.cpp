@@ -13,11 +13,22 @@ bool is_tchar(unsigned char c) noexcept {
         return true;
     }
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -31,13 +42,26 @@ bool is_target_char(unsigned char c) noexcept {
         return true;
     }
     switch (c) {
-    case '-': case '.': case '_': case '~':                          // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')':     // sub-delims
-    case '*': case '+': case ',': case ';': case '=':
-    case ':': case '@': case '/': case '?':
-        return true;
-    default:
-        return false;
+    case '-':
+    case '.':
+    case '_':
+    case '~':  // unreserved
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':  // sub-delims
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '/':
+    case '?': return true;
+    default: return false;
     }
 }
 
@@ -132,8 +156,7 @@ HeadCheck check_request_head(std::string_view head, const RequestHeadRules& rule
         return bad("a bare CR or LF in the request line");
     }
     const std::size_t sp1 = request_line.find(' ');
-    const std::size_t sp2 =
-        sp1 == std::string_view::npos ? sp1 : request_line.find(' ', sp1 + 1);
+    const std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : request_line.find(' ', sp1 + 1);
     if (sp2 == std::string_view::npos ||
         request_line.find(' ', sp2 + 1) != std::string_view::npos) {
         return bad("the request line is not: method SP target SP version");

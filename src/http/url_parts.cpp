@@ -98,8 +98,7 @@ Result<std::string, std::string> url_with_path(std::string_view base,
     const std::string query = question == std::string_view::npos
                                   ? std::string()
                                   : std::string(origin_form.substr(question + 1));
-    if (curl_url_set(u, CURLUPART_QUERY, query.empty() ? nullptr : query.c_str(), 0) !=
-            CURLUE_OK ||
+    if (curl_url_set(u, CURLUPART_QUERY, query.empty() ? nullptr : query.c_str(), 0) != CURLUE_OK ||
         curl_url_set(u, CURLUPART_FRAGMENT, nullptr, 0) != CURLUE_OK) {
         return fail(std::string("libcurl refused the query"));
     }

@@ -98,8 +98,7 @@ void Ingest::on_datagram(const Datagram& d) noexcept {
     }
 
     // A recycled block from the budget's segment pool: no allocation per datagram once warm.
-    SegmentPtr segment =
-        Segment::make_pooled(budget_, v.body, v.id, v.trace_id, d.received_at);
+    SegmentPtr segment = Segment::make_pooled(budget_, v.body, v.id, v.trace_id, d.received_at);
     if (!segment) {
         return reject(IngestOutcome::buffer_full, Counter::dropped_buffer_full, v, d);
     }

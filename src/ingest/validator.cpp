@@ -107,24 +107,15 @@ constexpr std::array<std::string_view, field_count> field_names = {
 
 std::string_view to_string(Verdict v) noexcept {
     switch (v) {
-    case Verdict::accepted:
-        return "accepted";
-    case Verdict::accepted_otlp_udp:
-        return "accepted otlp udp";
-    case Verdict::missing_header:
-        return "missing header";
-    case Verdict::bad_header:
-        return "bad header";
-    case Verdict::missing_body:
-        return "missing body";
-    case Verdict::bad_json:
-        return "bad json";
-    case Verdict::invalid_segment:
-        return "invalid segment";
-    case Verdict::too_large:
-        return "too large";
-    case Verdict::bad_otlp_udp:
-        return "bad otlp udp";
+    case Verdict::accepted: return "accepted";
+    case Verdict::accepted_otlp_udp: return "accepted otlp udp";
+    case Verdict::missing_header: return "missing header";
+    case Verdict::bad_header: return "bad header";
+    case Verdict::missing_body: return "missing body";
+    case Verdict::bad_json: return "bad json";
+    case Verdict::invalid_segment: return "invalid segment";
+    case Verdict::too_large: return "too large";
+    case Verdict::bad_otlp_udp: return "bad otlp udp";
     }
     return "unknown";
 }

@@ -1,9 +1,9 @@
 // Logger, sinks and the rate limiter.
 #include <xrayd/log/logger.h>
 
+#include <unistd.h>
 #include <cerrno>
 #include <ctime>
-#include <unistd.h>
 
 namespace xrayd {
 

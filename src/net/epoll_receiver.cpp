@@ -16,10 +16,10 @@
 
 #include <xrayd/common/startup_error.h>
 
-#include "mmsg_reader.h"
-#include "slot_pool.h"
 #include <xrayd/flow/flow_control.h>
 #include <xrayd/net/wake_pacer.h>
+#include "mmsg_reader.h"
+#include "slot_pool.h"
 
 namespace xrayd {
 
@@ -27,8 +27,8 @@ namespace {
 
 using net_detail::MmsgReader;
 using net_detail::ReadResult;
-using net_detail::ReceiveSocket;
 using net_detail::ReadStatus;
+using net_detail::ReceiveSocket;
 using net_detail::SlotPool;
 
 // recvmmsg calls per readiness notification before going back to epoll_wait, so a flood
@@ -74,11 +74,12 @@ public:
                 sleep_unless_stopped(sleep);
                 const TimePoint since = woke;
                 woke = Clock::now();
-                collected = stop_requested_.load(std::memory_order_acquire) ? 0 : drain(false, since);
+                collected =
+                    stop_requested_.load(std::memory_order_acquire) ? 0 : drain(false, since);
                 continue;
             }
-            const int n = ::epoll_wait(epoll_.get(), events.data(),
-                                       static_cast<int>(events.size()), -1);
+            const int n =
+                ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
             woke = Clock::now();
             collected = 0;
             if (n < 0) {
@@ -150,7 +151,8 @@ private:
     // Waits `sleep` or until stop(), whichever comes first.
     void sleep_unless_stopped(Duration sleep) noexcept {
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sleep).count();
-        const timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                               static_cast<long>(ns % 1'000'000'000)};
         pollfd stop{stop_event_.get(), POLLIN, 0};
         // EINTR or an error only ends the sleep early: the loop copes with either.
         (void)::ppoll(&stop, 1, &timeout, nullptr);
@@ -224,8 +226,8 @@ std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& 
         throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", errno_message(errno)));
     }
     return std::make_unique<EpollReceiver>(std::move(socket), std::move(epoll),
-                                           std::move(stop_event), std::move(slots.value()),
-                                           handler, options.pace, counters, logger);
+                                           std::move(stop_event), std::move(slots.value()), handler,
+                                           options.pace, counters, logger);
 }
 
 }  // namespace xrayd

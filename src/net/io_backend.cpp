@@ -1,8 +1,8 @@
 // Receive backend choice: the io_uring probe, the epoll fallback and the per-core helpers.
 #include <xrayd/net/io_backend.h>
 
-#include <liburing.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -44,8 +44,7 @@ int io_uring_disabled_sysctl() {
 std::string setup_failure(int error) {
     std::string text = "io_uring_setup: " + errno_message(error);
     switch (error) {
-    case ENOSYS:
-        return text + " (kernel without io_uring, or io_uring blocked by seccomp)";
+    case ENOSYS: return text + " (kernel without io_uring, or io_uring blocked by seccomp)";
     case EPERM: {
         const int sysctl = io_uring_disabled_sysctl();
         if (sysctl == 2) {
@@ -59,8 +58,7 @@ std::string setup_failure(int error) {
     }
     case ENOMEM:
         return text + " (RLIMIT_MEMLOCK too low? raise it, e.g. LimitMEMLOCK= in the unit)";
-    default:
-        return text;
+    default: return text;
     }
 }
 
@@ -93,9 +91,9 @@ std::string probe_failure() {
         int op;
         const char* name;
     };
-    for (const Needed n : {Needed{IORING_OP_RECVMSG, "RECVMSG"},
-                           Needed{IORING_OP_POLL_ADD, "POLL_ADD"},
-                           Needed{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}}) {
+    for (const Needed n :
+         {Needed{IORING_OP_RECVMSG, "RECVMSG"}, Needed{IORING_OP_POLL_ADD, "POLL_ADD"},
+          Needed{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}}) {
         if (::io_uring_opcode_supported(ops.get(), n.op) == 0) {
             return fmt::format("io_uring lacks the {} operation", n.name);
         }
@@ -176,12 +174,9 @@ std::optional<IoBackend> parse_io_backend(std::string_view name) noexcept {
 
 std::string_view to_string(IoBackend backend) noexcept {
     switch (backend) {
-    case IoBackend::io_uring:
-        return "io_uring";
-    case IoBackend::epoll:
-        return "epoll";
-    case IoBackend::auto_:
-        break;
+    case IoBackend::io_uring: return "io_uring";
+    case IoBackend::epoll: return "epoll";
+    case IoBackend::auto_: break;
     }
     return "auto";
 }
@@ -201,18 +196,16 @@ IoUringSupport probe_io_uring() noexcept {
 
 IoBackend resolve_io_backend(IoBackend requested, const IoUringSupport& support) {
     switch (requested) {
-    case IoBackend::epoll:
-        return IoBackend::epoll;
+    case IoBackend::epoll: return IoBackend::epoll;
     case IoBackend::io_uring:
         if (!support.available) {
-            throw StartupError(fmt::format(
-                "The io_uring receive backend was requested but is unavailable: {}. "
-                "Use --io-backend=epoll (or auto to fall back automatically).",
-                support.reason));
+            throw StartupError(
+                fmt::format("The io_uring receive backend was requested but is unavailable: {}. "
+                            "Use --io-backend=epoll (or auto to fall back automatically).",
+                            support.reason));
         }
         return IoBackend::io_uring;
-    case IoBackend::auto_:
-        break;
+    case IoBackend::auto_: break;
     }
     return support.available ? IoBackend::io_uring : IoBackend::epoll;
 }

@@ -77,8 +77,8 @@ public:
             return 0;
         }
         // Debian's liburing 2.3 declares io_uring_enable_rings() but does not export it.
-        if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-                      nullptr, 0) < 0) {
+        if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                      0) < 0) {
             return -errno;
         }
         flags_ &= ~IORING_SETUP_R_DISABLED;

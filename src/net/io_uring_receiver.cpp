@@ -19,22 +19,22 @@
 
 #include <xrayd/common/startup_error.h>
 
+#include <xrayd/flow/flow_control.h>
+#include <xrayd/net/wake_pacer.h>
 #include "io_uring.h"
 #include "mmsg_reader.h"
 #include "slot_pool.h"
-#include <xrayd/flow/flow_control.h>
-#include <xrayd/net/wake_pacer.h>
 
 namespace xrayd {
 
 namespace {
 
 using net_detail::BufferRing;
-using net_detail::ReceiveSocket;
 using net_detail::IoUring;
 using net_detail::MmsgReader;
 using net_detail::ReadResult;
 using net_detail::ReadStatus;
+using net_detail::ReceiveSocket;
 using net_detail::SlotPool;
 
 // Each provided buffer starts with what multishot recvmsg writes before the payload: the
@@ -49,7 +49,7 @@ constexpr std::uint64_t receive_tag = 1;
 constexpr std::uint64_t stop_tag = 2;
 constexpr std::uint64_t cancel_tag = 3;
 constexpr std::uint16_t buffer_group = 0;
-constexpr unsigned submission_entries = 8;  // the receive, the stop poll and a cancel at most
+constexpr unsigned submission_entries = 8;       // the receive, the stop poll and a cancel at most
 constexpr std::size_t max_ring_buffers = 32768;  // the kernel's limit for a buffer ring
 constexpr std::size_t max_slot_bytes = std::size_t{1} << 30;
 // At stop: completions reaped while waiting for the cancelled receive to end, then recvmmsg
@@ -246,8 +246,8 @@ private:
     // ended (buffer ring empty, error) and `rearm`. Returns the completions reaped.
     unsigned reap(bool rearm) noexcept {
         io_uring* ring = ring_.get();
-        const unsigned n = ::io_uring_peek_batch_cqe(ring, cqes_.data(),
-                                                     static_cast<unsigned>(cqes_.size()));
+        const unsigned n =
+            ::io_uring_peek_batch_cqe(ring, cqes_.data(), static_cast<unsigned>(cqes_.size()));
         if (n == 0) {
             return 0;
         }
@@ -282,8 +282,7 @@ private:
             handler_.on_datagrams(std::span<Datagram>(batch_.data(), datagrams));
         }
         for (std::size_t i = 0; i < taken; ++i) {
-            buffer_ring_.add(slots_.slot(bids_[i]), buffer_bytes(), bids_[i],
-                             static_cast<int>(i));
+            buffer_ring_.add(slots_.slot(bids_[i]), buffer_bytes(), bids_[i], static_cast<int>(i));
         }
         if (taken > 0) {
             buffer_ring_.publish(static_cast<int>(taken));
@@ -326,8 +325,7 @@ private:
             // Every slot was with the handler or in the completion queue: the request ended
             // and is re-armed once the slots are back. The datagrams wait in the socket.
             counters_.add(Counter::ring_buffers_exhausted);
-            if (logger_.enabled(LogLevel::debug) &&
-                exhausted_limit_.allow(Clock::now(), nullptr)) {
+            if (logger_.enabled(LogLevel::debug) && exhausted_limit_.allow(Clock::now(), nullptr)) {
                 logger_.debug("daemon: socket: io_uring receive buffers exhausted ({} times)",
                               counters_.get(Counter::ring_buffers_exhausted));
             }
@@ -426,7 +424,7 @@ private:
     DatagramHandler& handler_;
     const PaceSource* pace_;  // null: no pacing
     Logger& logger_;
-    Counters& counters_;  // ring_buffers_exhausted; the socket counts its own drops
+    Counters& counters_;       // ring_buffers_exhausted; the socket counts its own drops
     MmsgReader drain_reader_;  // recvmmsg into slots_ 0..batch-1, only once the ring is done
     msghdr message_{};
     std::vector<io_uring_cqe*> cqes_;

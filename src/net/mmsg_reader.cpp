@@ -3,8 +3,8 @@
 
 #include <linux/sock_diag.h>
 
-#include <cerrno>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <span>
 

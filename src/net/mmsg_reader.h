@@ -72,8 +72,7 @@ public:
     [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
     // Receiver thread, after a fatal error of `operation` (errno `error`) in the `backend`
     // receiver: counts the last drops, closes the socket, counts receivers_failed, logs an Error.
-    void fail(Logger& logger, std::string_view backend, const char* operation,
-              int error) noexcept;
+    void fail(Logger& logger, std::string_view backend, const char* operation, int error) noexcept;
 
 private:
     UniqueFd socket_;

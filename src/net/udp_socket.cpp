@@ -56,8 +56,8 @@ Result<HostPort, std::string> split_host_port(std::string_view hostport) {
             return fail(addr_error(hostport, missing_port));
         }
         if (end + 1 != i) {
-            return fail(addr_error(hostport,
-                                   hostport[end + 1] == ':' ? too_many_colons : missing_port));
+            return fail(
+                addr_error(hostport, hostport[end + 1] == ':' ? too_many_colons : missing_port));
         }
         host = hostport.substr(1, end - 1);
         j = 1;
@@ -186,9 +186,8 @@ Result<sockaddr_storage, std::string> lookup_host(const std::string& host) {
     auto found = lookup_host_addresses(host, SOCK_DGRAM);
     if (!found) {
         const HostLookupError& e = found.error();
-        const std::string why = e.kind == HostLookupError::Kind::system
-                                    ? go_errno_text(e.system_errno)
-                                    : e.text;
+        const std::string why =
+            e.kind == HostLookupError::Kind::system ? go_errno_text(e.system_errno) : e.text;
         return fail(fmt::format("lookup {}: {}", host, why));
     }
     const sockaddr_storage* v4 = nullptr;
@@ -343,8 +342,8 @@ Result<UdpAddress, std::string> resolve_udp_address(std::string_view address) {
         }
         set_port(out.storage, port.value());
         out.length = length_of(out.storage.ss_family);
-        out.text = format_socket_address(reinterpret_cast<const sockaddr*>(&out.storage),
-                                         out.length);
+        out.text =
+            format_socket_address(reinterpret_cast<const sockaddr*>(&out.storage), out.length);
         if (out.dual_stack_wildcard) {
             out.storage = sockaddr_storage{};
             out.storage.ss_family = AF_INET6;
@@ -360,8 +359,8 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address, int count,
     return open_udp_sockets(address, UdpSocketOptions{count, receive_buffer_bytes, false}, logger);
 }
 
-std::vector<UniqueFd> open_udp_sockets(const std::string& address,
-                                       const UdpSocketOptions& options, Logger& logger) {
+std::vector<UniqueFd> open_udp_sockets(const std::string& address, const UdpSocketOptions& options,
+                                       Logger& logger) {
     const int count = options.count;
     const std::size_t receive_buffer_bytes = options.receive_buffer_bytes;
     if (count < 1) {
@@ -373,7 +372,8 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address,
     }
     UdpAddress addr = std::move(resolved.value());
     const auto failure = [&addr](std::string_view op, int error) {
-        return StartupError(fmt::format("listen udp {}: {}: {}", addr.text, op, go_errno_text(error)));
+        return StartupError(
+            fmt::format("listen udp {}: {}: {}", addr.text, op, go_errno_text(error)));
     };
 
     std::vector<UniqueFd> sockets;

@@ -135,8 +135,8 @@ CurlUrl upstream_url_of(const BaseUrl& upstream) {
         rc = url.set(CURLUPART_PORT, upstream.port.c_str());
     }
     if (rc != CURLUE_OK) {
-        throw StartupError(fmt::format("X-Ray endpoint {}: {}", upstream.origin,
-                                       curl_url_strerror(rc)));
+        throw StartupError(
+            fmt::format("X-Ray endpoint {}: {}", upstream.origin, curl_url_strerror(rc)));
     }
     return url;
 }

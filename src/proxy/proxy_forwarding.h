@@ -95,7 +95,7 @@ private:
 
     std::mutex signer_mutex_;  // SigV4Signer is single-threaded; signing takes microseconds
     SigV4Signer signer_;
-    mutable std::mutex pool_mutex_;           // guards idle_exchanges_ and stop_
+    mutable std::mutex pool_mutex_;             // guards idle_exchanges_ and stop_
     std::vector<HttpExchange> idle_exchanges_;  // kept-alive upstream connections live in these
     // Fired by stop(); replaced by a fresh one on resume(), since a Cancellation is one-way.
     std::shared_ptr<Cancellation> stop_;

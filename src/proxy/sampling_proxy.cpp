@@ -179,8 +179,8 @@ MHD_Result SamplingProxy::State::handle(MHD_Connection* connection, RequestConte
         if (request.body.size() + n > options.max_body_bytes) {
             // A chunked body past the cap: a response cannot be queued mid-body, so close.
             counters.add(Counter::proxy_too_large);
-            logger.debug("Proxy request {} closed: body over {} bytes",
-                         RemoteText{request.raw_uri}, options.max_body_bytes);
+            logger.debug("Proxy request {} closed: body over {} bytes", RemoteText{request.raw_uri},
+                         options.max_body_bytes);
             return MHD_NO;
         }
         if (Clock::now() > request.body_deadline) {
@@ -334,8 +334,7 @@ MHD_Result SamplingProxy::State::forward(MHD_Connection* connection, RequestCont
                                             "unreachable: {}",
                                             forwarder.upstream().origin, result.message));
         }
-        case UpstreamResult::Kind::dropped:
-            break;
+        case UpstreamResult::Kind::dropped: break;
         }
         return MHD_NO;
     } catch (...) {

@@ -26,7 +26,7 @@ struct BlockPool::FreeRing {
     // capacity: a power of two, at least 2. nullptr when out of memory.
     static FreeRing* create(std::size_t capacity) noexcept {
         const std::size_t bytes = sizeof(FreeRing) + capacity * sizeof(Cell);
-        void* mem = ::operator new(bytes, std::align_val_t{alignof(FreeRing)}, std::nothrow);
+        void* mem = ::operator new (bytes, std::align_val_t{alignof(FreeRing)}, std::nothrow);
         if (mem == nullptr) {
             return nullptr;
         }
@@ -46,7 +46,7 @@ struct BlockPool::FreeRing {
             std::destroy_at(&ring->cells[i]);
         }
         ring->~FreeRing();
-        ::operator delete(ring, std::align_val_t{alignof(FreeRing)});
+        ::operator delete (ring, std::align_val_t{alignof(FreeRing)});
     }
 
     [[nodiscard]] bool push(void* block) noexcept {
@@ -77,8 +77,7 @@ struct BlockPool::FreeRing {
         for (;;) {
             cell = &cells[pos & mask];
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
-            const auto diff =
-                static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1);
+            const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1);
             if (diff == 0) {
                 if (pop_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
                     break;
@@ -109,8 +108,8 @@ BlockPool::BlockPool(BlockPoolShape shape, std::size_t max_idle_bytes) noexcept
         classes_[class_count_++].block_size = shape.top_block;
     }
     for (std::size_t k = 0; k < class_count_; ++k) {
-        const std::size_t fit = std::min(max_idle_bytes / classes_[k].block_size,
-                                         max_ring_capacity);
+        const std::size_t fit =
+            std::min(max_idle_bytes / classes_[k].block_size, max_ring_capacity);
         classes_[k].ring_capacity = fit >= 2 ? std::bit_floor(fit) : 0;
     }
 }

@@ -6,10 +6,10 @@
 namespace xrayd {
 
 std::string format_summary(const CounterSnapshot& s, std::size_t held) {
-    std::string out = fmt::format("received={} sent={} rejected={} dropped={} held={}",
-                                  s.total(CounterKind::received), s.total(CounterKind::sent),
-                                  s.total(CounterKind::rejected), s.total(CounterKind::dropped),
-                                  held);
+    std::string out =
+        fmt::format("received={} sent={} rejected={} dropped={} held={}",
+                    s.total(CounterKind::received), s.total(CounterKind::sent),
+                    s.total(CounterKind::rejected), s.total(CounterKind::dropped), held);
     for (std::size_t i = 0; i < counter_count; ++i) {
         out += fmt::format(" {}={}", counter_infos[i].name, s.values[i]);
     }

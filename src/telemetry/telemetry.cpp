@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <iterator>
-#include <optional>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
@@ -169,8 +169,9 @@ std::optional<Telemetry::Sender::Failure> Telemetry::Sender::send(
         }
         const long status = answer.value().status;
         if (status < 200 || status > 299) {
-            return Failure{classify_http_status(status),
-                           fmt::format("HTTP {}: {}", status, RemoteText{answer.value().body, 200})};
+            return Failure{
+                classify_http_status(status),
+                fmt::format("HTTP {}: {}", status, RemoteText{answer.value().body, 200})};
         }
         return std::nullopt;
     } catch (...) {
@@ -237,10 +238,10 @@ void Telemetry::send_queued(std::chrono::milliseconds timeout) noexcept {
         }
         std::optional<Sender::Failure> failure;
         try {
-            failure = sender_->send(telemetry_request_body(chunk, options_.instance_id,
-                                                           options_.hostname,
-                                                           options_.resource_arn),
-                                    timeout);
+            failure =
+                sender_->send(telemetry_request_body(chunk, options_.instance_id, options_.hostname,
+                                                     options_.resource_arn),
+                              timeout);
         } catch (...) {
             failure = Sender::Failure{FailureClass::other, "out of memory"};
         }

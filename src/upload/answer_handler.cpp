@@ -106,13 +106,12 @@ void AnswerHandler::on_failure(UploadJob&& job, FailureClass failure, bool retry
     Duration delay{};
     switch (p_.queues.schedule_retry(std::move(job), retry_after, p_.settings.retry_budget(), now,
                                      &delay)) {
-    case RetryQueued::queued:
-        break;
+    case RetryQueued::queued: break;
     case RetryQueued::gave_up:
         try {
-            log_failure(final_limiter_, reason,
-                        fmt::format("gave up after {} attempts; {} segments dropped", attempts,
-                                    count));
+            log_failure(
+                final_limiter_, reason,
+                fmt::format("gave up after {} attempts; {} segments dropped", attempts, count));
         } catch (...) {
         }
         return;
@@ -122,9 +121,9 @@ void AnswerHandler::on_failure(UploadJob&& job, FailureClass failure, bool retry
     }
     p_.counters.add(Counter::upload_retries);
     try {
-        log_failure(retry_limiter_, reason,
-                    fmt::format("retrying in {:.3f} s",
-                                std::chrono::duration<double>(delay).count()));
+        log_failure(
+            retry_limiter_, reason,
+            fmt::format("retrying in {:.3f} s", std::chrono::duration<double>(delay).count()));
     } catch (...) {
     }
 }
@@ -190,8 +189,7 @@ void AnswerHandler::on_success(UploadJob&& job, TimePoint started, TimePoint now
         p_.counters.add(Counter::segments_sent, count);
         p_.queues.release(count);
         on_not_throttled();
-        p_.logger.info("Successfully sent batch of {} segments ({:1.3f} seconds)", count,
-                       seconds);
+        p_.logger.info("Successfully sent batch of {} segments ({:1.3f} seconds)", count, seconds);
         return;
     }
     p_.logger.info("Sent batch of {} segments but had {} Unprocessed segments ({:1.3f} seconds)",
@@ -271,9 +269,8 @@ void AnswerHandler::resend_unprocessed(UploadJob&& job, std::span<const std::siz
     if (!rebuilt) {
         // The segments cannot be re-sent: final. Out of memory is a memory drop; a body that
         // does not parse cannot happen for a body Batch built, and stays X-Ray's rejection.
-        p_.counters.add(rebuilt.error() == RebuildErrc::out_of_memory
-                            ? Counter::dropped_buffer_full
-                            : Counter::rejected_by_xray,
+        p_.counters.add(rebuilt.error() == RebuildErrc::out_of_memory ? Counter::dropped_buffer_full
+                                                                      : Counter::rejected_by_xray,
                         wanted);
         p_.queues.release(wanted);
         p_.logger.error("Could not re-send {} unprocessed segments: {}", wanted,
@@ -296,17 +293,15 @@ void AnswerHandler::resend_unprocessed(UploadJob&& job, std::span<const std::siz
     retry.failures = job.failures;
     retry.first_failure = job.first_failure;
     Duration delay{};
-    switch (p_.queues.schedule_retry(std::move(retry), Duration::zero(),
-                                     p_.settings.retry_budget(), now, &delay)) {
-    case RetryQueued::queued:
-        break;
+    switch (p_.queues.schedule_retry(std::move(retry), Duration::zero(), p_.settings.retry_budget(),
+                                     now, &delay)) {
+    case RetryQueued::queued: break;
     case RetryQueued::gave_up:
         p_.logger.error("Gave up on {} unprocessed segments after retrying past the retry budget",
                         kept);
         return;
     case RetryQueued::out_of_memory:
-        p_.logger.error("Out of memory queueing unprocessed segments for retry: {} dropped",
-                        kept);
+        p_.logger.error("Out of memory queueing unprocessed segments for retry: {} dropped", kept);
         return;
     }
     p_.counters.add(Counter::unprocessed_retried, kept);

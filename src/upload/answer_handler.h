@@ -10,13 +10,13 @@
 #include <string_view>
 #include <vector>
 
-#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/common/time.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
-#include <xrayd/xray/retry_policy.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/upload/throttle_controller.h>
+#include <xrayd/xray/retry_policy.h>
 #include <xrayd/xray/xray_response.h>
 
 #include "job_queues.h"
@@ -37,12 +37,12 @@ inline constexpr Duration failure_log_interval = std::chrono::seconds(10);
 class AnswerHandler {
 public:
     struct Parts {
-        JobQueues& queues;              // retries go back here; outcomes are released here
-        ThrottleController& throttle;   // fed by 429s, throttling errors and successes
-        const LiveSettings& settings;   // the retry budget, read at each failure
+        JobQueues& queues;             // retries go back here; outcomes are released here
+        ThrottleController& throttle;  // fed by 429s, throttling errors and successes
+        const LiveSettings& settings;  // the retry budget, read at each failure
         Counters& counters;
         Logger& logger;
-        RateLimiter& internal_errors;   // shared with the TransferPool: one budget of lines
+        RateLimiter& internal_errors;    // shared with the TransferPool: one budget of lines
         MemoryBudget* budget = nullptr;  // nullable: without it, unprocessed segments are final
         LatencyHistogram* latency = nullptr;  // nullable: observes every answered request
     };
@@ -55,8 +55,8 @@ public:
     // An attempt failed (`failure` counts it): retried while `retryable` and within the retry
     // budget, else final and counted as `rejected_as` (a given-up retry is dropped_gave_up).
     // `reason` is logged, rate-limited.
-    void on_failure(UploadJob&& job, FailureClass failure, bool retryable,
-                    std::string_view reason, Duration retry_after, TimePoint now,
+    void on_failure(UploadJob&& job, FailureClass failure, bool retryable, std::string_view reason,
+                    Duration retry_after, TimePoint now,
                     Counter rejected_as = Counter::rejected_request_other) noexcept;
 
 private:

@@ -56,9 +56,8 @@ public:
     // Schedules `job`, which failed at `now`, for another attempt: gives up once `budget` has
     // passed since its first failure, else waits `*delay` (the back-off, raised to at least
     // `retry_after`, capped) and counts it in job.failures. `*delay` is set only when queued.
-    [[nodiscard]] RetryQueued schedule_retry(UploadJob&& job, Duration retry_after,
-                                             Duration budget, TimePoint now,
-                                             Duration* delay) noexcept;
+    [[nodiscard]] RetryQueued schedule_retry(UploadJob&& job, Duration retry_after, Duration budget,
+                                             TimePoint now, Duration* delay) noexcept;
 
     // Drop-oldest: gives up the queued job (waiting, ready or fresh) holding the oldest
     // segment, counts its segments as dropped_oldest and releases them. Returns how many; 0

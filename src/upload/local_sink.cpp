@@ -30,16 +30,15 @@ bool is_regular_file(int fd) noexcept {
 
 }  // namespace
 
-std::unique_ptr<LocalSink> LocalSink::create(std::string path, Counters& counters,
-                                             Logger& logger) {
+std::unique_ptr<LocalSink> LocalSink::create(std::string path, Counters& counters, Logger& logger) {
     UniqueFd out;
     if (path == "-") {
         out.reset(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0));
     } else {
         // 0600: the batches are the traces themselves. O_NOFOLLOW: a link planted in the
         // directory must not point xrayd's writes at another file.
-        out.reset(::open(path.c_str(),
-                         O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        out.reset(
+            ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     }
     if (!out) {
         const int error = errno;
@@ -144,8 +143,7 @@ bool LocalSink::flush() noexcept {
                 if (error_limiter_.allow(Clock::now(), &suppressed)) {
                     logger_.error("Writing batch of {} segments to {} failed: {} (will retry; "
                                   "{} similar failures not logged)",
-                                  batch.segment_count(), path_, std::strerror(error),
-                                  suppressed);
+                                  batch.segment_count(), path_, std::strerror(error), suppressed);
                 }
                 return false;
             }

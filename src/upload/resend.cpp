@@ -60,8 +60,8 @@ Result<RebuiltBatch, RebuildErrc> rebuild_batch(simdjson::dom::parser& parser, B
         original = Batch(budget);
         RebuiltBatch out{Batch(budget), 0};
         for (const Kept& k : kept) {
-            SegmentPtr segment = Segment::make(budget, k.document, k.ref.id_view(),
-                                               k.ref.trace_id_view(), received);
+            SegmentPtr segment =
+                Segment::make(budget, k.document, k.ref.id_view(), k.ref.trace_id_view(), received);
             if (!segment || !out.batch.append(*segment)) {
                 ++out.lost;
             }

@@ -89,8 +89,8 @@ std::size_t TransferPool::on_header(char* data, std::size_t size, std::size_t co
         while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
             line.remove_prefix(1);
         }
-        while (!line.empty() && (line.back() == '\r' || line.back() == '\n' ||
-                                 line.back() == ' ')) {
+        while (!line.empty() &&
+               (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
             line.remove_suffix(1);
         }
         try {
@@ -138,8 +138,8 @@ void TransferPool::resize(std::size_t target) noexcept {
         } catch (const std::exception& e) {
             std::uint64_t suppressed = 0;
             if (internal_errors_.allow(Clock::now(), &suppressed)) {
-                logger_.error("Could not add an upload slot ({} of {}): {}", slots_.size(),
-                              target, e.what());
+                logger_.error("Could not add an upload slot ({} of {}): {}", slots_.size(), target,
+                              e.what());
             }
             return;  // tried again on the next call
         }
@@ -189,8 +189,8 @@ Result<void, std::string> TransferPool::start(UploadJob&& job, const Credentials
         if (mrc != CURLM_OK) {
             job = std::move(*slot.job);
             slot.job.reset();
-            return fail(fmt::format("libcurl could not start the transfer: {}",
-                                    curl_multi_strerror(mrc)));
+            return fail(
+                fmt::format("libcurl could not start the transfer: {}", curl_multi_strerror(mrc)));
         }
     } catch (...) {
         // Formatting a reason ran out of memory; the job is back in `job` (emplace cannot
@@ -235,8 +235,7 @@ std::optional<FinishedTransfer> TransferPool::next_finished() noexcept {
             continue;
         }
         char* private_data = nullptr;
-        if (curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &private_data) !=
-                CURLE_OK ||
+        if (curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &private_data) != CURLE_OK ||
             private_data == nullptr) {
             continue;  // not ours: cannot happen, every handle gets CURLOPT_PRIVATE
         }
@@ -284,8 +283,8 @@ FinishedTransfer TransferPool::finish(Slot& slot, CURLcode result) noexcept {
             done.failure = fmt::format("response larger than {} bytes", max_response_bytes);
         } else if (slot.error_buffer[0] != '\0') {
             // libcurl's message can quote what the peer sent (a status line, a header).
-            done.failure = fmt::format("{}: {}", curl_easy_strerror(result),
-                                       RemoteText{slot.error_buffer});
+            done.failure =
+                fmt::format("{}: {}", curl_easy_strerror(result), RemoteText{slot.error_buffer});
         } else {
             done.failure = curl_easy_strerror(result);
         }

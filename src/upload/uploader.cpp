@@ -99,7 +99,7 @@ struct Uploader::State {
     MemoryBudget* budget;  // nullable
     LiveSettings settings;
     ThrottleController throttle;
-    int concurrency;  // applied: the throttle ceiling and the pool's size
+    int concurrency;               // applied: the throttle ceiling and the pool's size
     RateLimiter internal_limiter;  // libcurl's own failures, an unreadable answer
     RateLimiter evict_limiter;
     std::uint64_t evicted_since_log = 0;
@@ -167,12 +167,12 @@ void Uploader::State::start_ready(TimePoint now) noexcept {
         if (!creds) {
             std::string reason;
             try {
-                reason = fmt::format("no AWS credentials available (source: {})",
-                                     credentials.source());
+                reason =
+                    fmt::format("no AWS credentials available (source: {})", credentials.source());
             } catch (...) {
             }
-            answers.on_failure(std::move(job), FailureClass::other, true, reason,
-                               Duration::zero(), now);
+            answers.on_failure(std::move(job), FailureClass::other, true, reason, Duration::zero(),
+                               now);
             continue;
         }
         Result<void, std::string> started =
@@ -231,8 +231,8 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
                                            CredentialsProvider& credentials, Counters& counters,
                                            Logger& logger, MemoryBudget* budget) {
     if (options.concurrency < 1) {
-        throw StartupError(fmt::format("uploader concurrency must be at least 1, not {}",
-                                       options.concurrency));
+        throw StartupError(
+            fmt::format("uploader concurrency must be at least 1, not {}", options.concurrency));
     }
     if (options.request_timeout <= std::chrono::milliseconds::zero()) {
         throw StartupError("uploader request timeout must be positive");
@@ -243,11 +243,11 @@ std::unique_ptr<Uploader> Uploader::create(UploaderOptions options,
     XRayTarget target = make_xray_target(options.endpoint, request_path);
     auto state = std::make_unique<State>(std::move(options), std::move(target), credentials,
                                          counters, logger, budget);
-    logger.debug("Using X-Ray endpoint: {} (concurrency {}, retry budget {} s, {})",
-                 state->pool.target().url, state->pool.size(),
-                 std::chrono::duration_cast<std::chrono::seconds>(state->options.retry_budget)
-                     .count(),
-                 to_string(state->options.backpressure));
+    logger.debug(
+        "Using X-Ray endpoint: {} (concurrency {}, retry budget {} s, {})",
+        state->pool.target().url, state->pool.size(),
+        std::chrono::duration_cast<std::chrono::seconds>(state->options.retry_budget).count(),
+        to_string(state->options.backpressure));
     return std::unique_ptr<Uploader>(new Uploader(std::move(state)));
 }
 
@@ -271,11 +271,17 @@ void Uploader::run_once(Duration max_wait) noexcept {
     s.do_work();
 }
 
-void Uploader::wakeup() noexcept { state_->pool.wakeup(); }
+void Uploader::wakeup() noexcept {
+    state_->pool.wakeup();
+}
 
-std::size_t Uploader::held_segments() const noexcept { return state_->queues.held(); }
+std::size_t Uploader::held_segments() const noexcept {
+    return state_->queues.held();
+}
 
-int Uploader::in_flight_limit() const noexcept { return state_->throttle.limit(); }
+int Uploader::in_flight_limit() const noexcept {
+    return state_->throttle.limit();
+}
 
 void Uploader::set_retry_settings(Duration retry_budget,
                                   std::chrono::milliseconds request_timeout) noexcept {

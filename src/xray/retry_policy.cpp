@@ -59,14 +59,12 @@ Counter final_rejection_counter(long status, std::string_view error_type) noexce
     if (const auto colon = error_type.find(':'); colon != std::string_view::npos) {
         error_type = error_type.substr(0, colon);
     }
-    const bool auth_error = error_type.starts_with("AccessDenied") ||
-                            error_type == "InvalidSignatureException" ||
-                            error_type == "UnrecognizedClientException" ||
-                            error_type == "InvalidClientTokenId" ||
-                            error_type == "ExpiredTokenException" ||
-                            error_type == "ExpiredToken" ||
-                            error_type == "MissingAuthenticationTokenException" ||
-                            error_type == "IncompleteSignatureException";
+    const bool auth_error =
+        error_type.starts_with("AccessDenied") || error_type == "InvalidSignatureException" ||
+        error_type == "UnrecognizedClientException" || error_type == "InvalidClientTokenId" ||
+        error_type == "ExpiredTokenException" || error_type == "ExpiredToken" ||
+        error_type == "MissingAuthenticationTokenException" ||
+        error_type == "IncompleteSignatureException";
     if (status == 401 || status == 403 || auth_error) {
         return Counter::rejected_request_denied;
     }

@@ -47,8 +47,7 @@ struct HeaderLine {
 bool rewrite_in_place(curl_slist* list, std::span<const HeaderLine> lines) noexcept {
     curl_slist* node = list;
     for (const HeaderLine& line : lines) {
-        if (node == nullptr || node->data == nullptr ||
-            std::strlen(node->data) != line.size()) {
+        if (node == nullptr || node->data == nullptr || std::strlen(node->data) != line.size()) {
             return false;
         }
         node = node->next;
@@ -77,15 +76,14 @@ std::string xray_timestamp(WallClock::time_point now) {
 Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTarget& target,
                                                std::string_view body,
                                                const Credentials& credentials,
-                                               WallClock::time_point now,
-                                               CurlSlist& out) noexcept {
+                                               WallClock::time_point now, CurlSlist& out) noexcept {
     std::array<char, 32> timestamp_buf{};
     const std::string_view timestamp = format_xray_timestamp(now, timestamp_buf);
     // Signed as the Go daemon signs it; sent by curl itself (from CURLOPT_POSTFIELDSIZE), so the
     // header list keeps its shape while body sizes change.
     std::array<char, 24> length_buf{};
-    const auto length_end = fmt::format_to_n(length_buf.data(), length_buf.size(), "{}",
-                                             body.size());
+    const auto length_end =
+        fmt::format_to_n(length_buf.data(), length_buf.size(), "{}", body.size());
     const std::string_view content_length(length_buf.data(),
                                           std::min(length_end.size, length_buf.size()));
     const std::array<HttpHeaderView, 4> to_sign{{{"host", target.host},

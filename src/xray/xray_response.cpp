@@ -38,9 +38,11 @@ std::string_view to_string(ResponseErrc errc) noexcept {
     return "unknown";
 }
 
-Result<void, ResponseErrc> parse_unprocessed_segments(
-    simdjson::dom::parser& parser, std::string_view body, std::vector<UnprocessedSegment>& out,
-    std::size_t max_items, std::size_t* ignored) noexcept {
+Result<void, ResponseErrc> parse_unprocessed_segments(simdjson::dom::parser& parser,
+                                                      std::string_view body,
+                                                      std::vector<UnprocessedSegment>& out,
+                                                      std::size_t max_items,
+                                                      std::size_t* ignored) noexcept {
     out.clear();
     if (ignored != nullptr) {
         *ignored = 0;

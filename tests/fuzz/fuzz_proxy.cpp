@@ -186,19 +186,19 @@ std::string target(FuzzedDataProvider& in, std::uint16_t elsewhere) {
 }
 
 std::string header_name(FuzzedDataProvider& in) {
-    std::string name = pick(in, {"Content-Type", "Content-Length", "Transfer-Encoding", "Host",
-                                 "Authorization", "X-Amz-Date", "X-Amz-Security-Token",
-                                 "Connection", "Expect", "X-Custom", ""});
+    std::string name =
+        pick(in, {"Content-Type", "Content-Length", "Transfer-Encoding", "Host", "Authorization",
+                  "X-Amz-Date", "X-Amz-Security-Token", "Connection", "Expect", "X-Custom", ""});
     if (name.empty()) {
         name = in.ConsumeRandomLengthString(12);
     }
     switch (in.ConsumeIntegralInRange(0, 23)) {  // one name in four gets an odd byte
-    case 1: name += ' '; break;            // "Host : x"
-    case 2: name += '\t'; break;           // "Authorization\t: x"
-    case 3: name = " " + name; break;      // obsolete fold
+    case 1: name += ' '; break;                  // "Host : x"
+    case 2: name += '\t'; break;                 // "Authorization\t: x"
+    case 3: name = " " + name; break;            // obsolete fold
     case 4: name += '\0'; break;
     case 5: name += '\r'; break;
-    case 6: name += "\xc3\xa9"; break;     // non-ASCII
+    case 6: name += "\xc3\xa9"; break;  // non-ASCII
     default: break;
     }
     return name;
@@ -209,13 +209,12 @@ std::string header_value(FuzzedDataProvider& in, std::string_view name) {
     if (name.starts_with("Content-Length")) {
         value = pick(in, {"2", "0", "-1", "2, 2", "0x2", "+2", " 2 ", "99999999999999999999", ""});
     } else if (name.starts_with("Transfer-Encoding")) {
-        value = pick(in, {"chunked", "Chunked", "gzip, chunked", "identity", "chunked, chunked",
-                          ""});
+        value =
+            pick(in, {"chunked", "Chunked", "gzip, chunked", "identity", "chunked, chunked", ""});
     } else if (name.starts_with("Host")) {
         value = pick(in, {"127.0.0.1:2000", "evil.example", ""});
     } else {
-        value = pick(in, {"application/json", "close", "100-continue", "a\r\nX-Injected: yes",
-                          ""});
+        value = pick(in, {"application/json", "close", "100-continue", "a\r\nX-Injected: yes", ""});
     }
     return value.empty() ? in.ConsumeRandomLengthString(16) : value;  // may hold CR, LF, NUL
 }
@@ -253,9 +252,11 @@ void header_rules(std::string_view text) {
     while (start != std::string_view::npos && start + 1 < text.size()) {
         ++start;
         std::size_t end = text.find('\n', start);
-        std::string_view line = text.substr(start, end == std::string_view::npos ? end : end - start);
+        std::string_view line =
+            text.substr(start, end == std::string_view::npos ? end : end - start);
         if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
-            headers.push_back({std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
+            headers.push_back(
+                {std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
             (void)xrayd::is_signed_proxy_header(headers.back().name);
         }
         start = end;

@@ -20,9 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const xrayd::SharedConfig shared = xrayd::SharedConfig::parse(config, credentials, profile);
         if (const xrayd::SharedProfile* p = shared.profile(shared.selected_profile())) {
             // What the credential chain reads (credential_chain.cpp).
-            for (const char* key : {"aws_access_key_id", "aws_secret_access_key",
-                                    "aws_session_token", "role_arn", "source_profile",
-                                    "credential_source", "credential_process", "region"}) {
+            for (const char* key :
+                 {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "role_arn",
+                  "source_profile", "credential_source", "credential_process", "region"}) {
                 (void)p->get(key);
             }
             for (const auto& [key, value] : p->values) {

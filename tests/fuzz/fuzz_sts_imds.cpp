@@ -45,12 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)credentials;
         break;
     }
-    case 1:
-        (void)xrayd::parse_sts_error(body, 403);
-        break;
-    case 2:
-        fuzz_credentials_json(body);
-        break;
+    case 1: (void)xrayd::parse_sts_error(body, 403); break;
+    case 2: fuzz_credentials_json(body); break;
     default:
         (void)xrayd::aws_detail::parse_iso8601(body);
         (void)xrayd::aws_detail::xml_element(body, "Expiration");

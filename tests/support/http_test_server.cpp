@@ -16,8 +16,7 @@ namespace xrayd::test {
 namespace {
 
 bool equal_nocase(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -159,7 +158,9 @@ HttpTestServer::HttpTestServer(HttpTestServerOptions options)
     start_locked();
 }
 
-HttpTestServer::~HttpTestServer() { stop(); }
+HttpTestServer::~HttpTestServer() {
+    stop();
+}
 
 void HttpTestServer::start_locked() {
     sockaddr_in address{};

@@ -75,8 +75,8 @@ TestCertificate TestCertificate::generate() {
     require(X509_set_pubkey(cert.get(), key.get()) == 1, "X509_set_pubkey");
     X509_NAME* name = X509_get_subject_name(cert.get());
     require(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                       reinterpret_cast<const unsigned char*>("127.0.0.1"), -1,
-                                       -1, 0) == 1,
+                                       reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1,
+                                       0) == 1,
             "X509_NAME_add_entry_by_txt");
     require(X509_set_issuer_name(cert.get(), name) == 1, "X509_set_issuer_name");
     add_extension(cert.get(), NID_basic_constraints, "critical,CA:TRUE");

@@ -35,12 +35,15 @@ inline const CurlGlobal upload_curl_global = CurlGlobal::init();
 
 inline constexpr std::chrono::seconds generous_deadline{20};
 
-inline const Credentials test_credentials("AKIDEXAMPLE",
-                                          "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+inline const Credentials test_credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                                           "session-token-example");
 
-inline std::string segment_id(int i) { return fmt::format("{:016x}", 0x1000 + i); }
-inline std::string trace_id(int i) { return fmt::format("1-5759e988-{:024x}", 0xabc000 + i); }
+inline std::string segment_id(int i) {
+    return fmt::format("{:016x}", 0x1000 + i);
+}
+inline std::string trace_id(int i) {
+    return fmt::format("1-5759e988-{:024x}", 0xabc000 + i);
+}
 
 // The document make_batch() writes for segment number k (it needs escaping).
 inline std::string document(int k) {

@@ -51,8 +51,8 @@ HttpReply http_request(std::uint16_t port, const std::string& method, const std:
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-    const std::string request = method + " " + path +
-                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string request =
+        method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     REQUIRE(::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(request.size()));
     std::string raw;
@@ -178,11 +178,11 @@ TEST_CASE("upload health follows the counters: failures without sends make /read
 
 TEST_CASE("the latency histogram puts each observation in the first bucket that holds it") {
     LatencyHistogram hist;
-    hist.observe(1ms);     // <= 0.005
-    hist.observe(5ms);     // <= 0.005 (bounds are inclusive, as Prometheus' le)
-    hist.observe(300ms);   // <= 0.5
-    hist.observe(60s);     // +Inf
-    hist.observe(-1ms);    // clamped to 0
+    hist.observe(1ms);    // <= 0.005
+    hist.observe(5ms);    // <= 0.005 (bounds are inclusive, as Prometheus' le)
+    hist.observe(300ms);  // <= 0.5
+    hist.observe(60s);    // +Inf
+    hist.observe(-1ms);   // clamped to 0
     const LatencyHistogram::Snapshot s = hist.snapshot();
     CHECK(s.count == 5);
     CHECK(s.buckets[0] == 3);
@@ -408,8 +408,8 @@ using xrayd::test::RawHttpClient;
 struct AdminFixture {
     explicit AdminFixture(AdminOptions options = {}) {
         options.address = "127.0.0.1:0";
-        server = std::make_unique<AdminServer>(std::move(options), counters, health, latency,
-                                               logger);
+        server =
+            std::make_unique<AdminServer>(std::move(options), counters, health, latency, logger);
         server->start();
     }
     Logger logger{LogLevel::info, std::make_unique<NullSink>()};

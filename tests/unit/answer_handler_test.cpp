@@ -188,10 +188,10 @@ TEST_CASE("a failure past the retry budget is given up as dropped_gave_up") {
 TEST_CASE("unprocessed segments: transient ones are re-sent as a smaller batch, final ones "
           "count as rejected_by_xray") {
     HandlerFixture f;
-    const std::string body = fmt::format(
-        R"({{"UnprocessedTraceSegments":[{{"Id":"{}","ErrorCode":"InternalFailure"}},)"
-        R"({{"Id":"{}","ErrorCode":"InvalidSegment","Message":"no"}}]}})",
-        segment_id(2), segment_id(0));
+    const std::string body =
+        fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}","ErrorCode":"InternalFailure"}},)"
+                    R"({{"Id":"{}","ErrorCode":"InvalidSegment","Message":"no"}}]}})",
+                    segment_id(2), segment_id(0));
     UploadJob j = f.job(4);  // segments 0..3
     j.failures = 1;
     j.first_failure = f.t0 - 1s;

@@ -84,25 +84,25 @@ std::optional<std::vector<std::string>> parse_body(std::string_view body) {
             const char e = rest.front();
             rest.remove_prefix(1);
             switch (e) {
-                case '"': doc.push_back('"'); break;
-                case '\\': doc.push_back('\\'); break;
-                case '/': doc.push_back('/'); break;
-                case 'n': doc.push_back('\n'); break;
-                case 'r': doc.push_back('\r'); break;
-                case 't': doc.push_back('\t'); break;
-                case 'b': doc.push_back('\b'); break;
-                case 'f': doc.push_back('\f'); break;
-                case 'u': {
-                    // Batch only writes \u00XX (bytes below 0x20).
-                    if (rest.size() < 4 || rest[0] != '0' || rest[1] != '0' || hex(rest[2]) < 0 ||
-                        hex(rest[3]) < 0) {
-                        return std::nullopt;
-                    }
-                    doc.push_back(static_cast<char>(hex(rest[2]) * 16 + hex(rest[3])));
-                    rest.remove_prefix(4);
-                    break;
+            case '"': doc.push_back('"'); break;
+            case '\\': doc.push_back('\\'); break;
+            case '/': doc.push_back('/'); break;
+            case 'n': doc.push_back('\n'); break;
+            case 'r': doc.push_back('\r'); break;
+            case 't': doc.push_back('\t'); break;
+            case 'b': doc.push_back('\b'); break;
+            case 'f': doc.push_back('\f'); break;
+            case 'u': {
+                // Batch only writes \u00XX (bytes below 0x20).
+                if (rest.size() < 4 || rest[0] != '0' || rest[1] != '0' || hex(rest[2]) < 0 ||
+                    hex(rest[3]) < 0) {
+                    return std::nullopt;
                 }
-                default: return std::nullopt;
+                doc.push_back(static_cast<char>(hex(rest[2]) * 16 + hex(rest[3])));
+                rest.remove_prefix(4);
+                break;
+            }
+            default: return std::nullopt;
             }
         }
         if (!closed) {
@@ -114,8 +114,7 @@ std::optional<std::vector<std::string>> parse_body(std::string_view body) {
 }
 
 SegmentPtr make_segment(MemoryBudget& budget, std::string_view body, std::string_view id = "id",
-                        std::string_view trace_id = "trace",
-                        TimePoint received = TimePoint{}) {
+                        std::string_view trace_id = "trace", TimePoint received = TimePoint{}) {
     return Segment::make(budget, body, id, trace_id, received);
 }
 
@@ -246,9 +245,8 @@ TEST_CASE("Batch bodies round-trip escape-dense documents across body block grow
 }
 
 TEST_CASE("appended_size is the escaped length plus two quotes and a comma") {
-    for (const std::string_view doc :
-         {std::string_view(""), std::string_view(R"({"a":"b\n"})"), std::string_view("\x01\"\\"),
-          std::string_view("plain")}) {
+    for (const std::string_view doc : {std::string_view(""), std::string_view(R"({"a":"b\n"})"),
+                                       std::string_view("\x01\"\\"), std::string_view("plain")}) {
         CHECK(Batch::appended_size(doc) == escaped(doc).size() + 3);
     }
 }
@@ -374,9 +372,7 @@ TEST_CASE("Moving a batch transfers its charge; move-assign releases the target'
     CHECK(c.segment_count() == 1);
     s.reset();
     CHECK(budget.used() == with_a - segment_bytes);
-    {
-        Batch sink = std::move(c);
-    }
+    { Batch sink = std::move(c); }
     CHECK(budget.used() == 0);
 }
 

@@ -43,8 +43,12 @@ void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
     }
     return std::malloc(size == 0 ? 1 : size);
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace xrayd {
 namespace {
@@ -69,8 +73,7 @@ struct Collector {
     }
 };
 
-SegmentPtr make_numbered(MemoryBudget& budget, int n, TimePoint received,
-                         std::size_t pad = 0) {
+SegmentPtr make_numbered(MemoryBudget& budget, int n, TimePoint received, std::size_t pad = 0) {
     const std::string id = std::to_string(n);
     std::string body = R"({"n":)" + id + R"(,"pad":")" + std::string(pad, 'p') + "\"}";
     return Segment::make(budget, body, id, "1-trace", received);
@@ -209,8 +212,8 @@ TEST_CASE("Batcher keeps every sealed body within max_body_bytes, splitting befo
     const auto emit = out.emit();
     for (int n = 0; n < 200; ++n) {
         // Sizes vary so the limit falls at different points; quotes make escaping count.
-        batcher.add(make_numbered(budget, n, t0, static_cast<std::size_t>(50 + (n * 37) % 700)),
-                    t0, emit);
+        batcher.add(make_numbered(budget, n, t0, static_cast<std::size_t>(50 + (n * 37) % 700)), t0,
+                    emit);
     }
     batcher.flush(emit);
     REQUIRE(out.batches.size() > 1);
@@ -229,8 +232,8 @@ TEST_CASE("Batcher keeps every sealed body within max_body_bytes, splitting befo
             continue;
         }
         const int next_id = ids_of(out.batches[i + 1]).front();
-        SegmentPtr probe = make_numbered(
-            budget, next_id, t0, static_cast<std::size_t>(50 + (next_id * 37) % 700));
+        SegmentPtr probe =
+            make_numbered(budget, next_id, t0, static_cast<std::size_t>(50 + (next_id * 37) % 700));
         CHECK(b.body().size() + Batch::appended_size(probe->body()) > limits.max_body_bytes);
     }
 }
@@ -389,8 +392,7 @@ TEST_CASE("Budget returns to zero once the batcher and every emitted batch are g
         Batcher batcher(BatchLimits{}, budget, counters);
         const auto emit = out.emit();
         for (int n = 0; n < 333; ++n) {
-            batcher.add(make_numbered(budget, n, t0, static_cast<std::size_t>(n % 2000)), t0,
-                        emit);
+            batcher.add(make_numbered(budget, n, t0, static_cast<std::size_t>(n % 2000)), t0, emit);
         }
         // Segments are released as they are copied in: only batches hold bytes now.
         CHECK(budget.used() > 0);

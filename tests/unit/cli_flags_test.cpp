@@ -52,8 +52,7 @@ const std::vector<StringFlag> string_flags{
     {"c", "config", "/tmp/x.yaml", [](const CliFlags& f) { return f.config_path; }},
     {"f", "log-file", "/var/log/xray.log", [](const CliFlags& f) { return f.log_file; }},
     {"l", "log-level", "dev", [](const CliFlags& f) { return f.log_level; }},
-    {"p", "proxy-address", "http://proxy:3128",
-     [](const CliFlags& f) { return f.proxy_address; }},
+    {"p", "proxy-address", "http://proxy:3128", [](const CliFlags& f) { return f.proxy_address; }},
     {"m", "buffer-memory", "16",
      [](const CliFlags& f) -> std::optional<std::string> {
          if (!f.buffer_memory_mb) {
@@ -68,9 +67,9 @@ const std::vector<StringFlag> string_flags{
 TEST_CASE("every value flag is accepted by short and long name, one or two dashes, = or space") {
     for (const StringFlag& flag : string_flags) {
         for (const std::string& name : {flag.short_name, flag.long_name}) {
-            for (const Args& args : {Args{"-" + name, flag.value}, Args{"--" + name, flag.value},
-                                     Args{"-" + name + "=" + flag.value},
-                                     Args{"--" + name + "=" + flag.value}}) {
+            for (const Args& args :
+                 {Args{"-" + name, flag.value}, Args{"--" + name, flag.value},
+                  Args{"-" + name + "=" + flag.value}, Args{"--" + name + "=" + flag.value}}) {
                 CAPTURE(args[0]);
                 const CliFlags f = parse_ok(args);
                 CHECK(flag.get(f) == flag.value);
@@ -189,8 +188,9 @@ TEST_CASE("flag errors carry the Go flag package's exact text") {
         {{"--linger", "100"},
          "invalid value \"100\" for flag -linger: missing unit in duration \"100\" (use a unit, "
          "e.g. 100ms)"},
-        {{"-linger=5q"}, "invalid value \"5q\" for flag -linger: unknown unit \"q\" in duration "
-                         "\"5q\""},
+        {{"-linger=5q"},
+         "invalid value \"5q\" for flag -linger: unknown unit \"q\" in duration "
+         "\"5q\""},
         {{"--shutdown-timeout=-1s"},
          "invalid value \"-1s\" for flag -shutdown-timeout: must not be negative"},
         {{"--request-timeout=0s"},
@@ -209,12 +209,11 @@ TEST_CASE("flag errors carry the Go flag package's exact text") {
 }
 
 TEST_CASE("xrayd's long options parse with Go rules and map to their fields") {
-    const CliFlags f = parse_ok({"--endpoint", "https://x.example", "-local-sink=-",
-                                 "--ca-bundle=/ca.pem", "--linger", "250ms",
-                                 "--shutdown-timeout=1m30s", "-request-timeout", "2s",
-                                 "--receive-buffer=0x100000", "--max-batch-bytes", "1_000_000",
-                                 "--receivers=4", "--concurrency", "16",
-                                 "--log-rotation-bytes=1024"});
+    const CliFlags f =
+        parse_ok({"--endpoint", "https://x.example", "-local-sink=-", "--ca-bundle=/ca.pem",
+                  "--linger", "250ms", "--shutdown-timeout=1m30s", "-request-timeout", "2s",
+                  "--receive-buffer=0x100000", "--max-batch-bytes", "1_000_000", "--receivers=4",
+                  "--concurrency", "16", "--log-rotation-bytes=1024"});
     CHECK(f.endpoint == "https://x.example");
     CHECK(f.local_sink == "-");
     CHECK(f.ca_bundle == "/ca.pem");
@@ -249,9 +248,20 @@ TEST_CASE("ints follow Go's strconv.ParseInt with base prefixes and underscores"
         std::int64_t value;
     };
     const std::vector<Row> good{
-        {"16", 16},     {"0x10", 16},      {"0X10", 16},     {"010", 8},     {"0o17", 15},
-        {"0O17", 15},   {"0b101", 5},      {"1_000", 1000},  {"0x_1F", 31},  {"-5", -5},
-        {"+5", 5},      {"0", 0},          {"-0", 0},        {"00", 0},
+        {"16", 16},
+        {"0x10", 16},
+        {"0X10", 16},
+        {"010", 8},
+        {"0o17", 15},
+        {"0O17", 15},
+        {"0b101", 5},
+        {"1_000", 1000},
+        {"0x_1F", 31},
+        {"-5", -5},
+        {"+5", 5},
+        {"0", 0},
+        {"-0", 0},
+        {"00", 0},
         {"9223372036854775807", INT64_MAX},
         {"-9223372036854775808", INT64_MIN},
     };
@@ -266,10 +276,18 @@ TEST_CASE("ints follow Go's strconv.ParseInt with base prefixes and underscores"
         std::string error;
     };
     const std::vector<Bad> bad{
-        {"", "parse error"},        {"-", "parse error"},     {"abc", "parse error"},
-        {"08", "parse error"},      {"0x", "parse error"},    {"1__0", "parse error"},
-        {"_1", "parse error"},      {"1_", "parse error"},    {"0_x1", "parse error"},
-        {"1.5", "parse error"},     {" 1", "parse error"},    {"0b2", "parse error"},
+        {"", "parse error"},
+        {"-", "parse error"},
+        {"abc", "parse error"},
+        {"08", "parse error"},
+        {"0x", "parse error"},
+        {"1__0", "parse error"},
+        {"_1", "parse error"},
+        {"1_", "parse error"},
+        {"0_x1", "parse error"},
+        {"1.5", "parse error"},
+        {" 1", "parse error"},
+        {"0b2", "parse error"},
         {"9223372036854775808", "value out of range"},
         {"-9223372036854775809", "value out of range"},
         {"99999999999999999999", "value out of range"},
@@ -297,10 +315,10 @@ TEST_CASE("durations follow Go's time.ParseDuration; plain numbers name the fix"
         std::chrono::nanoseconds value;
     };
     const std::vector<Row> good{
-        {"100ms", 100ms}, {"5s", 5s},     {"1m30s", 90s},   {"1.5h", 90min}, {"0", 0ns},
-        {"-2s", -2s},     {"+3s", 3s},    {"500us", 500us}, {"1\xc2\xb5s", 1us},
-        {"1\xce\xbcs", 1us}, {"7ns", 7ns}, {".5s", 500ms},  {"1.s", 1s},     {"2h45m", 165min},
-        {"0s", 0ns},
+        {"100ms", 100ms},    {"5s", 5s},          {"1m30s", 90s}, {"1.5h", 90min},
+        {"0", 0ns},          {"-2s", -2s},        {"+3s", 3s},    {"500us", 500us},
+        {"1\xc2\xb5s", 1us}, {"1\xce\xbcs", 1us}, {"7ns", 7ns},   {".5s", 500ms},
+        {"1.s", 1s},         {"2h45m", 165min},   {"0s", 0ns},
     };
     for (const Row& row : good) {
         CAPTURE(row.text);
@@ -356,8 +374,8 @@ TEST_CASE("-h prints the Go daemon's screen exactly, then xrayd's options, and e
     for (const char* option :
          {"--endpoint", "--local-sink", "--ca-bundle", "--linger", "--shutdown-timeout",
           "--request-timeout", "--receive-buffer", "--max-batch-bytes", "--receivers",
-          "--concurrency", "--log-rotation-bytes", "--admin-address",
-          "--ready-failure-threshold", "--summary-interval"}) {
+          "--concurrency", "--log-rotation-bytes", "--admin-address", "--ready-failure-threshold",
+          "--summary-interval"}) {
         CHECK(usage.find(std::string("\t") + option + " ") != std::string::npos);
     }
     CHECK(usage.find("\t--check-config\t") != std::string::npos);

@@ -1,7 +1,7 @@
 // Tests of the configuration loader: cfg.yaml V1/V2, the Go daemon's messages, precedence,
 // xrayd's keys, error output and the cgroup-aware buffer memory.
-#include <xrayd/config/config_loader.h>
 #include <xrayd/config/ca_bundle.h>
+#include <xrayd/config/config_loader.h>
 
 #include <xrayd/config/describe.h>
 #include <xrayd/config/reload.h>
@@ -17,11 +17,11 @@ using xrayd::test::go_time_length;
 #include <stdlib.h>
 
 #include <filesystem>
-#include <map>
 #include <fstream>
-#include <string_view>
+#include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xrayd {
@@ -42,7 +42,6 @@ using xrayd::test::read_file;
 using xrayd::test::TempDir;
 using Args = std::vector<std::string>;
 using EnvVars = std::map<std::string, std::string, std::less<>>;
-
 
 // A test world: a default-location path, a fake 16 GiB host without cgroup limit.
 class World {
@@ -173,19 +172,19 @@ TEST_CASE("a Version 1 file without TCPAddress defaults it; Version 2 honours it
                                    .string()});
     CHECK(c.net.udp_address == "127.0.0.1:2001");
     CHECK(c.proxy.tcp_address == "127.0.0.1:2000");
-    c = w.run_ok({"-c", w.file("Socket:\n  TCPAddress : \"127.0.0.2:3000\"\nVersion: 2\n")
-                            .string()});
+    c = w.run_ok(
+        {"-c", w.file("Socket:\n  TCPAddress : \"127.0.0.2:3000\"\nVersion: 2\n").string()});
     CHECK(c.proxy.tcp_address == "127.0.0.2:3000");
     CHECK(c.net.udp_address == "127.0.0.1:2000");
 }
 
 TEST_CASE("unset, empty and zero values take the defaults as the Go daemon fills them") {
     World w;
-    const Config c = w.run_ok(
-        {"-c", w.file("Concurrency: 0\nTotalBufferSizeMB: 0\nSocket:\n  UDPAddress: \"\"\n"
-                      "Logging:\n  LogRotation: false\n  LogLevel: \"\"\n  LogPath: ~\n"
-                      "LocalMode: ~\nVersion: 2\n")
-                   .string()});
+    const Config c =
+        w.run_ok({"-c", w.file("Concurrency: 0\nTotalBufferSizeMB: 0\nSocket:\n  UDPAddress: \"\"\n"
+                               "Logging:\n  LogRotation: false\n  LogLevel: \"\"\n  LogPath: ~\n"
+                               "LocalMode: ~\nVersion: 2\n")
+                            .string()});
     CHECK(c.upload.concurrency == 8);
     CHECK(c.queue.buffer_memory_mb == 163);
     CHECK(c.net.udp_address == "127.0.0.1:2000");
@@ -214,8 +213,7 @@ TEST_CASE("key validation of a -c file reports the Go daemon's exact messages") 
         std::string yaml;
         std::string message;
     };
-    const std::string missing =
-        std::string("Config Version is missing. ") + migrate + " " + doc;
+    const std::string missing = std::string("Config Version is missing. ") + migrate + " " + doc;
     const std::string bad_version =
         std::string("Config Version Setting is not correct. ") + migrate + " " + doc;
     const std::vector<Row> rows{
@@ -274,19 +272,19 @@ TEST_CASE("key validation of a -c file reports the Go daemon's exact messages") 
 
 TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
     World w;
-    const Config c = w.run_ok({"-c", w.file(std::string(full_v2) +
-                                            "proxyserver:\n  idleconntimeout: 5\n"
-                                            "  maxidleconnsperhost: 3\n  maxidleconns: 4\n"
-                                            "Socket: {}\n"
-                                            "Xrayd:\n  CABundle: /ca.pem\n  LocalSink: \"-\"\n"
-                                            "  Linger: 250ms\n  ShutdownTimeout: 1m\n"
-                                            "  RequestTimeout: 3s\n  ReceiveBufferBytes: 1048576\n"
-                                            "  MaxBatchBytes: 2_000_000\n  Receivers: 3\n"
-                                            "  IoBackend: epoll\n  SteerByCpu: true\n"
-                                            "  PinReceivers: yes\n  ProxyForwardAll: true\n"
-                                            "  ProxyOptional: true\n  RetryBudget: 90s\n"
-                                            "  Backpressure: drop-oldest\n")
-                                         .string()});
+    const Config c = w.run_ok(
+        {"-c", w.file(std::string(full_v2) + "proxyserver:\n  idleconntimeout: 5\n"
+                                             "  maxidleconnsperhost: 3\n  maxidleconns: 4\n"
+                                             "Socket: {}\n"
+                                             "Xrayd:\n  CABundle: /ca.pem\n  LocalSink: \"-\"\n"
+                                             "  Linger: 250ms\n  ShutdownTimeout: 1m\n"
+                                             "  RequestTimeout: 3s\n  ReceiveBufferBytes: 1048576\n"
+                                             "  MaxBatchBytes: 2_000_000\n  Receivers: 3\n"
+                                             "  IoBackend: epoll\n  SteerByCpu: true\n"
+                                             "  PinReceivers: yes\n  ProxyForwardAll: true\n"
+                                             "  ProxyOptional: true\n  RetryBudget: 90s\n"
+                                             "  Backpressure: drop-oldest\n")
+                   .string()});
     CHECK(c.transport.ca_bundle == "/ca.pem");
     CHECK(c.upload.local_sink == "-");
     CHECK(c.batch.linger == std::chrono::milliseconds{250});
@@ -334,12 +332,11 @@ TEST_CASE("the annotated example systemd/cfg.yaml passes -c validation and sets 
 TEST_CASE("unreadable or malformed files are reported with the config-flag prefix") {
     World w;
     const fs::path missing = w.dir.path() / "nope.yaml";
-    CHECK(w.run_error({"-c", missing.string()}) ==
-          "Error occur when using config flag: open " + missing.string() +
-              ": no such file or directory");
+    CHECK(w.run_error({"-c", missing.string()}) == "Error occur when using config flag: open " +
+                                                       missing.string() +
+                                                       ": no such file or directory");
     CHECK(w.run_error({"-c", w.dir.path().string()}) ==
-          "Error occur when using config flag: read " + w.dir.path().string() +
-              ": is a directory");
+          "Error occur when using config flag: read " + w.dir.path().string() + ": is a directory");
     const std::string syntax = w.run_error({"-c", w.file("Version: 2\na: b: c\n").string()});
     CHECK(syntax.rfind("Error occur when using config flag: yaml: line 2: ", 0) == 0);
 }
@@ -402,8 +399,7 @@ TEST_CASE("a file without Version whose keys are all Version 2 keys is read as V
     w.default_file(std::string(setup_guide_cfg) + "Version: 2\n");
     CHECK(w.run({}).warnings.empty());
     // xrayd's own keys are Version 2 keys too.
-    CHECK(w.run({"-c", w.file("Region: x\nXrayd:\n  Linger: 1s\n").string()}).warnings.size() ==
-          1);
+    CHECK(w.run({"-c", w.file("Region: x\nXrayd:\n  Linger: 1s\n").string()}).warnings.size() == 1);
 }
 
 TEST_CASE("a file without Version and with a key that is not a Version 2 key keeps the Go "
@@ -412,8 +408,8 @@ TEST_CASE("a file without Version and with a key that is not a Version 2 key kee
     const std::string missing = std::string("Config Version is missing. ") + migrate + " " + doc;
     const std::string bad_version =
         std::string("Config Version Setting is not correct. ") + migrate + " " + doc;
-    for (const std::string extra : {"Processor:\n  Region: x\n", "MemoryLimit: 5\n",
-                                    "region: x\n", "Profile:\n", "Xrayd:\n  Bogus: 1\n"}) {
+    for (const std::string extra : {"Processor:\n  Region: x\n", "MemoryLimit: 5\n", "region: x\n",
+                                    "Profile:\n", "Xrayd:\n  Bogus: 1\n"}) {
         CAPTURE(extra);
         const std::string text = std::string(setup_guide_cfg) + extra;
         CHECK(w.run_error({"-c", w.file(text).string()}) == missing);
@@ -442,7 +438,6 @@ TEST_CASE("the first existing default location wins") {
           std::string::npos);
 }
 
-
 TEST_CASE("a broken default-location file does not break -h or -v, but does break a run") {
     World w;
     w.default_file("Version: [\n");
@@ -467,10 +462,29 @@ TEST_CASE("-c replaces the default-location file entirely") {
 TEST_CASE("flags beat the file, an explicit empty flag included") {
     World w;
     const std::string file = w.file(full_v2).string();
-    const Config c = w.run_ok({"-c", file, "-a", "flag-arn", "-o=false", "-m", "9", "-n",
-                               "ap-south-1", "-b", "0.0.0.0:1", "-t", "0.0.0.0:2", "-r", "",
-                               "-f", "/tmp/flag.log", "-l", "error", "--endpoint", "http://e",
-                               "--concurrency", "3"});
+    const Config c = w.run_ok({"-c",
+                               file,
+                               "-a",
+                               "flag-arn",
+                               "-o=false",
+                               "-m",
+                               "9",
+                               "-n",
+                               "ap-south-1",
+                               "-b",
+                               "0.0.0.0:1",
+                               "-t",
+                               "0.0.0.0:2",
+                               "-r",
+                               "",
+                               "-f",
+                               "/tmp/flag.log",
+                               "-l",
+                               "error",
+                               "--endpoint",
+                               "http://e",
+                               "--concurrency",
+                               "3"});
     CHECK(c.aws.resource_arn == "flag-arn");
     CHECK_FALSE(c.aws.local_mode);
     CHECK(c.queue.buffer_memory_mb == 9);
@@ -495,10 +509,11 @@ TEST_CASE("proxy address: -p beats the file beats HTTPS_PROXY beats https_proxy"
         {std::nullopt, "", {}, ""},
         {std::nullopt, "", {{"HTTPS_PROXY", "http://env"}}, "http://env"},
         {std::nullopt, "", {{"https_proxy", "http://lower"}}, "http://lower"},
-        {std::nullopt, "", {{"HTTPS_PROXY", "http://env"}, {"https_proxy", "http://lower"}},
+        {std::nullopt,
+         "",
+         {{"HTTPS_PROXY", "http://env"}, {"https_proxy", "http://lower"}},
          "http://env"},
-        {std::nullopt, "", {{"HTTPS_PROXY", ""}, {"https_proxy", "http://lower"}},
-         "http://lower"},
+        {std::nullopt, "", {{"HTTPS_PROXY", ""}, {"https_proxy", "http://lower"}}, "http://lower"},
         {std::nullopt, "http://file", {{"HTTPS_PROXY", "http://env"}}, "http://file"},
         {"http://flag", "http://file", {{"HTTPS_PROXY", "http://env"}}, "http://flag"},
         // `-p ""` overrides the file like any flag; empty then falls back to the environment.
@@ -520,8 +535,10 @@ TEST_CASE("proxy address: -p beats the file beats HTTPS_PROXY beats https_proxy"
 
 TEST_CASE("NO_PROXY beats no_proxy; the region environment is left to region resolution") {
     World w;
-    w.env = Environment(EnvVars{{"NO_PROXY", "a.example"}, {"no_proxy", "b.example"},
-                         {"AWS_REGION", "eu-north-1"}, {"AWS_DEFAULT_REGION", "eu-west-3"}});
+    w.env = Environment(EnvVars{{"NO_PROXY", "a.example"},
+                                {"no_proxy", "b.example"},
+                                {"AWS_REGION", "eu-north-1"},
+                                {"AWS_DEFAULT_REGION", "eu-west-3"}});
     const Config c = w.run_ok({});
     CHECK(c.transport.no_proxy == "a.example");
     CHECK(c.aws.region.empty());
@@ -595,8 +612,8 @@ TEST_CASE("xrayd's flags beat its file settings") {
                                w.file("Version: 2\nXrayd:\n  Linger: 1s\n  Receivers: 2\n"
                                       "  CABundle: /file.pem\n")
                                    .string(),
-                               "--linger", "5ms", "--receivers", "0", "--ca-bundle",
-                               "/flag.pem", "--log-rotation-bytes", "4096"});
+                               "--linger", "5ms", "--receivers", "0", "--ca-bundle", "/flag.pem",
+                               "--log-rotation-bytes", "4096"});
     CHECK(c.batch.linger == std::chrono::milliseconds{5});
     CHECK(c.net.receivers == 0);
     CHECK(c.transport.ca_bundle == "/flag.pem");
@@ -644,9 +661,9 @@ TEST_CASE("an error found after loading goes to the file's LogPath when there is
     World w;
     const fs::path log = w.dir.path() / "from-file.log";
     const CliOutcome out = w.run(
-        {"-c", w.file("Version: 2\nTotalBufferSizeMB: 2\nLogging:\n  LogPath: " + log.string() +
-                      "\n")
-                   .string()});
+        {"-c",
+         w.file("Version: 2\nTotalBufferSizeMB: 2\nLogging:\n  LogPath: " + log.string() + "\n")
+             .string()});
     CHECK(out.exit_code == 1);
     CHECK(read_file(log) == out.err);
 }
@@ -685,27 +702,37 @@ TEST_CASE("every size, duration and count at its limit is accepted and one past 
         std::string message;  // exact, for the past-limit flag
     };
     const std::vector<Row> rows{
-        {{"--linger", "8760h"}, {"--linger", "8760h1ms"},
+        {{"--linger", "8760h"},
+         {"--linger", "8760h1ms"},
          "--linger 31536000001ms is too long: it must be at most 8760h (one year)."},
-        {{"--shutdown-timeout", "8760h"}, {"--shutdown-timeout", "2562047h"},
+        {{"--shutdown-timeout", "8760h"},
+         {"--shutdown-timeout", "2562047h"},
          "--shutdown-timeout 9223369200000ms is too long: it must be at most 8760h (one year)."},
-        {{"--request-timeout", "8760h"}, {"--request-timeout", "8761h"},
+        {{"--request-timeout", "8760h"},
+         {"--request-timeout", "8761h"},
          "--request-timeout 31539600000ms is too long: it must be at most 8760h (one year)."},
-        {{"--retry-budget", "8760h"}, {"--retry-budget", "8761h"},
+        {{"--retry-budget", "8760h"},
+         {"--retry-budget", "8761h"},
          "--retry-budget 31539600000ms is too long: it must be at most 8760h (one year)."},
-        {{"--ready-failure-threshold", "8760h"}, {"--ready-failure-threshold", "8761h"},
+        {{"--ready-failure-threshold", "8760h"},
+         {"--ready-failure-threshold", "8761h"},
          "--ready-failure-threshold 31539600000ms is too long: it must be at most 8760h (one "
          "year)."},
-        {{"--summary-interval", "8760h"}, {"--summary-interval", "8761h"},
+        {{"--summary-interval", "8760h"},
+         {"--summary-interval", "8761h"},
          "--summary-interval 31539600000ms is too long: it must be at most 8760h (one year)."},
-        {{"--receive-buffer", "1073741824"}, {"--receive-buffer", "1073741825"},
+        {{"--receive-buffer", "1073741824"},
+         {"--receive-buffer", "1073741825"},
          "--receive-buffer 1073741825 is too large: it must be at most 1073741824 bytes."},
-        {{"--max-batch-bytes", "1073741824"}, {"--max-batch-bytes", "9223372036854775807"},
+        {{"--max-batch-bytes", "1073741824"},
+         {"--max-batch-bytes", "9223372036854775807"},
          "--max-batch-bytes 9223372036854775807 is too large: it must be at most 1073741824 "
          "bytes."},
-        {{"--concurrency", "1024"}, {"--concurrency", "2147483647"},
+        {{"--concurrency", "1024"},
+         {"--concurrency", "2147483647"},
          "--concurrency 2147483647 is too large: it must be at most 1024."},
-        {{"--receivers", "1024"}, {"--receivers", "1025"},
+        {{"--receivers", "1024"},
+         {"--receivers", "1025"},
          "--receivers 1025 is too large: use 0 (one per CPU) or at most 1024."},
     };
     for (const Row& row : rows) {
@@ -758,12 +785,10 @@ TEST_CASE("resolve_buffer_memory_mb uses 1% of the lower of host RAM and cgroup 
         std::int64_t expected;
     };
     const std::vector<Row> rows{
-        {0, {16 * gib, std::nullopt}, 163},
-        {0, {16 * gib, 1 * gib}, 10},
-        {0, {1 * gib, 16 * gib}, 10},      // a limit above host RAM changes nothing
-        {-5, {4 * gib, std::nullopt}, 40},
-        {0, {300ull << 20, std::nullopt}, 3},
-        {64, {1 * gib, 1 * gib}, 64},      // an explicit size is used as is
+        {0, {16 * gib, std::nullopt}, 163}, {0, {16 * gib, 1 * gib}, 10},
+        {0, {1 * gib, 16 * gib}, 10},  // a limit above host RAM changes nothing
+        {-5, {4 * gib, std::nullopt}, 40},  {0, {300ull << 20, std::nullopt}, 3},
+        {64, {1 * gib, 1 * gib}, 64},  // an explicit size is used as is
     };
     for (const Row& row : rows) {
         auto r = resolve_buffer_memory_mb(row.configured, row.memory);
@@ -863,8 +888,7 @@ TEST_CASE("admin, readiness and summary settings: defaults, file keys, flags ove
     CHECK(w.run_error({"--admin-address", "localhost"}) ==
           "--admin-address \"localhost\" is not host:port or off (e.g. 127.0.0.1:2100).");
     const std::string zero = w.file("Version: 2\nXrayd:\n  ReadyFailureThreshold: 0s\n").string();
-    CHECK(w.run_error({"-c", zero})
-              .find("is below the minimum of 1ms") != std::string::npos);
+    CHECK(w.run_error({"-c", zero}).find("is below the minimum of 1ms") != std::string::npos);
 }
 
 TEST_CASE("--check-config prints the effective configuration, secrets redacted, and exits 0") {
@@ -875,10 +899,9 @@ TEST_CASE("--check-config prints the effective configuration, secrets redacted, 
                          {"AWS_REGION", "eu-west-1"},
                          {"HTTPS_PROXY", "http://user:hunter2@proxy:3128"}});
     const std::string log = (w.dir.path() / "log/x.log").string();
-    const CliOutcome out = w.run({"--check-config", "-c",
-                                  w.file("Version: 2\nConcurrency: 4\nXrayd:\n  Linger: 250ms\n")
-                                      .string(),
-                                  "-f", log});
+    const CliOutcome out = w.run(
+        {"--check-config", "-c",
+         w.file("Version: 2\nConcurrency: 4\nXrayd:\n  Linger: 250ms\n").string(), "-f", log});
     CHECK_FALSE(out.config.has_value());
     CHECK(out.exit_code == 0);
     CHECK(out.err.empty());
@@ -901,8 +924,8 @@ TEST_CASE("--check-config reports every error found and exits 1") {
     World w;
     const std::string log = (w.dir.path() / "x.log").string();
     const CliOutcome out = w.run({"--check-config", "-f", log, "-b", "127.0.0.1", "-t",
-                                  "127.0.0.1:99999", "--admin-address", "[::1:2100",
-                                  "--ca-bundle", (w.dir.path() / "missing.pem").string()});
+                                  "127.0.0.1:99999", "--admin-address", "[::1:2100", "--ca-bundle",
+                                  (w.dir.path() / "missing.pem").string()});
     CHECK_FALSE(out.config.has_value());
     CHECK(out.exit_code == 1);
     CHECK(out.out.empty());
@@ -939,8 +962,8 @@ TEST_CASE("redaction hides secret-looking variables and URL passwords, nothing e
 
 TEST_CASE("reload takes a valid file and lists the safely changeable settings that changed") {
     World w;
-    const std::string path = w.dir.write("r.yaml", "Version: 2\nLogging:\n  LogLevel: info\n")
-                                 .string();
+    const std::string path =
+        w.dir.write("r.yaml", "Version: 2\nLogging:\n  LogLevel: info\n").string();
     const Args args{"-c", path};
     const Config current = w.run_ok(args);
 
@@ -959,8 +982,8 @@ TEST_CASE("reload takes a valid file and lists the safely changeable settings th
     CHECK(next.batch.linger == std::chrono::seconds{1});
     CHECK(next.proxy.forward_all);
     const std::vector<std::string> expected{
-        "Logging.LogLevel: Info -> Debug", "Concurrency: 8 -> 2",
-        "Xrayd.Linger: 100ms -> 1000ms", "Xrayd.RequestTimeout: 5000ms -> 9000ms",
+        "Logging.LogLevel: Info -> Debug",      "Concurrency: 8 -> 2",
+        "Xrayd.Linger: 100ms -> 1000ms",        "Xrayd.RequestTimeout: 5000ms -> 9000ms",
         "Xrayd.ProxyForwardAll: false -> true", "Xrayd.SummaryInterval: 60000ms -> 300000ms"};
     CHECK(changed.value().changes == expected);
     CHECK(is_reloadable_setting("Concurrency"));

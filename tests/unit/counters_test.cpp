@@ -16,7 +16,8 @@ TEST_CASE("counter names are unique snake_case identifiers") {
     for (const CounterInfo& c : counter_infos) {
         CHECK_MESSAGE(names.insert(c.name).second, c.name);
         for (char ch : c.name) {
-            CHECK_MESSAGE(((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'), c.name);
+            CHECK_MESSAGE(((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'),
+                          c.name);
         }
         CHECK_FALSE(c.help.empty());
     }
@@ -65,7 +66,8 @@ TEST_CASE("the summary line reports the identity and every declared counter") {
     CHECK(line.rfind("received=1 sent=", 0) == 0);
     CHECK(line.find(" held=5 ") != std::string::npos);
     for (std::size_t i = 0; i < counter_count; ++i) {
-        const std::string field = " " + std::string(counter_infos[i].name) + "=" + std::to_string(i + 1);
+        const std::string field =
+            " " + std::string(counter_infos[i].name) + "=" + std::to_string(i + 1);
         CHECK_MESSAGE(line.find(field) != std::string::npos, field);
     }
 }

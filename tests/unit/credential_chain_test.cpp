@@ -34,7 +34,8 @@ std::string container_body(const char* token = "IQoJb3JpZ2luX2VjEXAMPLEecsTaskRo
            secret + R"(","Token":")" + token + R"(","Expiration":")" + expiration + "\"}";
 }
 
-constexpr const char* assume_role_xml = R"(<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+constexpr const char* assume_role_xml =
+    R"(<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleResult>
     <AssumedRoleUser>
       <AssumedRoleId>AROA3XFRBF535PLBIFPI4:xray-daemon</AssumedRoleId>
@@ -51,7 +52,8 @@ constexpr const char* assume_role_xml = R"(<AssumeRoleResponse xmlns="https://st
   <ResponseMetadata><RequestId>c6104cbe</RequestId></ResponseMetadata>
 </AssumeRoleResponse>)";
 
-constexpr const char* web_identity_xml = R"(<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+constexpr const char* web_identity_xml =
+    R"(<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
     <Credentials>
       <AccessKeyId>ASIAWEBIDEXAMPLE</AccessKeyId>
@@ -62,7 +64,8 @@ constexpr const char* web_identity_xml = R"(<AssumeRoleWithWebIdentityResponse x
   </AssumeRoleWithWebIdentityResult>
 </AssumeRoleWithWebIdentityResponse>)";
 
-constexpr const char* access_denied_xml = R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+constexpr const char* access_denied_xml =
+    R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <Error>
     <Type>Sender</Type>
     <Code>AccessDenied</Code>
@@ -71,7 +74,8 @@ constexpr const char* access_denied_xml = R"(<ErrorResponse xmlns="https://sts.a
   <RequestId>4f2b6a0e</RequestId>
 </ErrorResponse>)";
 
-constexpr const char* region_disabled_xml = R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+constexpr const char* region_disabled_xml =
+    R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <Error>
     <Type>Sender</Type>
     <Code>RegionDisabledException</Code>
@@ -80,7 +84,9 @@ constexpr const char* region_disabled_xml = R"(<ErrorResponse xmlns="https://sts
   <RequestId>5a3c7b1f</RequestId>
 </ErrorResponse>)";
 
-WallClock::time_point t0() { return WallClock::from_time_t(1714557600); }  // 2024-05-01T10:00Z
+WallClock::time_point t0() {
+    return WallClock::from_time_t(1714557600);
+}  // 2024-05-01T10:00Z
 
 Environment env_of(std::map<std::string, std::string, std::less<>> vars) {
     vars.emplace("HOME", "/nonexistent");  // never read the real ~/.aws
@@ -143,9 +149,10 @@ TEST_CASE("container provider: FULL_URI with the token file re-read at every fet
     HttpTestServer server;
     server.set_default_response(scripted(200, container_body()));
     const std::string token_file = temp_file("token", "pod-identity-token-1\n");
-    const Environment env = env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/v1/creds"},
-                                    {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file},
-                                    {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "ignored-env-token"}});
+    const Environment env =
+        env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/v1/creds"},
+                {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file},
+                {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "ignored-env-token"}});
     auto source = make_container_credentials_source(options_with(), env);
     REQUIRE(source != nullptr);
     auto first = source->fetch();
@@ -185,7 +192,9 @@ TEST_CASE("container provider: an error reply gives the code and message, never 
           "secrets") {
     Fixture f;
     HttpTestServer server;
-    server.push_response(scripted(403, R"({"code":"AccessDenied","message":"Unable to retrieve credentials for the task role"})"));
+    server.push_response(scripted(
+        403,
+        R"({"code":"AccessDenied","message":"Unable to retrieve credentials for the task role"})"));
     auto source = make_container_credentials_source(
         options_with(), env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c"},
                                 {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok"}}));
@@ -212,12 +221,10 @@ TEST_CASE("container provider: plain http FULL_URI only to loopback or the ECS/E
     CHECK_THROWS_AS((void)make_container_credentials_source(
                         o, env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/c"}})),
                     StartupError);
-    CHECK(make_container_credentials_source(
-              o, env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://creds.example/c"}})) !=
-          nullptr);
-    CHECK(make_container_credentials_source(
-              o, env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://[fd00:ec2::23]/c"}})) !=
-          nullptr);
+    CHECK(make_container_credentials_source(o, env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                                        "https://creds.example/c"}})) != nullptr);
+    CHECK(make_container_credentials_source(o, env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                                        "http://[fd00:ec2::23]/c"}})) != nullptr);
 }
 
 TEST_CASE("IMDS provider: token, role name, then the role's credentials") {
@@ -225,8 +232,11 @@ TEST_CASE("IMDS provider: token, role name, then the role's credentials") {
     HttpTestServer server;
     server.push_response(scripted(200, "tok", {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}));
     server.push_response(scripted(200, "xray-daemon-role"));
-    server.push_response(scripted(200, std::string(R"({"Code":"Success","LastUpdated":"2024-05-01T10:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":")") +
-                                        secret + R"(","Token":"imdsToken","Expiration":"2024-05-01T16:20:00Z"})"));
+    server.push_response(scripted(
+        200,
+        std::string(
+            R"({"Code":"Success","LastUpdated":"2024-05-01T10:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":")") +
+            secret + R"(","Token":"imdsToken","Expiration":"2024-05-01T16:20:00Z"})"));
     ImdsOptions io;
     io.endpoint = server.url();
     auto imds = std::make_shared<ImdsClient>(io, f.clock);
@@ -266,8 +276,7 @@ TEST_CASE("assume role: a signed AssumeRole for session xray-daemon on the STS e
     CHECK(requests[0].body ==
           "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fxray-cross-account"
           "&RoleSessionName=xray-daemon&Version=2011-06-15");
-    CHECK(requests[0].header("Content-Type") ==
-          "application/x-www-form-urlencoded; charset=utf-8");
+    CHECK(requests[0].header("Content-Type") == "application/x-www-form-urlencoded; charset=utf-8");
     const std::string auth = requests[0].header("Authorization").value_or("");
     CHECK(auth.find("Credential=AKIDBASE/") != std::string::npos);
     CHECK(auth.find("/us-west-2/sts/aws4_request") != std::string::npos);
@@ -317,10 +326,12 @@ TEST_CASE("assume role: AccessDenied is logged once per interval with the role a
     REQUIRE(f.clock.wait_for_sleeper_after(t0(), std::chrono::seconds(10)));
     CHECK(f.clock.sleeper_deadline() == t0() + std::chrono::seconds(1));
     f.clock.advance(std::chrono::seconds(1));
-    REQUIRE(f.clock.wait_for_sleeper_after(t0() + std::chrono::seconds(1), std::chrono::seconds(10)));
+    REQUIRE(
+        f.clock.wait_for_sleeper_after(t0() + std::chrono::seconds(1), std::chrono::seconds(10)));
     CHECK(f.clock.sleeper_deadline() == t0() + std::chrono::seconds(3));
     f.clock.advance(std::chrono::seconds(2));
-    REQUIRE(f.clock.wait_for_sleeper_after(t0() + std::chrono::seconds(3), std::chrono::seconds(10)));
+    REQUIRE(
+        f.clock.wait_for_sleeper_after(t0() + std::chrono::seconds(3), std::chrono::seconds(10)));
     CHECK(f.clock.sleeper_deadline() == t0() + std::chrono::seconds(7));
     CHECK(provider.fetch_count() == 3);
     CHECK(count_lines(f.lines, "[Error]") == 1);
@@ -365,7 +376,8 @@ TEST_CASE("credential_process: the command's JSON output, Version 1 required") {
     CHECK(r.value()->access_key_id == "AKIDPROC");
     CHECK(r.value()->session_token == "t");
     auto bad_version = make_process_credentials_source(
-        R"(echo '{"Version": 2, "AccessKeyId": "a", "SecretAccessKey": "s"}')", std::chrono::seconds(10));
+        R"(echo '{"Version": 2, "AccessKeyId": "a", "SecretAccessKey": "s"}')",
+        std::chrono::seconds(10));
     CHECK_FALSE(bad_version->fetch().ok());
     auto failing = make_process_credentials_source("exit 3", std::chrono::seconds(10));
     auto e = failing->fetch();
@@ -377,12 +389,13 @@ TEST_CASE("shared files: role_arn + source_profile assumes the role with the sou
     Fixture f;
     HttpTestServer sts;
     sts.push_response(scripted(200, assume_role_xml));
-    const std::string config = temp_file("config",
-                                         "[profile deploy]\nrole_arn = arn:aws:iam::1:role/deploy\n"
-                                         "source_profile = base\nrole_session_name = sess\n");
-    const std::string credentials = temp_file("credentials",
-                                              "[base]\naws_access_key_id = AKIDSOURCE\n"
-                                              "aws_secret_access_key = " + std::string(secret) + "\n");
+    const std::string config =
+        temp_file("config", "[profile deploy]\nrole_arn = arn:aws:iam::1:role/deploy\n"
+                            "source_profile = base\nrole_session_name = sess\n");
+    const std::string credentials =
+        temp_file("credentials", "[base]\naws_access_key_id = AKIDSOURCE\n"
+                                 "aws_secret_access_key = " +
+                                     std::string(secret) + "\n");
     const Environment env = env_of({{"AWS_ENDPOINT_URL_STS", sts.url()},
                                     {"AWS_CONFIG_FILE", config},
                                     {"AWS_SHARED_CREDENTIALS_FILE", credentials},
@@ -414,9 +427,9 @@ TEST_CASE("the chain takes the first configured source: env, profile, web identi
     imds.push_response(scripted(200, "tok"));
     imds.push_response(scripted(200, "role"));
     imds.push_response(scripted(200, container_body()));
-    const std::string credentials = temp_file("chain-credentials",
-                                              "[default]\naws_access_key_id = AKIDPROFILE\n"
-                                              "aws_secret_access_key = s\n");
+    const std::string credentials =
+        temp_file("chain-credentials", "[default]\naws_access_key_id = AKIDPROFILE\n"
+                                       "aws_secret_access_key = s\n");
     const std::string token_file = temp_file("chain-token", "jwt");
     std::map<std::string, std::string, std::less<>> vars = {
         {"AWS_ACCESS_KEY_ID", "AKIDENV"},

@@ -143,8 +143,8 @@ TEST_CASE("regression: a CR/LF in an STS SessionToken is refused (AssumeRole and
 
     sts.push_response(scripted(200, sts_xml("AssumeRoleWithWebIdentity", xml_injected)));
     const std::string token_file = write_temp("jwt", "jwt");
-    auto web = make_web_identity_credentials_source(o, env, "arn:aws:iam::1:role/r", token_file,
-                                                    "s");
+    auto web =
+        make_web_identity_credentials_source(o, env, "arn:aws:iam::1:role/r", token_file, "s");
     auto b = web->fetch();
     REQUIRE_FALSE(b.ok());
     CHECK(b.error().find("the STS reply: SessionToken " + std::string(refused)) !=

@@ -131,7 +131,8 @@ TEST_CASE("regression: a credential_process starts in its own process group with
     // child would see that instead).
     auto source = make_process_credentials_source(
         "while read -r key value; do case $key in SigBlk:|SigIgn:) echo \"$key $value\";; esac; "
-        "done < /proc/self/status > " + status_file +
+        "done < /proc/self/status > " +
+            status_file +
             "; read -r stat < /proc/self/stat; set -- $stat; echo \"pgrp $5 pid $$\" >> " +
             status_file + "; printf '%s' '" + std::string(json) + "'",
         30s);
@@ -172,8 +173,8 @@ TEST_CASE("regression: shutdown cancels a credential_process that hangs, and kil
     const std::string pid_file = temp_path("cancelled");
     std::remove(pid_file.c_str());
     auto cancel = Cancellation::create();
-    auto source = make_process_credentials_source("echo $$ > " + pid_file + "; sleep 60", 60s,
-                                                  cancel);
+    auto source =
+        make_process_credentials_source("echo $$ > " + pid_file + "; sleep 60", 60s, cancel);
     std::thread stopper([&] {
         (void)written_pid(pid_file);
         cancel->cancel();

@@ -67,10 +67,10 @@ TEST_CASE("the environment provider has no session token when AWS_SESSION_TOKEN 
 
 TEST_CASE("the environment provider is absent when the key id or the secret is unset or empty") {
     CHECK(make_environment_credentials_provider(Environment()) == nullptr);
-    CHECK(make_environment_credentials_provider(
-              env_of({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"}})) == nullptr);
-    CHECK(make_environment_credentials_provider(
-              env_of({{"AWS_SECRET_ACCESS_KEY", "secret"}})) == nullptr);
+    CHECK(make_environment_credentials_provider(env_of({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"}})) ==
+          nullptr);
+    CHECK(make_environment_credentials_provider(env_of({{"AWS_SECRET_ACCESS_KEY", "secret"}})) ==
+          nullptr);
     CHECK(make_environment_credentials_provider(env_of({
               {"AWS_ACCESS_KEY_ID", ""},
               {"AWS_SECRET_ACCESS_KEY", "secret"},

@@ -157,7 +157,7 @@ TEST_CASE("config Endpoint beats AWS_ENDPOINT_URL_XRAY, which beats AWS_ENDPOINT
     }
     {
         const Environment ignored = env_of({{"AWS_ENDPOINT_URL", "http://all.example:8080"},
-                                   {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}});
+                                            {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}});
         const EndpointResolver r("us-east-1", EndpointSettings::from_environment("", ignored));
         CHECK(r.xray().value().url == "https://xray.us-east-1.amazonaws.com");
     }
@@ -174,7 +174,8 @@ TEST_CASE("FIPS or dual-stack with a custom endpoint is the rule set's configura
 }
 
 TEST_CASE("a custom endpoint without http(s) scheme is refused with a message naming its source") {
-    const EndpointResolver r("us-east-1", EndpointSettings::from_environment("xray.local:2000", {}));
+    const EndpointResolver r("us-east-1",
+                             EndpointSettings::from_environment("xray.local:2000", {}));
     REQUIRE_FALSE(r.xray().ok());
     CHECK(r.xray().error().find("config Endpoint") != std::string::npos);
 }
@@ -198,9 +199,9 @@ TEST_CASE("regression: a region that is not a host label is refused, for X-Ray a
 
 TEST_CASE("regression: a custom endpoint with user info, a query, a fragment or a control byte "
           "is refused") {
-    for (const char* url : {"http://169.254.169.254@evil.example", "https://sts.local?x=1",
-                            "https://sts.local/#f", "https://sts.local/a\r\nX: y",
-                            "http://a\\@evil.example/"}) {
+    for (const char* url :
+         {"http://169.254.169.254@evil.example", "https://sts.local?x=1", "https://sts.local/#f",
+          "https://sts.local/a\r\nX: y", "http://a\\@evil.example/"}) {
         CAPTURE(url);
         const EndpointResolver r("us-east-1", EndpointSettings::from_environment(
                                                   "", env_of({{"AWS_ENDPOINT_URL_STS", url}})));

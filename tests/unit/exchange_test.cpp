@@ -43,9 +43,9 @@ TEST_CASE("HttpExchange sends each method with its body as given, and HEAD and G
         const char* body;
         const char* received;  // the body the server saw
     };
-    for (const Row& row : {Row{"POST", "{\"a\":1}", "{\"a\":1}"}, Row{"PUT", "xyz", "xyz"},
-                           Row{"GET", "", ""}, Row{"GET", "q=1", "q=1"}, Row{"HEAD", "", ""},
-                           Row{"POST", "", ""}}) {
+    for (const Row& row :
+         {Row{"POST", "{\"a\":1}", "{\"a\":1}"}, Row{"PUT", "xyz", "xyz"}, Row{"GET", "", ""},
+          Row{"GET", "q=1", "q=1"}, Row{"HEAD", "", ""}, Row{"POST", "", ""}}) {
         CAPTURE(row.method);
         CAPTURE(row.body);
         ExchangeRequest request;

@@ -51,7 +51,7 @@ TEST_CASE("DeliveryHint: the open batch's room wins over the whole-batch size wh
     CHECK(hint.wanted(0, 1) == 7);
     CHECK(hint.wanted(6, 1) == 1);
     CHECK(hint.wanted(7, 1) == 50);  // exactly completes it: the next whole batch
-    hint.full.store(0);  // no batch size yet: no hint, whatever the room
+    hint.full.store(0);              // no batch size yet: no hint, whatever the room
     CHECK(hint.wanted(0, 1) == 0);
 }
 

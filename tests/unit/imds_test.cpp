@@ -37,7 +37,9 @@ constexpr const char* identity_document = R"({
   "version" : "2017-09-30"
 })";
 
-WallClock::time_point t0() { return WallClock::from_time_t(1714557600); }  // 2024-05-01T10:00Z
+WallClock::time_point t0() {
+    return WallClock::from_time_t(1714557600);
+}  // 2024-05-01T10:00Z
 
 ScriptedResponse token_reply(const char* ttl = "21600") {
     return scripted(200, token, {{"X-aws-ec2-metadata-token-ttl-seconds", ttl}});
@@ -108,7 +110,7 @@ TEST_CASE("IMDSv2: the token is reused until shortly before the TTL the reply ec
     REQUIRE(imds.get("/a").ok());
     clock.advance(std::chrono::seconds(200));
     REQUIRE(imds.get("/b").ok());
-    CHECK(server.request_count() == 3);  // PUT, GET, GET
+    CHECK(server.request_count() == 3);       // PUT, GET, GET
     clock.advance(std::chrono::seconds(50));  // 250 s: inside the last minute of 300 s
     server.push_response(token_reply("300"));
     REQUIRE(imds.get("/c").ok());
@@ -213,9 +215,9 @@ TEST_CASE("IMDS options: disabled, custom endpoint and the IPv6 endpoint mode") 
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().find("disabled") != std::string::npos);
     CHECK(ImdsOptions::from_environment({}).endpoint == "http://169.254.169.254");
-    CHECK(ImdsOptions::from_environment(
-              env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6"}}))
-              .endpoint == "http://[fd00:ec2::254]");
+    CHECK(
+        ImdsOptions::from_environment(env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6"}}))
+            .endpoint == "http://[fd00:ec2::254]");
 }
 
 TEST_CASE("regression: AWS_EC2_METADATA_SERVICE_ENDPOINT with user info, a path or a query "
@@ -223,10 +225,9 @@ TEST_CASE("regression: AWS_EC2_METADATA_SERVICE_ENDPOINT with user info, a path 
     for (const char* endpoint : {"http://169.254.169.254@evil.example", "http://127.0.0.1/x",
                                  "http://127.0.0.1?x=1", "ftp://127.0.0.1", "not a url"}) {
         CAPTURE(endpoint);
-        CHECK_THROWS_AS(
-            (void)ImdsOptions::from_environment(
-                env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint}})),
-            StartupError);
+        CHECK_THROWS_AS((void)ImdsOptions::from_environment(
+                            env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint}})),
+                        StartupError);
     }
     CHECK(ImdsOptions::from_environment(
               env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[::1]:8080/"}}))
@@ -326,10 +327,10 @@ TEST_CASE("region: the ECS metadata file's TaskARN, and a malformed file is an e
         "good.json",
         R"({"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:123456789012:task/default/2b8",)"
         R"("PortMappings":[{"ContainerPort":2000}],"MetadataFileStatus":"READY"})");
-    auto r = resolve_region(RegionOptions{},
-                            env_of({{"ECS_ENABLE_CONTAINER_METADATA", "TRUE"},
-                                         {"ECS_CONTAINER_METADATA_FILE", good}}),
-                            nullptr, logger);
+    auto r = resolve_region(
+        RegionOptions{},
+        env_of({{"ECS_ENABLE_CONTAINER_METADATA", "TRUE"}, {"ECS_CONTAINER_METADATA_FILE", good}}),
+        nullptr, logger);
     REQUIRE(r.has_value());
     CHECK(r->region == "us-west-2");
     CHECK(has_line(lines, "Fetch region us-west-2 from ECS metadata file"));
@@ -348,7 +349,7 @@ TEST_CASE("region: the ECS metadata file's TaskARN, and a malformed file is an e
         const std::string path = temp_file(name, content);
         r = resolve_region(RegionOptions{},
                            env_of({{"ECS_ENABLE_CONTAINER_METADATA", "true"},
-                                        {"ECS_CONTAINER_METADATA_FILE", path}}),
+                                   {"ECS_CONTAINER_METADATA_FILE", path}}),
                            nullptr, logger);
         CHECK_FALSE(r.has_value());
         CHECK(has_line(lines, "[Error] Unable to read ECS metadata file contents:"));
@@ -357,7 +358,7 @@ TEST_CASE("region: the ECS metadata file's TaskARN, and a malformed file is an e
     lines.clear();
     r = resolve_region(RegionOptions{},
                        env_of({{"ECS_ENABLE_CONTAINER_METADATA", "true"},
-                                    {"ECS_CONTAINER_METADATA_FILE", "/nonexistent/ecs.json"}}),
+                               {"ECS_CONTAINER_METADATA_FILE", "/nonexistent/ecs.json"}}),
                        nullptr, logger);
     CHECK_FALSE(r.has_value());
     CHECK(has_line(lines, "[Error] Unable to open ECS metadata file:"));
@@ -390,18 +391,18 @@ TEST_CASE("region: the IMDS instance identity document when not in local mode") 
 TEST_CASE("region in local mode: AWS_DEFAULT_REGION or the profile's region, never IMDS") {
     std::vector<std::string> lines;
     Logger logger(LogLevel::debug, std::make_unique<Lines>(lines));
-    auto r = resolve_region(RegionOptions{"", true},
-                            env_of({{"AWS_DEFAULT_REGION", "ap-south-1"}}), nullptr, logger);
+    auto r = resolve_region(RegionOptions{"", true}, env_of({{"AWS_DEFAULT_REGION", "ap-south-1"}}),
+                            nullptr, logger);
     REQUIRE(r.has_value());
     CHECK(r->region == "ap-south-1");
     CHECK(has_line(lines, "Fetched region ap-south-1 from config"));
 
     const std::string config = temp_file("config", "[default]\nregion = eu-north-1\n"
                                                    "[profile other]\nregion=sa-east-1\n");
-    r = resolve_region(RegionOptions{"", true},
-                       env_of({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "other"},
-                                    {"HOME", "/nonexistent"}}),
-                       nullptr, logger);
+    r = resolve_region(
+        RegionOptions{"", true},
+        env_of({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "other"}, {"HOME", "/nonexistent"}}),
+        nullptr, logger);
     REQUIRE(r.has_value());
     CHECK(r->region == "sa-east-1");
     r = resolve_region(RegionOptions{"", true},

@@ -71,8 +71,8 @@ struct Harness {
 
 TEST_CASE("valid datagrams are queued with their body bytes, id and trace id") {
     Harness h;
-    const std::string sample =
-        read_file(std::string(XRAYD_TEST_DATA_DIR) + "/segment-docs/node-sdk/http-200-with-subsegments.udp");
+    const std::string sample = read_file(std::string(XRAYD_TEST_DATA_DIR) +
+                                         "/segment-docs/node-sdk/http-200-with-subsegments.udp");
     h.feed({sample, valid_datagram(7)});
     CHECK(h.counters.get(Counter::datagrams_received) == 2);
     SegmentPtr s;
@@ -87,12 +87,13 @@ TEST_CASE("valid datagrams are queued with their body bytes, id and trace id") {
 TEST_CASE("each kind of bad datagram is counted under its own reason and not queued") {
     Harness h;
     h.feed({
-        "no newline at all",                                            // missing header
-        "{\"format\":\"xml\",\"version\":1}\n{}",                       // bad header
-        header,                                                         // missing body
-        header + "{\"name\":",                                          // bad JSON
-        header + "{\"name\":\"svc\",\"id\":\"0000000000000001\",\"start_time\":1,\"end_time\":2}",  // no trace_id
-        "",                                                             // empty datagram
+        "no newline at all",                       // missing header
+        "{\"format\":\"xml\",\"version\":1}\n{}",  // bad header
+        header,                                    // missing body
+        header + "{\"name\":",                     // bad JSON
+        header + "{\"name\":\"svc\",\"id\":\"0000000000000001\",\"start_time\":1,\"end_time\":"
+                 "2}",  // no trace_id
+        "",             // empty datagram
     });
     CHECK(h.counters.get(Counter::datagrams_received) == 6);
     CHECK(h.counters.get(Counter::rejected_missing_header) == 2);
@@ -106,8 +107,7 @@ TEST_CASE("each kind of bad datagram is counted under its own reason and not que
 
 TEST_CASE("OTLP-over-UDP documents are queued verbatim and counted; malformed ones rejected") {
     Harness h;
-    const std::string otlp =
-        read_file(std::string(XRAYD_TEST_DATA_DIR) + "/otlp-udp/adot-t1s.udp");
+    const std::string otlp = read_file(std::string(XRAYD_TEST_DATA_DIR) + "/otlp-udp/adot-t1s.udp");
     h.feed({otlp, valid_datagram(3), header + "T1S", header + "T1SAA=A", header + "T1UCgA="});
     CHECK(h.counters.get(Counter::datagrams_received) == 5);
     CHECK(h.counters.get(Counter::received_otlp_udp) == 2);
@@ -134,10 +134,12 @@ TEST_CASE("a datagram the kernel truncated is counted as too large") {
     CHECK(h.drain_queue().empty());
 }
 
-TEST_CASE("when the memory limit is reached new segments are dropped and counted, and room returns") {
+TEST_CASE(
+    "when the memory limit is reached new segments are dropped and counted, and room returns") {
     // A segment is charged the size of the pool block that holds it.
-    const std::size_t one = BlockPool(segment_pool_shape, 0)
-                                .block_size(sizeof(Segment) + valid_datagram(0).size() - header.size());
+    const std::size_t one =
+        BlockPool(segment_pool_shape, 0)
+            .block_size(sizeof(Segment) + valid_datagram(0).size() - header.size());
     Harness h(/*budget_bytes=*/3 * one);
     h.feed({valid_datagram(1), valid_datagram(2), valid_datagram(3), valid_datagram(4)});
     CHECK(h.counters.get(Counter::dropped_buffer_full) == 1);
@@ -157,7 +159,8 @@ TEST_CASE("when the hand-off queue is full the segment is dropped, counted, and 
     CHECK(h.budget.used() == 0);
 }
 
-TEST_CASE("reject log lines are rate-limited per reason and never show datagram bytes above debug") {
+TEST_CASE(
+    "reject log lines are rate-limited per reason and never show datagram bytes above debug") {
     struct Capture final : LogSink {
         std::vector<std::string>* lines;
         explicit Capture(std::vector<std::string>* l) : lines(l) {}
@@ -167,7 +170,8 @@ TEST_CASE("reject log lines are rate-limited per reason and never show datagram 
     Harness h;
     h.logger.set_sink(std::make_unique<Capture>(&lines));
     h.logger.set_level(LogLevel::info);
-    const std::string secret = "{\"format\":\"xml\",\"version\":1}\n{\"user\":\"SECRET-CUSTOMER-DATA\"}";
+    const std::string secret =
+        "{\"format\":\"xml\",\"version\":1}\n{\"user\":\"SECRET-CUSTOMER-DATA\"}";
     h.feed({secret, secret, secret, "no newline SECRET"});
     REQUIRE(lines.size() == 2);  // one per reason in this interval
     for (const std::string& l : lines) {

@@ -76,12 +76,12 @@ TEST_CASE("a due retry leaves before fresh jobs, oldest due first; one not yet d
     CHECK(first_id(q.take_ready()) == segment_id(3));
     CHECK_FALSE(q.has_ready());
 
-    q.promote_due(t0 + 5ms + cap);  // the first two are due, the third is not
+    q.promote_due(t0 + 5ms + cap);           // the first two are due, the third is not
     REQUIRE(q.push_fresh(h.make_batch(1)));  // segment 4, submitted after they failed
     UploadJob first = q.take_ready();
     UploadJob second = q.take_ready();
     UploadJob third = q.take_ready();
-    CHECK(first_id(first) == segment_id(1));  // due at t0 + cap
+    CHECK(first_id(first) == segment_id(1));   // due at t0 + cap
     CHECK(first_id(second) == segment_id(0));  // due at t0 + 5ms + cap
     CHECK(first_id(third) == segment_id(4));
     CHECK(first.failures == 1);

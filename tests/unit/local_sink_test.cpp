@@ -85,9 +85,9 @@ TEST_CASE("LocalSink keeps a batch whose write failed and logs the error") {
 
 TEST_CASE("LocalSink::create throws when the file cannot be opened") {
     Harness h;
-    CHECK_THROWS_AS((void)xrayd::LocalSink::create("/nonexistent-dir/out.jsonl", h.counters,
-                                                   h.logger),
-                    xrayd::StartupError);
+    CHECK_THROWS_AS(
+        (void)xrayd::LocalSink::create("/nonexistent-dir/out.jsonl", h.counters, h.logger),
+        xrayd::StartupError);
 }
 
 TEST_CASE("LocalSink creates its file 0600 and refuses a symbolic link") {

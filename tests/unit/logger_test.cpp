@@ -20,9 +20,9 @@ using xrayd::test::TempDir;
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <string_view>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -99,7 +99,6 @@ std::vector<std::string> dir_names(const fs::path& dir) {
     return names;
 }
 
-
 // 2026-01-01T10:00:00Z
 const WallClock::time_point fixed_time = WallClock::from_time_t(1767261600);
 
@@ -115,8 +114,8 @@ TEST_CASE("every level's line is '<time> [<Level>] <message>' with Go's time lay
     logger.error("e");
     logger.log(LogLevel::critical, "c");
     REQUIRE(lines.size() == 6);
-    const std::vector<std::string> expected{"[Trace] t 1", "[Debug] d x", "[Info] i",
-                                            "[Warn] w 2 3.5", "[Error] e", "[Critical] c"};
+    const std::vector<std::string> expected{"[Trace] t 1",    "[Debug] d x", "[Info] i",
+                                            "[Warn] w 2 3.5", "[Error] e",   "[Critical] c"};
     for (std::size_t i = 0; i < lines.size(); ++i) {
         CAPTURE(lines[i]);
         const std::size_t time = go_time_length(lines[i]);
@@ -132,8 +131,7 @@ TEST_CASE("the time is local: 'Z' in UTC, the signed offset elsewhere") {
     }
     {
         ScopedTz tz("XYZ-3");  // POSIX: three hours east of UTC
-        CHECK(format_log_prefix(fixed_time, LogLevel::warn) ==
-              "2026-01-01T13:00:00+03:00 [Warn] ");
+        CHECK(format_log_prefix(fixed_time, LogLevel::warn) == "2026-01-01T13:00:00+03:00 [Warn] ");
     }
     {
         ScopedTz tz("ABC+5:30");  // five and a half hours west
@@ -142,8 +140,8 @@ TEST_CASE("the time is local: 'Z' in UTC, the signed offset elsewhere") {
     }
     {
         ScopedTz tz("GMT0");  // a zero offset that is not called UTC still prints Z, as Go does
-        CHECK(format_log_prefix(fixed_time + std::chrono::milliseconds{999},
-                                LogLevel::debug) == "2026-01-01T10:00:00Z [Debug] ");
+        CHECK(format_log_prefix(fixed_time + std::chrono::milliseconds{999}, LogLevel::debug) ==
+              "2026-01-01T10:00:00Z [Debug] ");
     }
 }
 
@@ -300,8 +298,7 @@ TEST_CASE("FileSink refuses a symbolic link as the log file, at open and at reop
     } catch (const StartupError& e) {
         message = e.what();
     }
-    CHECK(message.find("cannot open log file " + link.string() + ": it is a symbolic link") ==
-          0);
+    CHECK(message.find("cannot open log file " + link.string() + ": it is a symbolic link") == 0);
     CHECK(read_file(target) == "precious\n");
 
     // A link planted after start-up (then SIGHUP): the old file keeps the lines.
@@ -438,7 +435,8 @@ TEST_CASE("rotation at the real 50 MiB size keeps one old file") {
 }
 
 TEST_CASE("RemoteText escapes CR, LF, ESC and backslashes so a peer cannot forge a log line") {
-    const std::string forged = fmt::format("{}", RemoteText{"bad\r\n2026-01-01T00:00:00Z [Info] ok\x1b[2J\\"});
+    const std::string forged =
+        fmt::format("{}", RemoteText{"bad\r\n2026-01-01T00:00:00Z [Info] ok\x1b[2J\\"});
     CHECK(forged == "bad\\x0d\\x0a2026-01-01T00:00:00Z [Info] ok\\x1b[2J\\\\");
     CHECK(forged.find('\n') == std::string::npos);
     CHECK(forged.find('\r') == std::string::npos);

@@ -468,20 +468,20 @@ struct CondvarSleeper {
     bool signalled = false;
 
     Sleeper sleeper() {
-        return Sleeper{
-            [this] {
-                {
-                    const std::lock_guard lock(mutex);
-                    signalled = true;  // sticky: a wake before the wait still ends it
-                }
-                cv.notify_one();
-            },
-            [this](std::chrono::milliseconds timeout) {
-                std::unique_lock lock(mutex);
-                const bool woken = cv.wait_for(lock, timeout, [this] { return signalled; });
-                signalled = false;
-                return woken;
-            }};
+        return Sleeper{[this] {
+                           {
+                               const std::lock_guard lock(mutex);
+                               signalled = true;  // sticky: a wake before the wait still ends it
+                           }
+                           cv.notify_one();
+                       },
+                       [this](std::chrono::milliseconds timeout) {
+                           std::unique_lock lock(mutex);
+                           const bool woken =
+                               cv.wait_for(lock, timeout, [this] { return signalled; });
+                           signalled = false;
+                           return woken;
+                       }};
     }
 };
 

@@ -42,7 +42,6 @@ const CurlGlobal curl_global = CurlGlobal::init();
 
 constexpr auto generous_deadline = 20s;
 
-
 class NoCredentials final : public CredentialsProvider {
 public:
     std::shared_ptr<const Credentials> current() noexcept override { return nullptr; }
@@ -340,10 +339,9 @@ TEST_CASE("a body over the limit is refused with 413 before it is read") {
     options.max_body_bytes = 1024;
     auto proxy = f.make(options);
     RawClient client(proxy->port());
-    client.send(
-        fmt::format("POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                    "application/json\r\nContent-Length: {}\r\n\r\n",
-                    2048));
+    client.send(fmt::format("POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                            "application/json\r\nContent-Length: {}\r\n\r\n",
+                            2048));
     const auto response = client.read_response();
     REQUIRE(response.has_value());
     CHECK(response->status == 413);
@@ -358,9 +356,8 @@ TEST_CASE("a chunked body growing past the limit closes the connection") {
     options.max_body_bytes = 16;
     auto proxy = f.make(options);
     RawClient client(proxy->port());
-    client.send(
-        "POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "20\r\n01234567890123456789012345678901\r\n0\r\n\r\n");
+    client.send("POST /SamplingTargets HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "20\r\n01234567890123456789012345678901\r\n0\r\n\r\n");
     CHECK(client.closed_by_peer(
         std::chrono::duration_cast<std::chrono::milliseconds>(generous_deadline)));
     CHECK(f.upstream.request_count() == 0);
@@ -547,8 +544,8 @@ TEST_CASE("an origin-form path with '@' or ':' still goes to the configured host
     SamplingProxyOptions options;
     options.forward_all = true;
     auto proxy = f.make(options);
-    const auto response = single_answer(
-        proxy->port(), sdk_request("/x@127.0.0.1:1/GetSamplingRules?a=b:c@d", "{}"));
+    const auto response =
+        single_answer(proxy->port(), sdk_request("/x@127.0.0.1:1/GetSamplingRules?a=b:c@d", "{}"));
     CHECK(response.status == 200);
     const auto requests = f.upstream.requests();
     REQUIRE(requests.size() == 1);
@@ -578,7 +575,8 @@ TEST_CASE("folding, Content-Length with Transfer-Encoding, other codings and bad
     const std::string start = "POST /GetSamplingRules HTTP/1.1\r\nHost: x\r\n";
     for (const std::string& rest :
          {std::string("X-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}"),
-          std::string("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+          std::string(
+              "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
           std::string("Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
           std::string("Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}"),
           std::string("Content-Length: -1\r\n\r\n{}"),

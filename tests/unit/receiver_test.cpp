@@ -4,11 +4,11 @@
 #include <xrayd/net/receiver.h>
 
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -19,8 +19,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -104,9 +104,7 @@ public:
         return true;
     }
 
-    [[nodiscard]] std::size_t received() const {
-        return received_.load(std::memory_order_acquire);
-    }
+    [[nodiscard]] std::size_t received() const { return received_.load(std::memory_order_acquire); }
     std::vector<std::string> payloads() {
         std::lock_guard lock(mutex_);
         return payloads_;
@@ -203,9 +201,9 @@ struct Harness {
         : options(opts), collector(opts.padding) {
         auto sockets = open_udp_sockets(listen, 1, rcvbuf, logger);
         address = local_address(sockets[0].get());
-        receiver = make_receiver(backend, std::move(sockets[0]),
-                                 handler != nullptr ? *handler : collector, counters, logger,
-                                 options, io_uring_support());
+        receiver =
+            make_receiver(backend, std::move(sockets[0]), handler != nullptr ? *handler : collector,
+                          counters, logger, options, io_uring_support());
         REQUIRE(receiver->backend() == to_string(backend));
     }
 };
@@ -525,9 +523,7 @@ public:
         }
         inner_.on_datagrams(batch);
     }
-    bool wait_entered() {
-        return entered_future_.wait_for(deadline) == std::future_status::ready;
-    }
+    bool wait_entered() { return entered_future_.wait_for(deadline) == std::future_status::ready; }
     void release() { release_promise_.set_value(); }
 
 private:
@@ -802,13 +798,13 @@ TEST_CASE("both receiver factories reject empty slots and batches") {
     Collector collector(0);
     for (ReceiverOptions bad : {ReceiverOptions{0, 64, 32}, ReceiverOptions{65536, 64, 0}}) {
         auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-        CHECK_THROWS_AS((void)make_epoll_receiver(std::move(sockets[0]), collector, counters,
-                                                  logger, bad),
-                        StartupError);
+        CHECK_THROWS_AS(
+            (void)make_epoll_receiver(std::move(sockets[0]), collector, counters, logger, bad),
+            StartupError);
         sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-        CHECK_THROWS_AS((void)make_io_uring_receiver(std::move(sockets[0]), collector,
-                                                     counters, logger, bad),
-                        StartupError);
+        CHECK_THROWS_AS(
+            (void)make_io_uring_receiver(std::move(sockets[0]), collector, counters, logger, bad),
+            StartupError);
     }
     CHECK_THROWS_AS((void)make_epoll_receiver(UniqueFd(), collector, counters, logger),
                     StartupError);
@@ -826,9 +822,9 @@ TEST_CASE("make_io_uring_receiver rejects a buffer ring that is not a power of t
         bad.batch = 32;
         bad.ring_buffers = ring_buffers;
         auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-        CHECK_THROWS_AS((void)make_io_uring_receiver(std::move(sockets[0]), collector,
-                                                     counters, logger, bad),
-                        StartupError);
+        CHECK_THROWS_AS(
+            (void)make_io_uring_receiver(std::move(sockets[0]), collector, counters, logger, bad),
+            StartupError);
     }
 }
 
@@ -843,8 +839,9 @@ TEST_CASE("probe_io_uring gives a reason exactly when io_uring is unavailable") 
         Counters counters;
         Collector collector(0);
         auto sockets = open_udp_sockets("127.0.0.1:0", 1, 0, logger);
-        CHECK(make_io_uring_receiver(std::move(sockets[0]), collector, counters, logger)
-                  ->backend() == "io_uring");
+        CHECK(
+            make_io_uring_receiver(std::move(sockets[0]), collector, counters, logger)->backend() ==
+            "io_uring");
     }
 }
 
@@ -913,9 +910,9 @@ bool block_syscalls_in_this_thread(std::initializer_list<long> numbers, int erro
         ++i;
     }
     code.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    code.push_back(BPF_STMT(BPF_RET | BPF_K,
-                            SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(error) &
-                                                 SECCOMP_RET_DATA)));
+    code.push_back(
+        BPF_STMT(BPF_RET | BPF_K,
+                 SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(error) & SECCOMP_RET_DATA)));
     sock_fprog program{};
     program.len = static_cast<unsigned short>(code.size());
     program.filter = code.data();
@@ -971,13 +968,13 @@ TEST_CASE("a receiver whose epoll or io_uring breaks closes its socket, counts r
         // The broken receiver's thread gets EIO from the kernel for the call it waits with.
         bool blocked = false;
         std::thread([&] {
-            blocked = block_syscalls_in_this_thread({
+            blocked = block_syscalls_in_this_thread(
+                {
 #ifdef __NR_epoll_wait
-                                                        __NR_epoll_wait,
+                    __NR_epoll_wait,
 #endif
-                                                        __NR_epoll_pwait, __NR_epoll_pwait2,
-                                                        __NR_io_uring_enter},
-                                                    EIO);
+                    __NR_epoll_pwait, __NR_epoll_pwait2, __NR_io_uring_enter},
+                EIO);
             if (blocked) {
                 broken->run();  // returns: nothing can be received any more
             }
@@ -989,7 +986,8 @@ TEST_CASE("a receiver whose epoll or io_uring breaks closes its socket, counts r
         CHECK(broken->failed());
         CHECK_FALSE(survivor->failed());
         CHECK(counters.get(Counter::receivers_failed) == 1);
-        CHECK(log->contains("this " + std::string(to_string(backend)) + " receiver stopped and closed its "
+        CHECK(log->contains("this " + std::string(to_string(backend)) +
+                            " receiver stopped and closed its "
                             "socket"));
         broken->sync_kernel_drops();  // a closed socket has nothing left to count
 

@@ -4,8 +4,8 @@
 
 #include <doctest/doctest.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 #include <xrayd/stats/counters.h>
@@ -42,8 +42,8 @@ TEST_CASE("retry decision: 5xx, 429 and throttling retry; other 4xx are final") 
     CHECK(xrayd::http_failure_is_retryable(503, "ServiceUnavailable"));
     CHECK(xrayd::http_failure_is_retryable(429, ""));
     CHECK(xrayd::http_failure_is_retryable(400, "ThrottlingException"));
-    CHECK(xrayd::http_failure_is_retryable(400,
-                                           "com.amazon.coral.availability#ThrottlingException"));
+    CHECK(
+        xrayd::http_failure_is_retryable(400, "com.amazon.coral.availability#ThrottlingException"));
     CHECK(xrayd::http_failure_is_retryable(400, "ThrottlingException:http://internal.amazon.com/"));
     CHECK_FALSE(xrayd::http_failure_is_retryable(400, "InvalidRequestException"));
     CHECK_FALSE(xrayd::http_failure_is_retryable(403, "AccessDeniedException"));

@@ -110,8 +110,8 @@ TEST_CASE("Segment::make cuts over-long id and trace id to their maximum lengths
 
 TEST_CASE("Segment::make accepts an empty body and default (null) views for the ids") {
     MemoryBudget budget(1 << 20);
-    SegmentPtr s = Segment::make(budget, std::string_view{}, std::string_view{},
-                                 std::string_view{}, TimePoint{});
+    SegmentPtr s = Segment::make(budget, std::string_view{}, std::string_view{}, std::string_view{},
+                                 TimePoint{});
     REQUIRE(s != nullptr);
     CHECK(s->body().empty());
     CHECK(s->id().empty());

@@ -115,10 +115,14 @@ TEST_CASE("every setting's default text parses to the value Config{} holds") {
 }
 
 TEST_CASE("the reloadable settings are the ones a running daemon applies, and only those") {
-    const std::set<std::string_view> expected{
-        "Logging.LogLevel", "Concurrency", "Xrayd.Linger", "Xrayd.RequestTimeout",
-        "Xrayd.RetryBudget", "Xrayd.ProxyForwardAll", "Xrayd.ReadyFailureThreshold",
-        "Xrayd.SummaryInterval"};
+    const std::set<std::string_view> expected{"Logging.LogLevel",
+                                              "Concurrency",
+                                              "Xrayd.Linger",
+                                              "Xrayd.RequestTimeout",
+                                              "Xrayd.RetryBudget",
+                                              "Xrayd.ProxyForwardAll",
+                                              "Xrayd.ReadyFailureThreshold",
+                                              "Xrayd.SummaryInterval"};
     std::set<std::string_view> reloadable;
     for (const Setting& row : settings()) {
         if (row.reloadable) {

@@ -203,8 +203,7 @@ std::string signature_of(std::string_view authorization) {
 // Signs `request` as the case in `dir` describes and checks every expected text byte for byte.
 void check_case(const fs::path& dir, const Context& ctx, const SigningRequest& request,
                 const ParsedRequest& expected_signed_request, bool token_signed) {
-    const std::string name = dir.parent_path().filename().string() + "/" +
-                             dir.filename().string();
+    const std::string name = dir.parent_path().filename().string() + "/" + dir.filename().string();
     INFO("case ", name);
     const Credentials credentials(ctx.access_key_id, ctx.secret, token_signed ? ctx.token : "");
     SigV4Signer signer(ctx.region, ctx.service, ctx.normalize);
@@ -212,8 +211,7 @@ void check_case(const fs::path& dir, const Context& ctx, const SigningRequest& r
 
     CHECK(signer.last_canonical_request() == read_file(dir / "header-canonical-request.txt"));
     CHECK(signer.last_string_to_sign() == read_file(dir / "header-string-to-sign.txt"));
-    CHECK(signature_of(signed_headers.authorization) ==
-          read_file(dir / "header-signature.txt"));
+    CHECK(signature_of(signed_headers.authorization) == read_file(dir / "header-signature.txt"));
     CHECK(signed_headers.authorization ==
           header_value(expected_signed_request, "Authorization").value_or("<missing>"));
     CHECK(signed_headers.amz_date ==
@@ -279,9 +277,9 @@ std::pair<std::string, std::string> uri_and_query(const SigV4Signer& signer) {
 }
 
 // 2026-11-22T00:48:28Z
-const WallClock::time_point day1{std::chrono::sys_days{std::chrono::year{2026} /
-                                                       std::chrono::November / 22} +
-                                 std::chrono::minutes{48} + std::chrono::seconds{28}};
+const WallClock::time_point day1{
+    std::chrono::sys_days{std::chrono::year{2026} / std::chrono::November / 22} +
+    std::chrono::minutes{48} + std::chrono::seconds{28}};
 const Credentials key1("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
 const Credentials key2("AKIDEXAMPLE2", "secret-two-XXXXXXXXXXXXXXXXXXXXXXXXXXXXX");
 
@@ -289,8 +287,7 @@ const Credentials key2("AKIDEXAMPLE2", "secret-two-XXXXXXXXXXXXXXXXXXXXXXXXXXXXX
 
 TEST_CASE("sha256_hex matches the FIPS 180-2 test vectors") {
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    CHECK(sha256_hex("abc") ==
-          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_CASE("every aws-c-auth v4 header-signing vector is reproduced byte for byte") {
@@ -304,8 +301,7 @@ TEST_CASE("every aws-c-auth v4 header-signing vector is reproduced byte for byte
             // aws-c-auth's "sign_body" adds the payload hash as a signed header.
             request.headers.push_back({"x-amz-content-sha256", sha256_hex(parsed.body)});
         }
-        const ParsedRequest expected =
-            parse_request(read_file(dir / "header-signed-request.txt"));
+        const ParsedRequest expected = parse_request(read_file(dir / "header-signed-request.txt"));
         // omit_session_token: the token is sent but not signed, which signs exactly like
         // credentials without a token (the caller adds the header after signing).
         check_case(dir, ctx, request, expected, !ctx.omit_session_token);
@@ -341,8 +337,7 @@ TEST_CASE("the cached signing key is derived again when the date changes") {
     SigV4Signer fresh("us-east-1", "xray");
     const SignedHeaders expected = fresh.sign(simple_request("/TraceSegments"), key1, day2);
     CHECK(second.authorization == expected.authorization);
-    CHECK(second.authorization.find("/20261123/us-east-1/xray/aws4_request") !=
-          std::string::npos);
+    CHECK(second.authorization.find("/20261123/us-east-1/xray/aws4_request") != std::string::npos);
 }
 
 TEST_CASE("a moved signer signs like the original, and the moved-from one still works") {

@@ -33,7 +33,6 @@ const CurlGlobal curl_global = CurlGlobal::init();
 
 constexpr auto generous_deadline = 20s;
 
-
 std::size_t occurrences(const std::string& text, std::string_view what) {
     std::size_t n = 0;
     for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {

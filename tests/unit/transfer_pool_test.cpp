@@ -41,8 +41,8 @@ struct PoolFixture {
     void start(int n, std::chrono::milliseconds timeout = 5000ms) {
         REQUIRE(pool.has_idle());
         UploadJob job(h.make_batch(n));
-        const auto started = pool.start(std::move(job), test_credentials, timeout,
-                                        xrayd::Clock::now());
+        const auto started =
+            pool.start(std::move(job), test_credentials, timeout, xrayd::Clock::now());
         REQUIRE(started.ok());
     }
 

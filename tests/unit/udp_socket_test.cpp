@@ -47,9 +47,9 @@ void send_datagram(const std::string& address, std::string_view payload) {
     REQUIRE(to.ok());
     UniqueFd fd(::socket(to.value().family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
     REQUIRE(fd.valid());
-    const ssize_t n = ::sendto(fd.get(), payload.data(), payload.size(), 0,
-                               reinterpret_cast<const sockaddr*>(&to.value().storage),
-                               to.value().length);
+    const ssize_t n =
+        ::sendto(fd.get(), payload.data(), payload.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&to.value().storage), to.value().length);
     REQUIRE(n == static_cast<ssize_t>(payload.size()));
 }
 
@@ -106,8 +106,8 @@ TEST_CASE("resolve_udp_address accepts the listen address forms Go's ResolveUDPA
         CHECK(r.value().port() == row.port);
         CHECK(r.value().text == row.text);
         CHECK(r.value().dual_stack_wildcard == row.wildcard);
-        CHECK(r.value().length == (row.family == AF_INET ? sizeof(sockaddr_in)
-                                                         : sizeof(sockaddr_in6)));
+        CHECK(r.value().length ==
+              (row.family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)));
     }
 }
 
@@ -124,14 +124,14 @@ TEST_CASE("resolve_udp_address: localhost is a loopback address with or without 
 }
 
 TEST_CASE("is_localhost_name knows the RFC 6761 localhost names and no others") {
-    for (const char* name : {"localhost", "LocalHost", "localhost.", "a.localhost",
-                             "b.a.LOCALHOST."}) {
+    for (const char* name :
+         {"localhost", "LocalHost", "localhost.", "a.localhost", "b.a.LOCALHOST."}) {
         const std::string input = name;
         CAPTURE(input);
         CHECK(is_localhost_name(input));
     }
-    for (const char* name : {"", "localhos", "notlocalhost", "localhost.example.com",
-                             "localhost..", "xlocalhost."}) {
+    for (const char* name :
+         {"", "localhos", "notlocalhost", "localhost.example.com", "localhost..", "xlocalhost."}) {
         const std::string input = name;
         CAPTURE(input);
         CHECK_FALSE(is_localhost_name(input));
@@ -306,7 +306,8 @@ TEST_CASE("open_udp_sockets raises the receive buffer and logs what the kernel g
     }
     REQUIRE(log.lines->size() == 1);  // once for the whole group
     const std::string expected = "[Info] Receive buffer for UDP sockets: asked 4194304 bytes, "
-                                 "kernel granted " + std::to_string(granted) + "\n";
+                                 "kernel granted " +
+                                 std::to_string(granted) + "\n";
     CHECK(log.lines->front().find(expected) != std::string::npos);
 }
 

@@ -17,13 +17,13 @@
 #include <thread>
 #include <vector>
 
-#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/aws/sigv4.h>
 #include <xrayd/batch/batch.h>
 #include <xrayd/common/startup_error.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
+#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/xray/retry_policy.h>
 
 #include "captured_log.h"
@@ -65,8 +65,8 @@ private:
 // "20260101T101010Z" → time point.
 xrayd::WallClock::time_point parse_amz_date(const std::string& text) {
     std::tm tm{};
-    REQUIRE(std::sscanf(text.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon,
-                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6);
+    REQUIRE(std::sscanf(text.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     return xrayd::WallClock::from_time_t(timegm(&tm));
@@ -330,8 +330,8 @@ TEST_CASE("a 429 with Retry-After delays the retry by at least that long") {
 TEST_CASE("a 400 ThrottlingException is retried") {
     Harness h;
     HttpTestServer server;
-    server.push_response({.status = 400,
-                          .body = R"({"__type":"com.amazon.coral#ThrottlingException"})"});
+    server.push_response(
+        {.status = 400, .body = R"({"__type":"com.amazon.coral#ThrottlingException"})"});
     auto uploader = h.uploader(h.options(server));
     uploader->submit(h.make_batch(2));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::segments_sent) == 2; }));
@@ -340,7 +340,8 @@ TEST_CASE("a 400 ThrottlingException is retried") {
     CHECK(h.get(Counter::upload_retries) == 1);
 }
 
-TEST_CASE("a 400 is final: the batch counts as rejected_request_invalid and X-Ray's message is logged") {
+TEST_CASE(
+    "a 400 is final: the batch counts as rejected_request_invalid and X-Ray's message is logged") {
     Harness h;
     HttpTestServer server;
     server.push_response(
@@ -490,8 +491,8 @@ TEST_CASE("final failures are counted by error class") {
 TEST_CASE("a 403 is final and counted as rejected_request_denied") {
     Harness h;
     HttpTestServer server;
-    server.push_response({.status = 403,
-                          .body = R"({"__type":"AccessDeniedException","message":"no"})"});
+    server.push_response(
+        {.status = 403, .body = R"({"__type":"AccessDeniedException","message":"no"})"});
     auto uploader = h.uploader(h.options(server));
     uploader->submit(h.make_batch(2));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::rejected_request_denied) == 2; }));
@@ -505,12 +506,11 @@ TEST_CASE("unprocessed segments count as rejected_by_xray and are logged with th
     xrayd::Batch batch = h.make_batch(3);
     const std::string id1 = segment_id(1);
     const std::string trace1 = trace_id(1);
-    server.push_response(
-        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[)"
-                             R"({{"Id":"{}","ErrorCode":"InvalidSegment",)"
-                             R"("Message":"Trace Size Exceeded"}},)"
-                             R"({{"Id":null,"ErrorCode":"ParseError"}}]}})",
-                             id1)});
+    server.push_response({.body = fmt::format(R"({{"UnprocessedTraceSegments":[)"
+                                              R"({{"Id":"{}","ErrorCode":"InvalidSegment",)"
+                                              R"("Message":"Trace Size Exceeded"}},)"
+                                              R"({{"Id":null,"ErrorCode":"ParseError"}}]}})",
+                                              id1)});
     auto uploader = h.uploader(h.options(server));
     uploader->submit(std::move(batch));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 1; }));
@@ -598,8 +598,8 @@ TEST_CASE("set_retry_settings shortens the retry budget of batches already faili
 TEST_CASE("set_retry_settings applies a new request timeout to the next requests") {
     Harness h;
     HttpTestServer server;
-    server.set_default_response({.status = 200, .body = R"({"UnprocessedTraceSegments":[]})",
-                                 .delay = 600ms});
+    server.set_default_response(
+        {.status = 200, .body = R"({"UnprocessedTraceSegments":[]})", .delay = 600ms});
     auto options = h.options(server);
     options.request_timeout = 5s;
     auto uploader = h.uploader(options);
@@ -614,8 +614,7 @@ TEST_CASE("missing credentials fail the attempt as retryable until credentials a
     Harness h;
     HttpTestServer server;
     SwitchableCredentials credentials;
-    auto uploader =
-        xrayd::Uploader::create(h.options(server), credentials, h.counters, h.logger);
+    auto uploader = xrayd::Uploader::create(h.options(server), credentials, h.counters, h.logger);
     uploader->submit(h.make_batch(1));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::upload_retries) >= 2; }));
     CHECK(server.request_count() == 0);
@@ -628,8 +627,8 @@ TEST_CASE("missing credentials fail the attempt as retryable until credentials a
 TEST_CASE("a due retry is sent before batches submitted after it") {
     Harness h;
     HttpTestServer server;
-    server.push_response({.status = 500});       // A, first attempt
-    server.push_response({.delay = 300ms});      // B keeps the only slot busy meanwhile
+    server.push_response({.status = 500});   // A, first attempt
+    server.push_response({.delay = 300ms});  // B keeps the only slot busy meanwhile
     auto options = h.options(server);
     options.concurrency = 1;
     options.retry_base = 1ms;
@@ -711,7 +710,6 @@ TEST_CASE("an endpoint with a base path and trailing slash posts to <path>/Trace
     CHECK(server.requests()[0].path == "/prefix/TraceSegments");
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Throttle-aware concurrency (the controller itself: throttle_controller_test)
 
@@ -720,8 +718,7 @@ TEST_CASE("uploader shrinks requests in flight while X-Ray throttles, logs the s
     Harness h;
     HttpTestServer server;
     const xrayd::test::ScriptedResponse throttled{
-        .status = 429,
-        .body = R"({"__type":"ThrottlingException","message":"Rate exceeded"})"};
+        .status = 429, .body = R"({"__type":"ThrottlingException","message":"Rate exceeded"})"};
     for (int i = 0; i < 12; ++i) {
         server.push_response(throttled);
     }
@@ -782,7 +779,6 @@ TEST_CASE("a round of throttled answers to requests sent together halves the lim
     CHECK(h.get(Counter::dropped_gave_up) == 0);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Unprocessed segments with a transient error code
 
@@ -800,10 +796,10 @@ TEST_CASE("transient unprocessed segments are re-sent alone, byte-identical; fin
     auto uploader = h.uploader(h.options(server));
     uploader->submit(std::move(batch));
     REQUIRE(drive(*uploader, [&] { return h.get(Counter::batches_sent) == 2; }));
-    CHECK(h.get(Counter::segments_sent) == 3);       // 1 at once, 2 on the re-send
-    CHECK(h.get(Counter::rejected_by_xray) == 1);    // InvalidSegment
+    CHECK(h.get(Counter::segments_sent) == 3);     // 1 at once, 2 on the re-send
+    CHECK(h.get(Counter::rejected_by_xray) == 1);  // InvalidSegment
     CHECK(h.get(Counter::unprocessed_retried) == 2);
-    CHECK(h.get(Counter::upload_throttled) == 1);    // the throttled item slows us down too
+    CHECK(h.get(Counter::upload_throttled) == 1);  // the throttled item slows us down too
     CHECK(uploader->held_segments() == 0);
     CHECK(h.accounted() == 4);
     const auto requests = server.requests();
@@ -815,18 +811,17 @@ TEST_CASE("transient unprocessed segments are re-sent alone, byte-identical; fin
     expected += R"("]})";
     CHECK(requests[1].body == expected);
     CHECK(h.log->contains("Unprocessed segment will be sent again: id=" + segment_id(2)));
-    CHECK(h.log->contains("[Error] Unprocessed segment: id=" + segment_id(1) + " trace_id=" +
-                          trace_id(1) + " error_code=InvalidSegment message=bad"));
+    CHECK(h.log->contains("[Error] Unprocessed segment: id=" + segment_id(1) +
+                          " trace_id=" + trace_id(1) + " error_code=InvalidSegment message=bad"));
 }
 
 TEST_CASE("a segment X-Ray keeps returning as InternalFailure is given up after the retry "
           "budget") {
     Harness h;
     HttpTestServer server;
-    server.set_default_response(
-        {.body = fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}",)"
-                             R"("ErrorCode":"InternalFailure"}}]}})",
-                             segment_id(0))});
+    server.set_default_response({.body = fmt::format(R"({{"UnprocessedTraceSegments":[{{"Id":"{}",)"
+                                                     R"("ErrorCode":"InternalFailure"}}]}})",
+                                                     segment_id(0))});
     auto options = h.options(server);
     options.retry_budget = 200ms;
     auto uploader = h.uploader(options);
@@ -837,7 +832,6 @@ TEST_CASE("a segment X-Ray keeps returning as InternalFailure is given up after 
     CHECK(h.get(Counter::unprocessed_retried) >= 1);
     CHECK(h.accounted() == 2);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Backpressure and exact accounting
@@ -895,7 +889,7 @@ TEST_CASE("drop-oldest evicts a batch waiting for its retry but never the reques
           "which cannot be un-sent") {
     Harness h(1 << 20);
     HttpTestServer server;
-    server.push_response({.status = 500});          // batch A fails: it waits for its retry
+    server.push_response({.status = 500});               // batch A fails: it waits for its retry
     server.push_response({.body = "{}", .delay = 30s});  // batch B hangs in flight
     auto options = h.options(server);
     options.concurrency = 1;
@@ -981,7 +975,8 @@ TEST_CASE("submitted = sent + rejected + dropped + held after every step under m
     }
     CHECK(uploader->held_segments() == 0);
     CHECK(h.get(Counter::rejected_request_invalid) + h.get(Counter::rejected_request_denied) +
-              h.get(Counter::rejected_request_too_large) + h.get(Counter::rejected_request_other) > 0);
+              h.get(Counter::rejected_request_too_large) + h.get(Counter::rejected_request_other) >
+          0);
     CHECK(h.get(Counter::rejected_by_xray) >= 1);
     CHECK(h.get(Counter::unprocessed_retried) >= 1);
     CHECK(h.get(Counter::segments_sent) > 0);

@@ -637,8 +637,10 @@ TEST_CASE("an ADOT OTLP-over-UDP datagram (T1S or T1U) is accepted with its body
     CHECK(run(validator, with_header(unsampled)).body == unsampled);
     CHECK(run(validator, with_header(unsampled)).verdict == Verdict::accepted_otlp_udp);
     // Java's exporter writes the header with spaces; any header Go accepts will do.
-    CHECK(run(validator, R"({"format": "json", "version": 1})" "\n" + body).verdict ==
-          Verdict::accepted_otlp_udp);
+    CHECK(run(validator, R"({"format": "json", "version": 1})"
+                         "\n" +
+                             body)
+              .verdict == Verdict::accepted_otlp_udp);
     // The smallest plausible request: tag of resource_spans and a zero length (0x0a 0x00).
     CHECK(run(validator, with_header("T1SCgA=")).verdict == Verdict::accepted_otlp_udp);
     // A JSON segment right after an OTLP one: the scratch buffer holds nothing over.
@@ -657,17 +659,19 @@ TEST_CASE("a T1S/T1U body that is not padded base64 of an OTLP request is bad_ot
     const Row rows[] = {
         {"T1S", "nothing after"},
         {"T1U", "nothing after"},
-        {"T1S" + payload.substr(0, payload.size() - 1), "multiple of 4"},   // cut short
-        {"T1S" + payload + "\n", "multiple of 4"},                          // trailing LF
+        {"T1S" + payload.substr(0, payload.size() - 1), "multiple of 4"},  // cut short
+        {"T1S" + payload + "\n", "multiple of 4"},                         // trailing LF
         {"T1S    " + payload, "whitespace"},                               // OpenSSL would trim
         {"T1S" + payload + "    ", "whitespace"},
-        {"T1SCg==CgA=", "'='"},                                            // padding inside
-        {"T1SC===", "'='"},                                                // three '='
-        {"T1SCg-_", "alphabet"},                                           // base64url
-        {"T1SCg\x80" "A", "alphabet"},
-        {"T1SeyJpZCI6IngifQ==", "ExportTraceServiceRequest"},              // base64 of {"id":"x"}
-        {"T1SAAAA", "ExportTraceServiceRequest"},                           // zeros
-        {"T1SCg==", "ExportTraceServiceRequest"},                           // a tag and no length
+        {"T1SCg==CgA=", "'='"},   // padding inside
+        {"T1SC===", "'='"},       // three '='
+        {"T1SCg-_", "alphabet"},  // base64url
+        {"T1SCg\x80"
+         "A",
+         "alphabet"},
+        {"T1SeyJpZCI6IngifQ==", "ExportTraceServiceRequest"},  // base64 of {"id":"x"}
+        {"T1SAAAA", "ExportTraceServiceRequest"},              // zeros
+        {"T1SCg==", "ExportTraceServiceRequest"},              // a tag and no length
         // The first 9 bytes lost (the first three are all 0x0a tags of nested messages).
         {"T1S" + payload.substr(12), "ExportTraceServiceRequest"},
     };

@@ -35,8 +35,8 @@ TEST_CASE("UnprocessedTraceSegments parsing tolerates missing and null fields") 
     const auto not_object = xrayd::parse_unprocessed_segments(parser, "[1]", out);
     REQUIRE_FALSE(not_object);
     CHECK(not_object.error() == xrayd::ResponseErrc::not_object);
-    const auto bad = xrayd::parse_unprocessed_segments(parser, R"({"UnprocessedTraceSegments":3})",
-                                                       out);
+    const auto bad =
+        xrayd::parse_unprocessed_segments(parser, R"({"UnprocessedTraceSegments":3})", out);
     REQUIRE_FALSE(bad);
     CHECK(bad.error() == xrayd::ResponseErrc::bad_unprocessed);
 }

@@ -132,7 +132,9 @@ void* operator new(std::size_t size) {
     }
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new[](std::size_t size) {
+    return ::operator new(size);
+}
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
     count_one();
     return __libc_malloc(size == 0 ? 1 : size);
@@ -154,21 +156,42 @@ void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_
     count_one();
     return __libc_memalign(static_cast<std::size_t>(align), size == 0 ? 1 : size);
 }
-void* operator new[](std::size_t size, std::align_val_t align,
-                     const std::nothrow_t& tag) noexcept {
+void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t& tag) noexcept {
     return ::operator new(size, align, tag);
 }
-void operator delete(void* p) noexcept { __libc_free(p); }
-void operator delete[](void* p) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { __libc_free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { __libc_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { __libc_free(p); }
+void operator delete(void* p) noexcept {
+    __libc_free(p);
+}
+void operator delete[](void* p) noexcept {
+    __libc_free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    __libc_free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    __libc_free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    __libc_free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    __libc_free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    __libc_free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    __libc_free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    __libc_free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    __libc_free(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    __libc_free(p);
+}
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
     __libc_free(p);
 }
@@ -179,8 +202,8 @@ namespace {
 
 constexpr std::size_t measured_segments = 100'000;
 constexpr std::size_t warm_up_segments = 20'000;
-constexpr std::size_t receive_burst = 32;   // datagrams per receive call
-constexpr std::size_t upload_slots = 4;     // batches "in flight" at once
+constexpr std::size_t receive_burst = 32;  // datagrams per receive call
+constexpr std::size_t upload_slots = 4;    // batches "in flight" at once
 
 std::string read_file(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -347,11 +370,11 @@ TEST_CASE("A header list rewritten in place is identical to one built fresh, and
     CurlSlist reused;
     const WallClock::time_point t0 = WallClock::from_time_t(1'763'772'508);
     int call = 0;
-    for (const Credentials* creds : {&with_token, &with_token, &without_token, &without_token,
-                                     &with_token}) {
+    for (const Credentials* creds :
+         {&with_token, &with_token, &without_token, &without_token, &with_token}) {
         const WallClock::time_point now = t0 + std::chrono::milliseconds(1234567 * call);
-        const std::string body = R"({"TraceSegmentDocuments":["{\"n\":)" +
-                                 std::to_string(call) + R"(}"]})";
+        const std::string body =
+            R"({"TraceSegmentDocuments":["{\"n\":)" + std::to_string(call) + R"(}"]})";
         ++call;
         CurlSlist fresh;
         REQUIRE(build_signed_headers(reused_signer, target, body, *creds, now, reused));
@@ -363,7 +386,9 @@ TEST_CASE("A header list rewritten in place is identical to one built fresh, and
     // And the lines are what the allocating API signs.
     SigV4Signer check_signer("us-east-1", "xray");
     const std::string timestamp = xray_timestamp(t0);
-    SigningRequest request{"POST", target.path, {},
+    SigningRequest request{"POST",
+                           target.path,
+                           {},
                            {{"host", target.host},
                             {"content-length", "2"},
                             {"content-type", "application/json"},

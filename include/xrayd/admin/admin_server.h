@@ -9,12 +9,12 @@
 #include <string>
 
 #include <xrayd/admin/health_state.h>
-#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/admin/metrics.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/connection_gate.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/stats/counters.h>
+#include <xrayd/stats/latency_histogram.h>
 
 namespace xrayd {
 
@@ -22,13 +22,13 @@ struct AdminOptions {
     std::string address = "127.0.0.1:2100";  // host:port (port 0: any free port, see port())
     // /readyz fails once uploads have been failing for longer than this.
     Duration ready_failure_threshold = std::chrono::seconds(60);
-    MetricLabels build_info;                  // labels of xrayd_build_info
+    MetricLabels build_info;  // labels of xrayd_build_info
     // Connections open at once, and from one source address (see ConnectionGate: at the limit
     // the oldest connection still waiting for its head makes room).
     unsigned max_connections = 32;
     unsigned max_per_peer = 16;
     std::chrono::milliseconds head_timeout = default_head_timeout;  // accept to end of head
-    std::chrono::seconds idle_timeout{10};    // a silent client is cut after this
+    std::chrono::seconds idle_timeout{10};  // a silent client is cut after this
     // Called on the listener thread before /readyz and /metrics are answered, so the daemon can
     // store values it samples (queue depth, memory in use) into the HealthState. May be empty.
     // IMPORTANT: runs concurrently with every other thread: read only thread-safe state.

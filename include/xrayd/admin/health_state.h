@@ -16,12 +16,12 @@
 namespace xrayd {
 
 // X(name, help). Exported as xrayd_<name>; the periodic summary shows some of them.
-#define XRAYD_GAUGES(X)                                                                        \
-    X(queue_depth, "segments waiting in the hand-off queue between receivers and batcher")    \
-    X(memory_in_use_bytes, "bytes held for segments and batches (counted against -m)")        \
-    X(memory_limit_bytes, "the buffer memory limit (-m) in bytes")                             \
-    X(held_segments, "segments in batches not yet accepted by X-Ray (batcher and uploads)")    \
-    X(uploads_in_flight, "PutTraceSegments requests in flight")                               \
+#define XRAYD_GAUGES(X)                                                                     \
+    X(queue_depth, "segments waiting in the hand-off queue between receivers and batcher")  \
+    X(memory_in_use_bytes, "bytes held for segments and batches (counted against -m)")      \
+    X(memory_limit_bytes, "the buffer memory limit (-m) in bytes")                          \
+    X(held_segments, "segments in batches not yet accepted by X-Ray (batcher and uploads)") \
+    X(uploads_in_flight, "PutTraceSegments requests in flight")                             \
     X(receivers_running, "receiver threads receiving (started minus failed)")
 
 enum class Gauge : std::size_t {
@@ -75,7 +75,8 @@ public:
     void set_receivers(std::size_t started, std::size_t failed) noexcept {
         receivers_started_.store(started, std::memory_order_relaxed);
         receivers_failed_.store(failed, std::memory_order_relaxed);
-        set(Gauge::receivers_running, static_cast<std::int64_t>(started - std::min(started, failed)));
+        set(Gauge::receivers_running,
+            static_cast<std::int64_t>(started - std::min(started, failed)));
     }
     // A PutTraceSegments request (or local sink write) succeeded.
     void upload_succeeded() noexcept;

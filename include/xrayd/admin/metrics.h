@@ -6,8 +6,8 @@
 #include <vector>
 
 #include <xrayd/admin/health_state.h>
-#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/stats/counters.h>
+#include <xrayd/stats/latency_histogram.h>
 
 namespace xrayd {
 
@@ -21,9 +21,8 @@ using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 //   xrayd_upload_latency_seconds (histogram);
 //   xrayd_build_info{labels} 1.
 // Thread-safe (pure).
-[[nodiscard]] std::string format_metrics(const CounterSnapshot& counters,
-                                         const HealthState& health, bool ready,
-                                         const LatencyHistogram::Snapshot& latency,
+[[nodiscard]] std::string format_metrics(const CounterSnapshot& counters, const HealthState& health,
+                                         bool ready, const LatencyHistogram::Snapshot& latency,
                                          const MetricLabels& build_info);
 
 // A label value escaped for the text format (backslash, double quote, newline).

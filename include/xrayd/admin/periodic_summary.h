@@ -32,9 +32,8 @@ public:
     // "Summary of the last 60s: received 1200 (20.0/s), sent 1190 (19.8/s), rejected 5
     // (bad_json=5), dropped 5 (buffer_full=5), kernel drops 0, uploads 24 (retries 0, errors 0);
     // queue 3, memory 1.2 of 160.0 MiB". Thread-safe (pure).
-    [[nodiscard]] static std::string format(const CounterSnapshot& from,
-                                            const CounterSnapshot& to, Duration elapsed,
-                                            const HealthState* gauges);
+    [[nodiscard]] static std::string format(const CounterSnapshot& from, const CounterSnapshot& to,
+                                            Duration elapsed, const HealthState* gauges);
 
 private:
     Duration interval_;

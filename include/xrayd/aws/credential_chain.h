@@ -31,7 +31,7 @@ struct CredentialOptions {
     std::shared_ptr<ImdsClient> imds_client;
     // Base URL for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (tests point it at a loopback server).
     std::string container_relative_base = "http://169.254.170.2";
-    std::chrono::milliseconds http_timeout{5000};     // container and STS requests
+    std::chrono::milliseconds http_timeout{5000};      // container and STS requests
     std::chrono::milliseconds process_timeout{60000};  // credential_process
     RefreshPolicy refresh;
     // Fired at shutdown: every fetch in progress (container, STS, web identity, a chain-made

@@ -35,8 +35,7 @@ struct Credentials {
 
     // How the three fields are called where they came from, for validate()'s error.
     using FieldNames = std::array<std::string_view, 3>;
-    static constexpr FieldNames json_field_names{"AccessKeyId", "SecretAccessKey",
-                                                 "SessionToken"};
+    static constexpr FieldNames json_field_names{"AccessKeyId", "SecretAccessKey", "SessionToken"};
 
     // Refuses credentials that cannot go into a header unchanged: a control byte (see
     // has_control_byte) in any field -- a session token "tok\r\nX-Injected: yes" would otherwise
@@ -70,9 +69,10 @@ public:
     // Credentials has no move constructor (its destructor wipes the secret): a copy either way.
     explicit StaticCredentialsProvider(const Credentials& credentials,
                                        std::string_view source = "static")
-        : credentials_(std::make_shared<const Credentials>(credentials)),
-          source_(source) {}
-    [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override { return credentials_; }
+        : credentials_(std::make_shared<const Credentials>(credentials)), source_(source) {}
+    [[nodiscard]] std::shared_ptr<const Credentials> current() noexcept override {
+        return credentials_;
+    }
     [[nodiscard]] std::string_view source() const noexcept override { return source_; }
 
 private:

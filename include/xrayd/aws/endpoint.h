@@ -27,20 +27,20 @@ struct Partition {
 [[nodiscard]] const Partition& partition_of(std::string_view region) noexcept;
 
 struct ResolvedEndpoint {
-    std::string url;          // scheme://host[:port][/path], no trailing slash
-    std::string_view source;  // "config Endpoint", "AWS_ENDPOINT_URL_XRAY", ..., "default"
+    std::string url;             // scheme://host[:port][/path], no trailing slash
+    std::string_view source;     // "config Endpoint", "AWS_ENDPOINT_URL_XRAY", ..., "default"
     std::string signing_region;  // region to sign with (the global STS endpoint signs as
                                  // us-east-1)
 };
 
 // Endpoint settings taken once at start-up.
 struct EndpointSettings {
-    std::string configured_xray;  // --endpoint / config `Endpoint` ("" = none)
-    bool use_fips = false;        // AWS_USE_FIPS_ENDPOINT=true
-    bool use_dualstack = false;   // AWS_USE_DUALSTACK_ENDPOINT=true
-    std::string env_xray;         // AWS_ENDPOINT_URL_XRAY
-    std::string env_sts;          // AWS_ENDPOINT_URL_STS
-    std::string env_global;       // AWS_ENDPOINT_URL (every service)
+    std::string configured_xray;               // --endpoint / config `Endpoint` ("" = none)
+    bool use_fips = false;                     // AWS_USE_FIPS_ENDPOINT=true
+    bool use_dualstack = false;                // AWS_USE_DUALSTACK_ENDPOINT=true
+    std::string env_xray;                      // AWS_ENDPOINT_URL_XRAY
+    std::string env_sts;                       // AWS_ENDPOINT_URL_STS
+    std::string env_global;                    // AWS_ENDPOINT_URL (every service)
     bool ignore_configured_endpoints = false;  // AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true
 
     // Reads the AWS_* variables above (booleans: "true", case-insensitive) from `env`.
@@ -77,10 +77,9 @@ public:
     [[nodiscard]] ResolvedEndpoint xray_or_throw() const;
 
 private:
-    [[nodiscard]] Result<ResolvedEndpoint, std::string> resolve(std::string_view service,
-                                                                std::string_view region,
-                                                                std::string_view custom,
-                                                                std::string_view custom_source) const;
+    [[nodiscard]] Result<ResolvedEndpoint, std::string> resolve(
+        std::string_view service, std::string_view region, std::string_view custom,
+        std::string_view custom_source) const;
     std::string region_;
     EndpointSettings settings_;
 };

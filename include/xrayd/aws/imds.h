@@ -17,14 +17,14 @@
 namespace xrayd {
 
 struct ImdsOptions {
-    bool disabled = false;                         // AWS_EC2_METADATA_DISABLED=true
+    bool disabled = false;                            // AWS_EC2_METADATA_DISABLED=true
     std::string endpoint = "http://169.254.169.254";  // AWS_EC2_METADATA_SERVICE_ENDPOINT
-    bool v1_disabled = false;                      // AWS_EC2_METADATA_V1_DISABLED=true
+    bool v1_disabled = false;                         // AWS_EC2_METADATA_V1_DISABLED=true
     // Short: off EC2 the link-local address does not answer, and a container behind a bridge
     // with hop limit 1 never gets the token reply.
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds total_timeout{1000};
-    int attempts = 2;                   // per request, for timeouts, connection errors and 5xx
+    int attempts = 2;  // per request, for timeouts, connection errors and 5xx
     // Requested session token TTL; the client clamps it (and the TTL IMDS echoes) to
     // 1 s..max_token_ttl.
     std::chrono::seconds token_ttl{21600};

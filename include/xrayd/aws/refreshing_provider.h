@@ -36,8 +36,8 @@ struct RefreshPolicy {
     // Refresh this long before expiry (or half-way when the credentials live less than twice
     // this long).
     Duration refresh_before = std::chrono::minutes(5);
-    Duration min_backoff = std::chrono::seconds(1);   // first retry after a failed fetch
-    Duration max_backoff = std::chrono::minutes(1);   // doubling stops here
+    Duration min_backoff = std::chrono::seconds(1);         // first retry after a failed fetch
+    Duration max_backoff = std::chrono::minutes(1);         // doubling stops here
     Duration error_log_interval = std::chrono::minutes(1);  // one failure line per interval
 };
 

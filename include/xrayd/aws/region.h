@@ -44,8 +44,8 @@ inline constexpr std::string_view region_not_found_message =
 // throws StartupError(std::string(region_not_found_message)). Start-up only (blocks on IMDS
 // for up to a few seconds).
 [[nodiscard]] std::optional<ResolvedRegion> resolve_region(const RegionOptions& options,
-                                                           const Environment& env,
-                                                           ImdsClient* imds, Logger& logger);
+                                                           const Environment& env, ImdsClient* imds,
+                                                           Logger& logger);
 
 // The region in an ECS container metadata file (TaskARN's 4th ':' field), or an error text.
 struct EcsRegionResult {

@@ -95,8 +95,7 @@ public:
     // IMPORTANT: if OpenSSL fails (not expected outside memory exhaustion) every field of the
     // result is empty: the caller must check `authorization.empty()` and fail the request as
     // retryable instead of sending it unsigned.
-    [[nodiscard]] SignedHeaders sign(const SigningRequest& request,
-                                     const Credentials& credentials,
+    [[nodiscard]] SignedHeaders sign(const SigningRequest& request, const Credentials& credentials,
                                      WallClock::time_point now) noexcept;
 
     // The same signature, written into `out` as views of the signer's buffers: allocates
@@ -144,7 +143,7 @@ private:
     std::string canonical_request_;
     std::string string_to_sign_;
     std::string authorization_;
-    std::array<char, 16> amz_date_{};  // YYYYMMDDTHHMMSSZ
+    std::array<char, 16> amz_date_{};           // YYYYMMDDTHHMMSSZ
     std::vector<HttpHeaderView> header_views_;  // the allocating sign()'s headers, as views
 };
 

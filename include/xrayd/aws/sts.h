@@ -52,9 +52,11 @@ public:
         std::string_view region);
 
 private:
-    [[nodiscard]] Result<std::unique_ptr<Credentials>, StsError> call(
-        std::string_view action, std::string& body, const Credentials* base,
-        std::string_view region, WallClock::time_point now);
+    [[nodiscard]] Result<std::unique_ptr<Credentials>, StsError> call(std::string_view action,
+                                                                      std::string& body,
+                                                                      const Credentials* base,
+                                                                      std::string_view region,
+                                                                      WallClock::time_point now);
 
     const EndpointResolver& endpoints_;
     std::string proxy_https_;

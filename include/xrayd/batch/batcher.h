@@ -17,8 +17,8 @@ namespace xrayd {
 // The Batcher raises max_segments to at least 1 and max_body_bytes to at least an empty body
 // plus one empty document.
 struct BatchLimits {
-    std::size_t max_segments = 50;           // X-Ray accepts at most 50 documents per request
-    std::size_t max_body_bytes = 4u << 20;   // sealed body size a batch may not grow past
+    std::size_t max_segments = 50;          // X-Ray accepts at most 50 documents per request
+    std::size_t max_body_bytes = 4u << 20;  // sealed body size a batch may not grow past
     Duration linger = std::chrono::milliseconds(100);  // longest wait of a segment for company
 };
 

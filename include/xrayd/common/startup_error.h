@@ -7,7 +7,8 @@
 namespace xrayd {
 
 // Thrown during start-up (configuration, binding, credentials); main() logs what() at Error (at
-// Info for exit code 0: a shutdown asked for during start-up) and exits with exit_code(). Never thrown once receivers and the uploader are running.
+// Info for exit code 0: a shutdown asked for during start-up) and exits with exit_code(). Never
+// thrown once receivers and the uploader are running.
 class StartupError : public std::runtime_error {
 public:
     explicit StartupError(const std::string& message, int exit_code = 1)

@@ -20,16 +20,38 @@ namespace config_detail {
 // The type a flag of each kind is parsed into.
 template <SettingKind kind>
 struct FlagValue;
-template <> struct FlagValue<SettingKind::text> { using type = std::optional<std::string>; };
-template <> struct FlagValue<SettingKind::toggle> { using type = std::optional<bool>; };
-template <> struct FlagValue<SettingKind::megabytes> { using type = std::optional<std::int64_t>; };
-template <> struct FlagValue<SettingKind::duration> {
+template <>
+struct FlagValue<SettingKind::text> {
+    using type = std::optional<std::string>;
+};
+template <>
+struct FlagValue<SettingKind::toggle> {
+    using type = std::optional<bool>;
+};
+template <>
+struct FlagValue<SettingKind::megabytes> {
+    using type = std::optional<std::int64_t>;
+};
+template <>
+struct FlagValue<SettingKind::duration> {
     using type = std::optional<std::chrono::milliseconds>;
 };
-template <> struct FlagValue<SettingKind::bytes> { using type = std::optional<std::uint64_t>; };
-template <> struct FlagValue<SettingKind::count> { using type = std::optional<int>; };
-template <> struct FlagValue<SettingKind::action> { using type = bool; };
-template <> struct FlagValue<SettingKind::help> { using type = bool; };
+template <>
+struct FlagValue<SettingKind::bytes> {
+    using type = std::optional<std::uint64_t>;
+};
+template <>
+struct FlagValue<SettingKind::count> {
+    using type = std::optional<int>;
+};
+template <>
+struct FlagValue<SettingKind::action> {
+    using type = bool;
+};
+template <>
+struct FlagValue<SettingKind::help> {
+    using type = bool;
+};
 }  // namespace config_detail
 
 // What the command line said: one field per row of the settings table (settings.h), named by

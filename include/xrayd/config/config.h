@@ -111,7 +111,7 @@ struct AdminConfig {
 
 // Logging (log module).
 struct LogConfig {
-    std::string file;                // -f / Logging.LogPath ("" = stdout)
+    std::string file;                 // -f / Logging.LogPath ("" = stdout)
     LogLevel level = LogLevel::info;  // -l / Logging.LogLevel (prod = info)
     bool rotation = true;             // Logging.LogRotation
     // --log-rotation-bytes (test-only, no file key): the 50 MiB rotation size of the log file.

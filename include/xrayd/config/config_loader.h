@@ -71,8 +71,8 @@ struct ConfigSources {
 
 // Memory the daemon may assume it has.
 struct MemoryInfo {
-    std::uint64_t host_total_bytes = 0;                // MemTotal of /proc/meminfo
-    std::optional<std::uint64_t> cgroup_limit_bytes;   // lowest limit of our cgroup and ancestors
+    std::uint64_t host_total_bytes = 0;               // MemTotal of /proc/meminfo
+    std::optional<std::uint64_t> cgroup_limit_bytes;  // lowest limit of our cgroup and ancestors
 };
 
 // Reads `<root>/proc/meminfo` and the memory limit of this process's cgroup: v2 `memory.max`
@@ -86,6 +86,6 @@ struct MemoryInfo {
 // 1% of min(host RAM, cgroup limit), floored to whole MB. Below 3 MB the error is the Go text
 // `Not enough Buffers Memory Allocated. Min Buffers Memory required: 3 MB.`
 [[nodiscard]] Result<std::int64_t, std::string> resolve_buffer_memory_mb(std::int64_t configured_mb,
-                                                                       const MemoryInfo& memory);
+                                                                         const MemoryInfo& memory);
 
 }  // namespace xrayd

@@ -35,7 +35,7 @@ struct Setting {
     std::string_view metavar{};     // after an xrayd flag in -h: "DUR", "PATH", ...
     std::string_view key{};         // cfg.yaml key path ("Socket.UDPAddress"); "" = not in files
     std::string_view label{};       // its name in reload messages when it has no key
-    std::int64_t min = 0;         // duration (ms) and count: the smallest value taken
+    std::int64_t min = 0;           // duration (ms) and count: the smallest value taken
     // The default as a flag would spell it ("100ms", "4194304"); "" for an empty text and a
     // false toggle. -h shows it for xrayd's options (not for toggles); settings_test parses it
     // and compares it with Config{}.
@@ -44,7 +44,7 @@ struct Setting {
     // -h text. The Go daemon's rows (short_flag set) and actions: the whole description, byte
     // for byte. xrayd's settings: the summary; -h appends "; default X" and "(key)".
     std::string_view help{};
-    std::string_view note{};    // --check-config comment after the flag ("; 0 = off")
+    std::string_view note{};  // --check-config comment after the flag ("; 0 = off")
     bool redact_url = false;  // --check-config hides a URL password in the value
     int usage_rank = 0;       // position on the -h screen; 0 = not shown (no flag)
     int reload_rank = 0;      // position in reload diffs (settings only)

@@ -31,8 +31,9 @@ public:
 
     // Starts the threads and serves until SIGINT or SIGTERM is read from `signal_fd` (a
     // signalfd for SIGINT, SIGTERM and SIGHUP, blocked in every thread); SIGHUP reopens the
-    // log and reloads the configuration (what can change safely). Then stops receiving, drains within the shutdown timeout, logs the exit summary
-    // and returns the process exit code. Call once, from the main thread.
+    // log and reloads the configuration (what can change safely). Then stops receiving, drains
+    // within the shutdown timeout, logs the exit summary and returns the process exit code. Call
+    // once, from the main thread.
     [[nodiscard]] int run(int signal_fd);
 
     [[nodiscard]] const Counters& counters() const noexcept;

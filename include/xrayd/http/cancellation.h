@@ -13,8 +13,8 @@
 namespace xrayd {
 
 // Thread-safe: cancel() and cancel_at() from any thread (the signal-handling main thread),
-// cancelled() and fd() from the threads that wait. Shared (shared_ptr) by the daemon and every client it is given
-// to; it lives as long as its last holder.
+// cancelled() and fd() from the threads that wait. Shared (shared_ptr) by the daemon and every
+// client it is given to; it lives as long as its last holder.
 class Cancellation {
 public:
     // Throws StartupError when the eventfd cannot be created.

@@ -61,8 +61,7 @@ public:
     // cannot be created.
     [[nodiscard]] static std::unique_ptr<ConnectionGate> create(ConnectionGateOptions options,
                                                                 UniqueFd listen_fd,
-                                                                Counters& counters,
-                                                                Logger& logger);
+                                                                Counters& counters, Logger& logger);
     ~ConnectionGate();  // stop()
     ConnectionGate(const ConnectionGate&) = delete;
     ConnectionGate& operator=(const ConnectionGate&) = delete;

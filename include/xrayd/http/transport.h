@@ -13,12 +13,12 @@ struct TransportOptions {
     // Outbound proxy URL; "" = direct. curl's own reading of http_proxy / https_proxy is always
     // off: the caller decides (see proxy_for_url()).
     std::string proxy;
-    std::string no_proxy;   // curl NO_PROXY list; only used with a proxy
-    std::string ca_bundle;  // CA file for TLS; "" = the system store
+    std::string no_proxy;        // curl NO_PROXY list; only used with a proxy
+    std::string ca_bundle;       // CA file for TLS; "" = the system store
     bool no_verify_ssl = false;  // Go's -n / NoVerifySSL: no peer or host name check
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds total_timeout{5000};  // the whole exchange
-    std::string user_agent;  // full User-Agent value; "" = none
+    std::string user_agent;                         // full User-Agent value; "" = none
 };
 
 // Sets on `easy`: CURLOPT_PROXY (always, "" included), CURLOPT_NOPROXY (with a proxy and a

@@ -10,11 +10,11 @@
 namespace xrayd {
 
 struct UrlParts {
-    std::string scheme;  // lower-cased, e.g. "http"
-    std::string host;    // without IPv6 brackets
-    std::string port;    // "" when not given
-    std::string path;    // "/" at least
-    bool has_user = false;      // user info ("user[:password]@")
+    std::string scheme;     // lower-cased, e.g. "http"
+    std::string host;       // without IPv6 brackets
+    std::string port;       // "" when not given
+    std::string path;       // "/" at least
+    bool has_user = false;  // user info ("user[:password]@")
     bool has_query = false;
     bool has_fragment = false;
 };

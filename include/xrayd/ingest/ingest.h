@@ -67,7 +67,8 @@ public:
     [[nodiscard]] DeliveryPace pace() const noexcept override;
 
 private:
-    void reject(IngestOutcome outcome, Counter counter, const Validation& v, const Datagram& d) noexcept;
+    void reject(IngestOutcome outcome, Counter counter, const Validation& v,
+                const Datagram& d) noexcept;
 
     Validator validator_;
     SegmentQueue& queue_;

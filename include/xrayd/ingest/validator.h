@@ -19,13 +19,13 @@ inline constexpr std::size_t datagram_padding = simdjson::SIMDJSON_PADDING;
 enum class Verdict : std::uint8_t {
     accepted,
     accepted_otlp_udp,  // an ADOT OTLP-over-UDP document ("T1S"/"T1U" + base64), see below
-    missing_header,   // no LF in the datagram (this includes the empty datagram)
-    bad_header,       // the header line is not {"format":"json","version":1} (spec §3.2 table)
-    missing_body,     // nothing after the first LF
-    bad_json,         // the body is not exactly one valid JSON object (UTF-8 included)
-    invalid_segment,  // a required field is missing or has the wrong shape
-    too_large,        // more bytes than max_datagram_bytes
-    bad_otlp_udp,     // starts with "T1S"/"T1U" but the rest is not plausible base64 OTLP
+    missing_header,     // no LF in the datagram (this includes the empty datagram)
+    bad_header,         // the header line is not {"format":"json","version":1} (spec §3.2 table)
+    missing_body,       // nothing after the first LF
+    bad_json,           // the body is not exactly one valid JSON object (UTF-8 included)
+    invalid_segment,    // a required field is missing or has the wrong shape
+    too_large,          // more bytes than max_datagram_bytes
+    bad_otlp_udp,       // starts with "T1S"/"T1U" but the rest is not plausible base64 OTLP
 };
 
 // "accepted", "accepted otlp udp", "missing header", "bad header", "missing body", "bad json",

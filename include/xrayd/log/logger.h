@@ -80,15 +80,25 @@ public:
     }
 
     template <typename... Args>
-    void trace(fmt::format_string<Args...> f, Args&&... a) noexcept { log(LogLevel::trace, f, std::forward<Args>(a)...); }
+    void trace(fmt::format_string<Args...> f, Args&&... a) noexcept {
+        log(LogLevel::trace, f, std::forward<Args>(a)...);
+    }
     template <typename... Args>
-    void debug(fmt::format_string<Args...> f, Args&&... a) noexcept { log(LogLevel::debug, f, std::forward<Args>(a)...); }
+    void debug(fmt::format_string<Args...> f, Args&&... a) noexcept {
+        log(LogLevel::debug, f, std::forward<Args>(a)...);
+    }
     template <typename... Args>
-    void info(fmt::format_string<Args...> f, Args&&... a) noexcept { log(LogLevel::info, f, std::forward<Args>(a)...); }
+    void info(fmt::format_string<Args...> f, Args&&... a) noexcept {
+        log(LogLevel::info, f, std::forward<Args>(a)...);
+    }
     template <typename... Args>
-    void warn(fmt::format_string<Args...> f, Args&&... a) noexcept { log(LogLevel::warn, f, std::forward<Args>(a)...); }
+    void warn(fmt::format_string<Args...> f, Args&&... a) noexcept {
+        log(LogLevel::warn, f, std::forward<Args>(a)...);
+    }
     template <typename... Args>
-    void error(fmt::format_string<Args...> f, Args&&... a) noexcept { log(LogLevel::error, f, std::forward<Args>(a)...); }
+    void error(fmt::format_string<Args...> f, Args&&... a) noexcept {
+        log(LogLevel::error, f, std::forward<Args>(a)...);
+    }
 
 private:
     void write_line(LogLevel level, std::string_view message) noexcept;

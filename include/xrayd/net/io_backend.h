@@ -52,9 +52,8 @@ struct IoUringSupport {
 // despite the probe (e.g. memory) is logged at Warn and the epoll backend is built instead.
 // Start-up only. `support` is the result of one probe_io_uring() call (tests pass a fake one).
 [[nodiscard]] std::unique_ptr<Receiver> make_receiver(IoBackend requested, UniqueFd socket,
-                                                      DatagramHandler& handler,
-                                                      Counters& counters, Logger& logger,
-                                                      ReceiverOptions options,
+                                                      DatagramHandler& handler, Counters& counters,
+                                                      Logger& logger, ReceiverOptions options,
                                                       const IoUringSupport& support);
 
 // The CPUs this process may run on (sched_getaffinity), ascending; {0} if that fails.

@@ -22,7 +22,7 @@ struct Datagram {
     // only valid during the on_datagrams() call that delivered them.
     char* data;
     std::size_t len;  // may be 0: an empty datagram is delivered too
-    bool truncated;  // the datagram was larger than the slot (MSG_TRUNC); `len` is the slot size
+    bool truncated;   // the datagram was larger than the slot (MSG_TRUNC); `len` is the slot size
     // No later than the datagram's arrival: when the receiver read it, or, after a paced
     // sleep (DeliveryPace), when that sleep began, so a batcher's linger counts the sleep too.
     TimePoint received_at;

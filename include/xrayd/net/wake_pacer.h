@@ -15,7 +15,8 @@ namespace xrayd {
 // receiver that wakes per arrival spends most of its time waking. The pacer estimates the
 // arrival rate and, while datagrams keep coming, sleeps for the time `wanted` of them take to
 // arrive, so one wake-up hands over about what the consumer needs (a batch's worth). Bounds:
-// - at most `hold_limit` (half the batcher's linger, see DeliveryHint in flow_control.h): with the sleep counted
+// - at most `hold_limit` (half the batcher's linger, see DeliveryHint in flow_control.h): with the
+// sleep counted
 //   in received_at, pacing never makes a segment wait longer than the batcher would have;
 // - at most the time `capacity` datagrams take: a wake-up must not collect more than the
 //   receive slots take in one round;
@@ -28,7 +29,8 @@ class WakePacer {
 public:
     static constexpr Duration min_sleep = std::chrono::milliseconds(1);
 
-    explicit WakePacer(std::size_t capacity) noexcept : capacity_(std::max<std::size_t>(capacity, 1)) {}
+    explicit WakePacer(std::size_t capacity) noexcept
+        : capacity_(std::max<std::size_t>(capacity, 1)) {}
 
     // After a wake-up at `now` that collected `datagrams`: how long to sleep before collecting
     // again; zero means wait for the first arrival.

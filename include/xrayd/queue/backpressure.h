@@ -12,7 +12,8 @@ enum class Backpressure {
 };
 
 // "drop-newest" / "drop-oldest" (the flag and config spelling); nullopt for anything else.
-[[nodiscard]] constexpr std::optional<Backpressure> parse_backpressure(std::string_view text) noexcept {
+[[nodiscard]] constexpr std::optional<Backpressure> parse_backpressure(
+    std::string_view text) noexcept {
     if (text == "drop-newest") {
         return Backpressure::drop_newest;
     }

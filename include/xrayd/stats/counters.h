@@ -21,50 +21,51 @@ enum class CounterKind {
 };
 
 // X(name, kind, help). Names are snake_case and stable: they appear in logs and metrics.
-#define XRAYD_COUNTERS(X)                                                                        \
-    X(datagrams_received, received, "UDP datagrams read from the socket(s)")                     \
-    X(rejected_missing_header, rejected, "datagram has no newline after the header")             \
-    X(rejected_bad_header, rejected, "header is not {\"format\":\"json\",\"version\":1}")        \
-    X(rejected_missing_body, rejected, "header without a segment document")                      \
-    X(rejected_bad_json, rejected, "segment document is not one valid JSON object")              \
-    X(rejected_invalid_segment, rejected, "segment document lacks or has an invalid required field") \
-    X(rejected_too_large, rejected, "datagram larger than the receive slot")                     \
+#define XRAYD_COUNTERS(X)                                                                         \
+    X(datagrams_received, received, "UDP datagrams read from the socket(s)")                      \
+    X(rejected_missing_header, rejected, "datagram has no newline after the header")              \
+    X(rejected_bad_header, rejected, "header is not {\"format\":\"json\",\"version\":1}")         \
+    X(rejected_missing_body, rejected, "header without a segment document")                       \
+    X(rejected_bad_json, rejected, "segment document is not one valid JSON object")               \
+    X(rejected_invalid_segment, rejected,                                                         \
+      "segment document lacks or has an invalid required field")                                  \
+    X(rejected_too_large, rejected, "datagram larger than the receive slot")                      \
     X(rejected_bad_otlp_udp, rejected, "T1S/T1U document whose payload is not base64 OTLP")       \
     X(rejected_by_xray, rejected, "segments X-Ray returned in UnprocessedTraceSegments")          \
     X(rejected_request_invalid, rejected, "segments in requests X-Ray refused as invalid (400)")  \
-    X(rejected_request_denied, rejected, "segments in requests X-Ray refused: auth (401/403)")   \
-    X(rejected_request_too_large, rejected, "segments in requests X-Ray refused as too large")   \
-    X(rejected_request_other, rejected, "segments in requests refused with another final 4xx")  \
-    X(dropped_buffer_full, dropped, "segments dropped because the memory limit was reached")     \
-    X(dropped_queue_full, dropped, "segments dropped because the hand-off queue was full")       \
-    X(dropped_gave_up, dropped, "segments given up after retrying past the retry budget")        \
-    X(segments_sent, sent, "segments accepted by X-Ray (or written to the local sink)")          \
+    X(rejected_request_denied, rejected, "segments in requests X-Ray refused: auth (401/403)")    \
+    X(rejected_request_too_large, rejected, "segments in requests X-Ray refused as too large")    \
+    X(rejected_request_other, rejected, "segments in requests refused with another final 4xx")    \
+    X(dropped_buffer_full, dropped, "segments dropped because the memory limit was reached")      \
+    X(dropped_queue_full, dropped, "segments dropped because the hand-off queue was full")        \
+    X(dropped_gave_up, dropped, "segments given up after retrying past the retry budget")         \
+    X(segments_sent, sent, "segments accepted by X-Ray (or written to the local sink)")           \
     X(kernel_drops, info, "datagrams the kernel dropped before xrayd read them (SO_MEMINFO)")     \
-    X(receivers_failed, info, "receiver threads stopped by a fatal epoll/io_uring error")       \
+    X(receivers_failed, info, "receiver threads stopped by a fatal epoll/io_uring error")         \
     X(ring_buffers_exhausted, info, "times the io_uring buffer ring ran empty (none lost)")       \
-    X(batches_sent, info, "PutTraceSegments batches accepted")                                   \
-    X(upload_requests, info, "PutTraceSegments requests made, retries included")                 \
-    X(upload_retries, info, "PutTraceSegments requests scheduled again after a failure")         \
-    X(backend_timeout, info, "X-Ray requests that timed out")                                    \
-    X(backend_connection_refused, info, "X-Ray requests whose connection was refused")           \
-    X(backend_http_4xx, info, "X-Ray responses with an HTTP 4xx status")                         \
-    X(backend_http_5xx, info, "X-Ray responses with an HTTP 5xx status")                         \
-    X(backend_unknown_host, info, "X-Ray requests whose host name did not resolve")              \
-    X(backend_other, info, "X-Ray requests that failed for another reason")                      \
-    X(proxy_forwarded, info, "sampling proxy requests relayed to X-Ray (any status)")            \
-    X(proxy_upstream_error, info, "proxy requests X-Ray could not be reached for (502/504)")     \
-    X(proxy_not_allowed, info, "sampling proxy requests refused: path or method not allowed")    \
-    X(proxy_too_large, info, "sampling proxy requests refused: body over the limit (413)")       \
-    X(proxy_no_credentials, info, "proxy requests refused: no credentials or signing failed")    \
+    X(batches_sent, info, "PutTraceSegments batches accepted")                                    \
+    X(upload_requests, info, "PutTraceSegments requests made, retries included")                  \
+    X(upload_retries, info, "PutTraceSegments requests scheduled again after a failure")          \
+    X(backend_timeout, info, "X-Ray requests that timed out")                                     \
+    X(backend_connection_refused, info, "X-Ray requests whose connection was refused")            \
+    X(backend_http_4xx, info, "X-Ray responses with an HTTP 4xx status")                          \
+    X(backend_http_5xx, info, "X-Ray responses with an HTTP 5xx status")                          \
+    X(backend_unknown_host, info, "X-Ray requests whose host name did not resolve")               \
+    X(backend_other, info, "X-Ray requests that failed for another reason")                       \
+    X(proxy_forwarded, info, "sampling proxy requests relayed to X-Ray (any status)")             \
+    X(proxy_upstream_error, info, "proxy requests X-Ray could not be reached for (502/504)")      \
+    X(proxy_not_allowed, info, "sampling proxy requests refused: path or method not allowed")     \
+    X(proxy_too_large, info, "sampling proxy requests refused: body over the limit (413)")        \
+    X(proxy_no_credentials, info, "proxy requests refused: no credentials or signing failed")     \
     X(listener_bad_request_head, info, "proxy/admin request heads refused (400/431): malformed")  \
-    X(listener_head_timeout, info, "proxy/admin connections cut: head not whole in time (408)")  \
+    X(listener_head_timeout, info, "proxy/admin connections cut: head not whole in time (408)")   \
     X(listener_connections_shed, info, "proxy/admin connections closed or refused at the limits") \
-    X(telemetry_records_sent, info, "telemetry records accepted by PutTelemetryRecords")         \
-    X(telemetry_records_dropped, info, "telemetry records dropped from the full queue of 30")    \
+    X(telemetry_records_sent, info, "telemetry records accepted by PutTelemetryRecords")          \
+    X(telemetry_records_dropped, info, "telemetry records dropped from the full queue of 30")     \
     X(telemetry_send_failures, info, "PutTelemetryRecords calls that failed (records re-queued)") \
-    X(dropped_oldest, dropped, "segments of the oldest held batches given up (drop-oldest)")     \
-    X(unprocessed_retried, info, "unprocessed segments with a transient error code sent again")  \
-    X(upload_throttled, info, "PutTraceSegments answers that were throttled")                   \
+    X(dropped_oldest, dropped, "segments of the oldest held batches given up (drop-oldest)")      \
+    X(unprocessed_retried, info, "unprocessed segments with a transient error code sent again")   \
+    X(upload_throttled, info, "PutTraceSegments answers that were throttled")                     \
     X(received_otlp_udp, info, "accepted OTLP-over-UDP (T1S/T1U) documents, forwarded verbatim")
 
 enum class Counter : std::size_t {

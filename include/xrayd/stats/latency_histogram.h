@@ -16,7 +16,7 @@ namespace xrayd {
 // be off by the observations in flight, which Prometheus tolerates).
 class LatencyHistogram {
 public:
-    static constexpr std::array<double, 12> bounds_seconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    static constexpr std::array<double, 12> bounds_seconds{0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
                                                            0.5,   1.0,  2.5,   5.0,  10.0, 30.0};
     static constexpr std::size_t bucket_count = bounds_seconds.size() + 1;  // + the +Inf bucket
 

@@ -53,7 +53,7 @@ private:
     UniqueFd out_;
     bool regular_file_;      // out_ can be truncated back to a line start
     off_t line_start_ = -1;  // offset of the head line in a regular file
-    UniqueFd wake_;  // eventfd
+    UniqueFd wake_;          // eventfd
     Counters& counters_;
     Logger& logger_;
     std::deque<Batch> queue_;

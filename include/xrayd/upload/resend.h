@@ -23,8 +23,8 @@ enum class RebuildErrc {
 [[nodiscard]] std::string_view to_string(RebuildErrc errc) noexcept;
 
 struct RebuiltBatch {
-    Batch batch;            // sealed; empty when no document could be kept
-    std::size_t lost = 0;   // documents given up: the budget had no room for them
+    Batch batch;           // sealed; empty when no document could be kept
+    std::size_t lost = 0;  // documents given up: the budget had no room for them
 };
 
 // Builds a sealed batch of the documents at `indexes` (positions in `original`'s body, which

@@ -8,7 +8,6 @@
 #include <string>
 #include <string_view>
 
-#include <xrayd/stats/latency_histogram.h>
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
 #include <xrayd/common/time.h>
@@ -18,13 +17,14 @@
 #include <xrayd/queue/backpressure.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
+#include <xrayd/stats/latency_histogram.h>
 
 namespace xrayd {
 
 struct UploaderOptions {
-    std::string endpoint;              // base URL, e.g. "https://xray.us-east-2.amazonaws.com"
+    std::string endpoint;  // base URL, e.g. "https://xray.us-east-2.amazonaws.com"
     std::string region;
-    int concurrency = 8;               // requests in flight
+    int concurrency = 8;  // requests in flight
     std::chrono::milliseconds request_timeout{5000};
     // Proxy, TLS trust and User-Agent; its timeouts are replaced by request_timeout.
     TransportOptions transport;
@@ -109,7 +109,8 @@ public:
     // Changes the per-batch retry budget and the per-request timeout (SIGHUP reload). Any
     // thread; the budget applies at a batch's next failure, the timeout to requests that start
     // afterwards. Non-positive values are ignored.
-    void set_retry_settings(Duration retry_budget, std::chrono::milliseconds request_timeout) noexcept;
+    void set_retry_settings(Duration retry_budget,
+                            std::chrono::milliseconds request_timeout) noexcept;
 
 private:
     struct State;  // src/upload/uploader.cpp: the parts (JobQueues, TransferPool, AnswerHandler)

@@ -54,7 +54,9 @@ enum class FailureClass { timeout, connection_refused, unknown_host, http_4xx, h
 
 // A transport failure (no HTTP status) is always retryable: it never means X-Ray refused the
 // batch, only that it was not delivered. Kept as a function so the rule is stated once.
-[[nodiscard]] constexpr bool transport_failure_is_retryable(CURLcode) noexcept { return true; }
+[[nodiscard]] constexpr bool transport_failure_is_retryable(CURLcode) noexcept {
+    return true;
+}
 
 // Delay before retry number `retry` (0 for the first retry): exponential back-off with full
 // jitter, drawn uniformly from [base, min(cap, base * 2^retry)] with `unit_random` in [0, 1).

@@ -40,11 +40,8 @@ struct XRayTarget {
 // header set, every line the same length: same credentials and host) its lines are rewritten
 // in place; otherwise it is rebuilt. Keep one list per transfer slot and pass it again.
 // IMPORTANT: `out` must not be in use by a running transfer (it is rewritten either way).
-[[nodiscard]] Result<void, std::string> build_signed_headers(SigV4Signer& signer,
-                                                             const XRayTarget& target,
-                                                             std::string_view body,
-                                                             const Credentials& credentials,
-                                                             WallClock::time_point now,
-                                                             CurlSlist& out) noexcept;
+[[nodiscard]] Result<void, std::string> build_signed_headers(
+    SigV4Signer& signer, const XRayTarget& target, std::string_view body,
+    const Credentials& credentials, WallClock::time_point now, CurlSlist& out) noexcept;
 
 }  // namespace xrayd

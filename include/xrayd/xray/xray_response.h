@@ -44,7 +44,7 @@ enum class ResponseErrc {
 // X-Ray's error, from a non-2xx body (`__type` or `code`, `message` or `Message`) and the
 // x-amzn-ErrorType header. Fields are empty when absent or when the body is not JSON.
 struct XRayError {
-    std::string type;     // bare name: "ThrottlingException", "InvalidRequestException", ...
+    std::string type;  // bare name: "ThrottlingException", "InvalidRequestException", ...
     std::string message;
 };
 
