@@ -1,31 +1,16 @@
 // HttpExchange: one blocking request on a reusable easy handle, capped and cancellable.
 #include <xrayd/http/exchange.h>
 
-#include <strings.h>
-
 #include <cstddef>
 #include <string>
 
 #include <fmt/format.h>
 
+#include <xrayd/http/header_text.h>
+
 namespace xrayd {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 // Where the callbacks put one response, and the caps they enforce.
 struct ResponseSink {
@@ -64,8 +49,8 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
         if (line.substr(0, 5) == "HTTP/") {
             response->headers.clear();  // a new response (redirect, 100-continue, CONNECT)
         } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
-            response->headers.emplace_back(std::string(trim(line.substr(0, colon))),
-                                           std::string(trim(line.substr(colon + 1))));
+            response->headers.emplace_back(std::string(trim_header_text(line.substr(0, colon))),
+                                           std::string(trim_header_text(line.substr(colon + 1))));
         }
     } catch (...) {
         return 0;
@@ -128,7 +113,7 @@ HttpError transfer_error(CURLcode rc, long os_errno, const char* error_buffer,
 
 std::string_view HttpResponse::header(std::string_view name) const noexcept {
     for (const auto& [key, value] : headers) {
-        if (iequals(key, name)) {
+        if (ascii_iequals(key, name)) {
             return value;
         }
     }

@@ -1,7 +1,7 @@
 // The strict request-head checks of ConnectionGate (RFC 9110 and RFC 9112).
 #include <xrayd/http/request_head.h>
 
-#include <strings.h>
+#include <xrayd/http/header_text.h>
 
 namespace xrayd {
 namespace {
@@ -63,20 +63,6 @@ bool is_target_char(unsigned char c) noexcept {
     case '?': return true;
     default: return false;
     }
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 // RFC 9110 5.5 field-value: VCHAR, obs-text, SP and HT; nothing else (no CR, LF, NUL, DEL).
@@ -207,9 +193,9 @@ HeadCheck check_request_head(std::string_view head, const RequestHeadRules& rule
             return bad("a control byte in a header value");
         }
         const std::string_view value = trim_ows(raw_value);
-        if (iequals(name, "Host")) {
+        if (ascii_iequals(name, "Host")) {
             ++hosts;
-        } else if (iequals(name, "Content-Length")) {
+        } else if (ascii_iequals(name, "Content-Length")) {
             if (++lengths > 1) {
                 return bad("Content-Length given more than once");
             }
@@ -217,11 +203,11 @@ HeadCheck check_request_head(std::string_view head, const RequestHeadRules& rule
                 return bad("Content-Length is not a decimal number");
             }
             nonzero_length = value.find_first_not_of('0') != std::string_view::npos;
-        } else if (iequals(name, "Transfer-Encoding")) {
+        } else if (ascii_iequals(name, "Transfer-Encoding")) {
             if (++encodings > 1) {
                 return bad("Transfer-Encoding given more than once");
             }
-            if (!iequals(value, "chunked")) {
+            if (!ascii_iequals(value, "chunked")) {
                 return bad("a transfer coding other than chunked");
             }
         }

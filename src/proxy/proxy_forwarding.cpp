@@ -1,66 +1,40 @@
 // Sampling proxy forwarding: header rules, SigV4 re-signing and the upstream exchange.
 #include "proxy_forwarding.h"
 
-#include <strings.h>
-
 #include <algorithm>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/http/header_text.h>
 #include <xrayd/http/request_head.h>
 
 namespace xrayd {
 
-namespace proxy_detail {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
-    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
-}
-
-}  // namespace proxy_detail
-
 namespace {
-
-using proxy_detail::iequals;
-using proxy_detail::istarts_with;
 
 constexpr std::size_t max_idle_upstream_handles = 4;  // Go: MaxIdleConnsPerHost 2
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 // Hop-by-hop headers (RFC 9110 7.6.1 and the ones Go's reverse proxy also strips).
 bool is_hop_by_hop(std::string_view name) noexcept {
-    return iequals(name, "Connection") || iequals(name, "Keep-Alive") ||
-           istarts_with(name, "Proxy-") || iequals(name, "TE") || iequals(name, "Trailer") ||
-           iequals(name, "Transfer-Encoding") || iequals(name, "Upgrade");
+    return ascii_iequals(name, "Connection") || ascii_iequals(name, "Keep-Alive") ||
+           ascii_istarts_with(name, "Proxy-") || ascii_iequals(name, "TE") ||
+           ascii_iequals(name, "Trailer") || ascii_iequals(name, "Transfer-Encoding") ||
+           ascii_iequals(name, "Upgrade");
 }
 
 // The comma-separated tokens of every Connection header: more hop-by-hop header names.
 std::vector<std::string> connection_tokens(const std::vector<ForwardHeader>& headers) {
     std::vector<std::string> tokens;
     for (const ForwardHeader& h : headers) {
-        if (!iequals(h.name, "Connection")) {
+        if (!ascii_iequals(h.name, "Connection")) {
             continue;
         }
         std::string_view rest = h.value;
         while (!rest.empty()) {
             const std::size_t comma = rest.find(',');
-            const std::string_view token = trim(rest.substr(0, comma));
+            const std::string_view token = trim_header_text(rest.substr(0, comma));
             if (!token.empty()) {
                 tokens.emplace_back(token);
             }
@@ -78,8 +52,8 @@ bool build_upstream_headers(const BaseUrl& upstream, const std::vector<ForwardHe
     bool has_accept = false;
     bool has_content_type = false;
     for (const ForwardHeader& h : headers) {
-        has_accept = has_accept || iequals(h.name, "Accept");
-        has_content_type = has_content_type || iequals(h.name, "Content-Type");
+        has_accept = has_accept || ascii_iequals(h.name, "Accept");
+        has_content_type = has_content_type || ascii_iequals(h.name, "Content-Type");
         // "Name;" is how curl sends a header with an empty value.
         ok = ok && list.append(h.value.empty() ? fmt::format("{};", h.name).c_str()
                                                : fmt::format("{}: {}", h.name, h.value).c_str());
@@ -112,9 +86,9 @@ std::vector<ForwardHeader> relayable_headers(HttpHeaderList& upstream_headers) {
     std::vector<ForwardHeader> relayed;
     const std::vector<std::string> named = connection_tokens(all);
     for (ForwardHeader& h : all) {
-        if (is_hop_by_hop(h.name) || iequals(h.name, "Content-Length") ||
+        if (is_hop_by_hop(h.name) || ascii_iequals(h.name, "Content-Length") ||
             std::any_of(named.begin(), named.end(),
-                        [&](const std::string& token) { return iequals(token, h.name); })) {
+                        [&](const std::string& token) { return ascii_iequals(token, h.name); })) {
             continue;
         }
         relayed.push_back(std::move(h));
@@ -155,14 +129,14 @@ std::vector<ForwardHeader> forwardable_headers(const std::vector<ForwardHeader>&
     std::vector<ForwardHeader> out;
     out.reserve(client_headers.size());
     for (const ForwardHeader& h : client_headers) {
-        if (is_hop_by_hop(h.name) || iequals(h.name, "Host") || iequals(h.name, "Content-Length") ||
-            iequals(h.name, "Expect") || iequals(h.name, "X-Forwarded-For") ||
-            iequals(h.name, "Authorization") || iequals(h.name, "X-Amz-Date") ||
-            iequals(h.name, "X-Amz-Security-Token")) {
+        if (is_hop_by_hop(h.name) || ascii_iequals(h.name, "Host") ||
+            ascii_iequals(h.name, "Content-Length") || ascii_iequals(h.name, "Expect") ||
+            ascii_iequals(h.name, "X-Forwarded-For") || ascii_iequals(h.name, "Authorization") ||
+            ascii_iequals(h.name, "X-Amz-Date") || ascii_iequals(h.name, "X-Amz-Security-Token")) {
             continue;
         }
         if (std::any_of(named.begin(), named.end(),
-                        [&](const std::string& token) { return iequals(token, h.name); })) {
+                        [&](const std::string& token) { return ascii_iequals(token, h.name); })) {
             continue;
         }
         out.push_back(h);
@@ -171,7 +145,8 @@ std::vector<ForwardHeader> forwardable_headers(const std::vector<ForwardHeader>&
 }
 
 bool is_signed_proxy_header(std::string_view name) noexcept {
-    return iequals(name, "Host") || iequals(name, "Content-Type") || istarts_with(name, "x-amz-");
+    return ascii_iequals(name, "Host") || ascii_iequals(name, "Content-Type") ||
+           ascii_istarts_with(name, "x-amz-");
 }
 
 namespace proxy_detail {

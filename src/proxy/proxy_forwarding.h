@@ -21,10 +21,6 @@
 
 namespace xrayd::proxy_detail {
 
-// ASCII case-insensitive comparisons of header names and URL schemes.
-[[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
-[[nodiscard]] bool istarts_with(std::string_view text, std::string_view prefix) noexcept;
-
 // One client request as the server collected it; borrowed for one forward() call.
 struct ClientRequest {
     std::string_view method;
