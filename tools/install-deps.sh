@@ -7,7 +7,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++
   # libraries (see meson.build)
-  liburing-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev libfmt-dev libyaml-cpp-dev
+  liburing-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev libfmt-dev libyaml-cpp-dev zlib1g-dev
   libmicrohttpd-dev libsystemd-dev ca-certificates
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl
