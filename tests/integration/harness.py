@@ -197,6 +197,8 @@ def xrayd_binary():
 SUMMARY_RE = re.compile(r"\[Info\] Exit summary: (.*)$")
 LISTEN_RE = re.compile(r"\[Debug\] Listening on UDP 127\.0\.0\.1:(\d+)")
 SENT_RE = re.compile(r"Successfully sent batch of (\d+) segments \(\d+\.\d{3} seconds\)")
+ADMIN_RE = re.compile(r"Admin http server on 127\.0\.0\.1:(\d+)")
+METRIC_RE = re.compile(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$")
 
 
 class Xrayd:
@@ -294,6 +296,19 @@ class Xrayd:
         if len(found) != 1:
             return None
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].group(1))}
+
+    def metrics(self):
+        """The daemon's /metrics now, as {name or name{labels}: float} (the admin listener is on
+        for every Xrayd here: --admin-address 127.0.0.1:0)."""
+        port = int(self.wait_for_line(ADMIN_RE).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        found = (METRIC_RE.match(line) for line in text.splitlines() if not line.startswith("#"))
+        return {m.group(1): float(m.group(2)) for m in found if m}
 
     def sent_batch_sizes(self):
         return [int(m.group(1)) for m in (SENT_RE.search(line) for line in self.lines) if m]

@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 TCP_RE = re.compile(r"\[Debug\] Listening on TCP 127\.0\.0\.1:(\d+)")
-ADMIN_RE = re.compile(r"Admin http server on 127\.0\.0\.1:(\d+)")
 
 HEAD_DEADLINE = 10.0  # default_head_timeout in include/xrayd/http/connection_gate.h
 MARGIN = 3.0          # scheduling slack on a loaded machine, on top of a deadline
@@ -32,7 +31,7 @@ class Context:
         self.fake = fake
         self.daemon = daemon
         self.proxy_port = int(daemon.wait_for_line(TCP_RE).group(1))
-        self.admin_port = int(daemon.wait_for_line(ADMIN_RE).group(1))
+        self.admin_port = int(daemon.wait_for_line(harness.ADMIN_RE).group(1))
 
     def forwarded(self):
         """How many requests the endpoint has received, by path."""
