@@ -75,6 +75,7 @@ HttpErrc classify(CURLcode rc) noexcept {
 // (the flag is the truth) or whose deadline passed is noticed within this.
 constexpr int max_poll_ms = 200;
 constexpr std::string_view cancelled_message = "cancelled by shutdown";
+constexpr std::string_view deadline_message = "the deadline passed before the request was sent";
 
 HttpError error_of(HttpErrc code, std::string message) {
     HttpError e;
@@ -129,7 +130,10 @@ CURLcode HttpExchange::run_transfer(const Cancellation* cancel) noexcept {
     CURLcode result = CURLE_OK;
     while (true) {
         if (is_cancelled(cancel)) {
-            result = CURLE_ABORTED_BY_CALLBACK;  // stands for "cancelled": no callback aborts
+            // ABORTED_BY_CALLBACK stands for "cancelled" (no callback aborts); a deadline that
+            // passed is the caller's time running out: a timeout.
+            result =
+                cancel->cancel_requested() ? CURLE_ABORTED_BY_CALLBACK : CURLE_OPERATION_TIMEDOUT;
             break;
         }
         int running = 0;
@@ -171,7 +175,12 @@ Result<HttpResponse, HttpError> HttpExchange::perform(const ExchangeRequest& req
                                                       const Cancellation* cancel) noexcept {
     try {
         if (is_cancelled(cancel)) {
-            return fail(error_of(HttpErrc::cancelled, std::string(cancelled_message)));
+            if (cancel->cancel_requested()) {
+                return fail(error_of(HttpErrc::cancelled, std::string(cancelled_message)));
+            }
+            HttpError e = error_of(HttpErrc::timeout, std::string(deadline_message));
+            e.curl_code = CURLE_OPERATION_TIMEDOUT;
+            return fail(std::move(e));
         }
         if (request.transport == nullptr) {
             return fail(error_of(HttpErrc::other, "no transport options given"));

@@ -116,7 +116,7 @@ TEST_CASE("HttpExchange returns the final answer's status, body and headers by a
     CHECK(answer.value().header("X-Absent").empty());
 }
 
-TEST_CASE("a deadline set while a request waits ends it, with HttpErrc::cancelled") {
+TEST_CASE("a deadline set while a request waits ends it as a timeout") {
     CurlGlobal curl = CurlGlobal::init();
     HttpTestServer server;
     ScriptedResponse hang = scripted(200, "{}");
@@ -134,15 +134,22 @@ TEST_CASE("a deadline set while a request waits ends it, with HttpErrc::cancelle
     auto answer = exchange.perform(request, cancel.get());
     const auto took = Clock::now() - start;
     REQUIRE_FALSE(answer.ok());
-    CHECK(answer.error().code == HttpErrc::cancelled);
+    CHECK(answer.error().code == HttpErrc::timeout);
+    CHECK(answer.error().curl_code == CURLE_OPERATION_TIMEDOUT);
     CHECK(took >= 300ms);
     CHECK(took < 15s);  // not the 20 s total timeout: the deadline ended it
     CHECK(server.request_count() == 1);
     // Past the deadline nothing more is sent.
     auto later = exchange.perform(request, cancel.get());
     REQUIRE_FALSE(later.ok());
-    CHECK(later.error().code == HttpErrc::cancelled);
+    CHECK(later.error().code == HttpErrc::timeout);
+    CHECK(later.error().message == "the deadline passed before the request was sent");
     CHECK(server.request_count() == 1);
+    // An explicit cancel() says so, deadline or not.
+    cancel->cancel();
+    auto cancelled = exchange.perform(request, cancel.get());
+    REQUIRE_FALSE(cancelled.ok());
+    CHECK(cancelled.error().code == HttpErrc::cancelled);
 }
 
 TEST_CASE("Cancellation::cancel_at keeps the earliest deadline") {

@@ -385,7 +385,7 @@ TEST_CASE("a periodic telemetry call hung at shutdown is aborted once the deadli
     const auto started = std::chrono::steady_clock::now();
     telemetry->stop(Clock::now() + 200ms);
     const auto took = std::chrono::steady_clock::now() - started;
-    // libcurl's progress callback runs at least once a second: the deadline plus a second.
+    // The exchange notices the deadline within 200 ms: the deadline plus well under a second.
     CHECK(took < 200ms + 1500ms);
     CHECK(f.counters.get(Counter::telemetry_send_failures) >= 1);
     CHECK(f.log.contains("[Debug] telemetry: done!"));

@@ -25,10 +25,16 @@ public:
     // Cancelled from `deadline` on (the earliest of several wins). Nothing wakes the fd then: a
     // waiter that honours a deadline polls cancelled() at an interval (HttpExchange: 200 ms).
     void cancel_at(TimePoint deadline) noexcept;
+    // cancel() ran, or the deadline has passed.
     [[nodiscard]] bool cancelled() const noexcept {
-        if (cancelled_.load(std::memory_order_acquire)) {
-            return true;
-        }
+        return cancel_requested() || deadline_passed();
+    }
+    // cancel() ran (a waiter reports "cancelled").
+    [[nodiscard]] bool cancel_requested() const noexcept {
+        return cancelled_.load(std::memory_order_acquire);
+    }
+    // The deadline of cancel_at() has passed (a waiter reports a timeout: time ran out).
+    [[nodiscard]] bool deadline_passed() const noexcept {
         const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
         return deadline != no_deadline && Clock::now().time_since_epoch().count() >= deadline;
     }

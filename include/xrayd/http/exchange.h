@@ -59,7 +59,8 @@ struct HttpResponse {
 };
 
 // too_large: the body passed ExchangeRequest::max_body or the headers max_response_header_bytes.
-// cancelled: the Cancellation fired (shutdown, or its deadline passed).
+// cancelled: the Cancellation fired (cancel()); timeout: the transfer's or the Cancellation's
+// deadline passed.
 enum class HttpErrc { timeout, connect, resolve, tls, too_large, cancelled, other };
 
 struct HttpError {
@@ -82,7 +83,8 @@ public:
 
     // Performs `request` and returns the response, whatever its status, or a transport error.
     // `cancel` (may be null: never cancelled) ends the request at once when it fires (its fd
-    // wakes the wait), or within 200 ms when its deadline passes. Never throws.
+    // wakes the wait): HttpErrc::cancelled; or within 200 ms once its deadline passes:
+    // HttpErrc::timeout with CURLE_OPERATION_TIMEDOUT, as the caller's time ran out. Never throws.
     [[nodiscard]] Result<HttpResponse, HttpError> perform(const ExchangeRequest& request,
                                                           const Cancellation* cancel) noexcept;
 
