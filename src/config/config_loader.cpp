@@ -466,6 +466,9 @@ private:
             }
             c.queue.backpressure = *policy;
         }
+        if (auto e = spool_settings(flags, fv, file, c.spool); !e.empty()) {
+            return e;
+        }
         for (std::string e :
              {duration(flags.ready_failure_threshold, fv.ready_failure_threshold,
                        "ReadyFailureThreshold", milliseconds{1}, c.admin.ready_failure_threshold),
@@ -487,6 +490,54 @@ private:
         }
         if (flags.log_rotation_bytes) {
             c.log.rotation_bytes = *flags.log_rotation_bytes;
+        }
+        return {};
+    }
+
+    // --spool-dir, --spool-max-bytes, --spool-mode, --spool-sync; "" or the error message.
+    static std::string spool_settings(const CliFlags& flags, const config_file::FileValues& fv,
+                                      const std::filesystem::path& file, spool::SpoolConfig& s) {
+        s.dir = pick(flags.spool_dir, fv.spool_dir, std::string());
+        if (flags.spool_max_bytes || fv.spool_max_bytes) {
+            constexpr std::uint64_t min = config_limits::min_spool_bytes;
+            constexpr std::uint64_t max = config_limits::max_spool_bytes;
+            // The flag parser took only a positive value; a file value may be any int.
+            const std::int64_t file_bytes = fv.spool_max_bytes.value_or(0);
+            const bool negative = !flags.spool_max_bytes && file_bytes < 0;
+            const std::uint64_t bytes = flags.spool_max_bytes
+                                            ? *flags.spool_max_bytes
+                                            : static_cast<std::uint64_t>(file_bytes);
+            const std::string what =
+                flags.spool_max_bytes
+                    ? fmt::format("--spool-max-bytes {}", bytes)
+                    : fmt::format("Xrayd.SpoolMaxBytes {} in {}", file_bytes, file.string());
+            if (negative || bytes < min) {
+                return fmt::format("{} is too small: the spool writes files of a few MiB, so it "
+                                   "must be at least {} bytes (1 MiB).",
+                                   what, min);
+            }
+            if (bytes > max) {
+                return fmt::format("{} is too large: it must be at most {} bytes (1 PiB).", what,
+                                   max);
+            }
+            s.max_bytes = bytes;
+        }
+        if (const auto name = flags.spool_mode ? flags.spool_mode : fv.spool_mode) {
+            const auto mode = spool::parse_spool_mode(*name);
+            if (!mode) {
+                return fmt::format("{} \"{}\" is not a spool mode: use overflow or write-ahead.",
+                                   flags.spool_mode ? "--spool-mode" : "Xrayd.SpoolMode", *name);
+            }
+            s.mode = *mode;
+        }
+        if (const auto name = flags.spool_sync ? flags.spool_sync : fv.spool_sync) {
+            const auto sync = spool::parse_spool_sync(*name);
+            if (!sync) {
+                return fmt::format("{} \"{}\" is not a spool sync policy: use none, interval or "
+                                   "always.",
+                                   flags.spool_sync ? "--spool-sync" : "Xrayd.SpoolSync", *name);
+            }
+            s.sync = *sync;
         }
         return {};
     }

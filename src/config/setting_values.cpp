@@ -50,6 +50,12 @@ std::string show_value(IoBackend v) {
 std::string show_value(Backpressure v) {
     return std::string(to_string(v));
 }
+std::string show_value(spool::SpoolMode v) {
+    return std::string(spool::to_string(v));
+}
+std::string show_value(spool::SpoolSync v) {
+    return std::string(spool::to_string(v));
+}
 
 std::string describe_value(const std::string& v, const Setting& row) {
     return yaml_quoted(row.redact_url ? redact_url_password(v) : v);

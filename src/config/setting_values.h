@@ -21,6 +21,8 @@ namespace xrayd::config_detail {
 [[nodiscard]] std::string show_value(LogLevel v);
 [[nodiscard]] std::string show_value(IoBackend v);
 [[nodiscard]] std::string show_value(Backpressure v);
+[[nodiscard]] std::string show_value(spool::SpoolMode v);
+[[nodiscard]] std::string show_value(spool::SpoolSync v);
 
 // --check-config spelling (YAML): text double-quoted (URL password hidden when
 // row.redact_url), levels by their cfg.yaml name, quoted.

@@ -66,6 +66,7 @@ static_assert(member_count<AwsConfig>() == rows_in("aws"));
 static_assert(member_count<NetConfig>() == rows_in("net"));
 static_assert(member_count<BatchConfig>() == rows_in("batch"));
 static_assert(member_count<QueueConfig>() == rows_in("queue"));
+static_assert(member_count<spool::SpoolConfig>() == rows_in("spool"));
 static_assert(member_count<UploadConfig>() == rows_in("upload"));
 // connect_timeout, total_timeout and user_agent are each client's own, not settings.
 static_assert(member_count<TransportOptions>() == rows_in("transport") + 3);
@@ -73,8 +74,8 @@ static_assert(member_count<ProxyConfig>() == rows_in("proxy"));
 static_assert(member_count<AdminConfig>() == rows_in("admin"));
 static_assert(member_count<LogConfig>() == rows_in("log"));
 static_assert(member_count<DaemonConfig>() == rows_in("daemon"));
-// Config holds the ten groups above and nothing else.
-static_assert(member_count<Config>() == 10);
+// Config holds the eleven groups above and nothing else.
+static_assert(member_count<Config>() == 11);
 
 }  // namespace
 

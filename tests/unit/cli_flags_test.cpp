@@ -200,6 +200,9 @@ TEST_CASE("flag errors carry the Go flag package's exact text") {
         {{"--receive-buffer=0"},
          "invalid value \"0\" for flag -receive-buffer: must be a positive number of bytes"},
         {{"--max-batch-bytes=x"}, "invalid value \"x\" for flag -max-batch-bytes: parse error"},
+        {{"--spool-max-bytes", "-1"},
+         "invalid value \"-1\" for flag -spool-max-bytes: must be a positive number of bytes"},
+        {{"--spool-dir"}, "flag needs an argument: -spool-dir"},
         {{"--endpoint"}, "flag needs an argument: -endpoint"},
     };
     for (const Row& row : rows) {
@@ -225,6 +228,22 @@ TEST_CASE("xrayd's long options parse with Go rules and map to their fields") {
     CHECK(f.receivers == 4);
     CHECK(f.concurrency == 16);
     CHECK(f.log_rotation_bytes == 1024u);
+}
+
+TEST_CASE("the spool options parse with Go rules and map to their fields") {
+    const CliFlags f =
+        parse_ok({"--spool-dir", "/var/lib/xrayd/spool", "-spool-max-bytes=2_097_152",
+                  "--spool-mode=write-ahead", "-spool-sync", "always"});
+    CHECK(f.spool_dir == "/var/lib/xrayd/spool");
+    CHECK(f.spool_max_bytes == 2097152u);
+    CHECK(f.spool_mode == "write-ahead");  // the loader checks the names
+    CHECK(f.spool_sync == "always");
+    const CliFlags none = parse_ok({});
+    CHECK_FALSE(none.spool_dir.has_value());
+    CHECK_FALSE(none.spool_max_bytes.has_value());
+    CHECK_FALSE(none.spool_mode.has_value());
+    CHECK_FALSE(none.spool_sync.has_value());
+    CHECK(parse_ok({"--spool-dir="}).spool_dir == "");  // given, empty: the spool stays off
 }
 
 TEST_CASE("the operations options parse: admin address, readiness, summary, check-config") {
@@ -375,7 +394,8 @@ TEST_CASE("-h prints the Go daemon's screen exactly, then xrayd's options, and e
          {"--endpoint", "--local-sink", "--ca-bundle", "--linger", "--shutdown-timeout",
           "--request-timeout", "--receive-buffer", "--max-batch-bytes", "--receivers",
           "--concurrency", "--log-rotation-bytes", "--admin-address", "--ready-failure-threshold",
-          "--summary-interval"}) {
+          "--summary-interval", "--spool-dir", "--spool-max-bytes", "--spool-mode",
+          "--spool-sync"}) {
         CHECK(usage.find(std::string("\t") + option + " ") != std::string::npos);
     }
     CHECK(usage.find("\t--check-config\t") != std::string::npos);

@@ -139,6 +139,11 @@ TEST_CASE("without any file the built-in defaults apply") {
     CHECK(c.batch.max_batch_bytes == d.batch.max_batch_bytes);
     CHECK(c.net.receivers == 0);
     CHECK(c.log.rotation_bytes == 50ull << 20);
+    CHECK(c.spool.dir.empty());
+    CHECK_FALSE(c.spool.enabled());
+    CHECK(c.spool.max_bytes == 1ull << 30);
+    CHECK(c.spool.mode == spool::SpoolMode::overflow);
+    CHECK(c.spool.sync == spool::SpoolSync::interval);
 }
 
 TEST_CASE("a full Version 2 file sets every Go setting, from -c or a default location") {
@@ -283,7 +288,10 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
                                              "  IoBackend: epoll\n  SteerByCpu: true\n"
                                              "  PinReceivers: yes\n  ProxyForwardAll: true\n"
                                              "  ProxyOptional: true\n  RetryBudget: 90s\n"
-                                             "  Backpressure: drop-oldest\n")
+                                             "  Backpressure: drop-oldest\n"
+                                             "  SpoolDir: /var/spool/x\n"
+                                             "  SpoolMaxBytes: 0x200000\n"
+                                             "  SpoolMode: write-ahead\n  SpoolSync: none\n")
                    .string()});
     CHECK(c.transport.ca_bundle == "/ca.pem");
     CHECK(c.upload.local_sink == "-");
@@ -300,6 +308,10 @@ TEST_CASE("every valid key path, xrayd's included, passes -c validation") {
     CHECK(c.proxy.optional);
     CHECK(c.upload.retry_budget == std::chrono::seconds{90});
     CHECK(c.queue.backpressure == Backpressure::drop_oldest);
+    CHECK(c.spool.dir == "/var/spool/x");
+    CHECK(c.spool.max_bytes == 0x200000u);
+    CHECK(c.spool.mode == spool::SpoolMode::write_ahead);
+    CHECK(c.spool.sync == spool::SpoolSync::none);
     CHECK(c.net.udp_address == "127.0.0.1:3000");  // the later empty Socket: {} sets nothing
 }
 
@@ -327,6 +339,10 @@ TEST_CASE("the annotated example systemd/cfg.yaml passes -c validation and sets 
     CHECK(c.net.receivers == expected.net.receivers);
     CHECK(c.upload.local_sink.empty());
     CHECK(c.transport.ca_bundle == default_ca_bundle());
+    CHECK(c.spool.dir == expected.spool.dir);  // the spool stays off
+    CHECK(c.spool.max_bytes == expected.spool.max_bytes);
+    CHECK(c.spool.mode == expected.spool.mode);
+    CHECK(c.spool.sync == expected.spool.sync);
 }
 
 TEST_CASE("unreadable or malformed files are reported with the config-flag prefix") {
@@ -593,6 +609,13 @@ TEST_CASE("xrayd's file settings are checked with messages that name the key and
         {"  RetryBudget: 0s\n", "is below the minimum of 1ms"},
         {"  IoBackend: uring\n", "Xrayd.IoBackend \"uring\" is not a receive backend: use auto, "
                                  "io_uring or epoll."},
+        {"  SpoolMode: spill\n", "Xrayd.SpoolMode \"spill\" is not a spool mode: use overflow or "
+                                 "write-ahead."},
+        {"  SpoolSync: often\n", "Xrayd.SpoolSync \"often\" is not a spool sync policy: use none, "
+                                 "interval or always."},
+        {"  SpoolMaxBytes: 1048575\n", "Xrayd.SpoolMaxBytes 1048575 in "},
+        {"  SpoolMaxBytes: -5\n", "Xrayd.SpoolMaxBytes -5 in "},
+        {"  SpoolMaxBytes: lots\n", "cannot unmarshal !!str `lots` into int"},
     };
     for (const Row& row : rows) {
         World w;
@@ -641,6 +664,62 @@ TEST_CASE("receive engine settings: defaults, flags over the file, and a bad bac
     CHECK(defaults.queue.backpressure == Backpressure::drop_newest);
     CHECK(w.run_error({"--io-backend", "kqueue"}) ==
           "--io-backend \"kqueue\" is not a receive backend: use auto, io_uring or epoll.");
+}
+
+TEST_CASE("spool settings: each flag and key, flags over the file, and bad values named") {
+    World w;
+    const Config flags =
+        w.run_ok({"--spool-dir", "/var/lib/xrayd/spool", "--spool-max-bytes", "2097152",
+                  "--spool-mode", "write-ahead", "--spool-sync", "always"});
+    CHECK(flags.spool.dir == "/var/lib/xrayd/spool");
+    CHECK(flags.spool.enabled());
+    CHECK(flags.spool.max_bytes == 2097152u);
+    CHECK(flags.spool.mode == spool::SpoolMode::write_ahead);
+    CHECK(flags.spool.sync == spool::SpoolSync::always);
+
+    const std::string file = w.file("Version: 2\nXrayd:\n  SpoolDir: /file/spool\n"
+                                    "  SpoolMaxBytes: 3145728\n  SpoolMode: write-ahead\n"
+                                    "  SpoolSync: none\n")
+                                 .string();
+    const Config keys = w.run_ok({"-c", file});
+    CHECK(keys.spool.dir == "/file/spool");
+    CHECK(keys.spool.max_bytes == 3145728u);
+    CHECK(keys.spool.mode == spool::SpoolMode::write_ahead);
+    CHECK(keys.spool.sync == spool::SpoolSync::none);
+
+    const Config both = w.run_ok({"-c", file, "--spool-dir", "", "--spool-max-bytes", "1048576",
+                                  "--spool-mode", "overflow", "--spool-sync", "interval"});
+    CHECK_FALSE(both.spool.enabled());  // an explicit empty flag turns the file's spool off
+    CHECK(both.spool.max_bytes == 1048576u);
+    CHECK(both.spool.mode == spool::SpoolMode::overflow);
+    CHECK(both.spool.sync == spool::SpoolSync::interval);
+    // The flag beats a bad file value, as it beats any file value.
+    const std::string bad = w.file("Version: 2\nXrayd:\n  SpoolMode: Overflow\n").string();
+    CHECK(w.run_ok({"-c", bad, "--spool-mode", "overflow"}).spool.mode ==
+          spool::SpoolMode::overflow);
+
+    CHECK(w.run_error({"--spool-mode", "write_ahead"}) ==
+          "--spool-mode \"write_ahead\" is not a spool mode: use overflow or write-ahead.");
+    CHECK(w.run_error({"--spool-sync", "Always"}) ==
+          "--spool-sync \"Always\" is not a spool sync policy: use none, interval or always.");
+    CHECK(w.run_error({"--spool-max-bytes", "4096"}) ==
+          "--spool-max-bytes 4096 is too small: the spool writes files of a few MiB, so it must "
+          "be at least 1048576 bytes (1 MiB).");
+    CHECK(w.run_error({"-c", bad}) ==
+          "Xrayd.SpoolMode \"Overflow\" is not a spool mode: use overflow or write-ahead.");
+    // 0 in a file is "not set", as for every int key: the default quota.
+    CHECK(w.run_ok({"-c", w.file("Version: 2\nXrayd:\n  SpoolMaxBytes: 0\n").string()})
+              .spool.max_bytes == 1ull << 30);
+    const std::string small = w.file("Version: 2\nXrayd:\n  SpoolMaxBytes: 4096\n").string();
+    CHECK(w.run_error({"-c", small}) ==
+          "Xrayd.SpoolMaxBytes 4096 in " + small +
+              " is too small: the spool writes files of a few MiB, so it must be at least "
+              "1048576 bytes (1 MiB).");
+    // A bad flag value is a command-line error: exit 2, Go's message, the usage.
+    const CliOutcome usage = w.run({"--spool-max-bytes", "0"});
+    CHECK(usage.exit_code == 2);
+    CHECK(usage.err ==
+          "invalid value \"0\" for flag -spool-max-bytes: must be a positive number of bytes\n");
 }
 
 TEST_CASE("a config error is also appended to the -f log file, parent directories created") {
@@ -734,6 +813,14 @@ TEST_CASE("every size, duration and count at its limit is accepted and one past 
         {{"--receivers", "1024"},
          {"--receivers", "1025"},
          "--receivers 1025 is too large: use 0 (one per CPU) or at most 1024."},
+        {{"--spool-max-bytes", "1125899906842624"},
+         {"--spool-max-bytes", "1125899906842625"},
+         "--spool-max-bytes 1125899906842625 is too large: it must be at most 1125899906842624 "
+         "bytes (1 PiB)."},
+        {{"--spool-max-bytes", "1048576"},
+         {"--spool-max-bytes", "1048575"},
+         "--spool-max-bytes 1048575 is too small: the spool writes files of a few MiB, so it must "
+         "be at least 1048576 bytes (1 MiB)."},
     };
     for (const Row& row : rows) {
         CAPTURE(row.past_limit[0]);
@@ -748,6 +835,8 @@ TEST_CASE("every size, duration and count at its limit is accepted and one past 
         {"Xrayd:\n  ReceiveBufferBytes: 1073741825\n", "at most 1073741824, not 1073741825"},
         {"Xrayd:\n  MaxBatchBytes: 1073741825\n", "at most 1073741824, not 1073741825"},
         {"Xrayd:\n  Receivers: 1025\n", "Xrayd.Receivers 1025 in "},
+        {"Xrayd:\n  SpoolMaxBytes: 1125899906842625\n",
+         "is too large: it must be at most 1125899906842624 bytes (1 PiB)."},
         {"Concurrency: 1025\n", "it must be at least 1 and at most 1024."},
     };
     for (const auto& row : file_rows) {
@@ -909,6 +998,10 @@ TEST_CASE("--check-config prints the effective configuration, secrets redacted, 
     CHECK(out.out.find("  Linger: 250ms") != std::string::npos);
     CHECK(out.out.find("  AdminAddress: \"127.0.0.1:2100\"") != std::string::npos);
     CHECK(out.out.find("TotalBufferSizeMB: 163") != std::string::npos);  // 1% of 16 GiB
+    CHECK(out.out.find("\n  SpoolDir: \"\"  # --spool-dir; \"\" = off\n"
+                       "  SpoolMaxBytes: 1073741824  # --spool-max-bytes\n"
+                       "  SpoolMode: overflow  # --spool-mode\n"
+                       "  SpoolSync: interval  # --spool-sync\n") != std::string::npos);
     CHECK(out.out.find("AWS_REGION=eu-west-1") != std::string::npos);
     CHECK(out.out.find("ProxyAddress: \"http://user:****@proxy:3128\"") != std::string::npos);
     for (const char* secret :
@@ -918,6 +1011,20 @@ TEST_CASE("--check-config prints the effective configuration, secrets redacted, 
     }
     CHECK(out.out.find("AWS_ACCESS_KEY_ID=AKIA****") != std::string::npos);
     CHECK_FALSE(fs::exists(log));  // checking writes no log file
+
+    const CliOutcome spool =
+        w.run({"--check-config", "--spool-dir", "/var/lib/xrayd/spool", "--spool-max-bytes",
+               "0x100000", "--spool-mode", "write-ahead", "--spool-sync", "none"});
+    CHECK(spool.exit_code == 0);
+    CHECK(spool.out.find("\n  SpoolDir: \"/var/lib/xrayd/spool\"  # --spool-dir; \"\" = off\n"
+                         "  SpoolMaxBytes: 1048576  # --spool-max-bytes\n"
+                         "  SpoolMode: write-ahead  # --spool-mode\n"
+                         "  SpoolSync: none  # --spool-sync\n") != std::string::npos);
+    const CliOutcome spool_error = w.run({"--check-config", "--spool-sync", "sometimes"});
+    CHECK(spool_error.exit_code == 1);
+    CHECK(spool_error.out.empty());
+    CHECK(spool_error.err.find("--spool-sync \"sometimes\" is not a spool sync policy") !=
+          std::string::npos);
 }
 
 TEST_CASE("--check-config reports every error found and exits 1") {
@@ -1023,6 +1130,18 @@ TEST_CASE("reload refuses settings that need a restart and lists every one of th
         "Region: \"\" -> eu-west-1 (needs a restart)",
         "Socket.UDPAddress: 127.0.0.1:2000 -> 0.0.0.0:2000 (needs a restart)"};
     CHECK(r.error() == expected);
+
+    // The spool's directory, quota, mode and sync are fixed for the daemon's lifetime.
+    w.dir.write("r.yaml", "Version: 2\nXrayd:\n  SpoolDir: /s\n  SpoolMaxBytes: 2097152\n"
+                          "  SpoolMode: write-ahead\n  SpoolSync: always\n");
+    r = reload_config(args, w.env, current, w.sources);
+    REQUIRE_FALSE(r.ok());
+    const std::vector<std::string> spool{
+        "Xrayd.SpoolDir: \"\" -> /s (needs a restart)",
+        "Xrayd.SpoolMaxBytes: 1073741824 -> 2097152 (needs a restart)",
+        "Xrayd.SpoolMode: overflow -> write-ahead (needs a restart)",
+        "Xrayd.SpoolSync: interval -> always (needs a restart)"};
+    CHECK(r.error() == spool);
 }
 
 }  // namespace xrayd

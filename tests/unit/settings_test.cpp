@@ -171,6 +171,15 @@ TEST_CASE("xrayd's help lines get their default and key from the row") {
     REQUIRE(steer != nullptr);  // a toggle shows no default
     CHECK(usage_description(*steer) ==
           "Steer each datagram to the receiver of the CPU it arrived on (Xrayd.SteerByCpu).");
+    const Setting* spool_dir = find_setting_by_flag("spool-dir");
+    REQUIRE(spool_dir != nullptr);  // an empty default is not shown
+    CHECK(usage_description(*spool_dir) ==
+          "Directory of the disk spool (must exist), or empty for none (Xrayd.SpoolDir).");
+    const Setting* spool_sync = find_setting_by_flag("spool-sync");
+    REQUIRE(spool_sync != nullptr);
+    CHECK(usage_description(*spool_sync) ==
+          "When the spool file is fsynced: none, interval (every second) or always; default "
+          "interval (Xrayd.SpoolSync).");
     const Setting* region = find_setting_by_flag("n");
     REQUIRE(region != nullptr);  // the Go daemon's rows are verbatim
     CHECK(usage_description(*region) == region->help);

@@ -13,6 +13,7 @@
 #include <xrayd/log/logger.h>
 #include <xrayd/net/io_backend.h>
 #include <xrayd/queue/backpressure.h>
+#include <xrayd/spool/spool_options.h>
 
 namespace xrayd {
 
@@ -30,6 +31,10 @@ inline constexpr std::uint64_t max_batch_bytes = 1u << 30;
 // Each request in flight and each receiver holds a handle, a socket or a thread up front.
 inline constexpr int max_concurrency = 1024;
 inline constexpr int max_receivers = 1024;
+// --spool-max-bytes: the spool writes files of a few MiB, so a quota under 1 MiB cannot hold
+// one; past 1 PiB the number is a typo, not a disk.
+inline constexpr std::uint64_t min_spool_bytes = std::uint64_t{1} << 20;
+inline constexpr std::uint64_t max_spool_bytes = std::uint64_t{1} << 50;
 }  // namespace config_limits
 
 // Who the daemon is and where it sends (aws module: region, credentials, endpoint).
@@ -131,6 +136,8 @@ struct Config {
     NetConfig net;
     BatchConfig batch;
     QueueConfig queue;
+    // --spool-dir, --spool-max-bytes, --spool-mode, --spool-sync (Xrayd.Spool*): the disk spool.
+    spool::SpoolConfig spool;
     UploadConfig upload;
     // -p / ProxyAddress > HTTPS_PROXY > https_proxy, NO_PROXY > no_proxy, --ca-bundle /
     // Xrayd.CABundle, NoVerifySSL. Its timeouts and User-Agent are not settings: each client

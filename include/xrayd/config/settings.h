@@ -175,6 +175,23 @@ struct Setting {
       .key = "Xrayd.Backpressure", .default_text = "drop-newest",                              \
       .help = "What gives way when memory is full: drop-newest or drop-oldest",                \
       .usage_rank = 35, .reload_rank = 6)                                                      \
+    X(spool_dir, spool, dir, text, .flag = "spool-dir", .metavar = "DIR",                      \
+      .key = "Xrayd.SpoolDir",                                                                 \
+      .help = "Directory of the disk spool (must exist), or empty for none",                   \
+      .note = "; \"\" = off", .usage_rank = 44, .reload_rank = 36)                             \
+    X(spool_max_bytes, spool, max_bytes, bytes, .flag = "spool-max-bytes", .metavar = "BYTES", \
+      .key = "Xrayd.SpoolMaxBytes", .default_text = "1073741824",                              \
+      .help = "Disk space the spool may use, at least 1 MiB", .usage_rank = 45,                \
+      .reload_rank = 37)                                                                       \
+    X(spool_mode, spool, mode, text, .flag = "spool-mode", .metavar = "MODE",                  \
+      .key = "Xrayd.SpoolMode", .default_text = "overflow",                                    \
+      .help = "What goes to the spool: overflow (what memory cannot hold) or write-ahead "     \
+              "(every segment)",                                                               \
+      .usage_rank = 46, .reload_rank = 38)                                                     \
+    X(spool_sync, spool, sync, text, .flag = "spool-sync", .metavar = "POLICY",                \
+      .key = "Xrayd.SpoolSync", .default_text = "interval",                                    \
+      .help = "When the spool file is fsynced: none, interval (every second) or always",       \
+      .usage_rank = 47, .reload_rank = 39)                                                     \
     X(admin_address, admin, address, text, .flag = "admin-address", .metavar = "ADDR",         \
       .key = "Xrayd.AdminAddress", .default_text = "127.0.0.1:2100",                           \
       .help = "Admin HTTP listener for /healthz, /readyz and /metrics, or off",                \
