@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <xrayd/common/fd_io.h>
 #include <xrayd/common/startup_error.h>
 
 namespace xrayd {
@@ -67,21 +68,6 @@ std::string open_error_text(int err) {
     return std::strerror(err);
 }
 
-// Writes all of `data`; 0 or the errno of the failure.
-int write_all(int fd, std::string_view data, std::uint64_t& written) noexcept {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        written += static_cast<std::uint64_t>(n);
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return 0;
-}
 
 // The k of `<name>.<k>`, when `file` is such a roll of `name`.
 std::optional<std::uint64_t> roll_suffix(std::string_view file, std::string_view name) noexcept {
@@ -122,7 +108,7 @@ void FileSink::write(std::string_view line) noexcept {
     if (options_.rotation && size_ >= rotate_at_) {
         rotate();
     }
-    if (const int err = write_all(fd_.get(), line, size_); err != 0) {
+    if (const int err = write_all(fd_.get(), line, &size_); err != 0) {
         report_failure("write", err);
         return;
     }
@@ -192,8 +178,7 @@ void FileSink::report_failure(std::string_view what, int err) noexcept {
     try {
         const std::string message = fmt::format("xrayd: log file {}: {} failed: {}\n",
                                                 path_.string(), what, open_error_text(err));
-        std::uint64_t ignored = 0;
-        (void)write_all(STDERR_FILENO, message, ignored);
+        (void)write_all(STDERR_FILENO, message);
     } catch (...) {
         // Nothing left to report with.
     }
@@ -205,7 +190,7 @@ bool append_line_to_file(const std::filesystem::path& path, std::string_view lin
         return false;
     }
     std::uint64_t written = 0;
-    return write_all(opened.fd.get(), line, written) == 0;
+    return write_all(opened.fd.get(), line, &written) == 0;
 }
 
 }  // namespace xrayd

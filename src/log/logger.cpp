@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <ctime>
 
+#include <xrayd/common/fd_io.h>
+
 namespace xrayd {
 
 std::string_view level_label(LogLevel level) noexcept {
@@ -39,16 +41,7 @@ std::optional<LogLevel> parse_log_level(std::string_view name) noexcept {
 }
 
 void FdSink::write(std::string_view line) noexcept {
-    while (!line.empty()) {
-        ssize_t n = ::write(fd_, line.data(), line.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return;  // Nowhere left to report a failing log destination.
-        }
-        line.remove_prefix(static_cast<std::size_t>(n));
-    }
+    (void)write_all(fd_, line);  // nowhere left to report a failing log destination
 }
 
 std::string format_log_prefix(WallClock::time_point when, LogLevel level) {
