@@ -202,6 +202,7 @@ Batch::Batch(Batch&& other) noexcept
       charged_(std::exchange(other.charged_, 0)),
       expected_body_bytes_(other.expected_body_bytes_),
       oldest_received_(other.oldest_received_),
+      origin_(std::exchange(other.origin_, 0)),
       sealed_(std::exchange(other.sealed_, false)) {}
 
 Batch& Batch::operator=(Batch&& other) noexcept {
@@ -215,6 +216,7 @@ Batch& Batch::operator=(Batch&& other) noexcept {
         charged_ = std::exchange(other.charged_, 0);
         expected_body_bytes_ = other.expected_body_bytes_;
         oldest_received_ = other.oldest_received_;
+        origin_ = std::exchange(other.origin_, 0);
         sealed_ = std::exchange(other.sealed_, false);
     }
     return *this;

@@ -5,21 +5,26 @@
 
 namespace xrayd {
 
-std::string format_summary(const CounterSnapshot& s, std::size_t held) {
+std::string format_summary(const CounterSnapshot& s, std::size_t held,
+                           std::optional<std::uint64_t> spooled) {
     std::string out =
         fmt::format("received={} sent={} rejected={} dropped={} held={}",
                     s.total(CounterKind::received), s.total(CounterKind::sent),
                     s.total(CounterKind::rejected), s.total(CounterKind::dropped), held);
+    if (spooled) {
+        out += fmt::format(" spooled={}", *spooled);
+    }
     for (std::size_t i = 0; i < counter_count; ++i) {
         out += fmt::format(" {}={}", counter_infos[i].name, s.values[i]);
     }
     return out;
 }
 
-bool accounting_balances(const CounterSnapshot& s, std::size_t held) noexcept {
+bool accounting_balances(const CounterSnapshot& s, std::size_t held,
+                         std::uint64_t spooled) noexcept {
     return s.total(CounterKind::received) == s.total(CounterKind::sent) +
                                                  s.total(CounterKind::rejected) +
-                                                 s.total(CounterKind::dropped) + held;
+                                                 s.total(CounterKind::dropped) + held + spooled;
 }
 
 }  // namespace xrayd

@@ -55,6 +55,7 @@ Result<RebuiltBatch, RebuildErrc> rebuild_batch(simdjson::dom::parser& parser, B
             kept.push_back(Kept{all[i], refs[i]});
         }
         const TimePoint received = original.oldest_received();
+        const std::uint32_t origin = original.origin();
 
         // The strings live in the parser, not in the body: the original's charge can go first.
         original = Batch(budget);
@@ -67,6 +68,7 @@ Result<RebuiltBatch, RebuildErrc> rebuild_batch(simdjson::dom::parser& parser, B
             }
         }
         out.batch.seal();
+        out.batch.set_origin(origin);
         return out;
     } catch (...) {
         return fail(RebuildErrc::out_of_memory);

@@ -57,14 +57,33 @@ TEST_CASE("snapshot totals group counters by their kind") {
     CHECK_FALSE(accounting_balances(s, 3));
 }
 
+TEST_CASE("with a spool, the identity counts what it recovered in and what it holds out") {
+    Counters c;
+    c.add(Counter::datagrams_received, 10);
+    c.add(Counter::spool_recovered, 5);  // found on disk at start: received by this run
+    c.add(Counter::segments_sent, 8);
+    c.add(Counter::dropped_spool_full, 2);
+    c.add(Counter::spool_written, 6);  // info: where segments went, not an outcome
+    const CounterSnapshot s = c.snapshot();
+    CHECK(s.total(CounterKind::received) == 15);
+    CHECK(accounting_balances(s, 1, 4));
+    CHECK_FALSE(accounting_balances(s, 1, 3));
+    const std::string line = format_summary(s, 1, 4);
+    CHECK(line.rfind("received=15 sent=8 rejected=0 dropped=2 held=1 spooled=4 ", 0) == 0);
+}
+
 TEST_CASE("the summary line reports the identity and every declared counter") {
     Counters c;
     for (std::size_t i = 0; i < counter_count; ++i) {
         c.add(static_cast<Counter>(i), i + 1);
     }
-    const std::string line = format_summary(c.snapshot(), 5);
-    CHECK(line.rfind("received=1 sent=", 0) == 0);
+    const CounterSnapshot snapshot = c.snapshot();
+    const std::string line = format_summary(snapshot, 5);
+    // received sums every counter of that kind: the datagrams and what the spool recovered.
+    CHECK(line.rfind("received=" + std::to_string(snapshot.total(CounterKind::received)) + " sent=",
+                     0) == 0);
     CHECK(line.find(" held=5 ") != std::string::npos);
+    CHECK(line.find("spooled=") == std::string::npos);  // no spool, no figure
     for (std::size_t i = 0; i < counter_count; ++i) {
         const std::string field =
             " " + std::string(counter_infos[i].name) + "=" + std::to_string(i + 1);

@@ -3,7 +3,6 @@
 // or read-only path.
 #include <xrayd/spool/spool_directory.h>
 
-#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +20,7 @@
 #include <xrayd/common/startup_error.h>
 
 #include "temp_dir.h"
+#include "tmpfs_child.h"
 
 namespace xrayd::spool {
 namespace {
@@ -131,32 +131,8 @@ TEST_CASE("a read-only spool directory is a start-up error") {
     }
     const TempDir dir;
     const std::string path = dir.path().string();
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        std::string message;
-        if (::unshare(CLONE_NEWNS) != 0 ||
-            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=64k") != 0) {
-            message = std::string("mount: ") + std::strerror(errno);
-        } else {
-            message = open_error(path);
-        }
-        (void)::write(out[1], message.data(), message.size());
-        ::_exit(0);
-    }
-    ::close(out[1]);
-    std::string message;
-    char buffer[512];
-    ssize_t n = 0;
-    while ((n = ::read(out[0], buffer, sizeof buffer)) > 0) {
-        message.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(out[0]);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
+    const std::string message =
+        test::run_on_tmpfs(path, MS_RDONLY, "size=64k", [&] { return open_error(path); });
     CHECK(message ==
           fmt::format("spool directory {}: cannot write in it (Read-only file system): the spool "
                       "needs a writable directory",

@@ -69,6 +69,12 @@ public:
     // When the oldest segment in the batch was received (for linger and latency).
     [[nodiscard]] TimePoint oldest_received() const noexcept { return oldest_received_; }
 
+    // Where the batch's segments came from: 0 for segments received in this run and held in
+    // memory, else the number of the spool file they were read back from (the spool settles
+    // that file's records when the batch reaches its outcome). Moves with the batch.
+    [[nodiscard]] std::uint32_t origin() const noexcept { return origin_; }
+    void set_origin(std::uint32_t origin) noexcept { origin_ = origin; }
+
     // Bytes the body grows by when `document` is appended (escaping, quotes, comma).
     [[nodiscard]] static std::size_t appended_size(std::string_view document) noexcept;
 
@@ -93,6 +99,7 @@ private:
     std::size_t charged_ = 0;
     std::size_t expected_body_bytes_ = 0;
     TimePoint oldest_received_{};
+    std::uint32_t origin_ = 0;
     bool sealed_ = false;
 };
 

@@ -19,6 +19,10 @@ public:
     // Segments held: queued, in flight or waiting to retry.
     [[nodiscard]] virtual std::size_t held_segments() const noexcept = 0;
 
+    // Whether the sink takes a batch read back from the disk spool now (the spool stage asks
+    // before reading one). A sink that never sends them says no.
+    [[nodiscard]] virtual bool wants_replay() const noexcept { return false; }
+
     // Gives up everything held (the shutdown deadline passed) and returns the number of
     // segments given up, for the exit summary's "held" figure.
     [[nodiscard]] virtual std::size_t abandon() noexcept = 0;

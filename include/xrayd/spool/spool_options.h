@@ -54,12 +54,9 @@ enum class SpoolSync {
 
 [[nodiscard]] constexpr std::string_view to_string(SpoolSync sync) noexcept {
     switch (sync) {
-    case SpoolSync::none:
-        return "none";
-    case SpoolSync::always:
-        return "always";
-    case SpoolSync::interval:
-        break;
+    case SpoolSync::none: return "none";
+    case SpoolSync::always: return "always";
+    case SpoolSync::interval: break;
     }
     return "interval";
 }
@@ -68,8 +65,8 @@ enum class SpoolSync {
 struct SpoolConfig {
     std::string dir;  // --spool-dir / Xrayd.SpoolDir: "" = no spool
     std::uint64_t max_bytes = std::uint64_t{1} << 30;  // --spool-max-bytes: the disk quota
-    SpoolMode mode = SpoolMode::overflow;               // --spool-mode
-    SpoolSync sync = SpoolSync::interval;               // --spool-sync
+    SpoolMode mode = SpoolMode::overflow;              // --spool-mode
+    SpoolSync sync = SpoolSync::interval;              // --spool-sync
 
     [[nodiscard]] bool enabled() const noexcept { return !dir.empty(); }
 };

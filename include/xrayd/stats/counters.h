@@ -11,7 +11,8 @@
 namespace xrayd {
 
 // What a counter means for the accounting identity
-//   received = sent + rejected + dropped + held.
+//   received = sent + rejected + dropped + held + spooled
+// (spooled: segments on disk in the spool and not in memory, a gauge of the spool).
 enum class CounterKind {
     received,  // segments (datagrams) that entered the daemon
     sent,      // left the daemon successfully
@@ -66,7 +67,15 @@ enum class CounterKind {
     X(dropped_oldest, dropped, "segments of the oldest held batches given up (drop-oldest)")      \
     X(unprocessed_retried, info, "unprocessed segments with a transient error code sent again")   \
     X(upload_throttled, info, "PutTraceSegments answers that were throttled")                     \
-    X(received_otlp_udp, info, "accepted OTLP-over-UDP (T1S/T1U) documents, forwarded verbatim")
+    X(received_otlp_udp, info, "accepted OTLP-over-UDP (T1S/T1U) documents, forwarded verbatim")  \
+    X(spool_recovered, received, "segments found in the disk spool at start (an earlier run's)")  \
+    X(spool_written, info, "segments written to the disk spool")                                  \
+    X(spool_replayed, info, "segments read back from the disk spool to be sent")                  \
+    X(dropped_spool_full, dropped, "segments the disk spool had no room for (quota or ENOSPC)")   \
+    X(dropped_spool_error, dropped, "segments lost to a disk spool write error (EIO, ...)")       \
+    X(dropped_spool_expired, dropped, "spooled segments older than X-Ray accepts, dropped")       \
+    X(dropped_spool_corrupt, dropped, "spooled segments that could not be read back (damaged)")   \
+    X(spool_corrupt_regions, info, "damaged stretches of spool files skipped")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

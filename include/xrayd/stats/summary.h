@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <xrayd/stats/counters.h>
@@ -10,10 +12,13 @@ namespace xrayd {
 
 // "received=N sent=N rejected=N dropped=N held=N name=value ..." with every counter, in
 // declaration order. `held` is what the daemon still holds (counted by the caller, not derived),
-// so the identity received = sent + rejected + dropped + held is a real check.
-[[nodiscard]] std::string format_summary(const CounterSnapshot& s, std::size_t held);
+// so the identity received = sent + rejected + dropped + held (+ spooled) is a real check.
+// `spooled` (with a disk spool: the segments left in it) adds " spooled=N" after held.
+[[nodiscard]] std::string format_summary(const CounterSnapshot& s, std::size_t held,
+                                         std::optional<std::uint64_t> spooled = std::nullopt);
 
-// True when received = sent + rejected + dropped + held.
-[[nodiscard]] bool accounting_balances(const CounterSnapshot& s, std::size_t held) noexcept;
+// True when received = sent + rejected + dropped + held + spooled.
+[[nodiscard]] bool accounting_balances(const CounterSnapshot& s, std::size_t held,
+                                       std::uint64_t spooled = 0) noexcept;
 
 }  // namespace xrayd
