@@ -94,7 +94,7 @@ void AnswerHandler::on_failure(UploadJob&& job, FailureClass failure, bool retry
     const std::size_t count = job.batch.segment_count();
     if (!retryable) {
         p_.counters.add(rejected_as, count);
-        p_.queues.release(count);
+        p_.queues.release(job.batch.origin(), count);
         try {
             log_failure(final_limiter_, reason,
                         fmt::format("not retryable; {} segments rejected", count));
@@ -187,7 +187,7 @@ void AnswerHandler::on_success(UploadJob&& job, TimePoint started, TimePoint now
     p_.counters.add(Counter::batches_sent);
     if (unprocessed_.empty()) {
         p_.counters.add(Counter::segments_sent, count);
-        p_.queues.release(count);
+        p_.queues.release(job.batch.origin(), count);
         on_not_throttled();
         p_.logger.info("Successfully sent batch of {} segments ({:1.3f} seconds)", count, seconds);
         return;
@@ -255,7 +255,7 @@ void AnswerHandler::on_success(UploadJob&& job, TimePoint started, TimePoint now
     const std::size_t rejected = std::min(final_items, count - resend);
     p_.counters.add(Counter::segments_sent, count - rejected - resend);
     p_.counters.add(Counter::rejected_by_xray, rejected);
-    p_.queues.release(count - resend);
+    p_.queues.release(job.batch.origin(), count - resend);
     if (resend > 0) {
         resend_unprocessed(std::move(job), resend_indexes_, now);
     }
@@ -264,6 +264,7 @@ void AnswerHandler::on_success(UploadJob&& job, TimePoint started, TimePoint now
 void AnswerHandler::resend_unprocessed(UploadJob&& job, std::span<const std::size_t> indexes,
                                        TimePoint now) noexcept {
     const std::size_t wanted = indexes.size();
+    const std::uint32_t origin = job.batch.origin();  // rebuild_batch() empties the batch
     Result<RebuiltBatch, RebuildErrc> rebuilt =
         rebuild_batch(resend_parser_, job.batch, indexes, *p_.budget);
     if (!rebuilt) {
@@ -272,7 +273,7 @@ void AnswerHandler::resend_unprocessed(UploadJob&& job, std::span<const std::siz
         p_.counters.add(rebuilt.error() == RebuildErrc::out_of_memory ? Counter::dropped_buffer_full
                                                                       : Counter::rejected_by_xray,
                         wanted);
-        p_.queues.release(wanted);
+        p_.queues.release(origin, wanted);
         p_.logger.error("Could not re-send {} unprocessed segments: {}", wanted,
                         to_string(rebuilt.error()));
         return;
@@ -280,7 +281,7 @@ void AnswerHandler::resend_unprocessed(UploadJob&& job, std::span<const std::siz
     RebuiltBatch& out = rebuilt.value();
     if (out.lost > 0) {
         p_.counters.add(Counter::dropped_buffer_full, out.lost);
-        p_.queues.release(out.lost);
+        p_.queues.release(origin, out.lost);
         p_.logger.error("Memory limit reached: {} unprocessed segments could not be kept to be "
                         "sent again",
                         out.lost);

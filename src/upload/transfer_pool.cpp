@@ -293,14 +293,20 @@ FinishedTransfer TransferPool::finish(Slot& slot, CURLcode result) noexcept {
     return done;
 }
 
-void TransferPool::abandon() noexcept {
+std::vector<UploadJob> TransferPool::abandon() noexcept {
+    std::vector<UploadJob> jobs;
     for (auto& slot : slots_) {
         if (slot->job) {
             (void)multi_.remove(slot->easy);
+            try {
+                jobs.push_back(std::move(*slot->job));
+            } catch (...) {
+            }
             slot->job.reset();
             idle_.push_back(slot.get());
         }
     }
+    return jobs;
 }
 
 }  // namespace xrayd

@@ -75,8 +75,9 @@ public:
     // The next finished transfer, its slot idle again; nullopt when none has finished.
     [[nodiscard]] std::optional<FinishedTransfer> next_finished() noexcept;
 
-    // Cancels every transfer in flight and drops its job (the caller accounts for them).
-    void abandon() noexcept;
+    // Cancels every transfer in flight and hands back their jobs (the caller accounts for
+    // them); empty if they could not be gathered (out of memory: they are dropped).
+    [[nodiscard]] std::vector<UploadJob> abandon() noexcept;
 
 private:
     // Not movable once configured: libcurl holds its address (callbacks, CURLOPT_PRIVATE, the

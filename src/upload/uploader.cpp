@@ -71,7 +71,7 @@ struct Uploader::State {
           concurrency(options.concurrency),
           internal_limiter(failure_log_interval),
           evict_limiter(failure_log_interval),
-          queues(counters, options.retry_base, options.retry_cap, jitter_seed()),
+          queues(counters, options.retry_base, options.retry_cap, jitter_seed(), options.spill),
           pool(std::move(target), transport_options(options), options.region,
                static_cast<std::size_t>(options.concurrency), logger, internal_limiter),
           answers({.queues = queues,
@@ -103,6 +103,8 @@ struct Uploader::State {
     RateLimiter internal_limiter;  // libcurl's own failures, an unreadable answer
     RateLimiter evict_limiter;
     std::uint64_t evicted_since_log = 0;
+    bool last_answer_ok = true;        // the last finished attempt was a 2xx (or none finished)
+    std::size_t replay_in_flight = 0;  // requests in flight sending batches read from the spool
     JobQueues queues;
     TransferPool pool;
     AnswerHandler answers;
@@ -141,6 +143,10 @@ void Uploader::State::do_work() noexcept {
         }
         bool any = false;
         while (std::optional<FinishedTransfer> done = pool.next_finished()) {
+            if (done->job.batch.origin() != 0 && replay_in_flight > 0) {
+                --replay_in_flight;
+            }
+            last_answer_ok = done->result == CURLE_OK && done->status >= 200 && done->status < 300;
             answers.on_finished(std::move(*done));
             any = true;
         }
@@ -162,7 +168,9 @@ bool Uploader::State::can_start() const noexcept {
 
 void Uploader::State::start_ready(TimePoint now) noexcept {
     while (can_start()) {
-        UploadJob job = queues.take_ready();
+        const auto half = static_cast<std::size_t>(std::max(1, throttle.limit() / 2));
+        UploadJob job = queues.take_ready(replay_in_flight >= half);
+        const bool replayed = job.batch.origin() != 0;
         const std::shared_ptr<const Credentials> creds = credentials.current();
         if (!creds) {
             std::string reason;
@@ -186,11 +194,15 @@ void Uploader::State::start_ready(TimePoint now) noexcept {
             continue;
         }
         counters.add(Counter::upload_requests);
+        replay_in_flight += replayed ? 1 : 0;
     }
 }
 
 void Uploader::State::make_room() noexcept {
-    if (options.backpressure != Backpressure::drop_oldest || budget == nullptr) {
+    // With a spool, what is evicted is spilled to disk, not dropped: it runs under either
+    // policy (the policy then decides at the spool's quota).
+    if ((options.backpressure != Backpressure::drop_oldest && options.spill == nullptr) ||
+        budget == nullptr) {
         return;
     }
     const std::size_t limit = budget->limit();
@@ -204,8 +216,8 @@ void Uploader::State::make_room() noexcept {
         }
         evicted += count;
     }
-    if (evicted == 0) {
-        return;
+    if (evicted == 0 || options.spill != nullptr) {
+        return;  // the spool logs what it could not take
     }
     evicted_since_log += evicted;
     std::uint64_t suppressed = 0;
@@ -294,9 +306,17 @@ void Uploader::set_concurrency(int concurrency) noexcept {
     wakeup();  // the pipeline thread applies it in its next do_work()
 }
 
+bool Uploader::wants_replay() const noexcept {
+    const State& s = *state_;
+    if (s.last_answer_ok) {
+        return s.queues.replay_queued() < 2;
+    }
+    return s.queues.held() == 0;
+}
+
 std::size_t Uploader::abandon() noexcept {
-    state_->pool.abandon();
-    return state_->queues.clear();
+    state_->replay_in_flight = 0;
+    return state_->queues.clear(state_->pool.abandon());
 }
 
 }  // namespace xrayd

@@ -7,8 +7,11 @@
 #include <chrono>
 #include <vector>
 
+#include <xrayd/spool/spool.h>
+#include <xrayd/spool/spool_stage.h>
 #include <xrayd/stats/counters.h>
 
+#include "temp_dir.h"
 #include "upload_fixture.h"
 
 using namespace std::chrono_literals;
@@ -47,9 +50,9 @@ TEST_CASE("fresh jobs leave in submission order and stay held until released") {
     CHECK(first_id(a) == segment_id(0));
     CHECK(first_id(b) == segment_id(2));
     CHECK(q.held() == 5);  // taken, not yet released
-    q.release(2);
+    q.release(0, 2);
     CHECK(q.held() == 3);
-    q.release(7);  // more than held: clamps at zero
+    q.release(0, 7);  // more than held: clamps at zero
     CHECK(q.held() == 0);
 }
 
@@ -202,4 +205,111 @@ TEST_CASE("clear forgets every held segment, the taken ones too, and counts noth
     CHECK_FALSE(q.has_ready());
     CHECK(h.accounted() == 0);
     CHECK(taken.batch.segment_count() == 1);
+}
+
+namespace {
+
+// A real spool in a temporary directory, for the queues to spill into.
+struct SpoolFixture {
+    explicit SpoolFixture(Harness& h) {
+        xrayd::spool::SpoolOptions o;
+        o.dir = dir.path().string();
+        o.sync = xrayd::spool::SpoolSync::none;
+        spool = xrayd::spool::Spool::open(o, h.counters, h.logger);
+        stage = std::make_unique<xrayd::spool::SpoolStage>(
+            *spool, xrayd::spool::SpoolMode::overflow, h.budget, xrayd::BatchLimits{});
+    }
+    xrayd::test::TempDir dir{"xrayd-queues-spool"};
+    std::unique_ptr<xrayd::spool::Spool> spool;
+    std::unique_ptr<xrayd::spool::SpoolStage> stage;
+};
+
+// A batch as the spool stage reads it back: origin set.
+xrayd::Batch replayed_batch(Harness& h, int n, std::uint32_t origin) {
+    xrayd::Batch b = h.make_batch(n);
+    b.set_origin(origin);
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "replayed batches wait in their own queue: they go first unless fresh ones are preferred") {
+    Harness h;
+    JobQueues q(h.counters, base, cap, 1);
+    REQUIRE(q.push_fresh(h.make_batch(1)));          // segment 0: fresh
+    REQUIRE(q.push_fresh(replayed_batch(h, 1, 7)));  // segment 1: replayed
+    REQUIRE(q.push_fresh(h.make_batch(1)));          // segment 2: fresh
+    REQUIRE(q.push_fresh(replayed_batch(h, 1, 7)));  // segment 3: replayed
+    CHECK(q.replay_queued() == 2);
+    CHECK(q.held() == 4);
+    // Replay's share not yet used: it takes a turn even though fresh batches wait.
+    CHECK(first_id(q.take_ready(false)) == segment_id(1));
+    // Replay holds its half: fresh ones first while they wait.
+    CHECK(first_id(q.take_ready(true)) == segment_id(0));
+    CHECK(first_id(q.take_ready(true)) == segment_id(2));
+    // No fresh batch waits: replay may use every slot.
+    CHECK(first_id(q.take_ready(true)) == segment_id(3));
+    CHECK_FALSE(q.has_ready());
+}
+
+TEST_CASE(
+    "with a spool, a batch past its retry budget and an evicted one are spilled, not dropped") {
+    Harness h;
+    SpoolFixture s(h);
+    JobQueues q(h.counters, base, cap, 1, s.stage.get());
+    REQUIRE(q.push_fresh(h.make_batch(3)));  // segments 0-2: will give up
+    REQUIRE(q.push_fresh(h.make_batch(2)));  // segments 3-4: will be evicted
+    const TimePoint t0 = xrayd::Clock::now();
+    Duration delay{};
+    CHECK(q.schedule_retry(q.take_ready(), 0s, 0s, t0, &delay) == RetryQueued::gave_up);
+    CHECK(q.evict_oldest() == 2);
+    CHECK(q.held() == 0);
+    CHECK(h.get(Counter::dropped_gave_up) == 0);
+    CHECK(h.get(Counter::dropped_oldest) == 0);
+    s.spool->flush(t0);
+    CHECK(h.get(Counter::spool_written) == 5);
+    // What comes back is each document as it was received, with its ids, in spill order.
+    std::vector<std::string> ids;
+    std::vector<std::string> docs;
+    const std::uint32_t origin = s.spool->read(50, [&](const xrayd::spool::SpooledSegment& seg) {
+        ids.emplace_back(seg.id);
+        docs.emplace_back(seg.document);
+        return xrayd::spool::Take::taken;
+    });
+    CHECK(origin != 0);
+    REQUIRE(ids.size() == 5);
+    for (int k = 0; k < 5; ++k) {
+        CHECK(ids[k] == segment_id(k));
+        CHECK(docs[k] == xrayd::test::document(k));
+    }
+}
+
+TEST_CASE(
+    "with a spool, clear() spills fresh batches and leaves replayed ones on disk, unsettled") {
+    Harness h;
+    SpoolFixture s(h);
+    JobQueues q(h.counters, base, cap, 1, s.stage.get());
+    // Spool two segments and read them back as the stage would: a replayed batch of origin o.
+    const auto now_ns = static_cast<std::uint64_t>(
+        std::chrono::system_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
+    REQUIRE(s.spool->append("{\"a\":1}", "id1", "t1", now_ns));
+    REQUIRE(s.spool->append("{\"a\":2}", "id2", "t2", now_ns));
+    s.spool->flush(xrayd::Clock::now());
+    std::size_t n = 0;
+    const std::uint32_t o = s.spool->read(50, [&](const xrayd::spool::SpooledSegment&) {
+        ++n;
+        return xrayd::spool::Take::taken;
+    });
+    REQUIRE(n == 2);
+    CHECK(s.spool->gauges().segments == 0);  // in memory now, not spooled
+    REQUIRE(q.push_fresh(replayed_batch(h, 2, o)));
+    REQUIRE(q.push_fresh(h.make_batch(3)));
+    UploadJob taken = q.take_ready(true);  // the fresh one, as if in flight
+    std::vector<UploadJob> in_flight;
+    in_flight.push_back(std::move(taken));
+    CHECK(q.clear(std::move(in_flight)) == 0);
+    s.spool->flush(xrayd::Clock::now());
+    CHECK(h.get(Counter::spool_written) == 2 + 3);
+    CHECK(s.spool->gauges().segments == 2 + 3);  // the replayed two are spooled again, unread
 }

@@ -192,7 +192,7 @@ TEST_CASE("resize adds idle slots at once and removes busy ones only after they 
     CHECK(server.request_count() == 2);
 }
 
-TEST_CASE("abandon cancels the transfers in flight: nothing is handed back, every slot is idle") {
+TEST_CASE("abandon cancels the transfers in flight, hands their jobs back, every slot is idle") {
     HttpTestServer server;
     server.set_default_response({.delay = 2s});
     PoolFixture f(server, 2);
@@ -204,7 +204,8 @@ TEST_CASE("abandon cancels the transfers in flight: nothing is handed back, ever
         f.pool.poll(20);
     }
     REQUIRE(server.request_count() == 2);
-    f.pool.abandon();
+    const std::vector<xrayd::UploadJob> jobs = f.pool.abandon();
+    CHECK(jobs.size() == 2);  // the caller spills or counts them
     CHECK(f.pool.in_flight() == 0);
     CHECK(f.pool.size() == 2);
     REQUIRE(f.pool.perform());

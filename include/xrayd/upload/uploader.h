@@ -10,6 +10,7 @@
 
 #include <xrayd/aws/credentials.h>
 #include <xrayd/batch/batch_sink.h>
+#include <xrayd/batch/batch_spill.h>
 #include <xrayd/common/time.h>
 #include <xrayd/flow/event_loop.h>
 #include <xrayd/http/transport.h>
@@ -38,6 +39,12 @@ struct UploaderOptions {
     // drop-oldest keeps this much of the memory limit free, evicting ahead of need so that
     // arriving segments find room. 0: an eighth of the limit.
     std::size_t drop_oldest_headroom = 0;
+    // Nullable: the disk spool. When set, what memory cannot keep is spilled to it instead of
+    // dropped (batches evicted for room under either backpressure policy, past their retry
+    // budget, held at shutdown), and batches read back from it (Batch::origin() != 0) are
+    // sent beside fresh ones, with at most half the requests in flight while fresh batches
+    // wait. Must outlive the uploader.
+    BatchSpill* spill = nullptr;
     // Nullable; when set, observes the duration of every request X-Ray answered (any HTTP
     // status; transport failures are not answers). Must outlive the uploader.
     LatencyHistogram* latency = nullptr;
@@ -96,6 +103,10 @@ public:
     void wakeup() noexcept override;
     [[nodiscard]] std::size_t held_segments() const noexcept override;
     [[nodiscard]] std::size_t abandon() noexcept override;
+    // True while a batch read back from the spool is welcome: uploads succeed and fewer than
+    // two replayed batches wait; after a failure, only when nothing at all is held (one batch
+    // then probes whether X-Ray is back).
+    [[nodiscard]] bool wants_replay() const noexcept override;
 
     // Requests allowed in flight now (the throttle controller's limit). Pipeline thread.
     [[nodiscard]] int in_flight_limit() const noexcept;
