@@ -63,7 +63,7 @@ std::string format_metrics(const CounterSnapshot& counters, const HealthState& h
     }
 
     header(out, "xrayd_segments_total",
-           "segments by accounting outcome: received = sent + rejected + dropped + held",
+           "segments by accounting outcome: received = sent + rejected + dropped + held + spooled",
            "counter");
     for (const auto& [outcome, kind] :
          {std::pair{"received", CounterKind::received}, std::pair{"sent", CounterKind::sent},

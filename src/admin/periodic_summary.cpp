@@ -99,6 +99,11 @@ std::string PeriodicSummary::format(const CounterSnapshot& from, const CounterSn
                            gauges->get(Gauge::queue_depth), gauges->get(Gauge::held_segments),
                            static_cast<double>(gauges->get(Gauge::memory_in_use_bytes)) / mib,
                            static_cast<double>(gauges->get(Gauge::memory_limit_bytes)) / mib);
+        if (gauges->get(Gauge::spool_files) > 0 || gauges->get(Gauge::spool_segments) > 0) {
+            out +=
+                fmt::format(", spooled {} ({:.1f} MiB on disk)", gauges->get(Gauge::spool_segments),
+                            static_cast<double>(gauges->get(Gauge::spool_bytes)) / mib);
+        }
     }
     return out;
 }

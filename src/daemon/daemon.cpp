@@ -37,6 +37,8 @@
 #include <xrayd/proxy/sampling_proxy.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment_queue.h>
+#include <xrayd/spool/spool.h>
+#include <xrayd/spool/spool_stage.h>
 #include <xrayd/stats/summary.h>
 #include <xrayd/telemetry/telemetry.h>
 #include <xrayd/upload/local_sink.h>
@@ -104,6 +106,9 @@ struct Daemon::State {
     std::shared_ptr<ImdsClient> imds;
     std::unique_ptr<CredentialsProvider> credentials;
     LatencyHistogram upload_latency;  // before the sink: the uploader records into it
+    // The disk spool (--spool-dir), before the sink: the uploader spills into its stage.
+    std::unique_ptr<spool::Spool> spool;
+    std::unique_ptr<spool::SpoolStage> spool_stage;
     std::unique_ptr<BatchSink> sink;
     EventLoop* sink_loop =
         nullptr;                   // the sink's I/O loop (the same object), driven by the pipeline
@@ -138,7 +143,14 @@ struct Daemon::State {
         const std::uint64_t out = now.total(CounterKind::sent) + now.total(CounterKind::rejected) +
                                   now.total(CounterKind::dropped);
         const std::uint64_t in = now.total(CounterKind::received);
-        h.set(Gauge::held_segments, static_cast<std::int64_t>(in > out ? in - out : 0));
+        const std::uint64_t spooled = spool ? spool->gauges().segments.load() : 0;
+        h.set(Gauge::held_segments,
+              static_cast<std::int64_t>(in > out + spooled ? in - out - spooled : 0));
+        if (spool) {
+            h.set(Gauge::spool_segments, static_cast<std::int64_t>(spooled));
+            h.set(Gauge::spool_bytes, static_cast<std::int64_t>(spool->gauges().bytes.load()));
+            h.set(Gauge::spool_files, static_cast<std::int64_t>(spool->gauges().files.load()));
+        }
         h.set_credentials_usable(!credentials || credentials->current() != nullptr);
     }
 
@@ -178,6 +190,31 @@ void Daemon::start_up() {
     Logger& logger = s.logger;
     logger.info("Initializing AWS X-Ray daemon {} (xrayd)", XRAYD_VERSION);
     logger.info("Using buffer memory limit of {} MB", config.queue.buffer_memory_mb);
+
+    BatchLimits limits;
+    limits.max_body_bytes = config.batch.max_batch_bytes;
+    limits.linger = config.batch.linger;
+
+    // The disk spool, before binding: a directory that cannot be used (missing, read-only,
+    // another daemon's) exits before the port is taken.
+    if (config.spool.enabled()) {
+        if (!config.upload.local_sink.empty()) {
+            throw StartupError("--spool-dir cannot be combined with --local-sink: the spool keeps "
+                               "segments for X-Ray, and the local sink never fails to take them; "
+                               "drop one of the two");
+        }
+        spool::SpoolOptions options;
+        options.dir = config.spool.dir;
+        options.max_bytes = config.spool.max_bytes;
+        options.sync = config.spool.sync;
+        options.at_quota = config.queue.backpressure;
+        s.spool = spool::Spool::open(std::move(options), s.counters, logger);
+        s.spool_stage =
+            std::make_unique<spool::SpoolStage>(*s.spool, config.spool.mode, s.budget, limits);
+        logger.info("Spooling to {} ({} mode, at most {} bytes, {} sync)", config.spool.dir,
+                    spool::to_string(config.spool.mode), config.spool.max_bytes,
+                    spool::to_string(config.spool.sync));
+    }
 
     // Where batches go. Decided before binding so that a bad setting exits before the port is
     // taken.
@@ -237,6 +274,7 @@ void Daemon::start_up() {
         options.retry_budget = config.upload.retry_budget;
         options.backpressure = config.queue.backpressure;
         options.latency = &s.upload_latency;
+        options.spill = s.spool_stage.get();
 
         // Telemetry (the Go daemon's step 7): records start once a datagram has arrived.
         const HostIdentity host =
@@ -270,12 +308,10 @@ void Daemon::start_up() {
         s.sink = std::move(uploader);
     }
 
-    BatchLimits limits;
-    limits.max_body_bytes = config.batch.max_batch_bytes;
-    limits.linger = config.batch.linger;
     s.batcher = std::make_unique<Batcher>(limits, s.budget, s.counters);
     logger.debug("Batch size: {}", limits.max_segments);
-    s.pipeline = std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop);
+    s.pipeline =
+        std::make_unique<Pipeline>(s.queue, *s.batcher, *s.sink, *s.sink_loop, s.spool_stage.get());
     s.queue.set_waker(*s.sink_loop);
 
     const int receivers = config.net.receivers > 0 ? config.net.receivers
@@ -467,12 +503,22 @@ int Daemon::run(int signal_fd) {
         s.logger.warn("Shutdown deadline of {} ms passed with {} segments not sent",
                       s.config.daemon.shutdown_timeout.count(), held);
     }
-    s.logger.info("Exit summary: {}", format_summary(snapshot, held));
+    std::optional<std::uint64_t> spooled;
+    if (s.spool) {
+        spooled = s.spool->gauges().segments.load();
+        if (*spooled > 0) {
+            s.logger.info("{} segments stay in the spool {}; they are sent after the next start",
+                          *spooled, s.spool->path());
+        }
+    }
+    s.logger.info("Exit summary: {}", format_summary(snapshot, held, spooled));
     if (s.admin) {
         s.admin->stop();
     }
-    if (!accounting_balances(snapshot, held)) {
-        s.logger.error("Accounting does not balance: received != sent + rejected + dropped + held");
+    if (!accounting_balances(snapshot, held, spooled.value_or(0))) {
+        s.logger.error(
+            "Accounting does not balance: received != sent + rejected + dropped + held{}",
+            s.spool ? " + spooled" : "");
     }
     return 0;
 }

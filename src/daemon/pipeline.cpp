@@ -18,11 +18,22 @@ std::size_t Pipeline::take_from_queue(TimePoint now, std::size_t max) noexcept {
     auto emit = [this](Batch&& batch) { sink_.submit(std::move(batch)); };
     std::size_t n = 0;
     SegmentPtr segment;
-    while (n < max && queue_.pop(segment)) {
-        batcher_.add(std::move(segment), now, emit);
-        ++n;
+    if (spool_ != nullptr && spool_->mode() == spool::SpoolMode::write_ahead) {
+        while (n < max && queue_.pop(segment)) {
+            spool_->accept(*segment, now);
+            segment.reset();  // on disk now (or counted as refused): its memory goes back
+            ++n;
+        }
+    } else {
+        while (n < max && queue_.pop(segment)) {
+            batcher_.add(std::move(segment), now, emit);
+            ++n;
+        }
+        batcher_.flush_due(now, emit);
     }
-    batcher_.flush_due(now, emit);
+    if (spool_ != nullptr) {
+        spool_->on_turn(sink_, now, draining_.load(std::memory_order_acquire));
+    }
     return n;
 }
 
@@ -43,6 +54,9 @@ void Pipeline::run() noexcept {
                 new_linger_.exchange(no_new_linger, std::memory_order_acq_rel);
             linger != no_new_linger) {
             batcher_.set_linger(Duration(linger));
+            if (spool_ != nullptr) {
+                spool_->set_linger(Duration(linger));
+            }
         }
         const TimePoint now = Clock::now();
         const std::size_t moved = take_from_queue(now, segments_per_turn);
@@ -50,12 +64,16 @@ void Pipeline::run() noexcept {
         if (draining_.load(std::memory_order_acquire) && queue_.size_approx() == 0) {
             batcher_.flush(emit);
             loop_.run_once(Duration::zero());
-            if (sink_.held_segments() == 0 && queue_.size_approx() == 0) {
+            if (drained()) {
                 return;
             }
             const TimePoint deadline{Duration(drain_deadline_.load(std::memory_order_acquire))};
             if (Clock::now() >= deadline) {
+                // With a spool, abandon() spills what is held to it (and returns 0).
                 held_at_exit_.store(sink_.abandon(), std::memory_order_release);
+                if (spool_ != nullptr) {
+                    spool_->flush(Clock::now());
+                }
                 return;
             }
         }
@@ -69,6 +87,11 @@ void Pipeline::run() noexcept {
         if (auto due = batcher_.deadline()) {
             wait = std::min(wait, std::max(Duration::zero(), *due - now));
         }
+        if (spool_ != nullptr) {
+            if (auto due = spool_->deadline()) {
+                wait = std::min(wait, std::max(Duration::zero(), *due - now));
+            }
+        }
         if (draining_.load(std::memory_order_acquire)) {
             wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
         }
@@ -79,6 +102,15 @@ void Pipeline::run() noexcept {
         loop_.run_once(wait);
         queue_.woke_up();
     }
+}
+
+bool Pipeline::drained() const noexcept {
+    if (sink_.held_segments() != 0 || queue_.size_approx() != 0) {
+        return false;
+    }
+    // Spooled segments are sent before the exit while X-Ray takes them; they are safe on disk
+    // otherwise, so a failing X-Ray does not hold up the exit.
+    return spool_ == nullptr || spool_->unread() == 0 || !sink_.wants_replay();
 }
 
 void Pipeline::set_linger(Duration linger) noexcept {

@@ -22,7 +22,10 @@ namespace xrayd {
     X(memory_limit_bytes, "the buffer memory limit (-m) in bytes")                          \
     X(held_segments, "segments in batches not yet accepted by X-Ray (batcher and uploads)") \
     X(uploads_in_flight, "PutTraceSegments requests in flight")                             \
-    X(receivers_running, "receiver threads receiving (started minus failed)")
+    X(receivers_running, "receiver threads receiving (started minus failed)")               \
+    X(spool_segments, "segments in the disk spool and not in memory (spooled)")             \
+    X(spool_bytes, "bytes of the disk spool's files, counted against --spool-max-bytes")    \
+    X(spool_files, "files in the disk spool")
 
 enum class Gauge : std::size_t {
 #define XRAYD_GAUGE_ENUM(name, help) name,

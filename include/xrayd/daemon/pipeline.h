@@ -11,6 +11,7 @@
 #include <xrayd/flow/event_loop.h>
 #include <xrayd/flow/flow_control.h>
 #include <xrayd/queue/segment_queue.h>
+#include <xrayd/spool/spool_stage.h>
 
 namespace xrayd {
 
@@ -20,8 +21,12 @@ namespace xrayd {
 // a wait. The pipeline writes the flow-control hint (delivery_hint(), flow_control.h).
 class Pipeline {
 public:
-    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, EventLoop& loop) noexcept
-        : queue_(queue), batcher_(batcher), sink_(sink), loop_(loop) {}
+    // `spool` (nullable): the disk spool's stage. In write-ahead mode every segment taken from
+    // the queue is appended to it instead of batched; in either mode it gets a turn every loop
+    // (writing out, fsync, replay), and the drain waits for what it can still send.
+    Pipeline(SegmentQueue& queue, Batcher& batcher, BatchSink& sink, EventLoop& loop,
+             spool::SpoolStage* spool = nullptr) noexcept
+        : queue_(queue), batcher_(batcher), sink_(sink), loop_(loop), spool_(spool) {}
 
     // The pipeline thread's body. Returns after drain() once everything is sent or the drain
     // deadline has passed.
@@ -48,11 +53,14 @@ private:
     // Moves up to `max` queued segments into the batcher; returns how many it moved.
     std::size_t take_from_queue(TimePoint now, std::size_t max) noexcept;
     void publish_hint() noexcept;
+    // Whether the drain is done: nothing queued or held, and nothing spooled that could be sent.
+    [[nodiscard]] bool drained() const noexcept;
 
     SegmentQueue& queue_;
     Batcher& batcher_;
     BatchSink& sink_;
     EventLoop& loop_;
+    spool::SpoolStage* spool_;  // nullable
     std::atomic<bool> draining_{false};
     static constexpr Clock::rep no_new_linger = -1;
     std::atomic<Clock::rep> new_linger_{no_new_linger};  // set_linger(), from any thread
