@@ -132,6 +132,8 @@ set -e
 if [ "$1" = "purge" ]; then
     # DynamicUser=yes keeps the logs in /var/log/private/xrayd behind a /var/log/xrayd link.
     rm -rf /var/log/xrayd /var/log/private/xrayd /var/log/private/xray
+    # StateDirectory= (the disk spool): purge means its undelivered segments go too.
+    rm -rf /var/lib/xrayd /var/lib/private/xrayd
     if [ -L /var/log/xray ]; then rm -f /var/log/xray; fi
     rm -f /etc/systemd/system/multi-user.target.wants/xrayd.service
     if [ "$(readlink /etc/systemd/system/xray.service)" = /lib/systemd/system/xrayd.service ]; then

@@ -221,11 +221,11 @@ struct Setting {
       .usage_rank = 13)                                                                        \
     X(check_config, action, .flag = "check-config",                                            \
       .help = "Print the effective configuration and exit 0, or the errors and exit 1.",       \
-      .usage_rank = 42)                                                                        \
+      .usage_rank = 48)                                                                        \
     X(health_check, action, .flag = "health-check",                                            \
       .help = "Ask the running daemon's /healthz on the admin address; exit 0 if healthy, "    \
               "else 1 (for container HEALTHCHECKs).",                                          \
-      .usage_rank = 43)
+      .usage_rank = 49)
 // clang-format on
 
 // NOLINTNEXTLINE(bugprone-macro-parentheses): a "+1" term appended to a sum, unparenthesised.
