@@ -160,6 +160,22 @@ private:
                                              dir.string(), std::strerror(errno)));
             }
         }
+        if (c.spool.enabled()) {
+            std::error_code ec;
+            if (!c.upload.local_sink.empty()) {
+                errors.push_back("spool (--spool-dir / Xrayd.SpoolDir) and local sink "
+                                 "(--local-sink / Xrayd.LocalSink) cannot be combined: drop one");
+            } else if (!std::filesystem::is_directory(c.spool.dir, ec)) {
+                errors.push_back(fmt::format("spool directory (--spool-dir / Xrayd.SpoolDir) {}: "
+                                             "{}",
+                                             c.spool.dir,
+                                             ec ? ec.message() : "not an existing directory"));
+            } else if (::access(c.spool.dir.c_str(), W_OK | X_OK) != 0) {
+                errors.push_back(fmt::format("spool directory (--spool-dir / Xrayd.SpoolDir) {}: "
+                                             "{}",
+                                             c.spool.dir, std::strerror(errno)));
+            }
+        }
         CliOutcome out;
         if (!errors.empty()) {
             out.exit_code = 1;

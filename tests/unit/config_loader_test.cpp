@@ -1012,11 +1012,13 @@ TEST_CASE("--check-config prints the effective configuration, secrets redacted, 
     CHECK(out.out.find("AWS_ACCESS_KEY_ID=AKIA****") != std::string::npos);
     CHECK_FALSE(fs::exists(log));  // checking writes no log file
 
+    const std::string spool_dir = w.dir.path().string();  // --check-config checks it exists
     const CliOutcome spool =
-        w.run({"--check-config", "--spool-dir", "/var/lib/xrayd/spool", "--spool-max-bytes",
-               "0x100000", "--spool-mode", "write-ahead", "--spool-sync", "none"});
+        w.run({"--check-config", "--spool-dir", spool_dir, "--spool-max-bytes", "0x100000",
+               "--spool-mode", "write-ahead", "--spool-sync", "none"});
     CHECK(spool.exit_code == 0);
-    CHECK(spool.out.find("\n  SpoolDir: \"/var/lib/xrayd/spool\"  # --spool-dir; \"\" = off\n"
+    CHECK(spool.out.find("\n  SpoolDir: \"" + spool_dir +
+                         "\"  # --spool-dir; \"\" = off\n"
                          "  SpoolMaxBytes: 1048576  # --spool-max-bytes\n"
                          "  SpoolMode: write-ahead  # --spool-mode\n"
                          "  SpoolSync: none  # --spool-sync\n") != std::string::npos);
@@ -1049,6 +1051,17 @@ TEST_CASE("--check-config reports every error found and exits 1") {
     CHECK(lines[2].find("admin address") != std::string::npos);
     CHECK(lines[3].find("missing.pem: No such file or directory") != std::string::npos);
     CHECK_FALSE(fs::exists(log));
+
+    // The spool directory must exist, and cannot go with the local sink.
+    const std::string missing = (w.dir.path() / "no-spool").string();
+    const CliOutcome spool = w.run({"--check-config", "--spool-dir", missing});
+    CHECK(spool.exit_code == 1);
+    CHECK(spool.err.find("spool directory (--spool-dir / Xrayd.SpoolDir) " + missing +
+                         ": No such file or directory") != std::string::npos);
+    const CliOutcome both = w.run({"--check-config", "--spool-dir", w.dir.path().string(),
+                                   "--local-sink", (w.dir.path() / "out.jsonl").string()});
+    CHECK(both.exit_code == 1);
+    CHECK(both.err.find("cannot be combined") != std::string::npos);
 
     // A loader error (its first) is reported the same way.
     const CliOutcome bad = w.run({"--check-config", "-l", "loud"});
