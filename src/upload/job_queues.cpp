@@ -174,6 +174,9 @@ std::size_t JobQueues::clear(std::vector<UploadJob>&& taken) noexcept {
             put_away(job);
         }
         for (UploadJob& job : taken) {
+            // X-Ray may have stored what was in flight: sending it again after the restart may
+            // duplicate it (harmless: X-Ray keeps the last version of a segment id).
+            counters_.add(Counter::spool_maybe_duplicates, job.batch.segment_count());
             put_away(job);
         }
     }

@@ -75,7 +75,9 @@ enum class CounterKind {
     X(dropped_spool_error, dropped, "segments lost to a disk spool write error (EIO, ...)")       \
     X(dropped_spool_expired, dropped, "spooled segments older than X-Ray accepts, dropped")       \
     X(dropped_spool_corrupt, dropped, "spooled segments that could not be read back (damaged)")   \
-    X(spool_corrupt_regions, info, "damaged stretches of spool files skipped")
+    X(spool_corrupt_regions, info, "damaged stretches of spool files skipped")                    \
+    X(spool_maybe_duplicates, info,                                                               \
+      "segments spooled at shutdown while in flight: may arrive twice")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,
