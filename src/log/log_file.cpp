@@ -68,7 +68,6 @@ std::string open_error_text(int err) {
     return std::strerror(err);
 }
 
-
 // The k of `<name>.<k>`, when `file` is such a roll of `name`.
 std::optional<std::uint64_t> roll_suffix(std::string_view file, std::string_view name) noexcept {
     if (file.size() <= name.size() + 1 || file.substr(0, name.size()) != name ||

@@ -79,7 +79,6 @@ bool decode_entry(std::string_view payload, SpooledSegment& out) noexcept {
     return !out.document.empty();
 }
 
-
 // Reads `length` bytes at `offset` into `out`; the errno on failure, EIO for a short file.
 int read_at(int fd, std::uint64_t offset, std::size_t length, std::string& out) noexcept {
     try {
