@@ -8,6 +8,7 @@ packages=(
   meson ninja-build pkg-config g++
   # libraries (see meson.build)
   liburing-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev libfmt-dev libyaml-cpp-dev zlib1g-dev
+  libprotobuf-dev  # the OTLP wire-format reader (src/otlp); no generated code
   libmicrohttpd-dev libsystemd-dev ca-certificates
   # tests and benches
   doctest-dev libbenchmark-dev python3 openssl

@@ -1,0 +1,29 @@
+// The bodies of the answers to an OTLP/HTTP export (OTLP/HTTP specification): the success
+// reply ExportTraceServiceResponse, with partial_success when spans were refused, and the
+// google.rpc.Status of a 400, each in the request's encoding.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <xrayd/otlp/otlp_request.h>
+
+namespace xrayd::otlp {
+
+// google.rpc.Code INVALID_ARGUMENT (google/rpc/code.proto): the code of a 400's Status.
+inline constexpr std::int32_t rpc_invalid_argument = 3;
+
+// ExportTraceServiceResponse. With no span rejected and no message it is empty (protobuf: no
+// bytes; JSON: {}), as the specification asks of a full success; otherwise partial_success
+// carries both (JSON: {"partialSuccess":{"rejectedSpans":"N","errorMessage":"..."}}, the int64
+// as a string per the protobuf JSON mapping). May throw std::bad_alloc.
+[[nodiscard]] std::string export_response(OtlpEncoding encoding, std::uint64_t rejected_spans,
+                                          std::string_view error_message);
+
+// google.rpc.Status{code, message} (JSON: {"code":3,"message":"..."}), the body of a 400.
+// May throw std::bad_alloc.
+[[nodiscard]] std::string status_body(OtlpEncoding encoding, std::int32_t code,
+                                      std::string_view message);
+
+}  // namespace xrayd::otlp
