@@ -21,7 +21,7 @@ seconds=$1
 shift
 # Every target of tests/fuzz/meson.build (a new target goes in both lists).
 all_targets=(fuzz_validator fuzz_config_loader fuzz_shared_config fuzz_sts_imds fuzz_xray_response
-             fuzz_proxy fuzz_spool_records)
+             fuzz_proxy fuzz_spool_records fuzz_otlp_request)
 targets=("${@:-${all_targets[@]}}")
 builddir=${XRAYD_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${XRAYD_FUZZ_JOBS:-2}
