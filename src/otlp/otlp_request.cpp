@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <new>
 #include <optional>
 #include <span>
@@ -573,7 +574,7 @@ Result<std::string, OtlpErrc> gunzip(std::string_view body, std::size_t max_outp
         std::string out;
         // The output grows geometrically but never past max_output + 1: one byte more than the
         // limit is how "too large" is told from "exactly at the limit".
-        const std::size_t cap = max_output + 1;
+        const std::size_t cap = max_output < SIZE_MAX ? max_output + 1 : max_output;
         std::size_t produced = 0;
         while (true) {
             if (zs.avail_in == 0 && in_left > 0) {
