@@ -192,8 +192,10 @@ struct RawField {
 // Reads the fields of one message in order and hands each to `on_field`, which returns
 // std::nullopt to go on or an error to stop. Unknown wire-type payloads (varints, fixed, groups)
 // are skipped by protobuf's SkipField, which bounds group nesting by its recursion limit.
+// Not noexcept: `on_field` appends to strings and vectors, and the std::bad_alloc it may throw
+// must reach read_export_request's handler rather than std::terminate.
 template <typename OnField>
-std::optional<OtlpErrc> for_each_field(std::string_view message, OnField&& on_field) noexcept {
+std::optional<OtlpErrc> for_each_field(std::string_view message, OnField&& on_field) {
     const auto* data = reinterpret_cast<const std::uint8_t*>(message.data());
     const int size = static_cast<int>(message.size());  // callers checked it fits an int
     CodedInputStream in(data, size);
