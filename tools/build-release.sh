@@ -27,7 +27,8 @@ install_packages() {
                   ca-certificates libfmt-dev libsimdjson-dev libmicrohttpd-dev doctest-dev openssl)
   # libyaml-cpp-dev is not Multi-Arch: same (the :arm64 one would remove the native one), so
   # tools/release-deps.sh unpacks a foreign architecture's into its own prefix instead.
-  local arch_libs=(libc-ares-dev libnghttp2-dev libssl-dev zlib1g-dev liburing-dev libfmt-dev)
+  local arch_libs=(libc-ares-dev libnghttp2-dev libssl-dev zlib1g-dev liburing-dev libfmt-dev
+                  libprotobuf-dev)
   packages+=(libyaml-cpp-dev)
   local a d
   for a in $arches; do
