@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -33,8 +34,16 @@ constexpr std::size_t largest_record = record_header_size + max_record_payload;
 // append() writes the gathered records out once this many bytes wait.
 constexpr std::size_t pending_limit = 1u << 20;
 
-std::string file_name(std::uint32_t number) {
-    return fmt::format("{:08x}{}", number, file_suffix);
+// A spool file's name, without allocating (the data plane names files when it logs).
+struct FileName {
+    char text[16]{};
+    [[nodiscard]] const char* c_str() const noexcept { return text; }
+};
+
+FileName file_name(std::uint32_t number) noexcept {
+    FileName name;
+    (void)std::snprintf(name.text, sizeof name.text, "%08x.xrs", number);
+    return name;
 }
 
 // The number of a spool file's name, or 0 for any other name.
@@ -104,6 +113,25 @@ struct Spool::File {
     bool foreign = false;  // another format version: never read, written or deleted
 };
 
+template <typename... Args>
+void Spool::log_write_failure(int err, fmt::format_string<Args...> what, Args&&... args) noexcept {
+    std::uint64_t suppressed = 0;
+    if (!failure_log_.allow(Clock::now(), &suppressed)) {
+        return;
+    }
+    try {
+        const std::string text = fmt::format(what, std::forward<Args>(args)...);
+        if (suppressed > 0) {
+            logger_.error("Spool {}: {}: {} ({} similar failures not logged)", path(), text,
+                          std::strerror(err), suppressed);
+        } else {
+            logger_.error("Spool {}: {}: {}", path(), text, std::strerror(err));
+        }
+    } catch (...) {
+        // Out of memory: the failure is still counted where it happened.
+    }
+}
+
 Spool::Spool(SpoolOptions options, SpoolDirectory dir, Counters& counters, Logger& logger) noexcept
     : options_(std::move(options)), dir_(std::move(dir)), counters_(counters), logger_(logger) {
     if (options_.file_bytes == 0) {
@@ -149,7 +177,7 @@ void Spool::scan() {
     std::uint64_t found = 0;
     std::string bytes;
     for (const std::uint32_t number : numbers) {
-        const std::string name = file_name(number);
+        const std::string name = file_name(number).c_str();
         next_number_ = std::max(next_number_, number + 1);
         File file;
         file.number = number;
@@ -298,7 +326,7 @@ void Spool::flush(TimePoint now) noexcept {
             file.records -= pending_records_;
             unread_ -= pending_records_;
             bytes_ -= pending_.size();
-            log_write_failure(fmt::format("{} segments dropped", pending_records_), err);
+            log_write_failure(err, "{} segments dropped", pending_records_);
             write_failed_ = lost_as;
         } else {
             counters_.add(Counter::spool_written, pending_records_);
@@ -315,8 +343,8 @@ void Spool::flush(TimePoint now) noexcept {
         (options_.sync == SpoolSync::always ||
          (options_.sync == SpoolSync::interval && now >= next_sync_))) {
         if (::fdatasync(files_.back().fd.get()) != 0) {
-            log_write_failure("fdatasync failed; what was written may not survive a power loss",
-                              errno);
+            log_write_failure(errno,
+                              "fdatasync failed; what was written may not survive a power loss");
         }
         needs_sync_ = false;
     }
@@ -358,13 +386,7 @@ bool Spool::make_room(std::uint64_t bytes) noexcept {
 
 bool Spool::start_file() noexcept {
     const std::uint32_t number = next_number_++;
-    std::string name;
-    try {
-        name = file_name(number);
-    } catch (...) {
-        write_failed_ = Counter::dropped_spool_error;
-        return false;
-    }
+    const FileName name = file_name(number);
     UniqueFd fd(::openat(dir_.fd(), name.c_str(),
                          O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     int err = fd ? write_all(fd.get(), file_header()) : errno;
@@ -375,7 +397,7 @@ bool Spool::start_file() noexcept {
         if (fd) {
             (void)::unlinkat(dir_.fd(), name.c_str(), 0);
         }
-        log_write_failure(fmt::format("cannot start spool file {}", name), err);
+        log_write_failure(err, "cannot start spool file {}", name.c_str());
         write_failed_ = (err == ENOSPC || err == EDQUOT) ? Counter::dropped_spool_full
                                                          : Counter::dropped_spool_error;
         return false;
@@ -405,7 +427,7 @@ void Spool::finish_writing() noexcept {
     }
     File& file = files_.back();
     if (needs_sync_ && options_.sync != SpoolSync::none && ::fdatasync(file.fd.get()) != 0) {
-        log_write_failure("fdatasync failed; what was written may not survive a power loss", errno);
+        log_write_failure(errno, "fdatasync failed; what was written may not survive a power loss");
     }
     needs_sync_ = false;
     file.writing = false;
@@ -421,11 +443,8 @@ void Spool::delete_file(std::size_t index, bool count_unread_as_full) noexcept {
     unread_ -= std::min(unread_, unread);
     returned_ -= std::min(returned_, file.returned);
     bytes_ -= std::min(bytes_, file.size);
-    try {
-        if (::unlinkat(dir_.fd(), file_name(file.number).c_str(), 0) != 0) {
-            log_write_failure(fmt::format("cannot delete {}", file_name(file.number)), errno);
-        }
-    } catch (...) {
+    if (::unlinkat(dir_.fd(), file_name(file.number).c_str(), 0) != 0) {
+        log_write_failure(errno, "cannot delete {}", file_name(file.number).c_str());
     }
     files_.erase(files_.begin() + static_cast<std::ptrdiff_t>(index));
     publish();
@@ -447,7 +466,8 @@ void Spool::maybe_delete(std::size_t index) noexcept {
     // The file being written is delivered up to its end: empty it, so that a restart does not
     // send it again, and keep writing into it (no new file, no directory fsync).
     if (::ftruncate(file.fd.get(), static_cast<off_t>(file_header_size)) != 0) {
-        log_write_failure("cannot empty a delivered spool file", errno);
+        log_write_failure(errno, "cannot empty the delivered spool file {}",
+                          file_name(file.number).c_str());
         return;
     }
     bytes_ -= std::min(bytes_, file.size - file_header_size);
@@ -478,7 +498,7 @@ std::uint32_t Spool::read_impl(std::size_t max, void* consumer, Offer offer) noe
             std::min<std::uint64_t>(file.size - file.read_offset, read_chunk));
         if (const int err = read_at(file.fd.get(), file.read_offset, length, read_buffer_);
             err != 0) {
-            log_write_failure(fmt::format("cannot read back {}", file_name(file.number)), err);
+            log_write_failure(err, "cannot read back {}", file_name(file.number).c_str());
             return 0;  // tried again on the next call
         }
         const std::string_view chunk(read_buffer_.data(), length);
@@ -582,15 +602,6 @@ void Spool::unread(std::uint32_t origin, std::size_t segments) noexcept {
         file->returned += n;
         returned_ += n;
         publish();
-    }
-}
-
-void Spool::log_write_failure(std::string_view what, int err) noexcept {
-    std::uint64_t suppressed = 0;
-    if (failure_log_.allow(Clock::now(), &suppressed)) {
-        logger_.error("Spool {}: {}: {}{}", path(), what, std::strerror(err),
-                      suppressed > 0 ? fmt::format(" ({} similar failures not logged)", suppressed)
-                                     : std::string());
     }
 }
 

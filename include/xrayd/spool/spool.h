@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/log/logger.h>
@@ -140,7 +142,10 @@ private:
     void delete_file(std::size_t index, bool count_unread_as_full) noexcept;
     void maybe_delete(std::size_t index) noexcept;
     [[nodiscard]] File* find(std::uint32_t number) noexcept;
-    void log_write_failure(std::string_view what, int err) noexcept;
+    // Logs a failure of the files (write, read, sync, delete) at most once per interval: the
+    // text `what` formats, then errno `err`'s. Never throws (out of memory, nothing is logged).
+    template <typename... Args>
+    void log_write_failure(int err, fmt::format_string<Args...> what, Args&&... args) noexcept;
     void publish() noexcept;
 
     SpoolOptions options_;
