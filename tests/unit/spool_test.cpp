@@ -391,3 +391,36 @@ TEST_CASE("a full disk (a small tmpfs) drops what does not fit as spool_full and
 }
 
 }  // namespace xrayd::spool
+
+namespace xrayd::spool {
+
+TEST_CASE(
+    "--spool-sync interval asks for a turn when the fsync is due, and always fsyncs at once") {
+    Fixture f;
+    SpoolOptions o = f.options();
+    o.sync = SpoolSync::interval;
+    auto spool = f.open(o);
+    CHECK_FALSE(spool->deadline().has_value());  // nothing written: nothing to sync
+    REQUIRE(spool->append(doc(1), "id", "trace", unix_now_ns()));
+    CHECK(spool->deadline() == TimePoint{});  // gathered, not yet written: due now
+    const TimePoint t0 = Clock::now();
+    spool->flush(t0);
+    REQUIRE(spool->deadline().has_value());
+    CHECK(*spool->deadline() == t0 + std::chrono::seconds(1));
+    spool->flush(t0 + std::chrono::milliseconds(500));
+    CHECK(spool->deadline().has_value());  // not yet a second
+    spool->flush(t0 + std::chrono::milliseconds(1001));
+    CHECK_FALSE(spool->deadline().has_value());  // synced
+
+    Fixture g;
+    SpoolOptions a = g.options();
+    a.sync = SpoolSync::always;
+    auto always = g.open(a);
+    REQUIRE(always->append(doc(2), "id", "trace", unix_now_ns()));
+    always->flush(Clock::now());
+    CHECK_FALSE(always->deadline().has_value());  // synced with the write
+    CHECK(read_all(*always).size() == 1);
+    CHECK_FALSE(g.log->contains("fdatasync failed"));
+}
+
+}  // namespace xrayd::spool
