@@ -1,24 +1,17 @@
 // AdminServer: /healthz, /readyz and /metrics on libmicrohttpd.
 #include <xrayd/admin/admin_server.h>
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
-#include <cerrno>
-#include <cstdarg>
-#include <cstdio>
-#include <cstring>
 #include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/http/gated_server.h>
 #include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 
@@ -27,21 +20,6 @@ namespace {
 
 constexpr std::string_view text_plain = "text/plain; charset=utf-8";
 constexpr std::string_view prometheus_text = "text/plain; version=0.0.4; charset=utf-8";
-
-std::uint16_t bound_port(int fd) noexcept {
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
-        return 0;
-    }
-    if (bound.ss_family == AF_INET) {
-        return ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
-    }
-    if (bound.ss_family == AF_INET6) {
-        return ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
-    }
-    return 0;
-}
 
 }  // namespace
 
@@ -52,8 +30,7 @@ struct AdminServer::State {
     const LatencyHistogram& latency;
     Logger& logger;
     std::atomic<Clock::rep> threshold;
-    std::unique_ptr<ConnectionGate> gate;  // owns the listening socket while serving
-    MHD_Daemon* daemon = nullptr;
+    std::unique_ptr<GatedServer> server;  // while serving
     std::uint16_t port = 0;
 
     State(AdminOptions o, Counters& c, HealthState& h, const LatencyHistogram& l, Logger& log)
@@ -67,27 +44,8 @@ struct AdminServer::State {
     static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url,
                                  const char* method, const char* version, const char* upload_data,
                                  std::size_t* upload_data_size, void** request_state) noexcept;
-    static void on_log(void* cls, const char* format, va_list args) noexcept;
     MHD_Result handle(MHD_Connection* connection, std::string_view url, std::string_view method);
 };
-
-void AdminServer::State::on_log(void* cls, const char* format, va_list args) noexcept {
-    auto* s = static_cast<State*>(cls);
-    std::array<char, 512> line{};
-    // libmicrohttpd passes a printf format and its arguments.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    const int n = std::vsnprintf(line.data(), line.size(), format, args);
-#pragma GCC diagnostic pop
-    if (n > 0) {
-        std::string_view text(line.data(),
-                              std::min<std::size_t>(static_cast<std::size_t>(n), line.size() - 1));
-        while (!text.empty() && text.back() == '\n') {
-            text.remove_suffix(1);
-        }
-        s->logger.debug("admin http server: {}", text);
-    }
-}
 
 MHD_Result AdminServer::State::on_request(void* cls, MHD_Connection* connection, const char* url,
                                           const char* method, const char* /*version*/,
@@ -150,14 +108,7 @@ MHD_Result AdminServer::State::handle(MHD_Connection* connection, std::string_vi
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
         (void)MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
-    // One request per connection: the next head must pass the ConnectionGate too.
-    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
-        MHD_destroy_response(response);
-        return MHD_NO;
-    }
-    const MHD_Result queued = MHD_queue_response(connection, status, response);
-    MHD_destroy_response(response);
-    return queued;
+    return queue_closing_response(connection, status, response);
 }
 
 AdminServer::AdminServer(AdminOptions options, Counters& counters, HealthState& health,
@@ -170,55 +121,35 @@ AdminServer::~AdminServer() {
 
 void AdminServer::start() {
     State& s = *state_;
-    if (s.daemon != nullptr) {
+    if (s.server) {
         return;
     }
     auto listening = listen_tcp(s.options.address);
     if (!listening) {
         throw StartupError("admin http server failed to listen: " + listening.error());
     }
-    ConnectionGateOptions gate_options;
-    gate_options.name = "admin";
-    gate_options.max_connections = s.options.max_connections;
-    gate_options.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
-    gate_options.head_timeout = s.options.head_timeout;
-    gate_options.max_head_bytes = 8 * 1024;
-    gate_options.rules.allow_body = false;
-    s.gate = ConnectionGate::create(std::move(gate_options), std::move(listening.value()),
-                                    s.counters, s.logger);
-    // The gate accepts and checks each request head; libmicrohttpd gets the connection after.
-    const unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                               MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
-    s.daemon = MHD_start_daemon(
-        flags, 0, nullptr, nullptr, &State::on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
-        &State::on_log, &s, MHD_OPTION_NOTIFY_CONNECTION, &ConnectionGate::on_mhd_connection,
-        s.gate.get(), MHD_OPTION_CONNECTION_LIMIT,
-        static_cast<unsigned int>(s.options.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
-        static_cast<unsigned int>(s.options.idle_timeout.count()), MHD_OPTION_END);
-    if (s.daemon == nullptr) {
-        s.gate.reset();
-        throw StartupError("admin http server failed to listen: libmicrohttpd could not start "
-                           "on " +
-                           s.options.address);
-    }
-    MHD_Daemon* started = std::exchange(s.daemon, nullptr);
-    s.gate->start(started);  // on a StartupError it has stopped the daemon
-    s.daemon = started;
-    s.port = bound_port(s.gate->listen_fd());
+    GatedServerOptions server;
+    server.gate.name = "admin";
+    server.gate.max_connections = s.options.max_connections;
+    server.gate.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
+    server.gate.head_timeout = s.options.head_timeout;
+    server.gate.max_head_bytes = 8 * 1024;
+    server.gate.rules.allow_body = false;
+    server.address = s.options.address;
+    server.handler = &State::on_request;
+    server.handler_cls = &s;
+    server.idle_timeout = s.options.idle_timeout;
+    s.server =
+        GatedServer::start(std::move(server), std::move(listening.value()), s.counters, s.logger);
+    s.port = bound_port(s.server->listen_fd());
     s.logger.info("Admin http server on {} (/healthz, /readyz, /metrics)",
-                  local_address(s.gate->listen_fd()));
+                  local_address(s.server->listen_fd()));
 }
 
 void AdminServer::stop() noexcept {
-    if (!state_ || state_->daemon == nullptr) {
-        return;
+    if (state_) {
+        state_->server.reset();  // stops it
     }
-    State& s = *state_;
-    // The gate stops accepting first; libmicrohttpd's close notifications still reach it.
-    s.gate->stop();
-    MHD_stop_daemon(s.daemon);
-    s.daemon = nullptr;
-    s.gate.reset();
 }
 
 std::uint16_t AdminServer::port() const noexcept {

@@ -1,6 +1,7 @@
-// listen_tcp.
+// listen_tcp and bound_port.
 #include <xrayd/net/tcp_listener.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -42,6 +43,21 @@ Result<UniqueFd, std::string> listen_tcp(std::string_view address) {
         return failure("listen", errno);
     }
     return fd;
+}
+
+std::uint16_t bound_port(int fd) noexcept {
+    sockaddr_storage bound{};
+    socklen_t length = sizeof(bound);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+        return 0;
+    }
+    if (bound.ss_family == AF_INET) {
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    }
+    if (bound.ss_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
+    }
+    return 0;
 }
 
 }  // namespace xrayd

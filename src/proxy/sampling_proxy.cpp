@@ -2,18 +2,13 @@
 // allow-list and limits, and the answers (the forwarding itself is proxy_forwarding.cpp).
 #include <xrayd/proxy/sampling_proxy.h>
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <cstdarg>
-#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -22,7 +17,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/http/base_url.h>
-#include <xrayd/http/connection_gate.h>
+#include <xrayd/http/gated_server.h>
 #include <xrayd/http/request_head.h>
 #include <xrayd/log/remote_text.h>
 #include <xrayd/net/tcp_listener.h>
@@ -79,7 +74,6 @@ struct SamplingProxy::State {
                                  std::size_t* upload_data_size, void** request_state) noexcept;
     static void on_completed(void* cls, MHD_Connection* connection, void** request_state,
                              MHD_RequestTerminationCode why) noexcept;
-    static void on_log(void* cls, const char* format, va_list args) noexcept;
     static std::size_t no_unescape(void* cls, MHD_Connection* connection, char* text) noexcept;
 
     MHD_Result handle(MHD_Connection* connection, RequestContext& request, std::string_view method,
@@ -101,8 +95,7 @@ struct SamplingProxy::State {
     RateLimiter error_limiter;
     std::atomic<bool> forward_all;  // options.forward_all, switchable at run time
 
-    std::unique_ptr<ConnectionGate> gate;  // owns the listening socket while serving
-    MHD_Daemon* daemon = nullptr;
+    std::unique_ptr<GatedServer> server;  // while serving
     std::uint16_t port = 0;
 };
 
@@ -127,20 +120,6 @@ void* SamplingProxy::State::on_uri(void* /*cls*/, const char* uri, MHD_Connectio
 std::size_t SamplingProxy::State::no_unescape(void*, MHD_Connection*, char* text) noexcept {
     // Paths are forwarded (and signed) exactly as the client sent them.
     return std::strlen(text);
-}
-
-void SamplingProxy::State::on_log(void* cls, const char* format, va_list args) noexcept {
-    auto& state = *static_cast<State*>(cls);
-    if (!state.logger.enabled(LogLevel::debug)) {
-        return;
-    }
-    char line[512];
-    std::vsnprintf(line, sizeof(line), format, args);
-    std::string_view text(line);
-    while (!text.empty() && text.back() == '\n') {
-        text.remove_suffix(1);
-    }
-    state.logger.debug("proxy http server: {}", text);
 }
 
 void SamplingProxy::State::on_completed(void*, MHD_Connection*, void** request_state,
@@ -259,14 +238,7 @@ MHD_Result SamplingProxy::State::answer(MHD_Connection* connection, unsigned sta
         // libmicrohttpd refuses a few headers it manages itself; those are simply not relayed.
         (void)MHD_add_response_header(response, h.name.c_str(), h.value.c_str());
     }
-    // One request per connection: the next head must pass the ConnectionGate too.
-    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
-        MHD_destroy_response(response);
-        return MHD_NO;
-    }
-    const MHD_Result queued = MHD_queue_response(connection, status, response);
-    MHD_destroy_response(response);
-    return queued;
+    return queue_closing_response(connection, status, response);
 }
 
 MHD_Result SamplingProxy::State::answer_error(MHD_Connection* connection, unsigned status,
@@ -367,66 +339,47 @@ std::unique_ptr<SamplingProxy> SamplingProxy::create(SamplingProxyOptions option
 
 bool SamplingProxy::start() {
     State& s = *state_;
-    if (s.daemon != nullptr) {
+    if (s.server) {
         return true;
     }
     s.logger.info("Starting proxy http server on {}", s.options.address);
-    auto listening = listen_tcp(s.options.address);
-    if (!listening) {
-        const std::string message = "proxy http server failed to listen: " + listening.error();
-        if (!s.options.listen_failure_non_fatal) {
-            throw StartupError(message);
+    try {
+        auto listening = listen_tcp(s.options.address);
+        if (!listening) {
+            throw StartupError("proxy http server failed to listen: " + listening.error());
         }
-        s.logger.error("{}", message);
+        GatedServerOptions server;
+        server.gate.name = "proxy";
+        server.gate.max_connections = s.options.max_connections;
+        server.gate.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
+        server.gate.head_timeout = s.options.head_timeout;
+        server.gate.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
+        server.address = s.options.address;
+        server.thread_per_connection = true;  // each request waits for X-Ray
+        server.handler = &State::on_request;
+        server.handler_cls = &s;
+        server.idle_timeout = s.options.idle_timeout;
+        server.memory_limit = s.options.max_header_bytes;
+        server.extra = {
+            {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<std::intptr_t>(&State::on_uri), &s},
+            {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<std::intptr_t>(&State::no_unescape),
+             &s},
+            {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<std::intptr_t>(&State::on_completed),
+             &s},
+        };
+        s.forwarder.resume();
+        s.server = GatedServer::start(std::move(server), std::move(listening.value()), s.counters,
+                                      s.logger);
+    } catch (const StartupError& e) {
+        if (!s.options.listen_failure_non_fatal) {
+            throw;
+        }
+        s.logger.error("{}", e.what());
         return false;
     }
-    ConnectionGateOptions gate_options;
-    gate_options.name = "proxy";
-    gate_options.max_connections = s.options.max_connections;
-    gate_options.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
-    gate_options.head_timeout = s.options.head_timeout;
-    gate_options.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
-    s.gate = ConnectionGate::create(std::move(gate_options), std::move(listening.value()),
-                                    s.counters, s.logger);
-    s.forwarder.resume();
-    // The gate accepts and checks each request head; libmicrohttpd gets the connection after.
-    const unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                               MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
-    s.daemon = MHD_start_daemon(
-        flags, 0, nullptr, nullptr, &State::on_request, &s, MHD_OPTION_EXTERNAL_LOGGER,
-        &State::on_log, &s, MHD_OPTION_NOTIFY_CONNECTION, &ConnectionGate::on_mhd_connection,
-        s.gate.get(), MHD_OPTION_URI_LOG_CALLBACK, &State::on_uri, &s, MHD_OPTION_UNESCAPE_CALLBACK,
-        &State::no_unescape, &s, MHD_OPTION_NOTIFY_COMPLETED, &State::on_completed, &s,
-        MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(s.options.max_connections),
-        MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(s.options.idle_timeout.count()),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(s.options.max_header_bytes),
-        MHD_OPTION_END);
-    if (s.daemon == nullptr) {
-        s.gate.reset();
-        const std::string message =
-            "proxy http server failed to listen: libmicrohttpd could not start on " +
-            s.options.address;
-        if (!s.options.listen_failure_non_fatal) {
-            throw StartupError(message);
-        }
-        s.logger.error("{}", message);
-        return false;
-    }
-    MHD_Daemon* started = std::exchange(s.daemon, nullptr);
-    s.gate->start(started);  // on a StartupError it has stopped the daemon
-    s.daemon = started;
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    if (::getsockname(s.gate->listen_fd(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-        if (bound.ss_family == AF_INET) {
-            s.port = ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
-        } else if (bound.ss_family == AF_INET6) {
-            s.port = ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
-        }
-        // The bound address, with the real port when port 0 was asked for.
-        s.logger.debug("Listening on TCP {}",
-                       format_socket_address(reinterpret_cast<const sockaddr*>(&bound), length));
-    }
+    s.port = bound_port(s.server->listen_fd());
+    // The bound address, with the real port when port 0 was asked for.
+    s.logger.debug("Listening on TCP {}", local_address(s.server->listen_fd()));
     return true;
 }
 
@@ -435,17 +388,12 @@ void SamplingProxy::set_forward_all(bool forward_all) noexcept {
 }
 
 void SamplingProxy::stop() noexcept {
-    if (!state_ || state_->daemon == nullptr) {
+    if (!state_ || !state_->server) {
         return;
     }
     State& s = *state_;
     s.forwarder.stop();  // aborts upstream exchanges in flight
-    // The gate stops accepting and closes the heads it holds; then libmicrohttpd joins every
-    // connection thread (calling the gate's close notifications, so the gate goes last).
-    s.gate->stop();
-    MHD_stop_daemon(s.daemon);
-    s.daemon = nullptr;
-    s.gate.reset();
+    s.server.reset();    // stops accepting, joins every connection thread
     s.port = 0;
     s.forwarder.drop_idle_handles();
 }
@@ -455,7 +403,7 @@ std::uint16_t SamplingProxy::port() const noexcept {
 }
 
 bool SamplingProxy::serving() const noexcept {
-    return state_->daemon != nullptr;
+    return state_->server != nullptr;
 }
 
 }  // namespace xrayd

@@ -13,6 +13,12 @@ namespace xrayd::otlp {
 
 // google.rpc.Code INVALID_ARGUMENT (google/rpc/code.proto): the code of a 400's Status.
 inline constexpr std::int32_t rpc_invalid_argument = 3;
+// The codes of the receiver's other refusals (404, 405/415, 413, 500, 503).
+inline constexpr std::int32_t rpc_not_found = 5;
+inline constexpr std::int32_t rpc_resource_exhausted = 8;
+inline constexpr std::int32_t rpc_unimplemented = 12;
+inline constexpr std::int32_t rpc_internal = 13;
+inline constexpr std::int32_t rpc_unavailable = 14;
 
 // ExportTraceServiceResponse. With no span rejected and no message it is empty (protobuf: no
 // bytes; JSON: {}), as the specification asks of a full success; otherwise partial_success

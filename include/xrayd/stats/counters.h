@@ -77,7 +77,13 @@ enum class CounterKind {
     X(dropped_spool_corrupt, dropped, "spooled segments that could not be read back (damaged)")   \
     X(spool_corrupt_regions, info, "damaged stretches of spool files skipped")                    \
     X(spool_maybe_duplicates, info,                                                               \
-      "segments spooled at shutdown while in flight: may arrive twice")
+      "segments spooled at shutdown while in flight: may arrive twice")                           \
+    X(otlp_requests, info, "OTLP/HTTP requests to /v1/traces (any answer)")                       \
+    X(otlp_spans_received, info, "spans in valid OTLP/HTTP requests (refused ones included)")     \
+    X(otlp_spans_rejected_too_large, info, "OTLP spans refused: over X-Ray's 200 KB per span")    \
+    X(otlp_requests_invalid, info, "OTLP/HTTP requests refused as malformed (400)")               \
+    X(otlp_spans_dropped_buffer_full, info, "OTLP spans answered 503: memory full (SDKs retry)")  \
+    X(otlp_requests_too_large, info, "OTLP/HTTP requests refused: body over the limit (413)")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,
