@@ -15,6 +15,7 @@
 
 #include <xrayd/common/startup_error.h>
 #include <xrayd/http/gated_server.h>
+#include <xrayd/http/header_text.h>
 #include <xrayd/net/tcp_listener.h>
 #include <xrayd/net/udp_socket.h>
 #include <xrayd/otlp/otlp_response.h>
@@ -25,23 +26,6 @@ namespace {
 constexpr std::string_view protobuf_type = "application/x-protobuf";
 constexpr std::string_view json_type = "application/json";
 
-std::string_view trim(std::string_view text) noexcept {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; };
-               return lower(x) == lower(y);
-           });
-}
-
 // The encoding a Content-Type names: its media type (parameters such as "; charset=utf-8"
 // ignored, case-insensitive per RFC 9110 8.3.1); nullopt for any other type or none.
 std::optional<OtlpEncoding> encoding_of(const char* content_type) noexcept {
@@ -49,11 +33,11 @@ std::optional<OtlpEncoding> encoding_of(const char* content_type) noexcept {
         return std::nullopt;
     }
     std::string_view type = content_type;
-    type = trim(type.substr(0, type.find(';')));
-    if (equals_ignoring_case(type, protobuf_type)) {
+    type = trim_ows(type.substr(0, type.find(';')));
+    if (ascii_iequals(type, protobuf_type)) {
         return OtlpEncoding::protobuf;
     }
-    if (equals_ignoring_case(type, json_type)) {
+    if (ascii_iequals(type, json_type)) {
         return OtlpEncoding::json;
     }
     return std::nullopt;
@@ -154,10 +138,10 @@ MHD_Result OtlpReceiver::State::begin(MHD_Connection* connection, RequestContext
     request.encoding = encoding.value_or(OtlpEncoding::protobuf);
     const char* coding =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    const std::string_view coding_text = trim(coding != nullptr ? coding : "");
-    request.gzip = equals_ignoring_case(coding_text, "gzip");
+    const std::string_view coding_text = trim_ows(coding != nullptr ? coding : "");
+    request.gzip = ascii_iequals(coding_text, "gzip");
     const bool known_coding =
-        request.gzip || coding_text.empty() || equals_ignoring_case(coding_text, "identity");
+        request.gzip || coding_text.empty() || ascii_iequals(coding_text, "identity");
     if (url != traces_path) {
         request.reject_status = MHD_HTTP_NOT_FOUND;
         request.reject_code = rpc_not_found;
