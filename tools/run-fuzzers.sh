@@ -19,10 +19,6 @@ if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 shift
-# Every target of tests/fuzz/meson.build (a new target goes in both lists).
-all_targets=(fuzz_validator fuzz_config_loader fuzz_shared_config fuzz_sts_imds fuzz_xray_response
-             fuzz_proxy fuzz_spool_records fuzz_otlp_request)
-targets=("${@:-${all_targets[@]}}")
 builddir=${XRAYD_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${XRAYD_FUZZ_JOBS:-2}
 cxx=${XRAYD_FUZZ_CXX:-clang++-14}
@@ -36,6 +32,17 @@ if [ ! -f "$builddir/build.ninja" ]; then
     -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled >/dev/null
 fi
 ninja -C "$builddir" -j "$jobs" fuzz-targets >/dev/null
+# Every target tests/fuzz/meson.build declares, as the build lists them: no second list to keep.
+mapfile -t all_targets < <(meson introspect --targets "$builddir" | python3 -c '
+import json, sys
+names = {t["name"] for t in json.load(sys.stdin)
+         if t["type"] == "executable" and t["name"].startswith("fuzz_")}
+print("\n".join(sorted(names)))')
+if [ ${#all_targets[@]} -eq 0 ]; then
+  echo "run-fuzzers: $builddir declares no fuzz target" >&2
+  exit 2
+fi
+targets=("${@:-${all_targets[@]}}")
 
 mkdir -p "$builddir/fuzz-corpus" "$builddir/fuzz-artifacts" "$builddir/fuzz-logs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
