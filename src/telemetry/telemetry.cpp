@@ -272,11 +272,13 @@ void Telemetry::tick(WallClock::time_point now) noexcept {
 
 void Telemetry::final_tick() noexcept {
     rotate(WallClock::now());
-    const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
+    // The sender's shutdown Cancellation holds the deadline stop(deadline) gave: a call in
+    // progress is cut there, and the final one is fitted into the time left.
+    const std::optional<TimePoint> deadline = sender_->shutdown->deadline();
     std::chrono::milliseconds timeout = options_.request_timeout;
-    if (deadline != std::numeric_limits<Clock::rep>::max()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            TimePoint(Duration(deadline)) - Clock::now());
+    if (deadline) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
         if (left < min_final_call) {
             logger_.debug("Not sending the final telemetry record(s): the shutdown deadline "
                           "leaves {} ms",
@@ -319,10 +321,7 @@ void Telemetry::run() noexcept {
 }
 
 void Telemetry::stop(TimePoint deadline) noexcept {
-    deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
-    if (sender_) {
-        sender_->shutdown->cancel_at(deadline);
-    }
+    sender_->shutdown->cancel_at(deadline);
     stop();
 }
 

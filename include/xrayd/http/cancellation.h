@@ -6,6 +6,7 @@
 #include <atomic>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
@@ -37,6 +38,14 @@ public:
     [[nodiscard]] bool deadline_passed() const noexcept {
         const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
         return deadline != no_deadline && Clock::now().time_since_epoch().count() >= deadline;
+    }
+    // The deadline cancel_at() set (the earliest of several), or nullopt.
+    [[nodiscard]] std::optional<TimePoint> deadline() const noexcept {
+        const Clock::rep deadline = deadline_.load(std::memory_order_relaxed);
+        if (deadline == no_deadline) {
+            return std::nullopt;
+        }
+        return TimePoint(Duration(deadline));
     }
     // An eventfd that polls readable (POLLIN) once cancel() ran. IMPORTANT: poll it, never read
     // it: reading would clear it for every other waiter.

@@ -1,13 +1,11 @@
 // Telemetry: the daemon's own health records, sent to X-Ray with PutTelemetryRecords.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -124,7 +122,7 @@ private:
     // `timeout`: the total timeout of each call (the options' request timeout by default).
     void send_queued(std::chrono::milliseconds timeout) noexcept;
     void run() noexcept;
-    // The final tick, fitted into the time left before deadline_.
+    // The final tick, fitted into the time left before the shutdown deadline.
     void final_tick() noexcept;
 
     const TelemetryOptions options_;
@@ -137,9 +135,6 @@ private:
     std::deque<TelemetryRecord> queue_;
     bool stop_requested_ = false;
     bool stopped_ = false;
-    // Shutdown deadline (steady clock ticks; max = none), for fitting the final call into it.
-    // Written by stop(), read by the worker (the sender's cancellation cuts a call at it).
-    std::atomic<Clock::rep> deadline_{std::numeric_limits<Clock::rep>::max()};
     std::condition_variable wake_;
     std::thread worker_;
 };
