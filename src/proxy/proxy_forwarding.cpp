@@ -24,14 +24,30 @@ bool is_hop_by_hop(std::string_view name) noexcept {
            ascii_iequals(name, "Upgrade");
 }
 
+// A header's name and value, for the client's (ForwardHeader) and the upstream's (the
+// exchange's name/value pairs) alike.
+std::string_view name_of(const ForwardHeader& h) noexcept {
+    return h.name;
+}
+std::string_view value_of(const ForwardHeader& h) noexcept {
+    return h.value;
+}
+std::string_view name_of(const std::pair<std::string, std::string>& h) noexcept {
+    return h.first;
+}
+std::string_view value_of(const std::pair<std::string, std::string>& h) noexcept {
+    return h.second;
+}
+
 // The comma-separated tokens of every Connection header: more hop-by-hop header names.
-std::vector<std::string> connection_tokens(const std::vector<ForwardHeader>& headers) {
+template <typename Headers>
+std::vector<std::string> connection_tokens(const Headers& headers) {
     std::vector<std::string> tokens;
-    for (const ForwardHeader& h : headers) {
-        if (!ascii_iequals(h.name, "Connection")) {
+    for (const auto& h : headers) {
+        if (!ascii_iequals(name_of(h), "Connection")) {
             continue;
         }
-        std::string_view rest = h.value;
+        std::string_view rest = value_of(h);
         while (!rest.empty()) {
             const std::size_t comma = rest.find(',');
             const std::string_view token = trim_header_text(rest.substr(0, comma));
@@ -76,22 +92,19 @@ bool build_upstream_headers(const BaseUrl& upstream, const std::vector<ForwardHe
     return ok;
 }
 
-// The upstream's headers minus the hop-by-hop ones and Content-Length (recomputed).
+// The upstream's headers minus the hop-by-hop ones and Content-Length (recomputed); the kept
+// ones are moved out of `upstream_headers`.
 std::vector<ForwardHeader> relayable_headers(HttpHeaderList& upstream_headers) {
-    std::vector<ForwardHeader> all;
-    all.reserve(upstream_headers.size());
-    for (auto& [name, value] : upstream_headers) {
-        all.push_back(ForwardHeader{std::move(name), std::move(value)});
-    }
+    const std::vector<std::string> named = connection_tokens(upstream_headers);
     std::vector<ForwardHeader> relayed;
-    const std::vector<std::string> named = connection_tokens(all);
-    for (ForwardHeader& h : all) {
-        if (is_hop_by_hop(h.name) || ascii_iequals(h.name, "Content-Length") ||
+    relayed.reserve(upstream_headers.size());
+    for (auto& [name, value] : upstream_headers) {
+        if (is_hop_by_hop(name) || ascii_iequals(name, "Content-Length") ||
             std::any_of(named.begin(), named.end(),
-                        [&](const std::string& token) { return ascii_iequals(token, h.name); })) {
+                        [&](const std::string& token) { return ascii_iequals(token, name); })) {
             continue;
         }
-        relayed.push_back(std::move(h));
+        relayed.push_back(ForwardHeader{std::move(name), std::move(value)});
     }
     return relayed;
 }
