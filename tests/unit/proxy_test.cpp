@@ -241,6 +241,26 @@ TEST_CASE("upstream error statuses and bodies are relayed unchanged") {
     CHECK(f.counters.get(Counter::proxy_forwarded) == 1);
 }
 
+TEST_CASE("the upstream's hop-by-hop headers, and those its Connection names, are not relayed") {
+    Fixture f;
+    f.upstream.push_response(ScriptedResponse{200,
+                                              {{"Content-Type", "application/json"},
+                                               {"Connection", "X-Upstream-Hop"},
+                                               {"X-Upstream-Hop", "1"},
+                                               {"Keep-Alive", "timeout=5"},
+                                               {"X-Kept", "yes"}},
+                                              R"({"SamplingRuleRecords":[]})"});
+    auto proxy = f.make();
+    RawClient client(proxy->port());
+    client.send(sdk_request("/GetSamplingRules", "{}"));
+    const auto response = client.read_response();
+    REQUIRE(response.has_value());
+    CHECK(response->status == 200);
+    CHECK(response->header("X-Kept") == "yes");
+    CHECK_FALSE(response->header("X-Upstream-Hop").has_value());
+    CHECK_FALSE(response->header("Keep-Alive").has_value());
+}
+
 TEST_CASE("paths outside the sampling allow-list get 404 and are not forwarded") {
     Fixture f;
     auto proxy = f.make();
