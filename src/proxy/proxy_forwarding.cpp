@@ -98,13 +98,15 @@ std::vector<ForwardHeader> relayable_headers(HttpHeaderList& upstream_headers) {
     const std::vector<std::string> named = connection_tokens(upstream_headers);
     std::vector<ForwardHeader> relayed;
     relayed.reserve(upstream_headers.size());
-    for (auto& [name, value] : upstream_headers) {
+    // Not a structured binding: a lambda may not capture one in clang 14 (the style check's).
+    for (auto& header : upstream_headers) {
+        const std::string& name = header.first;
         if (is_hop_by_hop(name) || ascii_iequals(name, "Content-Length") ||
             std::any_of(named.begin(), named.end(),
                         [&](const std::string& token) { return ascii_iequals(token, name); })) {
             continue;
         }
-        relayed.push_back(ForwardHeader{std::move(name), std::move(value)});
+        relayed.push_back(ForwardHeader{std::move(header.first), std::move(header.second)});
     }
     return relayed;
 }
