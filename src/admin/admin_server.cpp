@@ -128,17 +128,11 @@ void AdminServer::start() {
     if (!listening) {
         throw StartupError("admin http server failed to listen: " + listening.error());
     }
-    GatedServerOptions server;
-    server.gate.name = "admin";
-    server.gate.max_connections = s.options.max_connections;
-    server.gate.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
-    server.gate.head_timeout = s.options.head_timeout;
-    server.gate.max_head_bytes = 8 * 1024;
+    GatedServerOptions server = gated_server_options("admin", s.options);
+    server.gate.max_head_bytes = 8 * 1024;  // GETs of three paths: no body, small heads
     server.gate.rules.allow_body = false;
-    server.address = s.options.address;
     server.handler = &State::on_request;
     server.handler_cls = &s;
-    server.idle_timeout = s.options.idle_timeout;
     s.server =
         GatedServer::start(std::move(server), std::move(listening.value()), s.counters, s.logger);
     s.port = bound_port(s.server->listen_fd());

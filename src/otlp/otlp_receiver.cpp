@@ -344,20 +344,13 @@ void OtlpReceiver::start() {
     if (!listening) {
         throw StartupError("otlp http server failed to listen: " + listening.error());
     }
-    GatedServerOptions server;
-    server.gate.name = "otlp";
-    server.gate.max_connections = s.options.max_connections;
-    server.gate.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
-    server.gate.head_timeout = s.options.head_timeout;
-    server.gate.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
-    server.address = s.options.address;
+    GatedServerOptions server = gated_server_options("otlp", s.options);
+    set_header_budget(server, s.options.max_header_bytes);
     // Inflating and reading a body takes milliseconds: one client's large request must not
     // hold up the others.
     server.thread_per_connection = true;
     server.handler = &State::on_request;
     server.handler_cls = &s;
-    server.idle_timeout = s.options.idle_timeout;
-    server.memory_limit = s.options.max_header_bytes;
     server.extra = {
         {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<std::intptr_t>(&State::on_completed), &s}};
     s.server =

@@ -348,18 +348,11 @@ bool SamplingProxy::start() {
         if (!listening) {
             throw StartupError("proxy http server failed to listen: " + listening.error());
         }
-        GatedServerOptions server;
-        server.gate.name = "proxy";
-        server.gate.max_connections = s.options.max_connections;
-        server.gate.max_per_peer = std::min(s.options.max_connections, s.options.max_per_peer);
-        server.gate.head_timeout = s.options.head_timeout;
-        server.gate.max_head_bytes = std::max<std::size_t>(s.options.max_header_bytes / 2, 1024);
-        server.address = s.options.address;
+        GatedServerOptions server = gated_server_options("proxy", s.options);
+        set_header_budget(server, s.options.max_header_bytes);
         server.thread_per_connection = true;  // each request waits for X-Ray
         server.handler = &State::on_request;
         server.handler_cls = &s;
-        server.idle_timeout = s.options.idle_timeout;
-        server.memory_limit = s.options.max_header_bytes;
         server.extra = {
             {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<std::intptr_t>(&State::on_uri), &s},
             {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<std::intptr_t>(&State::no_unescape),

@@ -5,10 +5,12 @@
 
 #include <microhttpd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xrayd/common/unique_fd.h>
@@ -35,6 +37,31 @@ struct GatedServerOptions {
     // (MHD_OPTION_ARRAY's convention).
     std::vector<MHD_OptionItem> extra;
 };
+
+// The part of a GatedServerOptions that every listener's options give the same way: its name
+// and address, the connection limits (max_per_peer never above max_connections), the head
+// deadline and libmicrohttpd's idle timeout. `ListenerOptions` is SamplingProxyOptions,
+// AdminOptions or OtlpReceiverOptions. The handler, the threads and the head budget are the
+// caller's.
+template <typename ListenerOptions>
+[[nodiscard]] GatedServerOptions gated_server_options(std::string name,
+                                                      const ListenerOptions& options) {
+    GatedServerOptions server;
+    server.gate.name = std::move(name);
+    server.gate.max_connections = options.max_connections;
+    server.gate.max_per_peer = std::min(options.max_connections, options.max_per_peer);
+    server.gate.head_timeout = options.head_timeout;
+    server.address = options.address;
+    server.idle_timeout = options.idle_timeout;
+    return server;
+}
+
+// The header budget of a listener that takes request bodies (proxy, OTLP receiver): half of it
+// for the head the gate peeks at, all of it as libmicrohttpd's per-connection memory.
+inline void set_header_budget(GatedServerOptions& server, std::size_t max_header_bytes) {
+    server.gate.max_head_bytes = std::max<std::size_t>(max_header_bytes / 2, 1024);
+    server.memory_limit = max_header_bytes;
+}
 
 // Error-log messages of libmicrohttpd go to `logger` at Debug ("<name> http server: ...").
 // Threads: start() and stop() from one control thread. Lifetime: `counters`, `logger` and the
