@@ -3,7 +3,9 @@
 // It answers POST /TraceSegments with {"UnprocessedTraceSegments":[]} and, for every document in
 // the body, records the sequence number xrayd-loadgen put in its `id` (16 hex digits) in a bitmap
 // (so loss and duplicates are exact) and the latency now - `annotations.bench_sent_ns`
-// (CLOCK_MONOTONIC, same host) in a log-linear histogram. It does NOT verify signatures:
+// (CLOCK_MONOTONIC, same host) in a log-linear histogram. It answers POST /v1/traces (xrayd's
+// OTLP exporter, issue #16) with 200, an empty ExportTraceServiceResponse, counting requests,
+// body bytes and gzip bodies without keeping or reading the body. It does NOT verify signatures:
 // tools/fake_xray.py and the integration tests do that.
 //
 // One libmicrohttpd thread (epoll) serves everything, so the counters need no locks. Control:
@@ -40,6 +42,7 @@ namespace {
 constexpr std::uint64_t max_seq_default = std::uint64_t{1} << 32;
 constexpr std::string_view segments_reply = "{\"UnprocessedTraceSegments\":[]}";
 constexpr std::string_view empty_reply = "{}";
+constexpr std::string_view otlp_path = "/v1/traces";
 
 std::int64_t monotonic_ns() noexcept {
     timespec ts{};
@@ -154,7 +157,11 @@ struct Stats {
     std::uint64_t bad_documents = 0;  // not parseable, or no bench id / timestamp
     std::uint64_t bad_requests = 0;   // body not {"TraceSegmentDocuments":[...]}
     std::uint64_t body_bytes = 0;
+    std::uint64_t otlp_requests = 0;
+    std::uint64_t otlp_body_bytes = 0;  // as received (compressed or not)
+    std::uint64_t otlp_gzip_requests = 0;
     std::uint64_t requests_since_reset = 0;
+    std::uint64_t otlp_requests_since_reset = 0;
     std::uint64_t documents_since_reset = 0;
     std::int64_t reset_at_ns = 0;
 };
@@ -196,21 +203,24 @@ public:
         const std::uint64_t unique = seen_.count(from, to);
         const std::uint64_t dups = dup_.count(from, to);
         const double since = static_cast<double>(monotonic_ns() - stats_.reset_at_ns) / 1e9;
-        char out[1024];
+        char out[1536];
         std::snprintf(
             out, sizeof out,
             "{\"requests\":%" PRIu64 ",\"segment_requests\":%" PRIu64 ",\"documents\":%" PRIu64
             ",\"unique\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"bad_documents\":%" PRIu64
-            ",\"bad_requests\":%" PRIu64 ",\"body_bytes\":%" PRIu64 ",\"range\":{\"from\":%" PRIu64
-            ",\"to\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"duplicates\":%" PRIu64
-            ",\"missing\":%" PRIu64 "},"
+            ",\"bad_requests\":%" PRIu64 ",\"body_bytes\":%" PRIu64 ",\"otlp_requests\":%" PRIu64
+            ",\"otlp_body_bytes\":%" PRIu64 ",\"otlp_gzip_requests\":%" PRIu64
+            ",\"range\":{\"from\":%" PRIu64 ",\"to\":%" PRIu64 ",\"unique\":%" PRIu64
+            ",\"duplicates\":%" PRIu64 ",\"missing\":%" PRIu64 "},"
             "\"since_reset\":{\"seconds\":%.3f,\"requests\":%" PRIu64 ",\"documents\":%" PRIu64
-            ",\"latency_us\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p90\":%" PRIu64
-            ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}}\n",
+            ",\"otlp_requests\":%" PRIu64 ",\"latency_us\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64
+            ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64
+            "}}}\n",
             stats_.requests, stats_.segment_requests, stats_.documents, stats_.unique,
-            stats_.duplicates, stats_.bad_documents, stats_.bad_requests, stats_.body_bytes, from,
-            to, unique, dups, to > from ? (to - from) - unique : 0, since,
-            stats_.requests_since_reset, stats_.documents_since_reset, latency_.count(),
+            stats_.duplicates, stats_.bad_documents, stats_.bad_requests, stats_.body_bytes,
+            stats_.otlp_requests, stats_.otlp_body_bytes, stats_.otlp_gzip_requests, from, to,
+            unique, dups, to > from ? (to - from) - unique : 0, since, stats_.requests_since_reset,
+            stats_.documents_since_reset, stats_.otlp_requests_since_reset, latency_.count(),
             latency_.percentile(50), latency_.percentile(90), latency_.percentile(99),
             latency_.percentile(99.9), latency_.max());
         return out;
@@ -220,12 +230,21 @@ public:
         latency_.clear();
         stats_.requests_since_reset = 0;
         stats_.documents_since_reset = 0;
+        stats_.otlp_requests_since_reset = 0;
         stats_.reset_at_ns = monotonic_ns();
     }
 
     void count_request() noexcept {
         ++stats_.requests;
         ++stats_.requests_since_reset;
+    }
+
+    // One POST /v1/traces whose body had `bytes` bytes.
+    void count_otlp(std::uint64_t bytes, bool gzip) noexcept {
+        ++stats_.otlp_requests;
+        ++stats_.otlp_requests_since_reset;
+        stats_.otlp_body_bytes += bytes;
+        stats_.otlp_gzip_requests += gzip ? 1 : 0;
     }
 
 private:
@@ -296,10 +315,13 @@ struct Server {
     Endpoint endpoint;
     MHD_Response* segments_response = nullptr;
     MHD_Response* empty_response = nullptr;
+    MHD_Response* otlp_response = nullptr;
 };
 
 struct RequestState {
-    std::string body;
+    std::string body;         // kept for every path but /v1/traces
+    std::uint64_t bytes = 0;  // counted for /v1/traces, whose body is dropped as it arrives
+    bool otlp = false;
 };
 
 std::uint64_t query_u64(MHD_Connection* connection, const char* key, std::uint64_t fallback) {
@@ -342,17 +364,31 @@ MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, co
     }
     if (*request_state == nullptr) {
         auto state = std::make_unique<RequestState>();
-        state->body.reserve(64 * 1024);
+        state->otlp = path == otlp_path;
+        if (!state->otlp) {
+            state->body.reserve(64 * 1024);
+        }
         *request_state = state.release();
         return MHD_YES;
     }
     auto* state = static_cast<RequestState*>(*request_state);
     if (*upload_data_size > 0) {
-        state->body.append(upload_data, *upload_data_size);
+        if (state->otlp) {
+            state->bytes += *upload_data_size;
+        } else {
+            state->body.append(upload_data, *upload_data_size);
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
     server.endpoint.count_request();
+    if (state->otlp) {
+        const char* encoding = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_CONTENT_ENCODING);
+        server.endpoint.count_otlp(state->bytes,
+                                   encoding != nullptr && std::strcmp(encoding, "gzip") == 0);
+        return MHD_queue_response(connection, MHD_HTTP_OK, server.otlp_response);
+    }
     if (path == "/TraceSegments") {
         server.endpoint.ingest(state->body);
         return MHD_queue_response(connection, MHD_HTTP_OK, server.segments_response);
@@ -368,11 +404,12 @@ void on_completed(void* cls, MHD_Connection* /*connection*/, void** request_stat
     *request_state = nullptr;
 }
 
-MHD_Response* static_response(std::string_view text) {
+MHD_Response* static_response(std::string_view text,
+                              const char* type = "application/x-amz-json-1.1") {
     MHD_Response* response = MHD_create_response_from_buffer(
         text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_PERSISTENT);
     if (response != nullptr) {
-        (void)MHD_add_response_header(response, "Content-Type", "application/x-amz-json-1.1");
+        (void)MHD_add_response_header(response, "Content-Type", type);
     }
     return response;
 }
@@ -422,10 +459,13 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    auto server = std::make_unique<Server>(Server{Endpoint(max_seq), nullptr, nullptr});
+    auto server = std::make_unique<Server>(Server{Endpoint(max_seq), nullptr, nullptr, nullptr});
     server->segments_response = static_response(segments_reply);
     server->empty_response = static_response(empty_reply);
-    if (server->segments_response == nullptr || server->empty_response == nullptr) {
+    // An empty ExportTraceServiceResponse: all accepted, no partial_success.
+    server->otlp_response = static_response({}, "application/x-protobuf");
+    if (server->segments_response == nullptr || server->empty_response == nullptr ||
+        server->otlp_response == nullptr) {
         std::fprintf(stderr, "fake-xray-fast: MHD_create_response_from_buffer failed\n");
         return 1;
     }
@@ -468,5 +508,6 @@ int main(int argc, char** argv) {
     MHD_stop_daemon(daemon);
     MHD_destroy_response(server->segments_response);
     MHD_destroy_response(server->empty_response);
+    MHD_destroy_response(server->otlp_response);
     return 0;
 }
