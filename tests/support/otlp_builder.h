@@ -1,6 +1,7 @@
 // Builds OTLP protobuf messages for tests with protobuf's CodedOutputStream (independent of the
 // writers in src/otlp), from the field numbers of opentelemetry-proto, and gzip bodies with
-// zlib. Header-only: the otlp tests include it as "tests/support/otlp_builder.h".
+// zlib. Header-only: the otlp tests include it as "tests/support/otlp_builder.h", and so does
+// the OTLP bench's generator (bench/otlp/request_template.cpp) for its bodies.
 #pragma once
 
 #include <google/protobuf/io/coded_stream.h>
