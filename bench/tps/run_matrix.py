@@ -179,6 +179,8 @@ def free_udp_port():
 
 
 class Bench:
+    region = "us-east-1"
+
     def __init__(self, args):
         self.args = args
         self.out_dir = args.out_dir
@@ -207,22 +209,28 @@ class Bench:
             return json.loads(r.read())
 
     # -- daemon
-    def start_daemon(self):
-        self.daemon_starts += 1
-        log_path = os.path.join(self.out_dir, f"xrayd-{self.daemon_starts}.log")
-        self.daemon_log = open(log_path, "w")
-        cmd = ["taskset", "-c", str(self.args.daemon_cpu), self.args.xrayd, "-o",
-               "-n", "us-east-1", "-b", f"127.0.0.1:{self.udp_port}",
-               "--endpoint", f"http://127.0.0.1:{self.endpoint_port}",
-               "-m", str(self.args.memory_mb)] + self.args.xrayd_arg
-        env = dict(os.environ, **CREDENTIALS)
-        self.daemon = subprocess.Popen(cmd, stdout=self.daemon_log, stderr=subprocess.STDOUT,
-                                       env=env)
+    def daemon_command(self):
+        """xrayd's command line before --xrayd-arg (bench/otlp/run_otlp.py adds listeners)."""
+        return ["taskset", "-c", str(self.args.daemon_cpu), self.args.xrayd, "-o",
+                "-n", self.region, "-b", f"127.0.0.1:{self.udp_port}",
+                "--endpoint", f"http://127.0.0.1:{self.endpoint_port}",
+                "-m", str(self.args.memory_mb)]
+
+    def wait_until_ready(self, log_path):
         deadline = time.monotonic() + 10
         while not udp_bound(self.udp_port):
             if self.daemon.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"xrayd did not bind UDP {self.udp_port}; see {log_path}")
             time.sleep(0.02)
+
+    def start_daemon(self):
+        self.daemon_starts += 1
+        log_path = os.path.join(self.out_dir, f"xrayd-{self.daemon_starts}.log")
+        self.daemon_log = open(log_path, "w")
+        env = dict(os.environ, **CREDENTIALS)
+        self.daemon = subprocess.Popen(self.daemon_command() + self.args.xrayd_arg,
+                                       stdout=self.daemon_log, stderr=subprocess.STDOUT, env=env)
+        self.wait_until_ready(log_path)
         print(f"# xrayd pid {self.daemon.pid} on 127.0.0.1:{self.udp_port} (CPU "
               f"{self.args.daemon_cpu}), endpoint port {self.endpoint_port}, log {log_path}",
               flush=True)
@@ -504,11 +512,23 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
+def add_process_arguments(p, loadgen):
+    """The options Bench's endpoint and daemon handling reads (bench/otlp/run_otlp.py too)."""
+    p.add_argument("--xrayd", required=True, help="path to the xrayd binary")
+    p.add_argument("--loadgen", required=True, help=f"path to {loadgen}")
+    p.add_argument("--endpoint", required=True, help="path to fake-xray-fast")
+    p.add_argument("--daemon-cpu", type=int, default=0)
+    p.add_argument("--load-cpu", type=int, default=1)
+    p.add_argument("--memory-mb", type=int, default=10, help="xrayd -m")
+    p.add_argument("--udp-port", type=int, default=0)
+    p.add_argument("--xrayd-arg", action="append", default=[],
+                   help="extra xrayd argument (repeat), e.g. --xrayd-arg=--io-backend=epoll")
+    p.add_argument("--max-lifetime", type=int, default=7200, help="endpoint lifetime, s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--xrayd", required=True, help="path to the xrayd binary")
-    p.add_argument("--loadgen", required=True, help="path to xrayd-loadgen")
-    p.add_argument("--endpoint", required=True, help="path to fake-xray-fast")
+    add_process_arguments(p, "xrayd-loadgen")
     p.add_argument("--step-seconds", type=float, default=20.0)
     p.add_argument("--search-seconds", type=float, default=0.0,
                    help="seconds per search step (default: --step-seconds)")
@@ -518,22 +538,19 @@ def main():
                    help="comma list of the rates of the high phase")
     p.add_argument("--size", default="300", help="segment size: 300, 1k, 8k or bytes")
     p.add_argument("--sockets", type=int, default=4, help="generator sockets")
-    p.add_argument("--daemon-cpu", type=int, default=0)
-    p.add_argument("--load-cpu", type=int, default=1)
-    p.add_argument("--memory-mb", type=int, default=10, help="xrayd -m")
-    p.add_argument("--udp-port", type=int, default=0)
-    p.add_argument("--xrayd-arg", action="append", default=[],
-                   help="extra xrayd argument (repeat), e.g. --xrayd-arg=--io-backend=epoll")
     p.add_argument("--settle-seconds", type=float, default=1.0)
     p.add_argument("--drain-quiet-seconds", type=float, default=1.0)
     p.add_argument("--drain-max-seconds", type=float, default=30.0)
-    p.add_argument("--max-lifetime", type=int, default=7200, help="endpoint lifetime, s")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "results"))
     args = p.parse_args()
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
     args.high_tps = [int(x) for x in args.high_tps.split(",") if x.strip()]
-    bench = Bench(args)
+    run_to_end(Bench(args))
+
+
+def run_to_end(bench):
+    """bench.run(); if it stops early, the daemon and endpoint it started are killed."""
     try:
         bench.run()
     finally:
