@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """run_otlp.py: xrayd's OTLP/HTTP path at fixed span rates: CPU per span and memory (issue #16).
 
-Builds nothing: give it the binaries. It starts fake-xray-fast (pinned to --load-cpu) and ONE
-xrayd (pinned to --daemon-cpu, `-o -n us-east-2 -m 10`, `--otlp-address 127.0.0.1:0`,
+Builds nothing: give it the binaries. It starts fake-xray-fast (pinned to --load-cpu) and an
+xrayd per body kind (pinned to --daemon-cpu, `-o -n us-east-2 -m 10`, `--otlp-address 127.0.0.1:0`,
 `--admin-address 127.0.0.1:0`, `--endpoint` = fake-xray-fast, the TPS bench's credentials), then
 for every rate (and body kind) runs otlp-loadgen (pinned to --load-cpu) for --warmup-seconds
 (not measured), then for --step-seconds, and measures over that window:
@@ -16,7 +16,8 @@ for every rate (and body kind) runs otlp-loadgen (pinned to --load-cpu) for --wa
             counter stops moving): otlp_spans_received and the OTLP spans it counted as sent
   endpoint  POST /v1/traces requests and bytes fake-xray-fast received, and its CPU
 
-Prints a table step by step and writes otlp.json and otlp.md into --out-dir.
+Prints a table step by step and writes otlp.json and otlp.md into --out-dir. With --perf-dir,
+it also records a call graph of every window (a separate run: perf inflates the figures).
 
 Example:
   bench/otlp/run_otlp.py --xrayd build-bench/src/xrayd \\
@@ -71,6 +72,18 @@ class Bench(run_matrix.Bench):
     def __init__(self, args):
         super().__init__(args)
         self.otlp_port = self.admin_port = None
+        self.otlp_exits = []  # per daemon: its "Exit summary: otlp spans: ..." as a dict
+
+    def stop_daemon(self):
+        """Also keeps the OTLP exit summary (the TPS bench keeps only the last summary line)."""
+        running = self.daemon is not None and self.daemon.poll() is None
+        super().stop_daemon()
+        if running:
+            with open(self.daemon_log.name) as f:
+                m = re.search(r"Exit summary: otlp spans: (.*)", f.read())
+            exit_line = dict(re.findall(r"(\w+)=(\d+)", m.group(1))) if m else {}
+            self.otlp_exits.append(exit_line)
+            print(f"# xrayd exit, OTLP spans: {m.group(1) if m else 'no summary'}", flush=True)
 
     def daemon_command(self):
         return super().daemon_command() + ["--otlp-address", "127.0.0.1:0",
@@ -107,7 +120,15 @@ class Bench(run_matrix.Bench):
         busy0, epcpu0 = cpu_busy(a.load_cpu), cpu_ns(self.endpoint.pid)
         sampler = RssSampler(pid)
         sampler.start()
+        perf = None
+        if a.perf_dir:  # a call graph of the window (it costs the daemon CPU: not for figures)
+            perf = subprocess.Popen(
+                ["perf", "record", "-q", "-g", "-F", "4999", "-p", str(pid), "-o",
+                 os.path.join(a.perf_dir, f"perf-{body}-{rate}.data"), "--", "sleep",
+                 str(a.step_seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gen = self.loadgen(rate, a.step_seconds, body)
+        if perf is not None:
+            perf.wait()
         ticks1, ns1, t1 = stat_ticks(pid), cpu_ns(pid), time.monotonic()
         busy1, epcpu1 = cpu_busy(a.load_cpu), cpu_ns(self.endpoint.pid)
         rss_avg, rss_max, anon_max = sampler.finish()
@@ -179,7 +200,11 @@ class Bench(run_matrix.Bench):
                   f"{sorted(k for k in self.metrics() if k.startswith('otlp'))})", flush=True)
         print(markdown_header(), flush=True)
         try:
-            for body in a.bodies:
+            for n, body in enumerate(a.bodies):
+                if n > 0:  # a fresh daemon per body kind: RSS does not carry over
+                    self.stop_daemon()
+                    self.start_daemon()
+                    time.sleep(1.0)
                 for rate in a.rates:
                     self.run_step(rate, body)
         finally:
@@ -190,7 +215,7 @@ class Bench(run_matrix.Bench):
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "machine": machine_info(), "load_average_before": load,
             "load_average_after": os.getloadavg(), "args": vars(a), "idle": idle,
-            "adot_5000": ADOT_5000, "exit_summary": self.exit_summary, "steps": self.rows,
+            "adot_5000": ADOT_5000, "otlp_exit_summaries": self.otlp_exits, "steps": self.rows,
         }
         with open(os.path.join(a.out_dir, "otlp.json"), "w") as f:
             json.dump(result, f, indent=1)
@@ -238,6 +263,9 @@ def markdown(result):
         markdown_header(),
     ]
     lines += [markdown_row(r) for r in result["steps"]]
+    lines += ["", "xrayd's exit summaries, OTLP spans (one daemon per body kind): " + "; ".join(
+        " ".join(f"{k}={v}" for k, v in s.items()) or "none" for s in result["otlp_exit_summaries"])
+        + "."]
     lines += ["", f"ADOT Collector 0.49 at 5000 spans/s (AWS's report, per issue #16): "
                   f"~{ADOT_5000['cpu_pct']:.0f} % of a core, ~{ADOT_5000['rss_mb']:.0f} MB."]
     return "\n".join(lines) + "\n"
@@ -259,6 +287,9 @@ def main():
                         "spans it delivered")
     p.add_argument("--drain-quiet-seconds", type=float, default=2.0)
     p.add_argument("--drain-max-seconds", type=float, default=30.0)
+    p.add_argument("--perf-dir", default="",
+                   help="record a call graph of each window (perf record -g -p) into "
+                        "DIR/perf-<body>-<rate>.data; perf's own cost inflates the CPU figures")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "results"))
     args = p.parse_args()
