@@ -11,6 +11,7 @@ for every rate (and body kind) runs otlp-loadgen (pinned to --load-cpu) for --wa
             (also the sum of /proc/<pid>/task/*/schedstat, ns precision, as cpu%_ns)
   us/span   xrayd CPU time (stat) / spans the generator sent in the window
   rss       VmRSS and RssAnon from /proc/<pid>/status every 100 ms: average and max
+  faults    xrayd's minor page faults (/proc/<pid>/stat) per request of the generator
   spans     the generator's sent / accepted (200) / refused (503, 429); the daemon's counters
             from its /metrics (deltas over the window plus a drain that waits until its "sent"
             counter stops moving): otlp_spans_received and the OTLP spans it counted as sent
@@ -50,6 +51,12 @@ ADOT_5000 = {"cpu_pct": 80.0, "rss_mb": 140.0}
 OTLP_LISTEN = re.compile(r"Listening for OTLP/HTTP on (\S+):(\d+)")
 ADMIN_LISTEN = re.compile(r"Admin http server on (\S+):(\d+)")
 METRIC = re.compile(r"^xrayd_(\w+)_total (\d+)$", re.M)
+
+
+def minor_faults(pid):
+    """Minor page faults of the process, exited threads included (/proc/<pid>/stat field 10)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
 def wait_for_log(path, pattern, proc, seconds=10):
@@ -117,6 +124,7 @@ class Bench(run_matrix.Bench):
             self.drain(self.metrics())
         m0, ep0 = self.metrics(), self.endpoint_get("/stats")
         ticks0, ns0, t0 = stat_ticks(pid), cpu_ns(pid), time.monotonic()
+        faults0 = minor_faults(pid)
         busy0, epcpu0 = cpu_busy(a.load_cpu), cpu_ns(self.endpoint.pid)
         sampler = RssSampler(pid)
         sampler.start()
@@ -130,6 +138,7 @@ class Bench(run_matrix.Bench):
         if perf is not None:
             perf.wait()
         ticks1, ns1, t1 = stat_ticks(pid), cpu_ns(pid), time.monotonic()
+        faults1 = minor_faults(pid)
         busy1, epcpu1 = cpu_busy(a.load_cpu), cpu_ns(self.endpoint.pid)
         rss_avg, rss_max, anon_max = sampler.finish()
         m1 = self.drain(m0, gen["spans_accepted"])
@@ -149,6 +158,7 @@ class Bench(run_matrix.Bench):
             "us_per_span": 1e6 * cpu_s / sent if sent else 0.0,
             "us_per_span_ns": (ns1 - ns0) / 1e3 / sent if sent else 0.0,
             "rss_avg_mb": rss_avg, "rss_max_mb": rss_max, "rss_anon_max_mb": anon_max,
+            "faults_per_request": (faults1 - faults0) / gen["requests"] if gen["requests"] else 0,
             "daemon_received": delta.get("otlp_spans_received"),
             "daemon_sent": delta.get(a.sent_counter),
             "daemon_counters": delta,
@@ -230,9 +240,9 @@ class Bench(run_matrix.Bench):
 
 def markdown_header():
     return ("| spans/s | body | achieved/s | xrayd CPU % | CPU % (ns) | µs/span | RSS avg MB "
-            "| RSS max MB | anon max MB | gen sent | gen 200 | gen 503/429 | daemon received "
+            "| RSS max MB | anon max MB | faults/req | gen sent | gen 200 | gen 503/429 | daemon received "
             "| daemon sent | endpoint req (MB) | gen CPU % | endpoint CPU % | CPU1 busy % |\n"
-            "|---:|---|" + "---:|" * 16)
+            "|---:|---|" + "---:|" * 17)
 
 
 def markdown_row(r):
@@ -240,7 +250,8 @@ def markdown_row(r):
         return "-" if v is None else str(v)
     return (f"| {r['rate']} | {r['body']} | {r['achieved_rate']:.0f} | {r['cpu_pct']:.2f} | "
             f"{r['cpu_pct_ns']:.2f} | {r['us_per_span']:.2f} | {r['rss_avg_mb']:.2f} | "
-            f"{r['rss_max_mb']:.2f} | {r['rss_anon_max_mb']:.2f} | {r['spans_sent']} | "
+            f"{r['rss_max_mb']:.2f} | {r['rss_anon_max_mb']:.2f} | "
+            f"{r['faults_per_request']:.0f} | {r['spans_sent']} | "
             f"{r['spans_accepted']} | {r['spans_refused']} | {opt(r['daemon_received'])} | "
             f"{opt(r['daemon_sent'])} | {r['endpoint_requests']} "
             f"({r['endpoint_bytes'] / 1e6:.1f}) | {r['gen_cpu_pct']:.1f} | "
