@@ -7,8 +7,6 @@
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
-#include <xrayd/http/header_text.h>
-#include <xrayd/log/remote_text.h>
 
 namespace xrayd::otlp {
 namespace {
@@ -56,42 +54,6 @@ OtlpTransfers::~OtlpTransfers() {
     }
 }
 
-std::size_t OtlpTransfers::on_body(char* data, std::size_t size, std::size_t count,
-                                   void* user) noexcept {
-    auto* slot = static_cast<Slot*>(user);
-    const std::size_t n = size * count;
-    if (slot->answer.size() + n > max_answer_bytes) {
-        slot->answer_too_large = true;
-        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-    }
-    try {
-        slot->answer.append(data, n);
-    } catch (...) {
-        return 0;
-    }
-    return n;
-}
-
-std::size_t OtlpTransfers::on_header(char* data, std::size_t size, std::size_t count,
-                                     void* user) noexcept {
-    auto* slot = static_cast<Slot*>(user);
-    const std::size_t n = size * count;
-    std::string_view line(data, n);
-    if (line.starts_with("HTTP/")) {
-        slot->error_type.clear();  // a new response (after a proxy CONNECT, say)
-        return n;
-    }
-    constexpr std::string_view name = "x-amzn-errortype:";
-    if (ascii_istarts_with(line, name)) {
-        try {
-            slot->error_type.assign(trim_header_text(line.substr(name.size())));
-        } catch (...) {
-            // Only the throttling check reads it; losing it is harmless.
-        }
-    }
-    return n;
-}
-
 void OtlpTransfers::configure(Slot& slot) {
     check_setopt(apply_transport(slot.easy, transport_),
                  "the transport options (proxy, TLS, timeouts, User-Agent)");
@@ -102,12 +64,7 @@ void OtlpTransfers::configure(Slot& slot) {
     check_setopt(slot.easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)),
                  "CURLOPT_HTTP_VERSION");
     check_setopt(slot.easy.set(CURLOPT_TCP_KEEPALIVE, 1L), "CURLOPT_TCP_KEEPALIVE");
-    check_setopt(slot.easy.set(CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
-    check_setopt(slot.easy.set(CURLOPT_WRITEDATA, static_cast<void*>(&slot)), "CURLOPT_WRITEDATA");
-    check_setopt(slot.easy.set(CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
-    check_setopt(slot.easy.set(CURLOPT_HEADERDATA, static_cast<void*>(&slot)),
-                 "CURLOPT_HEADERDATA");
-    check_setopt(slot.easy.set(CURLOPT_ERRORBUFFER, slot.error_buffer), "CURLOPT_ERRORBUFFER");
+    check_setopt(slot.capture.attach(slot.easy), "the answer's callbacks and error buffer");
     check_setopt(slot.easy.set(CURLOPT_PRIVATE, static_cast<void*>(&slot)), "CURLOPT_PRIVATE");
 }
 
@@ -165,10 +122,7 @@ Result<void, std::string> OtlpTransfers::start(OtlpJob&& job, const Credentials&
     if (set.code() != CURLE_OK) {
         return fail(std::string(curl_easy_strerror(set.code())));
     }
-    slot.answer.clear();
-    slot.error_type.clear();
-    slot.answer_too_large = false;
-    slot.error_buffer[0] = '\0';
+    slot.capture.reset();
     slot.started = now;
     // The body's bytes do not move with the job: a std::string's heap buffer stays put.
     slot.job.emplace(std::move(job));
@@ -235,32 +189,15 @@ OtlpFinished OtlpTransfers::finish(Slot& slot, CURLcode result) noexcept {
     idle_.push_back(&slot);  // cannot throw: reserved for every slot
     done.started = slot.started;
     done.result = result;
+    const TransferInfo info = read_transfer_info(slot.easy, result);
+    done.status = info.status;
+    done.retry_after_s = info.retry_after_s;
+    done.os_errno = info.os_errno;
     if (result == CURLE_OK) {
-        if (slot.easy.info(CURLINFO_RESPONSE_CODE, &done.status) != CURLE_OK) {
-            done.status = 0;
-        }
-        curl_off_t retry_after_s = 0;
-        if (slot.easy.info(CURLINFO_RETRY_AFTER, &retry_after_s) != CURLE_OK) {
-            retry_after_s = 0;
-        }
-        done.retry_after_s = retry_after_s;
-        done.body.swap(slot.answer);
-        done.error_type.swap(slot.error_type);
-        return done;
-    }
-    if (slot.easy.info(CURLINFO_OS_ERRNO, &done.os_errno) != CURLE_OK) {
-        done.os_errno = 0;
-    }
-    try {
-        if (slot.answer_too_large) {
-            done.failure = fmt::format("answer larger than {} bytes", max_answer_bytes);
-        } else if (slot.error_buffer[0] != '\0') {
-            done.failure =
-                fmt::format("{}: {}", curl_easy_strerror(result), RemoteText{slot.error_buffer});
-        } else {
-            done.failure = curl_easy_strerror(result);
-        }
-    } catch (...) {
+        done.body.swap(slot.capture.body());
+        done.error_type.swap(slot.capture.error_type());
+    } else {
+        done.failure = slot.capture.failure(result);
     }
     return done;
 }

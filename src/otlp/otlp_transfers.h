@@ -16,6 +16,7 @@
 #include <xrayd/common/result.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/response_capture.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/xray/xray_request.h>
@@ -81,17 +82,10 @@ private:
         CurlEasy easy;
         CurlSlist headers;
         std::optional<OtlpJob> job;
-        std::string answer;
-        std::string error_type;
-        bool answer_too_large = false;
+        ResponseCapture capture{max_answer_bytes};
         TimePoint started{};
-        char error_buffer[CURL_ERROR_SIZE]{};
     };
 
-    static std::size_t on_body(char* data, std::size_t size, std::size_t count,
-                               void* user) noexcept;
-    static std::size_t on_header(char* data, std::size_t size, std::size_t count,
-                                 void* user) noexcept;
     void configure(Slot& slot);
     [[nodiscard]] Result<void, std::string> sign(Slot& slot, const OtlpJob& job,
                                                  const Credentials& credentials) noexcept;

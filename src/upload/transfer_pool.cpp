@@ -1,29 +1,15 @@
 // TransferPool: the curl slots, starting signed requests and collecting finished ones.
 #include "transfer_pool.h"
 
-#include <cctype>
 #include <exception>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
-#include <xrayd/log/remote_text.h>
 
 namespace xrayd {
 namespace {
-
-bool starts_with_nocase(std::string_view text, std::string_view prefix) noexcept {
-    if (text.size() < prefix.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) {
-            return false;
-        }
-    }
-    return true;
-}
 
 void check_setopt(CURLcode rc, std::string_view option) {
     if (rc != CURLE_OK) {
@@ -58,50 +44,6 @@ TransferPool::~TransferPool() {
     }
 }
 
-std::size_t TransferPool::on_body(char* data, std::size_t size, std::size_t count,
-                                  void* user) noexcept {
-    auto* slot = static_cast<Slot*>(user);
-    const std::size_t n = size * count;
-    if (slot->response.size() + n > max_response_bytes) {
-        slot->response_too_large = true;
-        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-    }
-    try {
-        slot->response.append(data, n);
-    } catch (...) {
-        return 0;
-    }
-    return n;
-}
-
-std::size_t TransferPool::on_header(char* data, std::size_t size, std::size_t count,
-                                    void* user) noexcept {
-    auto* slot = static_cast<Slot*>(user);
-    const std::size_t n = size * count;
-    std::string_view line(data, n);
-    if (line.starts_with("HTTP/")) {
-        slot->error_type_header.clear();  // a new response (after a proxy CONNECT, say)
-        return n;
-    }
-    constexpr std::string_view name = "x-amzn-errortype:";
-    if (starts_with_nocase(line, name)) {
-        line.remove_prefix(name.size());
-        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
-            line.remove_prefix(1);
-        }
-        while (!line.empty() &&
-               (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
-            line.remove_suffix(1);
-        }
-        try {
-            slot->error_type_header.assign(line);
-        } catch (...) {
-            // Only used for the retry decision's throttling check; losing it is harmless.
-        }
-    }
-    return n;
-}
-
 void TransferPool::configure(Slot& slot) {
     // Proxy (the configured one only), TLS trust, timeouts, User-Agent, protocols, NOSIGNAL.
     check_setopt(apply_transport(slot.easy, transport_),
@@ -111,12 +53,7 @@ void TransferPool::configure(Slot& slot) {
     check_setopt(slot.easy.set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)),
                  "CURLOPT_HTTP_VERSION");
     check_setopt(slot.easy.set(CURLOPT_TCP_KEEPALIVE, 1L), "CURLOPT_TCP_KEEPALIVE");
-    check_setopt(slot.easy.set(CURLOPT_WRITEFUNCTION, on_body), "CURLOPT_WRITEFUNCTION");
-    check_setopt(slot.easy.set(CURLOPT_WRITEDATA, static_cast<void*>(&slot)), "CURLOPT_WRITEDATA");
-    check_setopt(slot.easy.set(CURLOPT_HEADERFUNCTION, on_header), "CURLOPT_HEADERFUNCTION");
-    check_setopt(slot.easy.set(CURLOPT_HEADERDATA, static_cast<void*>(&slot)),
-                 "CURLOPT_HEADERDATA");
-    check_setopt(slot.easy.set(CURLOPT_ERRORBUFFER, slot.error_buffer), "CURLOPT_ERRORBUFFER");
+    check_setopt(slot.capture.attach(slot.easy), "the answer's callbacks and error buffer");
     check_setopt(slot.easy.set(CURLOPT_PRIVATE, static_cast<void*>(&slot)), "CURLOPT_PRIVATE");
 }
 
@@ -179,10 +116,7 @@ Result<void, std::string> TransferPool::start(UploadJob&& job, const Credentials
             return fail(fmt::format("libcurl rejected a request option: {}",
                                     curl_easy_strerror(set.code())));
         }
-        slot.response.clear();
-        slot.error_type_header.clear();
-        slot.response_too_large = false;
-        slot.error_buffer[0] = '\0';
+        slot.capture.reset();
         slot.started = now;
         slot.job.emplace(std::move(job));
         const CURLMcode mrc = multi_.add(slot.easy);
@@ -262,33 +196,15 @@ FinishedTransfer TransferPool::finish(Slot& slot, CURLcode result) noexcept {
     done.started = slot.started;
     done.finished = now;
     done.result = result;
+    const TransferInfo info = read_transfer_info(slot.easy, result);
+    done.status = info.status;
+    done.retry_after_s = info.retry_after_s;
+    done.os_errno = info.os_errno;
     if (result == CURLE_OK) {
-        if (slot.easy.info(CURLINFO_RESPONSE_CODE, &done.status) != CURLE_OK) {
-            done.status = 0;
-        }
-        curl_off_t retry_after_s = 0;
-        if (slot.easy.info(CURLINFO_RETRY_AFTER, &retry_after_s) != CURLE_OK) {
-            retry_after_s = 0;
-        }
-        done.retry_after_s = retry_after_s;
-        done.body = slot.response;
-        done.error_type_header = slot.error_type_header;
-        return done;
-    }
-    if (slot.easy.info(CURLINFO_OS_ERRNO, &done.os_errno) != CURLE_OK) {
-        done.os_errno = 0;
-    }
-    try {
-        if (slot.response_too_large) {
-            done.failure = fmt::format("response larger than {} bytes", max_response_bytes);
-        } else if (slot.error_buffer[0] != '\0') {
-            // libcurl's message can quote what the peer sent (a status line, a header).
-            done.failure =
-                fmt::format("{}: {}", curl_easy_strerror(result), RemoteText{slot.error_buffer});
-        } else {
-            done.failure = curl_easy_strerror(result);
-        }
-    } catch (...) {
+        done.body = slot.capture.body();
+        done.error_type_header = slot.capture.error_type();
+    } else {
+        done.failure = slot.capture.failure(result);
     }
     return done;
 }

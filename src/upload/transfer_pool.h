@@ -14,6 +14,7 @@
 #include <xrayd/common/result.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/response_capture.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/xray/xray_request.h>
@@ -86,17 +87,10 @@ private:
         CurlEasy easy;
         CurlSlist headers;             // must outlive the transfer
         std::optional<UploadJob> job;  // the batch in flight
-        std::string response;
-        std::string error_type_header;  // x-amzn-ErrorType
-        bool response_too_large = false;
+        ResponseCapture capture{max_response_bytes};
         TimePoint started{};
-        char error_buffer[CURL_ERROR_SIZE]{};
     };
 
-    static std::size_t on_body(char* data, std::size_t size, std::size_t count,
-                               void* user) noexcept;
-    static std::size_t on_header(char* data, std::size_t size, std::size_t count,
-                                 void* user) noexcept;
     // Adds one configured idle slot. Throws StartupError when libcurl cannot provide it.
     void add_slot();
     void configure(Slot& slot);
