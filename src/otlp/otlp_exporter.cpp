@@ -400,7 +400,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
         settle(job);
         return;
     }
-    const std::string_view error_type = done.error_type;
+    const std::string_view error_type = done.error_type_header;
     const bool throttled = status == 429 || is_throttling_error(error_type);
     if (throttled) {
         counters.add(Counter::otlp_upload_throttled);
@@ -412,7 +412,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
     std::string reason;
     try {
         reason = fmt::format("HTTP {} {}: {}", status, RemoteText{error_type},
-                             RemoteText{std::string_view(done.body).substr(0, 256)});
+                             RemoteText{done.body.substr(0, 256)});
     } catch (...) {
     }
     if (http_failure_is_retryable(status, error_type)) {

@@ -59,14 +59,10 @@ ClientRequest json_request(int first, int spans) {
     return r;
 }
 
-struct Fixture {
-    explicit Fixture(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
+// The upload tests' harness (counters, captured log, credentials, budget) and a server.
+struct Fixture : Harness {
+    explicit Fixture(std::size_t budget_bytes = 64 << 20) : Harness(budget_bytes) {}
 
-    Counters counters;
-    std::shared_ptr<CapturedLog> log = std::make_shared<CapturedLog>();
-    Logger logger{LogLevel::debug, std::make_unique<CaptureSink>(*log)};
-    StaticCredentialsProvider credentials{test_credentials};
-    MemoryBudget budget;
     HttpTestServer server;
     std::size_t offered_spans = 0;  // accepted by offer(): what the exporter must account for
 
@@ -92,8 +88,6 @@ struct Fixture {
         }
         return result;
     }
-
-    std::uint64_t get(Counter c) const { return counters.get(c); }
 
     // accepted = sent + rejected + dropped + held, with the receiver's own counters left out
     // (this test plays the receiver: it counts what it offered).
