@@ -5,19 +5,20 @@
 
 namespace xrayd {
 
-void HealthState::upload_succeeded() noexcept {
-    failing_since_.store(not_failing, std::memory_order_relaxed);
+void HealthState::upload_succeeded(UploadPath path) noexcept {
+    failing_since_[static_cast<std::size_t>(path)].store(not_failing, std::memory_order_relaxed);
 }
 
-void HealthState::upload_failed(TimePoint now) noexcept {
+void HealthState::upload_failed(TimePoint now, UploadPath path) noexcept {
     // Only the first failure of a run starts the clock.
     Clock::rep expected = not_failing;
-    (void)failing_since_.compare_exchange_strong(expected, now.time_since_epoch().count(),
-                                                 std::memory_order_relaxed);
+    (void)failing_since_[static_cast<std::size_t>(path)].compare_exchange_strong(
+        expected, now.time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-Duration HealthState::failing_for(TimePoint now) const noexcept {
-    const Clock::rep since = failing_since_.load(std::memory_order_relaxed);
+Duration HealthState::failing_for(TimePoint now, UploadPath path) const noexcept {
+    const Clock::rep since =
+        failing_since_[static_cast<std::size_t>(path)].load(std::memory_order_relaxed);
     if (since == not_failing) {
         return Duration::zero();
     }
@@ -39,13 +40,16 @@ Readiness HealthState::readiness(TimePoint now, Duration failure_threshold) cons
     if (!credentials_usable()) {
         return {false, "no usable AWS credentials"};
     }
-    const Duration failing = failing_for(now);
-    if (failing > failure_threshold) {
-        using Seconds = std::chrono::duration<double>;
-        return {false,
-                fmt::format("uploads to X-Ray have been failing for {:.1f}s (threshold {:.1f}s)",
-                            std::chrono::duration_cast<Seconds>(failing).count(),
-                            std::chrono::duration_cast<Seconds>(failure_threshold).count())};
+    for (const auto& [path, what] : {std::pair{UploadPath::segments, "uploads"},
+                                     std::pair{UploadPath::otlp, "OTLP uploads"}}) {
+        const Duration failing = failing_for(now, path);
+        if (failing > failure_threshold) {
+            using Seconds = std::chrono::duration<double>;
+            return {false,
+                    fmt::format("{} to X-Ray have been failing for {:.1f}s (threshold {:.1f}s)",
+                                what, std::chrono::duration_cast<Seconds>(failing).count(),
+                                std::chrono::duration_cast<Seconds>(failure_threshold).count())};
+        }
     }
     if (failed > 0) {
         return {true, fmt::format("{} of {} receiver threads stopped on a fatal error; the "
@@ -53,6 +57,18 @@ Readiness HealthState::readiness(TimePoint now, Duration failure_threshold) cons
                                   failed, started)};
     }
     return {true, {}};
+}
+
+void UploadHealthTracker::update_path(Seen& seen, std::uint64_t sent, std::uint64_t failures,
+                                      UploadPath path, TimePoint now,
+                                      HealthState& health) noexcept {
+    if (sent > seen.sent) {
+        health.upload_succeeded(path);
+    } else if (failures > seen.failures) {
+        health.upload_failed(now, path);
+    }
+    seen.sent = sent;
+    seen.failures = failures;
 }
 
 void UploadHealthTracker::update(const CounterSnapshot& counters, TimePoint now,
@@ -63,15 +79,11 @@ void UploadHealthTracker::update(const CounterSnapshot& counters, TimePoint now,
           Counter::backend_http_5xx, Counter::backend_unknown_host, Counter::backend_other}) {
         failures += counters[c];
     }
-    const std::uint64_t sent = counters[Counter::segments_sent];
     std::lock_guard lock(mutex_);
-    if (sent > sent_) {
-        health.upload_succeeded();
-    } else if (failures > failures_) {
-        health.upload_failed(now);
-    }
-    sent_ = sent;
-    failures_ = failures;
+    update_path(segments_, counters[Counter::segments_sent], failures, UploadPath::segments, now,
+                health);
+    update_path(otlp_, counters[Counter::otlp_spans_sent], counters[Counter::otlp_upload_failures],
+                UploadPath::otlp, now, health);
 }
 
 }  // namespace xrayd

@@ -1,6 +1,8 @@
 // Prometheus text exposition of the daemon's counters, gauges and upload latency.
 #include <xrayd/admin/metrics.h>
 
+#include <tuple>
+
 #include <fmt/format.h>
 
 namespace xrayd {
@@ -71,6 +73,24 @@ std::string format_metrics(const CounterSnapshot& counters, const HealthState& h
           std::pair{"dropped", CounterKind::dropped}}) {
         out += fmt::format("xrayd_segments_total{{outcome=\"{}\"}} {}\n", outcome,
                            counters.total(kind));
+    }
+
+    // OTLP spans by outcome and reason: otlp_spans_<outcome>_<reason> counters as one family
+    // per outcome, so a dashboard sums or splits them without knowing every reason.
+    for (const auto& [outcome, kind, help] :
+         {std::tuple{"rejected", CounterKind::otlp_rejected,
+                     "OTLP spans refused, by reason (by xrayd or by X-Ray)"},
+          std::tuple{"dropped", CounterKind::otlp_dropped,
+                     "valid OTLP spans lost for lack of room or time, by reason"}}) {
+        const std::string family = fmt::format("xrayd_otlp_spans_{}_total", outcome);
+        const std::string prefix = fmt::format("otlp_spans_{}_", outcome);
+        header(out, family, help, "counter");
+        for (std::size_t i = 0; i < counter_count; ++i) {
+            if (counter_infos[i].kind == kind && counter_infos[i].name.starts_with(prefix)) {
+                out += fmt::format("{}{{reason=\"{}\"}} {}\n", family,
+                                   counter_infos[i].name.substr(prefix.size()), counters.values[i]);
+            }
+        }
     }
 
     for (std::size_t i = 0; i < gauge_count; ++i) {

@@ -93,6 +93,22 @@ std::string PeriodicSummary::format(const CounterSnapshot& from, const CounterSn
         breakdown(from, to, CounterKind::dropped, "dropped_"),
         delta(from, to, Counter::kernel_drops), delta(from, to, Counter::upload_requests),
         delta(from, to, Counter::upload_retries), backend_errors);
+    if (to[Counter::otlp_requests] > 0) {  // the OTLP receiver has had traffic
+        out += fmt::format(
+            "; otlp spans received {} ({:.1f}/s), sent {} ({:.1f}/s), rejected {}{}, dropped {}{}, "
+            "uploads {} (retries {}, errors {})",
+            total(CounterKind::otlp_received),
+            static_cast<double>(total(CounterKind::otlp_received)) / seconds,
+            total(CounterKind::otlp_sent),
+            static_cast<double>(total(CounterKind::otlp_sent)) / seconds,
+            total(CounterKind::otlp_rejected),
+            breakdown(from, to, CounterKind::otlp_rejected, "otlp_spans_rejected_"),
+            total(CounterKind::otlp_dropped),
+            breakdown(from, to, CounterKind::otlp_dropped, "otlp_spans_dropped_"),
+            delta(from, to, Counter::otlp_upload_requests),
+            delta(from, to, Counter::otlp_upload_retries),
+            delta(from, to, Counter::otlp_upload_failures));
+    }
     if (gauges != nullptr) {
         constexpr double mib = 1024.0 * 1024.0;
         out += fmt::format("; queue {}, held {}, memory {:.1f} of {:.1f} MiB",

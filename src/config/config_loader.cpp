@@ -353,6 +353,14 @@ private:
                 "can connect.",
                 c.admin.address));
         }
+        if (c.otlp.enabled() && !is_loopback_address(c.otlp.address)) {
+            out.warnings.push_back(fmt::format(
+                "The OTLP/HTTP listener (--otlp-address) listens on {}, which is not a loopback "
+                "address: anyone who can reach it can have spans sent to X-Ray with this "
+                "daemon's AWS credentials. Keep it on 127.0.0.1 unless a firewall or network "
+                "policy limits who can connect.",
+                c.otlp.address));
+        }
 
         out.config = std::move(c);
         return out;
@@ -495,17 +503,67 @@ private:
             }
         }
         c.admin.address = pick(flags.admin_address, fv.admin_address, c.admin.address);
-        if (c.admin.enabled()) {
-            // Syntax only (a host name is resolved when the listener binds).
-            const std::size_t colon = c.admin.address.rfind(':');
-            if (colon == std::string::npos || colon + 1 == c.admin.address.size()) {
-                return fmt::format("{} \"{}\" is not host:port or off (e.g. 127.0.0.1:2100).",
-                                   flags.admin_address ? "--admin-address" : "Xrayd.AdminAddress",
-                                   c.admin.address);
-            }
+        if (c.admin.enabled() && !is_host_port(c.admin.address)) {
+            return fmt::format("{} \"{}\" is not host:port or off (e.g. 127.0.0.1:2100).",
+                               flags.admin_address ? "--admin-address" : "Xrayd.AdminAddress",
+                               c.admin.address);
+        }
+        if (auto e = otlp_settings(flags, fv, file, c); !e.empty()) {
+            return e;
         }
         if (flags.log_rotation_bytes) {
             c.log.rotation_bytes = *flags.log_rotation_bytes;
+        }
+        return {};
+    }
+
+    // Syntax only: a host name is resolved when the listener binds.
+    static bool is_host_port(std::string_view address) {
+        const std::size_t colon = address.rfind(':');
+        return colon != std::string_view::npos && colon + 1 != address.size();
+    }
+
+    // --otlp-address, --otlp-endpoint, --otlp-max-body-bytes; "" or the error message.
+    static std::string otlp_settings(const CliFlags& flags, const config_file::FileValues& fv,
+                                     const std::filesystem::path& file, Config& c) {
+        OtlpConfig& o = c.otlp;
+        o.address = pick(flags.otlp_address, fv.otlp_address, o.address);
+        if (o.enabled() && !is_host_port(o.address)) {
+            return fmt::format("{} \"{}\" is not host:port or off (e.g. 127.0.0.1:4318).",
+                               flags.otlp_address ? "--otlp-address" : "Xrayd.OtlpAddress",
+                               o.address);
+        }
+        o.endpoint = pick(flags.otlp_endpoint, fv.otlp_endpoint, std::string());
+        if (!o.endpoint.empty() && !o.endpoint.starts_with("https://") &&
+            !o.endpoint.starts_with("http://")) {
+            return fmt::format("{} \"{}\" is not an http(s) URL (e.g. "
+                               "https://xray.us-east-2.amazonaws.com/v1/traces).",
+                               flags.otlp_endpoint ? "--otlp-endpoint" : "Xrayd.OtlpEndpoint",
+                               o.endpoint);
+        }
+        // 0 in a file is "not set", as for every int key.
+        if (flags.otlp_max_body_bytes || fv.otlp_max_body_bytes.value_or(0) != 0) {
+            constexpr std::uint64_t max = config_limits::max_otlp_body_bytes;
+            const bool from_flag = flags.otlp_max_body_bytes.has_value();
+            const std::int64_t file_bytes = fv.otlp_max_body_bytes.value_or(0);
+            if (!from_flag && file_bytes < 1) {
+                return fmt::format("Xrayd.OtlpMaxBodyBytes in {} must be a positive number of "
+                                   "bytes, at most {}, not {}",
+                                   file.string(), max, file_bytes);
+            }
+            const std::uint64_t bytes =
+                from_flag ? *flags.otlp_max_body_bytes : static_cast<std::uint64_t>(file_bytes);
+            if (bytes > max) {
+                return fmt::format("{} {} is too large: it must be at most {} bytes (a gzip body "
+                                   "may inflate to {} times that, and is held whole).",
+                                   from_flag ? "--otlp-max-body-bytes" : "Xrayd.OtlpMaxBodyBytes",
+                                   bytes, max, config_limits::otlp_inflate_ratio);
+            }
+            o.max_body_bytes = static_cast<std::size_t>(bytes);
+        }
+        if (o.enabled() && !c.upload.local_sink.empty()) {
+            return "--otlp-address (Xrayd.OtlpAddress) and --local-sink (Xrayd.LocalSink) cannot "
+                   "be combined: OTLP spans go only to X-Ray; drop one.";
         }
         return {};
     }

@@ -71,11 +71,12 @@ static_assert(member_count<UploadConfig>() == rows_in("upload"));
 // connect_timeout, total_timeout and user_agent are each client's own, not settings.
 static_assert(member_count<TransportOptions>() == rows_in("transport") + 3);
 static_assert(member_count<ProxyConfig>() == rows_in("proxy"));
+static_assert(member_count<OtlpConfig>() == rows_in("otlp"));
 static_assert(member_count<AdminConfig>() == rows_in("admin"));
 static_assert(member_count<LogConfig>() == rows_in("log"));
 static_assert(member_count<DaemonConfig>() == rows_in("daemon"));
-// Config holds the eleven groups above and nothing else.
-static_assert(member_count<Config>() == 11);
+// Config holds the twelve groups above and nothing else.
+static_assert(member_count<Config>() == 12);
 
 }  // namespace
 

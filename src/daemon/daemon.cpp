@@ -34,6 +34,8 @@
 #include <xrayd/net/io_backend.h>
 #include <xrayd/net/receiver.h>
 #include <xrayd/net/udp_socket.h>
+#include <xrayd/otlp/otlp_exporter.h>
+#include <xrayd/otlp/otlp_receiver.h>
 #include <xrayd/proxy/sampling_proxy.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/queue/segment_queue.h>
@@ -43,6 +45,7 @@
 #include <xrayd/telemetry/telemetry.h>
 #include <xrayd/upload/local_sink.h>
 #include <xrayd/upload/uploader.h>
+#include <xrayd/xray/xray_request.h>
 #include "xrayd_config.h"
 
 #include "startup_signal_watch.h"
@@ -115,6 +118,9 @@ struct Daemon::State {
     Uploader* uploader = nullptr;  // the sink when uploading to X-Ray; null with the local sink
     std::unique_ptr<Telemetry> telemetry;  // null with the local sink
     std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
+    // --otlp-address: the exporter, then the receiver that offers to it (destroyed first).
+    std::unique_ptr<otlp::OtlpExporter> otlp_exporter;
+    std::unique_ptr<otlp::OtlpReceiver> otlp_receiver;
     std::unique_ptr<Batcher> batcher;
     std::unique_ptr<Pipeline> pipeline;
     std::vector<std::unique_ptr<Ingest>> ingests;
@@ -150,6 +156,11 @@ struct Daemon::State {
             h.set(Gauge::spool_segments, static_cast<std::int64_t>(spooled));
             h.set(Gauge::spool_bytes, static_cast<std::int64_t>(spool->gauges().bytes.load()));
             h.set(Gauge::spool_files, static_cast<std::int64_t>(spool->gauges().files.load()));
+        }
+        if (otlp_exporter) {
+            h.set(Gauge::otlp_held_spans, static_cast<std::int64_t>(otlp_exporter->held_spans()));
+            h.set(Gauge::otlp_uploads_in_flight,
+                  static_cast<std::int64_t>(otlp_exporter->in_flight()));
         }
         h.set_credentials_usable(!credentials || credentials->current() != nullptr);
     }
@@ -301,6 +312,9 @@ void Daemon::start_up() {
         proxy.listen_failure_non_fatal = config.proxy.optional;
         proxy.transport = config.transport;
         s.proxy = SamplingProxy::create(std::move(proxy), *s.credentials, s.counters, logger);
+        if (config.otlp.enabled()) {
+            start_otlp(endpoint.url, options);
+        }
         auto uploader =
             Uploader::create(std::move(options), *s.credentials, s.counters, logger, &s.budget);
         s.uploader = uploader.get();
@@ -353,9 +367,45 @@ void Daemon::start_up() {
                                                 s.upload_latency, logger);
         s.admin->start();  // StartupError (exit 1) when the port is taken, before any thread
     }
+    if (s.otlp_receiver) {
+        s.otlp_receiver->start();  // StartupError (exit 1) when the port is taken
+        s.otlp_exporter->start();
+    }
     const std::size_t slots = s.receivers.front()->receive_slots();
     logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
                 receivers * slots, slots, receivers);
+}
+
+void Daemon::start_otlp(const std::string& xray_endpoint, const UploaderOptions& uploads) {
+    State& s = *state_;
+    const Config& config = s.config;
+    otlp::OtlpExporterOptions exporter;
+    // The X-Ray endpoint as resolved for segments (FIPS, dual-stack, partition,
+    // AWS_ENDPOINT_URL_XRAY, --endpoint) + /v1/traces, unless --otlp-endpoint names the URL.
+    exporter.url = config.otlp.endpoint.empty()
+                       ? make_xray_target(xray_endpoint, otlp::traces_path).url
+                       : config.otlp.endpoint;
+    exporter.region = uploads.region;
+    exporter.concurrency = uploads.concurrency;
+    exporter.request_timeout = uploads.request_timeout;
+    exporter.transport = uploads.transport;
+    exporter.retry_budget = uploads.retry_budget;
+    exporter.linger = config.batch.linger;
+    exporter.backpressure = config.queue.backpressure;
+    s.otlp_exporter = otlp::OtlpExporter::create(std::move(exporter), *s.credentials, s.counters,
+                                                 s.logger, s.budget);
+    otlp::OtlpReceiverOptions receiver;
+    receiver.address = config.otlp.address;
+    receiver.max_body_bytes = config.otlp.max_body_bytes;
+    receiver.max_inflated_bytes =
+        std::max(receiver.max_inflated_bytes,
+                 config.otlp.max_body_bytes * config_limits::otlp_inflate_ratio);
+    s.otlp_receiver =
+        otlp::OtlpReceiver::create(std::move(receiver), *s.otlp_exporter, s.counters, s.logger);
+    s.logger.debug("Posting OTLP spans to {}",
+                   config.otlp.endpoint.empty()
+                       ? make_xray_target(xray_endpoint, otlp::traces_path).url
+                       : config.otlp.endpoint);
 }
 
 Daemon::~Daemon() = default;
@@ -483,6 +533,9 @@ int Daemon::run(int signal_fd) {
     if (s.proxy) {
         s.proxy->stop();
     }
+    if (s.otlp_receiver) {
+        s.otlp_receiver->stop();  // requests being answered finish first
+    }
     for (auto& r : s.receivers) {
         r->stop();
     }
@@ -490,8 +543,12 @@ int Daemon::run(int signal_fd) {
         t.join();
     }
     const TimePoint deadline = Clock::now() + s.config.daemon.shutdown_timeout;
+    if (s.otlp_exporter) {
+        s.otlp_exporter->begin_drain(deadline);  // spans drain beside the segments
+    }
     s.pipeline->drain(deadline);
     pipeline_thread.join();
+    const std::size_t otlp_held = s.otlp_exporter ? s.otlp_exporter->drain(deadline) : 0;
     if (s.telemetry) {
         // After the drain, so the final record has the final sends; within the same deadline.
         s.telemetry->stop(deadline);
@@ -512,6 +569,17 @@ int Daemon::run(int signal_fd) {
         }
     }
     s.logger.info("Exit summary: {}", format_summary(snapshot, held, spooled));
+    if (s.otlp_exporter) {
+        if (otlp_held > 0) {
+            s.logger.warn("Shutdown deadline of {} ms passed with {} OTLP spans not sent",
+                          s.config.daemon.shutdown_timeout.count(), otlp_held);
+        }
+        s.logger.info("Exit summary: {}", format_otlp_summary(snapshot, otlp_held));
+        if (!otlp_accounting_balances(snapshot, otlp_held)) {
+            s.logger.error("OTLP accounting does not balance: received != sent + rejected + "
+                           "dropped + held");
+        }
+    }
     if (s.admin) {
         s.admin->stop();
     }

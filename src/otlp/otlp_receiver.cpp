@@ -357,7 +357,7 @@ void OtlpReceiver::start() {
         GatedServer::start(std::move(server), std::move(listening.value()), s.counters, s.logger);
     s.port = bound_port(s.server->listen_fd());
     s.bound = local_address(s.server->listen_fd());
-    s.logger.info("OTLP/HTTP receiver on {} (POST {})", s.bound, traces_path);
+    s.logger.info("Listening for OTLP/HTTP on {} (POST {})", s.bound, traces_path);
 }
 
 void OtlpReceiver::stop() noexcept {

@@ -122,6 +122,38 @@ Result<std::string, OtlpErrc> gunzip(std::string_view body, std::size_t max_outp
     }
 }
 
+Result<std::string, OtlpErrc> gzip(std::string_view body, int level) noexcept {
+    z_stream zs{};
+    // windowBits 15 + 16: a gzip header and trailer around the deflate stream; memLevel 8 is
+    // zlib's default.
+    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return fail(OtlpErrc::out_of_memory);
+    }
+    struct End {
+        z_stream& zs;
+        ~End() { deflateEnd(&zs); }
+    } end{zs};
+    try {
+        // deflateBound is for one call with the whole input: bodies here are at most a few MB,
+        // within uInt, so one deflate(Z_FINISH) does it.
+        if (body.size() > UINT_MAX / 2) {
+            return fail(OtlpErrc::out_of_memory);
+        }
+        std::string out(deflateBound(&zs, static_cast<uLong>(body.size())), '\0');
+        zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+        zs.avail_in = static_cast<uInt>(body.size());
+        zs.next_out = reinterpret_cast<Bytef*>(out.data());
+        zs.avail_out = static_cast<uInt>(out.size());
+        if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+            return fail(OtlpErrc::out_of_memory);
+        }
+        out.resize(zs.total_out);
+        return out;
+    } catch (const std::bad_alloc&) {
+        return fail(OtlpErrc::out_of_memory);
+    }
+}
+
 Result<OtlpExportRequest, OtlpErrc> read_export_request(std::string_view body,
                                                         OtlpEncoding encoding,
                                                         const OtlpLimits& limits) noexcept {

@@ -176,6 +176,29 @@ TEST_CASE("upload health follows the counters: failures without sends make /read
     CHECK(h.readiness(t0 + 95s, 60s).ready);
 }
 
+TEST_CASE("/readyz covers the OTLP uploads too, and names which uploads fail") {
+    Counters counters;
+    HealthState h;
+    h.set_listening(true);
+    h.set_credentials_usable(true);
+    UploadHealthTracker tracker;
+    const TimePoint t0 = Clock::now();
+    counters.add(Counter::segments_sent, 10);  // segments go through all along
+    counters.add(Counter::otlp_upload_failures);
+    tracker.update(counters.snapshot(), t0, h);
+    counters.add(Counter::segments_sent, 10);
+    tracker.update(counters.snapshot(), t0 + 30s, h);
+    CHECK(h.failing_for(t0 + 90s, UploadPath::otlp) == 90s);
+    CHECK(h.failing_for(t0 + 90s) == Duration::zero());
+    const Readiness r = h.readiness(t0 + 90s, 60s);
+    CHECK_FALSE(r.ready);
+    CHECK(r.reason.starts_with("OTLP uploads to X-Ray have been failing for 90.0s"));
+
+    counters.add(Counter::otlp_spans_sent, 512);
+    tracker.update(counters.snapshot(), t0 + 95s, h);
+    CHECK(h.readiness(t0 + 95s, 60s).ready);
+}
+
 TEST_CASE("the latency histogram puts each observation in the first bucket that holds it") {
     LatencyHistogram hist;
     hist.observe(1ms);    // <= 0.005
@@ -230,6 +253,25 @@ TEST_CASE("/metrics exports every declared counter and gauge with help, type and
           static_cast<double>(snap.total(CounterKind::received)));
     CHECK(e.samples.at("xrayd_segments_total{outcome=\"dropped\"}") ==
           static_cast<double>(snap.total(CounterKind::dropped)));
+
+    // OTLP spans: one family per outcome, the reason as a label.
+    CHECK(e.types.at("xrayd_otlp_spans_rejected_total") == "counter");
+    CHECK(e.samples.at("xrayd_otlp_spans_rejected_total{reason=\"too_large\"}") ==
+          static_cast<double>(snap[Counter::otlp_spans_rejected_too_large]));
+    CHECK(e.samples.at("xrayd_otlp_spans_rejected_total{reason=\"by_xray\"}") ==
+          static_cast<double>(snap[Counter::otlp_spans_rejected_by_xray]));
+    CHECK(e.samples.at("xrayd_otlp_spans_dropped_total{reason=\"buffer_full\"}") ==
+          static_cast<double>(snap[Counter::otlp_spans_dropped_buffer_full]));
+    CHECK(e.samples.at("xrayd_otlp_spans_dropped_total{reason=\"gave_up\"}") ==
+          static_cast<double>(snap[Counter::otlp_spans_dropped_gave_up]));
+    double rejected = 0;
+    double dropped = 0;
+    for (const auto& [name, value] : e.samples) {
+        rejected += name.starts_with("xrayd_otlp_spans_rejected_total{") ? value : 0;
+        dropped += name.starts_with("xrayd_otlp_spans_dropped_total{") ? value : 0;
+    }
+    CHECK(rejected == static_cast<double>(snap.total(CounterKind::otlp_rejected)));
+    CHECK(dropped == static_cast<double>(snap.total(CounterKind::otlp_dropped)));
 
     CHECK(e.types.at("xrayd_upload_latency_seconds") == "histogram");
     CHECK(e.samples.at("xrayd_upload_latency_seconds_bucket{le=\"0.025\"}") == 1);

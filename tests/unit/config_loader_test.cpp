@@ -722,6 +722,52 @@ TEST_CASE("spool settings: each flag and key, flags over the file, and bad value
           "invalid value \"0\" for flag -spool-max-bytes: must be a positive number of bytes\n");
 }
 
+TEST_CASE("OTLP settings: off by default, each flag and key, and bad values named") {
+    World w;
+    const Config defaults = w.run_ok({});
+    CHECK_FALSE(defaults.otlp.enabled());  // a drop-in install takes no port of its own
+    CHECK(defaults.otlp.endpoint.empty());
+    CHECK(defaults.otlp.max_body_bytes == 4u << 20);
+
+    const Config flags =
+        w.run_ok({"--otlp-address", "127.0.0.1:4318", "--otlp-endpoint",
+                  "https://example.test/v1/traces", "--otlp-max-body-bytes", "1048576"});
+    CHECK(flags.otlp.enabled());
+    CHECK(flags.otlp.address == "127.0.0.1:4318");
+    CHECK(flags.otlp.endpoint == "https://example.test/v1/traces");
+    CHECK(flags.otlp.max_body_bytes == 1048576u);
+
+    const std::string file = w.file("Version: 2\nXrayd:\n  OtlpAddress: 127.0.0.1:4319\n"
+                                    "  OtlpEndpoint: http://127.0.0.1:9/v1/traces\n"
+                                    "  OtlpMaxBodyBytes: 2097152\n")
+                                 .string();
+    const Config keys = w.run_ok({"-c", file});
+    CHECK(keys.otlp.address == "127.0.0.1:4319");
+    CHECK(keys.otlp.endpoint == "http://127.0.0.1:9/v1/traces");
+    CHECK(keys.otlp.max_body_bytes == 2097152u);
+    CHECK_FALSE(w.run_ok({"-c", file, "--otlp-address", "off"}).otlp.enabled());
+
+    CHECK(w.run_error({"--otlp-address", "4318"}) ==
+          "--otlp-address \"4318\" is not host:port or off (e.g. 127.0.0.1:4318).");
+    CHECK(w.run_error({"--otlp-endpoint", "xray.us-east-2.amazonaws.com/v1/traces"}) ==
+          "--otlp-endpoint \"xray.us-east-2.amazonaws.com/v1/traces\" is not an http(s) URL "
+          "(e.g. https://xray.us-east-2.amazonaws.com/v1/traces).");
+    CHECK(w.run_error({"--otlp-max-body-bytes", "67108865"}) ==
+          "--otlp-max-body-bytes 67108865 is too large: it must be at most 67108864 bytes (a "
+          "gzip body may inflate to 4 times that, and is held whole).");
+    const std::string negative = w.file("Version: 2\nXrayd:\n  OtlpMaxBodyBytes: -1\n").string();
+    CHECK(w.run_error({"-c", negative}) == "Xrayd.OtlpMaxBodyBytes in " + negative +
+                                               " must be a positive number of bytes, at most "
+                                               "67108864, not -1");
+    CHECK(w.run_error({"--otlp-address", "127.0.0.1:4318", "--local-sink", "-"}) ==
+          "--otlp-address (Xrayd.OtlpAddress) and --local-sink (Xrayd.LocalSink) cannot be "
+          "combined: OTLP spans go only to X-Ray; drop one.");
+    // Reachable from elsewhere: said once, with the risk.
+    const CliOutcome open = w.run({"--otlp-address", "0.0.0.0:4318"});
+    REQUIRE(open.warnings.size() == 1);
+    CHECK(open.warnings[0].find("(--otlp-address) listens on 0.0.0.0:4318") != std::string::npos);
+}
+
 TEST_CASE("a config error is also appended to the -f log file, parent directories created") {
     World w;
     const fs::path log = w.dir.path() / "logs/deep/xray.log";

@@ -57,6 +57,33 @@ TEST_CASE("snapshot totals group counters by their kind") {
     CHECK_FALSE(accounting_balances(s, 3));
 }
 
+TEST_CASE("OTLP spans have an identity of their own, apart from the segments'") {
+    Counters c;
+    c.add(Counter::otlp_spans_received, 100);
+    c.add(Counter::otlp_spans_sent, 60);
+    c.add(Counter::otlp_spans_rejected_too_large, 5);
+    c.add(Counter::otlp_spans_rejected_by_xray, 5);
+    c.add(Counter::otlp_spans_dropped_buffer_full, 10);
+    c.add(Counter::otlp_requests, 9);  // info
+    const CounterSnapshot s = c.snapshot();
+    CHECK(s.total(CounterKind::received) == 0);  // the segments' identity is untouched
+    CHECK(s.total(CounterKind::rejected) == 0);
+    CHECK(s.total(CounterKind::otlp_rejected) == 10);
+    CHECK(otlp_accounting_balances(s, 20));
+    CHECK_FALSE(otlp_accounting_balances(s, 19));
+    CHECK(format_otlp_summary(s, 20) ==
+          "otlp spans: received=100 sent=60 rejected=10 dropped=10 held=20");
+    // Rejected and dropped OTLP counters name their reason after a fixed prefix (/metrics).
+    for (const CounterInfo& info : counter_infos) {
+        if (info.kind == CounterKind::otlp_rejected) {
+            CHECK(info.name.starts_with("otlp_spans_rejected_"));
+        }
+        if (info.kind == CounterKind::otlp_dropped) {
+            CHECK(info.name.starts_with("otlp_spans_dropped_"));
+        }
+    }
+}
+
 TEST_CASE("with a spool, the identity counts what it recovered in and what it holds out") {
     Counters c;
     c.add(Counter::datagrams_received, 10);

@@ -371,3 +371,22 @@ TEST_CASE("gunzip: not gzip, cut short, damaged, or followed by garbage") {
     CHECK(gunzip(bad_crc, 10'000).error() == OtlpErrc::gzip_invalid);
     CHECK(gunzip(good + "junk", 10'000).error() == OtlpErrc::gzip_invalid);
 }
+
+TEST_CASE("gzip writes one member that gunzip (and zlib) read back") {
+    std::string body;
+    for (int i = 0; i < 2000; ++i) {
+        body += "span-" + std::to_string(i) + ";";
+    }
+    for (const int level : {1, 6, 9}) {
+        auto compressed = gzip(body, level);
+        REQUIRE(compressed);
+        CHECK(compressed.value().size() < body.size() / 3);
+        CHECK(static_cast<unsigned char>(compressed.value()[0]) == 0x1f);  // gzip magic
+        auto back = gunzip(compressed.value(), body.size());
+        REQUIRE(back);
+        CHECK(back.value() == body);
+    }
+    auto empty = gzip("", 1);
+    REQUIRE(empty);
+    CHECK(gunzip(empty.value(), 0).value().empty());
+}

@@ -45,3 +45,29 @@ TEST_CASE("google.rpc.Status for a 400, in both encodings") {
     CHECK(status_body(OtlpEncoding::protobuf, -1, "") ==
           Pb().varint(1, static_cast<std::uint64_t>(-1)).str());
 }
+
+TEST_CASE("read_export_response reads what X-Ray answers, in both encodings") {
+    for (const OtlpEncoding encoding : {OtlpEncoding::protobuf, OtlpEncoding::json}) {
+        CAPTURE(static_cast<int>(encoding));
+        const auto full = read_export_response(encoding, export_response(encoding, 0, ""));
+        REQUIRE(full);
+        CHECK(full->rejected_spans == 0);
+        const auto partial =
+            read_export_response(encoding, export_response(encoding, 7, "spans too old"));
+        REQUIRE(partial);
+        CHECK(partial->rejected_spans == 7);
+        CHECK(partial->error_message == "spans too old");
+        CHECK_FALSE(read_export_response(encoding, "\x0a\x05\x08").has_value());  // cut short
+    }
+    // The JSON mapping writes int64 as a string; a number is taken too.
+    const auto number =
+        read_export_response(OtlpEncoding::json, R"({"partialSuccess":{"rejectedSpans":3}})");
+    REQUIRE(number);
+    CHECK(number->rejected_spans == 3);
+    CHECK_FALSE(read_export_response(OtlpEncoding::json, "[]").has_value());
+    // Unknown fields (a newer schema) are skipped.
+    const std::string newer = Pb().msg(1, Pb().varint(1, 2).varint(9, 1)).varint(5, 1).str();
+    const auto skipped = read_export_response(OtlpEncoding::protobuf, newer);
+    REQUIRE(skipped);
+    CHECK(skipped->rejected_spans == 2);
+}

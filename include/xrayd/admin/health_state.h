@@ -25,7 +25,9 @@ namespace xrayd {
     X(receivers_running, "receiver threads receiving (started minus failed)")               \
     X(spool_segments, "segments in the disk spool and not in memory (spooled)")             \
     X(spool_bytes, "bytes of the disk spool's files, counted against --spool-max-bytes")    \
-    X(spool_files, "files in the disk spool")
+    X(spool_files, "files in the disk spool")                                               \
+    X(otlp_held_spans, "OTLP spans accepted and not yet sent, refused or given up")         \
+    X(otlp_uploads_in_flight, "OTLP requests to X-Ray in flight")
 
 enum class Gauge : std::size_t {
 #define XRAYD_GAUGE_ENUM(name, help) name,
@@ -46,6 +48,9 @@ inline constexpr std::array gauge_infos = {
 
 inline constexpr std::size_t gauge_count = gauge_infos.size();
 
+// The two kinds of upload /readyz watches: PutTraceSegments (or the local sink) and OTLP.
+enum class UploadPath : std::size_t { segments, otlp };
+
 // The answer of /readyz.
 struct Readiness {
     bool ready = false;
@@ -56,8 +61,9 @@ struct Readiness {
 // Health inputs and gauges. Every member is an atomic: any thread may set, any thread may read
 // (the admin listener reads on its own thread). Lifetime: outlives the AdminServer reading it.
 //
-// Ready = listening && credentials usable && uploads not failing for longer than the threshold
-// && at least one receiver thread running. A receiver that failed (Receiver::failed()) leaves
+// Ready = listening && credentials usable && uploads (of segments, and of OTLP spans when the
+// OTLP receiver runs) not failing for longer than the threshold && at least one receiver thread
+// running. A receiver that failed (Receiver::failed()) leaves
 // the daemon ready but degraded: the kernel gives its traffic to the others, so nothing is
 // lost, but an operator should look (the reason says so, /metrics has receivers_running and
 // receivers_failed); with none left nothing is received and /readyz fails.
@@ -81,10 +87,10 @@ public:
         set(Gauge::receivers_running,
             static_cast<std::int64_t>(started - std::min(started, failed)));
     }
-    // A PutTraceSegments request (or local sink write) succeeded.
-    void upload_succeeded() noexcept;
-    // A PutTraceSegments request failed (after which it may be retried).
-    void upload_failed(TimePoint now) noexcept;
+    // A PutTraceSegments request (or local sink write), or an OTLP one, succeeded.
+    void upload_succeeded(UploadPath path = UploadPath::segments) noexcept;
+    // Such a request failed (after which it may be retried).
+    void upload_failed(TimePoint now, UploadPath path = UploadPath::segments) noexcept;
 
     void set(Gauge g, std::int64_t value) noexcept {
         gauges_[static_cast<std::size_t>(g)].store(value, std::memory_order_relaxed);
@@ -99,8 +105,9 @@ public:
     [[nodiscard]] bool credentials_usable() const noexcept {
         return credentials_.load(std::memory_order_relaxed);
     }
-    // How long uploads have been failing at `now`; zero when they are not.
-    [[nodiscard]] Duration failing_for(TimePoint now) const noexcept;
+    // How long uploads of `path` have been failing at `now`; zero when they are not.
+    [[nodiscard]] Duration failing_for(TimePoint now,
+                                       UploadPath path = UploadPath::segments) const noexcept;
 
     [[nodiscard]] Readiness readiness(TimePoint now, Duration failure_threshold) const;
 
@@ -111,22 +118,30 @@ private:
     std::atomic<bool> credentials_{false};
     std::atomic<std::size_t> receivers_started_{0};
     std::atomic<std::size_t> receivers_failed_{0};
-    std::atomic<Clock::rep> failing_since_{not_failing};
+    std::array<std::atomic<Clock::rep>, 2> failing_since_{{{not_failing}, {not_failing}}};
     std::array<std::atomic<std::int64_t>, gauge_count> gauges_{};
 };
 
-// Feeds a HealthState's upload inputs from the counters, so the uploader needs no hook: more
+// Feeds a HealthState's upload inputs from the counters, so the uploaders need no hook: more
 // segments sent since the previous update() is a success; otherwise more failed requests
-// (backend_* counters) is a failure at `now`; neither (no traffic) changes nothing.
+// (backend_* counters) is a failure at `now`; neither (no traffic) changes nothing. The same
+// for OTLP spans (otlp_spans_sent, otlp_upload_failures), as UploadPath::otlp.
 // Thread-safe (a mutex): call it from the admin refresh callback and/or the main loop.
 class UploadHealthTracker {
 public:
     void update(const CounterSnapshot& counters, TimePoint now, HealthState& health);
 
 private:
+    struct Seen {
+        std::uint64_t sent = 0;
+        std::uint64_t failures = 0;
+    };
+    static void update_path(Seen& seen, std::uint64_t sent, std::uint64_t failures, UploadPath path,
+                            TimePoint now, HealthState& health) noexcept;
+
     std::mutex mutex_;
-    std::uint64_t sent_ = 0;
-    std::uint64_t failures_ = 0;
+    Seen segments_;
+    Seen otlp_;
 };
 
 }  // namespace xrayd

@@ -35,6 +35,10 @@ inline constexpr int max_receivers = 1024;
 // one; past 1 PiB the number is a typo, not a disk.
 inline constexpr std::uint64_t min_spool_bytes = std::uint64_t{1} << 20;
 inline constexpr std::uint64_t max_spool_bytes = std::uint64_t{1} << 50;
+// --otlp-max-body-bytes: a body is held whole while it is read; a gzip one may inflate to
+// otlp_inflate_ratio times its size (the receiver's limit on inflated bytes).
+inline constexpr std::uint64_t max_otlp_body_bytes = std::uint64_t{64} << 20;
+inline constexpr std::uint64_t otlp_inflate_ratio = 4;
 }  // namespace config_limits
 
 // Who the daemon is and where it sends (aws module: region, credentials, endpoint).
@@ -100,6 +104,21 @@ struct ProxyConfig {
     bool optional = false;
 };
 
+// The OTLP/HTTP receiver and its exporter to X-Ray's /v1/traces (otlp module).
+struct OtlpConfig {
+    // --otlp-address / Xrayd.OtlpAddress: host:port of the OTLP/HTTP listener; "off" (the
+    // default, so that a drop-in install takes no port the Go daemon did not) = none.
+    std::string address = "off";
+    // --otlp-endpoint / Xrayd.OtlpEndpoint: the URL OTLP requests are posted to; "" = the X-Ray
+    // endpoint (resolved as for segments) + /v1/traces.
+    std::string endpoint;
+    // --otlp-max-body-bytes / Xrayd.OtlpMaxBodyBytes: a request body (as received, compressed
+    // or not) larger than this is answered 413.
+    std::size_t max_body_bytes = 4u << 20;
+
+    [[nodiscard]] bool enabled() const noexcept { return address != "off"; }
+};
+
 // The admin HTTP listener and the periodic summary (admin module).
 struct AdminConfig {
     // --admin-address / Xrayd.AdminAddress: host:port of /healthz, /readyz, /metrics; "off" =
@@ -144,6 +163,7 @@ struct Config {
     // sets its own on its copy.
     TransportOptions transport;
     ProxyConfig proxy;
+    OtlpConfig otlp;
     AdminConfig admin;
     LogConfig log;
     DaemonConfig daemon;

@@ -192,6 +192,18 @@ struct Setting {
       .key = "Xrayd.SpoolSync", .default_text = "interval",                                    \
       .help = "When the spool file is fsynced: none, interval (every second) or always",       \
       .usage_rank = 47, .reload_rank = 39)                                                     \
+    X(otlp_address, otlp, address, text, .flag = "otlp-address", .metavar = "ADDR",            \
+      .key = "Xrayd.OtlpAddress", .default_text = "off",                                       \
+      .help = "OTLP/HTTP listener (POST /v1/traces) for OpenTelemetry SDKs, or off",           \
+      .usage_rank = 48, .reload_rank = 40)                                                     \
+    X(otlp_endpoint, otlp, endpoint, text, .flag = "otlp-endpoint", .metavar = "URL",          \
+      .key = "Xrayd.OtlpEndpoint",                                                             \
+      .help = "URL OTLP spans are posted to, or empty for the X-Ray endpoint + /v1/traces",    \
+      .note = "; \"\" = <X-Ray endpoint>/v1/traces", .usage_rank = 49, .reload_rank = 41)       \
+    X(otlp_max_body_bytes, otlp, max_body_bytes, bytes, .flag = "otlp-max-body-bytes",         \
+      .metavar = "BYTES", .key = "Xrayd.OtlpMaxBodyBytes", .default_text = "4194304",          \
+      .help = "Largest OTLP request body taken (as received); larger ones are answered 413",   \
+      .usage_rank = 50, .reload_rank = 42)                                                     \
     X(admin_address, admin, address, text, .flag = "admin-address", .metavar = "ADDR",         \
       .key = "Xrayd.AdminAddress", .default_text = "127.0.0.1:2100",                           \
       .help = "Admin HTTP listener for /healthz, /readyz and /metrics, or off",                \
@@ -221,11 +233,11 @@ struct Setting {
       .usage_rank = 13)                                                                        \
     X(check_config, action, .flag = "check-config",                                            \
       .help = "Print the effective configuration and exit 0, or the errors and exit 1.",       \
-      .usage_rank = 48)                                                                        \
+      .usage_rank = 51)                                                                        \
     X(health_check, action, .flag = "health-check",                                            \
       .help = "Ask the running daemon's /healthz on the admin address; exit 0 if healthy, "    \
               "else 1 (for container HEALTHCHECKs).",                                          \
-      .usage_rank = 49)
+      .usage_rank = 52)
 // clang-format on
 
 // NOLINTNEXTLINE(bugprone-macro-parentheses): a "+1" term appended to a sum, unparenthesised.

@@ -13,6 +13,8 @@
 
 namespace xrayd {
 
+struct UploaderOptions;
+
 class PeriodicSummary;
 
 class Daemon {
@@ -40,6 +42,9 @@ public:
 
 private:
     void start_up();  // the constructor's work
+    // --otlp-address: the OTLP exporter (posting to the X-Ray endpoint's /v1/traces, with the
+    // uploads' region, transport, concurrency and retry settings) and its receiver, not started.
+    void start_otlp(const std::string& xray_endpoint, const UploaderOptions& uploads);
     void reload(PeriodicSummary& summary);
 
     struct State;

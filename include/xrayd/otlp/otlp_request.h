@@ -55,6 +55,10 @@ enum class OtlpErrc {
 [[nodiscard]] Result<std::string, OtlpErrc> gunzip(std::string_view body,
                                                    std::size_t max_output) noexcept;
 
+// Compresses `body` as one gzip member (Content-Encoding: gzip) at zlib `level` (1: fastest;
+// 6: zlib's default). Errors: out_of_memory only. Never throws.
+[[nodiscard]] Result<std::string, OtlpErrc> gzip(std::string_view body, int level) noexcept;
+
 // Protobuf messages nested deeper than this are refused (too_deep): AnyValue may nest arrays
 // and key-value lists without end, and the reader recurses once per level.
 inline constexpr int max_nesting = 64;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,19 @@ inline constexpr std::int32_t rpc_unavailable = 14;
 // as a string per the protobuf JSON mapping). May throw std::bad_alloc.
 [[nodiscard]] std::string export_response(OtlpEncoding encoding, std::uint64_t rejected_spans,
                                           std::string_view error_message);
+
+// What an ExportTraceServiceResponse says (X-Ray's answer to the exporter).
+struct PartialSuccess {
+    std::uint64_t rejected_spans = 0;
+    std::string error_message;
+};
+
+// Reads an ExportTraceServiceResponse in `encoding` (an empty body is a full success). Unknown
+// fields are skipped; nullopt when the body is not one (the caller then trusts the status code
+// alone). JSON's rejectedSpans may be a string (the protobuf JSON mapping) or a number. The
+// message is cut to 512 bytes. Never throws.
+[[nodiscard]] std::optional<PartialSuccess> read_export_response(OtlpEncoding encoding,
+                                                                 std::string_view body) noexcept;
 
 // google.rpc.Status{code, message} (JSON: {"code":3,"message":"..."}), the body of a 400.
 // May throw std::bad_alloc.

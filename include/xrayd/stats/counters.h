@@ -19,6 +19,14 @@ enum class CounterKind {
     rejected,  // refused as invalid, by us or by X-Ray
     dropped,   // valid, but lost for lack of room or time
     info,      // outside the identity (requests, retries, kernel drops, backend errors)
+    // The same four outcomes for OTLP spans (otlp module), which have an identity of their own:
+    //   otlp_received = otlp_sent + otlp_rejected + otlp_dropped + otlp held.
+    // Counters of the two rejected/dropped kinds are named otlp_spans_<outcome>_<reason>:
+    // /metrics exports them as xrayd_otlp_spans_<outcome>_total{reason="<reason>"}.
+    otlp_received,
+    otlp_sent,
+    otlp_rejected,
+    otlp_dropped,
 };
 
 // X(name, kind, help). Names are snake_case and stable: they appear in logs and metrics.
@@ -79,11 +87,34 @@ enum class CounterKind {
     X(spool_maybe_duplicates, info,                                                               \
       "segments spooled at shutdown while in flight: may arrive twice")                           \
     X(otlp_requests, info, "OTLP/HTTP requests to /v1/traces (any answer)")                       \
-    X(otlp_spans_received, info, "spans in valid OTLP/HTTP requests (refused ones included)")     \
-    X(otlp_spans_rejected_too_large, info, "OTLP spans refused: over X-Ray's 200 KB per span")    \
     X(otlp_requests_invalid, info, "OTLP/HTTP requests refused as malformed (400)")               \
-    X(otlp_spans_dropped_buffer_full, info, "OTLP spans answered 503: memory full (SDKs retry)")  \
-    X(otlp_requests_too_large, info, "OTLP/HTTP requests refused: body over the limit (413)")
+    X(otlp_requests_too_large, info, "OTLP/HTTP requests refused: body over the limit (413)")     \
+    X(otlp_spans_received, otlp_received,                                                         \
+      "spans in valid OTLP/HTTP requests (refused ones included)")                                \
+    X(otlp_spans_sent, otlp_sent, "OTLP spans accepted by X-Ray")                                 \
+    X(otlp_spans_rejected_too_large, otlp_rejected,                                               \
+      "OTLP spans refused: over X-Ray's 200 KB per span")                                         \
+    X(otlp_spans_rejected_by_xray, otlp_rejected,                                                 \
+      "OTLP spans X-Ray refused in a partial success (rejected_spans)")                           \
+    X(otlp_spans_rejected_request_invalid, otlp_rejected,                                         \
+      "OTLP spans in requests X-Ray refused as invalid (400)")                                    \
+    X(otlp_spans_rejected_request_denied, otlp_rejected,                                          \
+      "OTLP spans in requests X-Ray refused: auth (401/403)")                                     \
+    X(otlp_spans_rejected_request_too_large, otlp_rejected,                                       \
+      "OTLP spans in requests X-Ray refused as too large (413)")                                  \
+    X(otlp_spans_rejected_request_other, otlp_rejected,                                           \
+      "OTLP spans in requests X-Ray refused with another final 4xx")                              \
+    X(otlp_spans_dropped_buffer_full, otlp_dropped,                                               \
+      "OTLP spans answered 503: memory full (the SDKs retry them)")                               \
+    X(otlp_spans_dropped_oldest, otlp_dropped,                                                    \
+      "OTLP spans of the oldest queued requests given up (drop-oldest)")                          \
+    X(otlp_spans_dropped_gave_up, otlp_dropped,                                                   \
+      "OTLP spans given up after retrying past the retry budget")                                 \
+    X(otlp_upload_requests, info, "OTLP requests posted to X-Ray, retries included")              \
+    X(otlp_upload_retries, info, "OTLP requests scheduled again after a failure")                 \
+    X(otlp_upload_failures, info, "OTLP requests that failed (transport, 4xx, 5xx)")              \
+    X(otlp_upload_throttled, info, "OTLP requests X-Ray throttled (429)")                         \
+    X(otlp_requests_split, info, "merged OTLP requests refused whole and sent again one by one")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

@@ -21,4 +21,12 @@ namespace xrayd {
 [[nodiscard]] bool accounting_balances(const CounterSnapshot& s, std::size_t held,
                                        std::uint64_t spooled = 0) noexcept;
 
+// "otlp spans: received=N sent=N rejected=N dropped=N held=N": the OTLP spans' own identity
+// (CounterKind::otlp_*), printed beside the segments' line when the OTLP receiver runs. `held`:
+// spans the exporter still holds, counted by it.
+[[nodiscard]] std::string format_otlp_summary(const CounterSnapshot& s, std::size_t held);
+
+// True when otlp_received = otlp_sent + otlp_rejected + otlp_dropped + held.
+[[nodiscard]] bool otlp_accounting_balances(const CounterSnapshot& s, std::size_t held) noexcept;
+
 }  // namespace xrayd

@@ -1,0 +1,316 @@
+// Tests of the OTLP exporter against a real HTTP server on loopback: merging, gzip, SigV4,
+// partial success, retries, the split of a refused merge, the memory budget and the drain, each
+// with the span accounting checked (accepted = sent + rejected + dropped + held).
+#include <xrayd/otlp/otlp_exporter.h>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include <xrayd/aws/sigv4.h>
+#include <xrayd/common/startup_error.h>
+#include <xrayd/otlp/otlp_response.h>
+#include <xrayd/stats/summary.h>
+
+#include "captured_log.h"
+#include "http_test_server.h"
+#include "signature_check.h"
+#include "tests/support/otlp_builder.h"
+#include "upload_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace xrayd;
+using namespace xrayd::otlp;
+using namespace xrayd::test;
+
+namespace {
+
+// One client request of `spans` spans numbered from `first`, as the receiver would offer it.
+struct ClientRequest {
+    std::string body;
+    OtlpExportRequest request;
+};
+
+ClientRequest protobuf_request(int first, int spans) {
+    ClientRequest r{export_request({resource_spans({scope_spans(first, spans)})}).str(), {}};
+    auto read = read_export_request(r.body, OtlpEncoding::protobuf, OtlpLimits{});
+    REQUIRE(read);
+    r.request = std::move(read.value());
+    return r;
+}
+
+ClientRequest json_request(int first, int spans) {
+    std::string list;
+    for (int i = 0; i < spans; ++i) {
+        list += fmt::format(R"({}{{"traceId":"{:032x}","spanId":"{:016x}","name":"s{}"}})",
+                            i == 0 ? "" : ",", first + i + 1, first + i + 1, first + i);
+    }
+    ClientRequest r{
+        fmt::format(R"({{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}})", list), {}};
+    auto read = read_export_request(r.body, OtlpEncoding::json, OtlpLimits{});
+    REQUIRE(read);
+    r.request = std::move(read.value());
+    return r;
+}
+
+struct Fixture {
+    explicit Fixture(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
+
+    Counters counters;
+    std::shared_ptr<CapturedLog> log = std::make_shared<CapturedLog>();
+    Logger logger{LogLevel::debug, std::make_unique<CaptureSink>(*log)};
+    StaticCredentialsProvider credentials{test_credentials};
+    MemoryBudget budget;
+    HttpTestServer server;
+    std::size_t offered_spans = 0;  // accepted by offer(): what the exporter must account for
+
+    OtlpExporterOptions options() const {
+        OtlpExporterOptions o;
+        o.url = server.url() + "/v1/traces";
+        o.region = "us-east-2";
+        o.concurrency = 1;
+        o.linger = 50ms;
+        o.retry_base = 10ms;
+        o.retry_cap = 50ms;
+        return o;
+    }
+
+    std::unique_ptr<OtlpExporter> make(OtlpExporterOptions o) {
+        return OtlpExporter::create(std::move(o), credentials, counters, logger, budget);
+    }
+
+    OfferResult offer(OtlpExporter& e, OtlpEncoding encoding, const ClientRequest& r) {
+        const OfferResult result = e.offer(encoding, r.body, r.request);
+        if (result == OfferResult::accepted) {
+            offered_spans += r.request.accepted_spans();
+        }
+        return result;
+    }
+
+    std::uint64_t get(Counter c) const { return counters.get(c); }
+
+    // accepted = sent + rejected + dropped + held, with the receiver's own counters left out
+    // (this test plays the receiver: it counts what it offered).
+    void check_identity(const OtlpExporter& e) const {
+        const CounterSnapshot s = counters.snapshot();
+        CHECK(offered_spans == s.total(CounterKind::otlp_sent) +
+                                   s.total(CounterKind::otlp_rejected) +
+                                   s.total(CounterKind::otlp_dropped) + e.held_spans());
+    }
+};
+
+bool wait_for(const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + generous_deadline;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) {
+            return false;
+        }
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
+std::string inflate(const std::string& body) {
+    auto raw = gunzip(body, 64 << 20);
+    REQUIRE(raw);
+    return std::move(raw.value());
+}
+
+}  // namespace
+
+TEST_CASE("requests queued within the linger go out as one gzip, SigV4-signed POST") {
+    Fixture f;
+    auto e = f.make(f.options());
+    const ClientRequest a = protobuf_request(0, 3);
+    const ClientRequest b = protobuf_request(10, 2);
+    CHECK(f.offer(*e, OtlpEncoding::protobuf, a) == OfferResult::accepted);
+    CHECK(f.offer(*e, OtlpEncoding::protobuf, b) == OfferResult::accepted);
+    CHECK(e->held_spans() == 5);
+    e->start();
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
+    CHECK(e->held_spans() == 0);
+    CHECK(f.get(Counter::otlp_upload_requests) == 1);
+    f.check_identity(*e);
+
+    const auto requests = f.server.requests();
+    REQUIRE(requests.size() == 1);
+    const RecordedRequest& r = requests[0];
+    CHECK(r.method == "POST");
+    CHECK(r.path == "/v1/traces");
+    CHECK(r.header("Content-Type") == "application/x-protobuf");
+    CHECK(r.header("Content-Encoding") == "gzip");
+    // One ExportTraceServiceRequest: the two requests' resource_spans one after the other.
+    CHECK(inflate(r.body) == a.body + b.body);
+    const std::string authorization = r.header("Authorization").value_or("");
+    CHECK(authorization_field(authorization, "SignedHeaders=") ==
+          "content-encoding;content-length;content-type;host;x-amz-date;x-amz-security-token");
+    verify_xray_signature(r, test_credentials, "us-east-2");
+    CHECK(e->drain(Clock::now() + 1s) == 0);
+}
+
+TEST_CASE("JSON and protobuf requests go out apart, each in its own encoding") {
+    Fixture f;
+    auto e = f.make(f.options());
+    const ClientRequest p = protobuf_request(0, 2);
+    const ClientRequest j1 = json_request(100, 2);
+    const ClientRequest j2 = json_request(200, 1);
+    CHECK(f.offer(*e, OtlpEncoding::json, j1) == OfferResult::accepted);
+    CHECK(f.offer(*e, OtlpEncoding::protobuf, p) == OfferResult::accepted);
+    CHECK(f.offer(*e, OtlpEncoding::json, j2) == OfferResult::accepted);
+    e->start();
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
+    const auto requests = f.server.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[0].header("Content-Type") == "application/json");
+    const std::string merged = inflate(requests[0].body);
+    // The two JSON requests' resourceSpans elements in one list, the protobuf one apart.
+    CHECK(merged.starts_with(R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":)"));
+    CHECK(merged.find(R"("name":"s100")") != std::string::npos);
+    CHECK(merged.find(R"("name":"s200")") != std::string::npos);
+    CHECK(requests[1].header("Content-Type") == "application/x-protobuf");
+    CHECK(inflate(requests[1].body) == p.body);
+    f.check_identity(*e);
+}
+
+TEST_CASE("a partial success counts the spans X-Ray rejected, and logs its message") {
+    Fixture f;
+    f.server.push_response(
+        scripted(200, export_response(OtlpEncoding::protobuf, 2, "2 spans too old")));
+    auto e = f.make(f.options());
+    (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 5));
+    e->start();
+    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 3);
+    CHECK(f.get(Counter::otlp_spans_rejected_by_xray) == 2);
+    CHECK(f.log->contains("X-Ray refused 2 of 5 OTLP spans: 2 spans too old"));
+    f.check_identity(*e);
+}
+
+TEST_CASE("5xx and 429 answers are retried with back-off; 429 counts as throttled") {
+    Fixture f;
+    f.server.push_response(scripted(503, "busy"));
+    f.server.push_response(scripted(429, "slow down", {{"Retry-After", "0"}}));
+    auto e = f.make(f.options());
+    (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 4));
+    e->start();
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 4; }));
+    CHECK(f.get(Counter::otlp_upload_requests) == 3);
+    CHECK(f.get(Counter::otlp_upload_retries) == 2);
+    CHECK(f.get(Counter::otlp_upload_failures) == 2);
+    CHECK(f.get(Counter::otlp_upload_throttled) == 1);
+    const auto requests = f.server.requests();
+    REQUIRE(requests.size() == 3);
+    CHECK(requests[2].body == requests[0].body);  // the same request, sent again
+    f.check_identity(*e);
+}
+
+TEST_CASE("a merged request refused with 400 is split: only the bad client request is lost") {
+    Fixture f;
+    f.server.push_response(scripted(400, R"({"message":"bad span"})"));  // the merge
+    f.server.push_response(scripted(200, ""));                           // a
+    f.server.push_response(scripted(400, R"({"message":"bad span"})"));  // b alone
+    f.server.push_response(scripted(200, ""));                           // c
+    auto e = f.make(f.options());
+    const ClientRequest a = protobuf_request(0, 2);
+    const ClientRequest b = protobuf_request(10, 3);
+    const ClientRequest c = protobuf_request(20, 4);
+    for (const ClientRequest* r : {&a, &b, &c}) {
+        (void)f.offer(*e, OtlpEncoding::protobuf, *r);
+    }
+    e->start();
+    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    CHECK(f.get(Counter::otlp_requests_split) == 1);
+    CHECK(f.get(Counter::otlp_spans_sent) == 6);
+    CHECK(f.get(Counter::otlp_spans_rejected_request_invalid) == 3);
+    const auto requests = f.server.requests();
+    REQUIRE(requests.size() == 4);
+    CHECK(inflate(requests[0].body) == a.body + b.body + c.body);
+    CHECK(inflate(requests[1].body) == a.body);
+    CHECK(inflate(requests[2].body) == b.body);
+    CHECK(inflate(requests[3].body) == c.body);
+    CHECK(f.log->contains("X-Ray refused an OTLP request of 3 spans (protobuf): HTTP 400"));
+    f.check_identity(*e);
+}
+
+TEST_CASE("past the retry budget a request is given up and counted") {
+    Fixture f;
+    f.server.set_default_response(scripted(500, "down"));
+    auto options = f.options();
+    options.retry_budget = 150ms;
+    auto e = f.make(options);
+    (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 7));
+    e->start();
+    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    CHECK(f.get(Counter::otlp_spans_dropped_gave_up) == 7);
+    CHECK(f.get(Counter::otlp_upload_requests) >= 2);
+    CHECK(f.log->contains("Gave up an OTLP request of 7 spans after"));
+    CHECK(f.budget.used() == 0);
+    f.check_identity(*e);
+}
+
+TEST_CASE("a full memory budget: drop-newest refuses the offer, drop-oldest evicts the oldest") {
+    const ClientRequest r = protobuf_request(0, 20);
+    // Room for two of these requests, not three.
+    const std::size_t one = r.body.size() + r.request.rebuilt.size() + 1024;
+    SUBCASE("drop-newest") {
+        Fixture f(2 * one + one / 2);
+        auto e = f.make(f.options());  // not started: everything stays queued
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::full);
+        CHECK(e->held_spans() == 40);
+        f.check_identity(*e);
+    }
+    SUBCASE("drop-oldest") {
+        Fixture f(2 * one + one / 2);
+        auto options = f.options();
+        options.backpressure = Backpressure::drop_oldest;
+        auto e = f.make(options);
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+        CHECK(f.get(Counter::otlp_spans_dropped_oldest) == 20);
+        CHECK(e->held_spans() == 40);
+        f.check_identity(*e);
+    }
+}
+
+TEST_CASE("drain sends what is queued at once, and reports what it could not send as held") {
+    SUBCASE("X-Ray answers: everything is sent before the deadline, without waiting the linger") {
+        Fixture f;
+        auto options = f.options();
+        options.linger = 10s;
+        auto e = f.make(options);
+        e->start();
+        (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 3));
+        const auto began = Clock::now();
+        CHECK(e->drain(Clock::now() + 5s) == 0);
+        CHECK(Clock::now() - began < 5s);
+        CHECK(f.get(Counter::otlp_spans_sent) == 3);
+        f.check_identity(*e);
+    }
+    SUBCASE("X-Ray is down: the spans are held at the deadline, not counted as dropped") {
+        Fixture f;
+        f.server.stop();
+        auto e = f.make(f.options());
+        e->start();
+        (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 6));
+        CHECK(e->drain(Clock::now() + 300ms) == 6);
+        CHECK(f.counters.snapshot().total(CounterKind::otlp_dropped) == 0);
+        CHECK(f.budget.used() == 0);  // the memory goes with them
+        CHECK(f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 1)) == OfferResult::full);
+    }
+}
+
+TEST_CASE("a URL that is not http(s) is refused at start") {
+    Fixture f;
+    auto options = f.options();
+    options.url = "ftp://127.0.0.1/v1/traces";
+    CHECK_THROWS_AS((void)f.make(options), StartupError);
+}
