@@ -312,13 +312,13 @@ class Xrayd:
         return rc, self.summary()
 
     def summary(self):
-        """The counters of the '[Info] Exit summary:' line, as a dict of ints (None if absent)."""
+        """The counters of the '[Info] Exit summary:' line, as a dict of ints (None if absent).
+        With OTLP on, a second 'Exit summary: otlp spans: ...' line follows: otlp_summary()."""
         found = [SUMMARY_RE.search(line) for line in self.lines]
-        found = [m for m in found if m]
+        found = [m for m in found if m and not m.group(1).startswith("otlp spans:")]
         if len(found) != 1:
             return None
-        segments = found[0].group(1).split("otlp spans:")[0]  # otlp_summary()'s are apart
-        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", segments)}
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].group(1))}
 
     def otlp_summary(self):
         """The counters of the exit summary's 'otlp spans: received=N sent=N rejected=N

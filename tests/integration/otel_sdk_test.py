@@ -172,6 +172,10 @@ class OtelSdkTest(harness.NodeDriverTestCase):
                          otlp["sent"] + otlp["rejected"] + otlp["dropped"] + otlp["held"], otlp)
         self.assertEqual((otlp["received"], otlp["sent"], otlp["rejected"], otlp["dropped"],
                           otlp["held"]), (received, received - rejected, rejected, 0, 0), otlp)
+        # The segment summary line counts the same spans among its own counters.
+        summary = self.daemon.summary()
+        self.assertEqual((summary["otlp_spans_received"], summary["otlp_spans_sent"]),
+                         (received, received - rejected), summary)
 
     def test_spans_of_both_exporters_arrive_once_and_unchanged_in_signed_gzip_requests(self):
         self.start()
