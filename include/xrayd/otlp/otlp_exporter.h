@@ -55,7 +55,9 @@ struct OtlpExporterOptions {
 // budget is full, drop-newest answers `full` (the receiver answers 503, the SDK retries);
 // drop-oldest gives up the oldest queued requests (otlp_spans_dropped_oldest) until the new one
 // fits, and answers `full` only when nothing queued is left to give up (requests in flight or
-// waiting for a retry are never given up: they may already be stored).
+// waiting for a retry are never given up: they may already be stored). With a spool, neither
+// policy gives anything up here: the exporter thread keeps a quarter of memory free by moving
+// queued requests to disk, and a client that still finds it full gets a 503.
 //
 // The exporter thread merges queued requests of one encoding (OtlpBatch: protobuf by
 // concatenating resource_spans fields, JSON by joining resourceSpans elements) once the oldest
