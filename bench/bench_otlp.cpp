@@ -1,14 +1,14 @@
 // Benchmarks: the OTLP exporter's per-request work (issue #16), on requests of 512 spans as the
 // SDKs' BatchSpanProcessor sends them (tests/support/otlp_builder.h: every field kind, ~600 B a
 // span):
-// - Read: read_export_request, the receiver's check and span count of one request.
-// - MergeConcatenate: OtlpBatch merging 10 such requests, as xrayd does (the resource_spans
+// - BM_Read: read_export_request, the receiver's check and span count of one request.
+// - BM_MergeConcatenate: OtlpBatch merging 10 such requests, as xrayd does (the resource_spans
 //   fields one after another).
-// - MergeReencode: the same 10 requests decoded field by field down to AnyValue and encoded
+// - BM_MergeReencode: the same 10 requests decoded field by field down to AnyValue and encoded
 //   again into one request, what a collector's unmarshal + marshal costs at the least (a walk
 //   with protobuf's CodedInputStream/CodedOutputStream, no message objects allocated, so it
 //   underestimates a real re-encode).
-// - Gzip/<level>: compressing the merged 5 000-span body at zlib levels 1 and 6; the counter
+// - BM_Gzip/<level>: compressing the merged 5 000-span body at zlib levels 1 and 6; the counter
 //   "ratio" is the compression ratio.
 #include <benchmark/benchmark.h>
 
@@ -163,7 +163,7 @@ bool reencode(CodedInputStream& in, Msg kind, std::string& out) {
     return true;
 }
 
-void Read(benchmark::State& state) {
+void BM_Read(benchmark::State& state) {
     const std::string& body = bodies().front();
     for (auto _ : state) {
         auto read = otlp::read_export_request(body, otlp::OtlpEncoding::protobuf, {});
@@ -175,9 +175,9 @@ void Read(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * spans_per_request);
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
 }
-BENCHMARK(Read);
+BENCHMARK(BM_Read);
 
-void MergeConcatenate(benchmark::State& state) {
+void BM_MergeConcatenate(benchmark::State& state) {
     std::vector<otlp::OtlpExportRequest> read;
     for (const std::string& body : bodies()) {
         read.push_back(otlp::read_export_request(body, otlp::OtlpEncoding::protobuf, {}).value());
@@ -193,9 +193,9 @@ void MergeConcatenate(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * requests * spans_per_request);
 }
-BENCHMARK(MergeConcatenate);
+BENCHMARK(BM_MergeConcatenate);
 
-void MergeReencode(benchmark::State& state) {
+void BM_MergeReencode(benchmark::State& state) {
     for (auto _ : state) {
         std::string merged;
         for (const std::string& body : bodies()) {
@@ -209,9 +209,9 @@ void MergeReencode(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * requests * spans_per_request);
 }
-BENCHMARK(MergeReencode);
+BENCHMARK(BM_MergeReencode);
 
-void Gzip(benchmark::State& state) {
+void BM_Gzip(benchmark::State& state) {
     std::string merged;
     for (const std::string& body : bodies()) {
         merged += body;
@@ -230,7 +230,7 @@ void Gzip(benchmark::State& state) {
     state.counters["ratio"] = static_cast<double>(merged.size()) /
                               static_cast<double>(std::max<std::size_t>(compressed, 1));
 }
-BENCHMARK(Gzip)->Arg(1)->Arg(6);
+BENCHMARK(BM_Gzip)->Arg(1)->Arg(6);
 
 }  // namespace
 }  // namespace xrayd

@@ -226,15 +226,16 @@ void Daemon::start_up() {
         spool::SpoolOptions options;
         options.dir = config.spool.dir;
         // With OTLP on, its requests get a quarter of the quota in a directory of their own.
-        options.max_bytes =
+        const std::uint64_t segment_quota =
             config.otlp.enabled() ? config.spool.max_bytes / 4 * 3 : config.spool.max_bytes;
+        options.max_bytes = segment_quota;
         options.sync = config.spool.sync;
         options.at_quota = config.queue.backpressure;
         s.spool = spool::Spool::open(std::move(options), s.counters, logger);
         s.spool_stage =
             std::make_unique<spool::SpoolStage>(*s.spool, config.spool.mode, s.budget, limits);
         logger.info("Spooling to {} ({} mode, at most {} bytes, {} sync)", config.spool.dir,
-                    spool::to_string(config.spool.mode), options.max_bytes,
+                    spool::to_string(config.spool.mode), segment_quota,
                     spool::to_string(config.spool.sync));
         if (config.otlp.enabled()) {
             otlp::OtlpSpoolOptions otlp_options;

@@ -159,8 +159,8 @@ OfferResult OtlpExporter::offer(OtlpEncoding encoding, std::string body,
             // for a retry, requests stay (they may already be stored by X-Ray). With a spool,
             // the exporter thread moves queued requests to disk ahead of need instead, and a
             // client that still finds memory full is asked to retry.
-            if (s.options.backpressure != Backpressure::drop_oldest ||
-                s.options.spool != nullptr || s.queued.empty()) {
+            if (s.options.backpressure != Backpressure::drop_oldest || s.options.spool != nullptr ||
+                s.queued.empty()) {
                 return OfferResult::full;
             }
             OtlpItem& oldest = s.queued.front();
