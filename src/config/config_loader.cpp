@@ -334,32 +334,33 @@ private:
         }
         c.queue.buffer_memory_mb = resolved.value();
 
-        // Listeners others could reach: the proxy signs with our credentials for whoever sends
-        // to it, and the admin listener shows the daemon's state (Go's daemon has the same
-        // exposure; xrayd says so once at start).
-        if (c.upload.local_sink.empty() && !is_loopback_address(c.proxy.tcp_address)) {
-            out.warnings.push_back(fmt::format(
-                "The TCP sampling proxy listens on {}, which is not a loopback address: anyone "
-                "who can reach it can have requests to X-Ray signed with this daemon's AWS "
-                "credentials. Keep -t on 127.0.0.1 unless a firewall or network policy limits "
-                "who can connect.",
-                c.proxy.tcp_address));
-        }
-        if (c.admin.enabled() && !is_loopback_address(c.admin.address)) {
-            out.warnings.push_back(fmt::format(
-                "The admin listener (--admin-address) listens on {}, which is not a loopback "
-                "address: anyone who can reach it can read /metrics and probe /healthz and "
-                "/readyz. Keep it on 127.0.0.1 unless a firewall or network policy limits who "
-                "can connect.",
-                c.admin.address));
-        }
-        if (c.otlp.enabled() && !is_loopback_address(c.otlp.address)) {
-            out.warnings.push_back(fmt::format(
-                "The OTLP/HTTP listener (--otlp-address) listens on {}, which is not a loopback "
-                "address: anyone who can reach it can have spans sent to X-Ray with this "
-                "daemon's AWS credentials. Keep it on 127.0.0.1 unless a firewall or network "
-                "policy limits who can connect.",
-                c.otlp.address));
+        // Listeners others could reach: the proxy and the OTLP listener sign with our
+        // credentials for whoever sends to them, and the admin listener shows the daemon's
+        // state (Go's daemon has the same exposure for its proxy; xrayd says so once at start).
+        struct Exposure {
+            bool listens;
+            std::string_view listener;  // "The TCP sampling proxy"
+            const std::string& address;
+            std::string_view risk;  // what anyone who reaches it can do
+            std::string_view flag;  // how to keep it on loopback
+        };
+        for (const Exposure& e : {
+                 Exposure{c.upload.local_sink.empty(), "The TCP sampling proxy",
+                          c.proxy.tcp_address,
+                          "have requests to X-Ray signed with this daemon's AWS credentials", "-t"},
+                 Exposure{c.admin.enabled(), "The admin listener (--admin-address)",
+                          c.admin.address, "read /metrics and probe /healthz and /readyz", "it"},
+                 Exposure{c.otlp.enabled(), "The OTLP/HTTP listener (--otlp-address)",
+                          c.otlp.address,
+                          "have spans sent to X-Ray with this daemon's AWS credentials", "it"},
+             }) {
+            if (e.listens && !is_loopback_address(e.address)) {
+                out.warnings.push_back(fmt::format(
+                    "{} listens on {}, which is not a loopback address: anyone who can reach it "
+                    "can {}. Keep {} on 127.0.0.1 unless a firewall or network policy limits who "
+                    "can connect.",
+                    e.listener, e.address, e.risk, e.flag));
+            }
         }
 
         out.config = std::move(c);

@@ -39,6 +39,12 @@ Counter otlp_rejection_counter(long status, std::string_view error_type) noexcep
     }
 }
 
+std::uint64_t unix_now_ns() noexcept {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(WallClock::now().time_since_epoch())
+            .count());
+}
+
 std::string_view encoding_name(OtlpEncoding encoding) noexcept {
     return encoding == OtlpEncoding::protobuf ? "protobuf" : "JSON";
 }
@@ -55,6 +61,7 @@ struct OtlpExporter::State {
     RateLimiter retry_log{log_interval};
     RateLimiter final_log{log_interval};
     RateLimiter partial_log{log_interval};
+    RateLimiter split_log{log_interval};
     OtlpTransfers transfers;
     ThrottleController throttle;
     JitterSource jitter;
@@ -70,6 +77,9 @@ struct OtlpExporter::State {
     // Exporter thread only.
     std::deque<OtlpJob> ready;     // split client requests, and retries that are due
     std::vector<OtlpJob> waiting;  // failed, waiting for their due time
+
+    bool healthy = true;                 // the last answer was a success
+    std::size_t replay_outstanding = 0;  // jobs read back from the spool, not yet settled
 
     std::atomic<std::size_t> held{0};
     std::atomic<std::size_t> in_flight{0};
@@ -99,6 +109,10 @@ struct OtlpExporter::State {
     void settle(OtlpJob& job) noexcept;
     int poll_timeout(TimePoint now, bool draining) noexcept;
     void give_up_everything() noexcept;
+    void spill(OtlpJob& job) noexcept;
+    void spill_for_room() noexcept;
+    void maybe_replay(bool draining) noexcept;
+    void release(OtlpJob& job) noexcept;
 };
 
 OtlpExporter::OtlpExporter(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
@@ -142,8 +156,11 @@ OfferResult OtlpExporter::offer(OtlpEncoding encoding, std::string body,
         }
         while (!s.budget.try_reserve(charge)) {
             // drop-oldest: the oldest queued request goes to make room; in flight or waiting
-            // for a retry, requests stay (they may already be stored by X-Ray).
-            if (s.options.backpressure != Backpressure::drop_oldest || s.queued.empty()) {
+            // for a retry, requests stay (they may already be stored by X-Ray). With a spool,
+            // the exporter thread moves queued requests to disk ahead of need instead, and a
+            // client that still finds memory full is asked to retry.
+            if (s.options.backpressure != Backpressure::drop_oldest || s.options.spool != nullptr ||
+                s.queued.empty()) {
                 return OfferResult::full;
             }
             OtlpItem& oldest = s.queued.front();
@@ -155,7 +172,8 @@ OfferResult OtlpExporter::offer(OtlpEncoding encoding, std::string body,
             s.queued.pop_front();
         }
         try {
-            OtlpItem item{encoding, std::move(body), request, spans, charge, Clock::now()};
+            OtlpItem item{encoding, std::move(body), request,      spans,
+                          charge,   Clock::now(),    unix_now_ns()};
             s.queued_spans += spans;
             s.queued_bytes += item.body.size();
             s.queued.push_back(std::move(item));
@@ -270,6 +288,10 @@ int OtlpExporter::State::poll_timeout(TimePoint now, bool draining) noexcept {
 }
 
 void OtlpExporter::State::start_ready(TimePoint now, bool draining) noexcept {
+    if (options.spool != nullptr) {
+        spill_for_room();
+        maybe_replay(draining);
+    }
     while (transfers.has_idle() && static_cast<int>(transfers.in_flight()) < throttle.limit()) {
         std::optional<OtlpJob> job = next_job(now, draining);
         if (!job) {
@@ -392,6 +414,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
                             RemoteText{partial->error_message});
             }
         }
+        healthy = true;
         if (throttle.on_success() == ThrottleEvent::ended) {
             logger.info("X-Ray stopped throttling OTLP requests");
         }
@@ -400,7 +423,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
         settle(job);
         return;
     }
-    const std::string_view error_type = done.error_type;
+    const std::string_view error_type = done.error_type_header;
     const bool throttled = status == 429 || is_throttling_error(error_type);
     if (throttled) {
         counters.add(Counter::otlp_upload_throttled);
@@ -412,7 +435,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
     std::string reason;
     try {
         reason = fmt::format("HTTP {} {}: {}", status, RemoteText{error_type},
-                             RemoteText{std::string_view(done.body).substr(0, 256)});
+                             RemoteText{done.body.substr(0, 256)});
     } catch (...) {
     }
     if (http_failure_is_retryable(status, error_type)) {
@@ -422,6 +445,12 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
     counters.add(Counter::otlp_upload_failures);
     if (job.items.size() > 1) {
         // One client's bad request must not cost the others: each is sent again on its own.
+        std::uint64_t suppressed = 0;
+        if (split_log.allow(now, &suppressed)) {
+            logger.warn("X-Ray refused a merged OTLP request of {} spans from {} client "
+                        "requests ({}); sending each request alone",
+                        job.spans, job.items.size(), reason);
+        }
         split(std::move(job));
         return;
     }
@@ -437,10 +466,15 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
 void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Duration retry_after,
                                      TimePoint now) noexcept {
     counters.add(Counter::otlp_upload_failures);
+    healthy = false;
     if (job.failures == 0) {
         job.first_failure = now;
     }
     if (decide_retry(job.first_failure, now, options.retry_budget) == RetryDecision::give_up) {
+        if (options.spool != nullptr) {
+            spill(job);  // kept on disk, sent again once X-Ray answers
+            return;
+        }
         counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
         std::uint64_t suppressed = 0;
         if (final_log.allow(now, &suppressed)) {
@@ -488,7 +522,7 @@ void OtlpExporter::State::split(OtlpJob&& job) noexcept {
     }
 }
 
-void OtlpExporter::State::settle(OtlpJob& job) noexcept {
+void OtlpExporter::State::release(OtlpJob& job) noexcept {
     for (const OtlpItem& item : job.items) {
         budget.release(item.charged);
     }
@@ -496,34 +530,144 @@ void OtlpExporter::State::settle(OtlpJob& job) noexcept {
     job.body_charged = 0;
     job.items.clear();
     held.fetch_sub(job.spans, std::memory_order_relaxed);
+    if (job.origin != 0) {
+        replay_outstanding -= std::min<std::size_t>(replay_outstanding, 1);
+    }
+}
+
+void OtlpExporter::State::settle(OtlpJob& job) noexcept {
+    if (job.origin != 0) {
+        options.spool->settle(job.origin);
+    }
+    release(job);
+}
+
+void OtlpExporter::State::spill(OtlpJob& job) noexcept {
+    if (job.origin != 0) {
+        options.spool->unread(job.origin);  // its file is still there
+        release(job);
+        return;
+    }
+    for (const OtlpItem& item : job.items) {
+        try {
+            OtlpBatch batch(item.encoding, options.limits);
+            (void)batch.try_add(item.body, item.request);
+            (void)options.spool->write(item.encoding, batch.take(), item.spans,
+                                       item.arrival_unix_ns);  // counts its own outcome
+        } catch (...) {
+            counters.add(Counter::otlp_spans_dropped_spool_error, item.spans);
+        }
+    }
+    release(job);
+}
+
+void OtlpExporter::State::spill_for_room() noexcept {
+    // Ahead of need, so that offers find room: the oldest queued requests go to disk while
+    // memory is more than three quarters full.
+    const std::size_t high = budget.limit() / 4 * 3;
+    while (budget.used() > high) {
+        OtlpJob job;
+        {
+            std::lock_guard lock(mutex);
+            if (queued.empty()) {
+                return;
+            }
+            try {
+                job.items.push_back(std::move(queued.front()));
+            } catch (...) {
+                return;
+            }
+            queued.pop_front();
+            job.encoding = job.items.front().encoding;
+            job.spans = job.items.front().spans;
+            queued_spans -= job.spans;
+            queued_bytes -= job.items.front().body.size();
+        }
+        spill(job);
+    }
+}
+
+void OtlpExporter::State::maybe_replay(bool draining) noexcept {
+    OtlpSpool* spool = options.spool;
+    if (spool == nullptr || draining || !spool->has_unread()) {
+        return;
+    }
+    const bool wanted = healthy ? replay_outstanding < 2 && budget.used() < budget.limit() / 2
+                                : held.load(std::memory_order_relaxed) == 0;
+    if (!wanted) {
+        return;
+    }
+    std::optional<SpooledRequest> back = spool->read_oldest();
+    if (!back) {
+        return;
+    }
+    try {
+        auto read = read_export_request(back->body, back->encoding, options.limits);
+        const std::size_t charge = sizeof(OtlpItem) + back->body.size();
+        if (!read || read.value().accepted_spans() != back->spans || !budget.try_reserve(charge)) {
+            spool->unread(back->number);  // damaged copies are caught by the CRC; tried later
+            return;
+        }
+        OtlpJob job;
+        job.encoding = back->encoding;
+        job.spans = back->spans;
+        job.origin = back->number;
+        job.items.push_back(OtlpItem{back->encoding, std::move(back->body), std::move(read.value()),
+                                     back->spans, charge, Clock::now(), back->arrival_unix_ns});
+        held.fetch_add(job.spans, std::memory_order_relaxed);
+        ++replay_outstanding;
+        ready.push_back(std::move(job));
+    } catch (...) {
+        spool->unread(back->number);
+    }
 }
 
 void OtlpExporter::State::give_up_everything() noexcept {
-    // What is left stays counted as held (the exit summary's otlp held=); its memory goes.
+    // With a spool, everything goes to disk (what was in flight may arrive twice: the request
+    // cannot be un-sent). Without one, what is left stays counted as held (the exit summary's
+    // otlp held=) and only its memory goes.
     std::vector<OtlpJob> jobs = transfers.abandon();
     in_flight.store(0, std::memory_order_relaxed);
-    const auto release = [this](OtlpJob& job) {
+    const auto let_go = [this](OtlpJob& job) {
+        if (options.spool != nullptr) {
+            spill(job);
+            return;
+        }
         for (const OtlpItem& item : job.items) {
             budget.release(item.charged);
         }
         budget.release(job.body_charged);
     };
     for (OtlpJob& job : jobs) {
-        release(job);
+        let_go(job);
     }
     for (OtlpJob& job : waiting) {
-        release(job);
+        let_go(job);
     }
     for (OtlpJob& job : ready) {
-        release(job);
+        let_go(job);
     }
     waiting.clear();
     ready.clear();
-    std::lock_guard lock(mutex);
-    for (const OtlpItem& item : queued) {
-        budget.release(item.charged);
+    std::deque<OtlpItem> left;
+    {
+        std::lock_guard lock(mutex);
+        left.swap(queued);
+        queued_spans = 0;
+        queued_bytes = 0;
     }
-    queued.clear();
+    for (OtlpItem& item : left) {
+        OtlpJob job;
+        job.encoding = item.encoding;
+        job.spans = item.spans;
+        try {
+            job.items.push_back(std::move(item));
+        } catch (...) {
+            budget.release(item.charged);
+            continue;
+        }
+        let_go(job);
+    }
 }
 
 }  // namespace xrayd::otlp

@@ -20,6 +20,7 @@ struct OtlpItem {
     std::size_t spans = 0;    // accepted spans: what this item must account for
     std::size_t charged = 0;  // bytes reserved in the memory budget for it
     TimePoint received{};
+    std::uint64_t arrival_unix_ns = 0;  // wall time, for the spool's age limit
 };
 
 // Plain data, moved between the exporter's queues and a transfer slot; never copied.
@@ -36,6 +37,9 @@ struct OtlpJob {
     unsigned failures = 0;         // failed attempts so far
     TimePoint first_failure{};     // set at the first failure: the retry budget runs from it
     TimePoint due{};               // when a waiting retry may be sent
+    // The OtlpSpool file it was read back from (0: received in this run): settled with the
+    // spool at its outcome, left on disk if it is let go.
+    std::uint64_t origin = 0;
 };
 
 }  // namespace xrayd::otlp

@@ -27,17 +27,23 @@ bool accounting_balances(const CounterSnapshot& s, std::size_t held,
                                                  s.total(CounterKind::dropped) + held + spooled;
 }
 
-std::string format_otlp_summary(const CounterSnapshot& s, std::size_t held) {
-    return fmt::format("otlp spans: received={} sent={} rejected={} dropped={} held={}",
-                       s.total(CounterKind::otlp_received), s.total(CounterKind::otlp_sent),
-                       s.total(CounterKind::otlp_rejected), s.total(CounterKind::otlp_dropped),
-                       held);
+std::string format_otlp_summary(const CounterSnapshot& s, std::size_t held,
+                                std::optional<std::uint64_t> spooled) {
+    std::string out =
+        fmt::format("otlp spans: received={} sent={} rejected={} dropped={} held={}",
+                    s.total(CounterKind::otlp_received), s.total(CounterKind::otlp_sent),
+                    s.total(CounterKind::otlp_rejected), s.total(CounterKind::otlp_dropped), held);
+    if (spooled) {
+        out += fmt::format(" spooled={}", *spooled);
+    }
+    return out;
 }
 
-bool otlp_accounting_balances(const CounterSnapshot& s, std::size_t held) noexcept {
-    return s.total(CounterKind::otlp_received) == s.total(CounterKind::otlp_sent) +
-                                                      s.total(CounterKind::otlp_rejected) +
-                                                      s.total(CounterKind::otlp_dropped) + held;
+bool otlp_accounting_balances(const CounterSnapshot& s, std::size_t held,
+                              std::uint64_t spooled) noexcept {
+    return s.total(CounterKind::otlp_received) ==
+           s.total(CounterKind::otlp_sent) + s.total(CounterKind::otlp_rejected) +
+               s.total(CounterKind::otlp_dropped) + held + spooled;
 }
 
 }  // namespace xrayd

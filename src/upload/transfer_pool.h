@@ -2,6 +2,7 @@
 // requests to one X-Ray target and hand back each finished attempt.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include <xrayd/common/result.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/curl_slot_pool.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
 #include <xrayd/xray/xray_request.h>
@@ -25,10 +27,10 @@ namespace xrayd {
 // Answers larger than this abort their transfer: X-Ray's are a few hundred bytes.
 inline constexpr std::size_t max_response_bytes = 1 << 20;
 
-// Each slot is one reusable easy handle (kept-alive connections live in the multi's cache, up
-// to set_max_connects()), its signed header list and the job it is sending: the body goes out
-// from the batch without a copy. The pool knows requests and transfers, not what an answer
-// means: that is the AnswerHandler's.
+// The slots (CurlSlotPool) with X-Ray's signing: each request is signed for `target` just
+// before it starts, into its slot's header list, and the body goes out from the batch without a
+// copy. The pool knows requests and transfers, not what an answer means: that is the
+// AnswerHandler's.
 //
 // Threads: the pipeline thread calls everything except wakeup() (any thread).
 // Lifetime: `logger` and `internal_errors` outlive the pool. Transfers still in flight at
@@ -39,22 +41,22 @@ public:
     // (proxy, TLS, User-Agent), SigV4 for `region`. `internal_errors` rate-limits the log of
     // libcurl's own failures. Throws StartupError when libcurl cannot be set up.
     TransferPool(XRayTarget target, const TransportOptions& transport, std::string_view region,
-                 std::size_t slots, Logger& logger, RateLimiter& internal_errors);
-    ~TransferPool();
-    TransferPool(const TransferPool&) = delete;
-    TransferPool& operator=(const TransferPool&) = delete;
+                 std::size_t slots, Logger& logger, RateLimiter& internal_errors)
+        : target_(std::move(target)),
+          signer_(std::string(region), "xray"),
+          slots_(target_.url, transport, slots, max_response_bytes, "uploads", logger,
+                 internal_errors) {}
 
     [[nodiscard]] const XRayTarget& target() const noexcept { return target_; }
     [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
-    [[nodiscard]] std::size_t in_flight() const noexcept { return slots_.size() - idle_.size(); }
-    [[nodiscard]] bool has_idle() const noexcept { return !idle_.empty(); }
+    [[nodiscard]] std::size_t in_flight() const noexcept { return slots_.in_flight(); }
+    [[nodiscard]] bool has_idle() const noexcept { return slots_.has_idle(); }
 
-    // Adds idle slots or removes idle ones until there are `target` (a busy slot is removed
-    // only once its transfer has finished: call again after next_finished()). Adding stops at
-    // the first slot libcurl cannot provide: logged, and tried again on the next call.
-    void resize(std::size_t target) noexcept;
-    // CURLMOPT_MAXCONNECTS: kept-alive connections. False when libcurl rejects it.
-    [[nodiscard]] bool set_max_connects(std::size_t connections) noexcept;
+    // See CurlSlotPool::resize and set_max_connects.
+    void resize(std::size_t target) noexcept { slots_.resize(target); }
+    [[nodiscard]] bool set_max_connects(std::size_t connections) noexcept {
+        return slots_.set_max_connects(connections);
+    }
 
     // Signs and starts a request that sends `job`'s body on an idle slot, with `timeout` for
     // the whole request, connecting included. On success the pool holds the job until
@@ -62,54 +64,28 @@ public:
     // was. IMPORTANT: only when has_idle().
     [[nodiscard]] Result<void, std::string> start(UploadJob&& job, const Credentials& credentials,
                                                   std::chrono::milliseconds timeout,
-                                                  TimePoint now) noexcept;
+                                                  TimePoint now) noexcept {
+        const std::string_view body = job.batch.body();
+        if (auto headers = build_signed_headers(signer_, target_, body, credentials,
+                                                WallClock::now(), slots_.next_headers());
+            !headers) {
+            return headers;
+        }
+        return slots_.start(std::move(job), body, timeout, now);
+    }
 
-    // Drives the transfers (curl_multi_perform). False when libcurl failed (logged).
-    [[nodiscard]] bool perform() noexcept;
-    // Waits up to `timeout_ms` for socket activity or wakeup() (curl_multi_poll); a failure is
-    // logged.
-    void poll(int timeout_ms) noexcept;
-    // Ends a poll() early. Any thread.
-    void wakeup() noexcept;
-
-    // The next finished transfer, its slot idle again; nullopt when none has finished.
-    [[nodiscard]] std::optional<FinishedTransfer> next_finished() noexcept;
-
-    // Cancels every transfer in flight and hands back their jobs (the caller accounts for
-    // them); empty if they could not be gathered (out of memory: they are dropped).
-    [[nodiscard]] std::vector<UploadJob> abandon() noexcept;
+    [[nodiscard]] bool perform() noexcept { return slots_.perform(); }
+    void poll(int timeout_ms) noexcept { slots_.poll(timeout_ms); }
+    void wakeup() noexcept { slots_.wakeup(); }  // any thread
+    [[nodiscard]] std::optional<FinishedTransfer> next_finished() noexcept {
+        return slots_.next_finished();
+    }
+    [[nodiscard]] std::vector<UploadJob> abandon() noexcept { return slots_.abandon(); }
 
 private:
-    // Not movable once configured: libcurl holds its address (callbacks, CURLOPT_PRIVATE, the
-    // error buffer).
-    struct Slot {
-        CurlEasy easy;
-        CurlSlist headers;             // must outlive the transfer
-        std::optional<UploadJob> job;  // the batch in flight
-        std::string response;
-        std::string error_type_header;  // x-amzn-ErrorType
-        bool response_too_large = false;
-        TimePoint started{};
-        char error_buffer[CURL_ERROR_SIZE]{};
-    };
-
-    static std::size_t on_body(char* data, std::size_t size, std::size_t count,
-                               void* user) noexcept;
-    static std::size_t on_header(char* data, std::size_t size, std::size_t count,
-                                 void* user) noexcept;
-    // Adds one configured idle slot. Throws StartupError when libcurl cannot provide it.
-    void add_slot();
-    void configure(Slot& slot);
-    FinishedTransfer finish(Slot& slot, CURLcode result) noexcept;
-
     XRayTarget target_;
-    TransportOptions transport_;
     SigV4Signer signer_;
-    Logger& logger_;
-    RateLimiter& internal_errors_;
-    CurlMulti multi_;
-    std::vector<std::unique_ptr<Slot>> slots_;
-    std::vector<Slot*> idle_;
+    CurlSlotPool<UploadJob> slots_;
 };
 
 }  // namespace xrayd

@@ -11,6 +11,7 @@
 
 #include <xrayd/batch/batch.h>
 #include <xrayd/common/time.h>
+#include <xrayd/http/curl_slot_pool.h>
 
 namespace xrayd {
 
@@ -25,19 +26,6 @@ struct UploadJob {
 };
 
 // One finished attempt (TransferPool::next_finished()), handed to the AnswerHandler.
-struct FinishedTransfer {
-    UploadJob job;
-    TimePoint started{};
-    TimePoint finished{};
-    CURLcode result = CURLE_OK;      // CURLE_OK: X-Ray answered, with `status`
-    long status = 0;                 // the HTTP status of the answer
-    std::int64_t retry_after_s = 0;  // the answer's Retry-After, in seconds (0: none)
-    long os_errno = 0;               // a transport failure's CURLINFO_OS_ERRNO
-    // IMPORTANT: views of the transfer slot's buffers, valid until the pool starts its next
-    // transfer: read them before starting any.
-    std::string_view body{};               // the answer's body
-    std::string_view error_type_header{};  // its x-amzn-ErrorType header (empty when absent)
-    std::string failure{};  // a transport failure, for the log (a peer's words escaped)
-};
+using FinishedTransfer = FinishedAttempt<UploadJob>;
 
 }  // namespace xrayd

@@ -1,8 +1,9 @@
-// libFuzzer target: the OTLP export request reader on any bytes, as a client would post them.
-// The first byte picks the encoding (even: protobuf, odd: JSON), the rest is the body. Besides
-// "no crash, no read out of bounds", it checks the reader's promises: parts lie inside their
-// bytes and count the accepted spans, and the parts merged by OtlpBatch read back to the same
-// spans with nothing refused.
+// libFuzzer target: the OTLP export request reader on any bytes, as a client would post them,
+// and the reader of X-Ray's answer (read_export_response) on the same bytes, as an endpoint could
+// answer them. The first byte picks the encoding (even: protobuf, odd: JSON), the rest is the
+// body. Besides "no crash, no read out of bounds", it checks the reader's promises: parts lie
+// inside their bytes and count the accepted spans, and the parts merged by OtlpBatch read back
+// to the same spans with nothing refused.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 
 #include <xrayd/otlp/otlp_batch.h>
 #include <xrayd/otlp/otlp_request.h>
+#include <xrayd/otlp/otlp_response.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace xrayd::otlp;
@@ -19,6 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const OtlpEncoding encoding = (data[0] & 1) == 0 ? OtlpEncoding::protobuf : OtlpEncoding::json;
     const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
+    if (const auto answer = read_export_response(encoding, body);
+        answer && answer->error_message.size() > 512) {
+        std::abort();  // the message is cut to 512 bytes
+    }
     OtlpLimits limits;
     limits.max_span_bytes = 64;  // small enough for the fuzzer to refuse spans often
     auto result = read_export_request(body, encoding, limits);

@@ -9,10 +9,7 @@ source tree).
 
 import datetime
 import glob
-import hashlib
-import hmac
 import http.client
-import importlib.util
 import json
 import os
 import shutil
@@ -28,17 +25,9 @@ import harness  # noqa: E402
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("XRAYD_TEST_DATA_DIR", SOURCE_ROOT / "tests" / "data"))
-FAKE_PATH = Path(os.environ.get("XRAYD_FAKE_XRAY", SOURCE_ROOT / "tools" / "fake_xray.py"))
 
 
-def load_fake():
-    spec = importlib.util.spec_from_file_location("fake_xray", FAKE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fake = load_fake()
+fake = harness.load_fake()
 
 
 class SignedRequest:
@@ -236,30 +225,6 @@ class VerifierRejectsTamperedRequests(unittest.TestCase):
             verify(context, request, now, headers=headers)
 
 
-def sign_simple_post(port, path, body, *, secret=harness.SECRET_KEY, when=None):
-    """A deliberately plain SigV4 signer for one fixed header set (content-type, host,
-    x-amz-date), written out step by step so the server test does not lean on the fake's code."""
-    when = time.time() if when is None else when
-    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
-    host = f"127.0.0.1:{port}"
-    canonical = (f"POST\n{path}\n\ncontent-type:application/x-amz-json-1.1\nhost:{host}\n"
-                 f"x-amz-date:{amz_date}\n\ncontent-type;host;x-amz-date\n"
-                 + hashlib.sha256(body).hexdigest())
-    scope = f"{amz_date[:8]}/{harness.REGION}/xray/aws4_request"
-    to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + hashlib.sha256(
-        canonical.encode()).hexdigest()
-    key = ("AWS4" + secret).encode()
-    for part in (amz_date[:8], harness.REGION, "xray", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-amz-json-1.1",
-        "X-Amz-Date": amz_date,
-        "Authorization": (f"AWS4-HMAC-SHA256 Credential={harness.ACCESS_KEY}/{scope}, "
-                          f"SignedHeaders=content-type;host;x-amz-date, Signature={signature}"),
-    }
-
-
 class FakeServerServesTheApi(unittest.TestCase):
     """The HTTP side of fake_xray, exercised with a real client on loopback."""
 
@@ -267,7 +232,7 @@ class FakeServerServesTheApi(unittest.TestCase):
         body = json.dumps(payload).encode()
         own = conn is None
         conn = conn or http.client.HTTPConnection("127.0.0.1", fake.port, timeout=10)
-        conn.request("POST", path, body=body, headers=sign_simple_post(fake.port, path, body,
+        conn.request("POST", path, body=body, headers=harness.sign_post(fake.port, path, body,
                                                                         **sign_args))
         resp = conn.getresponse()
         result = resp.status, json.loads(resp.read())

@@ -4,11 +4,15 @@ Paths come from the environment meson sets (XRAYD_BIN, XRAYD_TEST_DATA_DIR, XRAY
 with source-tree defaults so a test file can also be run by hand.
 """
 
+import hashlib
+import hmac
 import http.client
+import importlib.util
 import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import ssl
@@ -32,6 +36,14 @@ REGION = "us-east-1"
 DATAGRAM = (b'{"format":"json","version":1}\n'
             b'{"name":"svc","id":"%016x","trace_id":"1-5f84c7a1-%024x",'
             b'"start_time":1.0,"end_time":2.0}')
+
+
+def load_fake():
+    """fake_xray.py (FAKE_PATH) as a module, for tests of its parts."""
+    spec = importlib.util.spec_from_file_location("fake_xray", FAKE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_until(predicate, timeout, what, interval=0.01):
@@ -136,17 +148,26 @@ class FakeXray:
 
     def wait_for_documents(self, count, timeout=30):
         """Waits until at least `count` documents were accepted; returns the light state."""
+        return self._wait_for_count("document_count", count, "documents", timeout)
+
+    def wait_for_otlp_spans(self, count, timeout=30):
+        """Waits until /v1/traces requests brought at least `count` spans, accepted or answered
+        as rejected; returns the light state."""
+        return self._wait_for_count("otlp_spans_read", count, "OTLP spans", timeout)
+
+    def _wait_for_count(self, key, count, what, timeout):
         last = {}
 
         def enough():
             last.update(self.state(documents=False))
-            return dict(last) if last["document_count"] >= count else None
+            return dict(last) if last[key] >= count else None
         try:
-            return wait_until(enough, timeout, f"{count} documents at fake_xray")
+            return wait_until(enough, timeout, f"{count} {what} at fake_xray")
         except AssertionError as err:
-            raise AssertionError(f"{err}; it has {last.get('document_count')} "
+            raise AssertionError(f"{err}; it has {last.get(key)} "
                                  f"(batches {last.get('batches', [])[-10:]}, "
-                                 f"invalid signatures {last.get('invalid_signatures')})") from None
+                                 f"invalid signatures {last.get('invalid_signatures')}, "
+                                 f"bad requests {last.get('bad_reasons', [])[-3:]})") from None
 
     def stop(self):
         if self.proc.stdout.closed:
@@ -195,6 +216,7 @@ def xrayd_binary():
 
 
 SUMMARY_RE = re.compile(r"\[Info\] Exit summary: (.*)$")
+OTLP_SUMMARY_RE = re.compile(r"otlp spans: ((?:\w+=\d+[ ,]*)+)")
 LISTEN_RE = re.compile(r"\[Debug\] Listening on UDP 127\.0\.0\.1:(\d+)")
 SENT_RE = re.compile(r"Successfully sent batch of (\d+) segments \(\d+\.\d{3} seconds\)")
 ADMIN_RE = re.compile(r"Admin http server on 127\.0\.0\.1:(\d+)")
@@ -290,9 +312,18 @@ class Xrayd:
         return rc, self.summary()
 
     def summary(self):
-        """The counters of the '[Info] Exit summary:' line, as a dict of ints (None if absent)."""
+        """The counters of the '[Info] Exit summary:' line, as a dict of ints (None if absent).
+        With OTLP on, a second 'Exit summary: otlp spans: ...' line follows: otlp_summary()."""
         found = [SUMMARY_RE.search(line) for line in self.lines]
-        found = [m for m in found if m]
+        found = [m for m in found if m and not m.group(1).startswith("otlp spans:")]
+        if len(found) != 1:
+            return None
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].group(1))}
+
+    def otlp_summary(self):
+        """The counters of the exit summary's 'otlp spans: received=N sent=N rejected=N
+        dropped=N held=N', as a dict of ints (None unless it was logged once)."""
+        found = [m for m in (OTLP_SUMMARY_RE.search(line) for line in self.lines) if m]
         if len(found) != 1:
             return None
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].group(1))}
@@ -353,6 +384,77 @@ def make_certificate(directory, host=None):
                     "-addext", f"subjectAltName={san}"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
     return cert, key
+
+
+def sign_post(port, path, body, headers=None, *, secret=SECRET_KEY, when=None):
+    """The headers of a POST of `body` to 127.0.0.1:`port``path`: `headers` (default
+    Content-Type application/x-amz-json-1.1) and X-Amz-Date, signed with Host by a deliberately
+    plain SigV4 signer, written out step by step so server tests do not lean on the fake's
+    verifier. http.client sends the Host header it signs."""
+    when = time.time() if when is None else when
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    headers = dict(headers or {"Content-Type": "application/x-amz-json-1.1"})
+    headers["X-Amz-Date"] = amz_date
+    canonical_headers = {name.lower(): value.strip() for name, value in headers.items()}
+    canonical_headers["host"] = f"127.0.0.1:{port}"
+    names = sorted(canonical_headers)
+    canonical = "\n".join(["POST", path, "",
+                           "".join(f"{n}:{canonical_headers[n]}\n" for n in names),
+                           ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = f"{amz_date[:8]}/{REGION}/xray/aws4_request"
+    to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + hashlib.sha256(
+        canonical.encode()).hexdigest()
+    key = ("AWS4" + secret).encode()
+    for part in (amz_date[:8], REGION, "xray", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope}, "
+                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
+    return headers
+
+
+def require_tool(name):
+    """The path of a program a test runs; its absence fails the test, never skips it."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not on PATH; run tools/install-deps.sh "
+                             "(Debian packages nodejs and npm)")
+    return path
+
+
+def npm_ci(source_dir, files, prefix):
+    """A temporary directory (returned; the caller cleans it up) holding `files` of
+    `source_dir`, a package.json and its package-lock.json among them, with `npm ci` run in it:
+    exactly the lock file's versions, from npm's cache when it has them."""
+    npm = require_tool("npm")
+    work = tempfile.TemporaryDirectory(prefix=prefix)
+    for name in files:
+        shutil.copy(os.path.join(source_dir, name), work.name)
+    installed = subprocess.run(
+        [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=work.name, capture_output=True, text=True, timeout=300)
+    if installed.returncode != 0:
+        work.cleanup()
+        raise AssertionError(f"npm ci failed ({installed.returncode}):\n"
+                             f"{installed.stdout}\n{installed.stderr}")
+    return work
+
+
+class NodeDriverTestCase(unittest.TestCase):
+    """Tests that run a node driver: the class's driver_files of driver_dir (a package.json, its
+    package-lock.json and the driver) are installed once with npm_ci() into cls.work; cls.node
+    is node."""
+    driver_dir = None
+    driver_files = ("package.json", "package-lock.json", "driver.js")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = require_tool("node")
+        cls.work = npm_ci(cls.driver_dir, cls.driver_files, f"xrayd-{cls.__name__}-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.work.cleanup()
 
 
 def free_udp_socket():

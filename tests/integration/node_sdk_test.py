@@ -14,11 +14,8 @@ import collections
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,37 +23,12 @@ import harness  # noqa: E402
 
 TCP_RE = re.compile(r"\[Debug\] Listening on TCP 127\.0\.0\.1:(\d+)")
 DRIVER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_sdk")
-DRIVER_FILES = ("package.json", "package-lock.json", "driver.js")
 DEFAULT_RATE = 0.05  # fake_xray's Default rule: reservoir 1/s, then 5 %
 TARGET_RATE = 1.0    # the FixedRate of every target fake_xray answers
 
 
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError(f"{name} is not on PATH; run tools/install-deps.sh "
-                             "(Debian packages nodejs and npm)")
-    return path
-
-
-class NodeSdkTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node, npm = tool("node"), tool("npm")
-        cls.work = tempfile.TemporaryDirectory(prefix="xrayd-node-sdk-")
-        for name in DRIVER_FILES:
-            shutil.copy(os.path.join(DRIVER_DIR, name), cls.work.name)
-        installed = subprocess.run(
-            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=cls.work.name, capture_output=True, text=True, timeout=300)
-        if installed.returncode != 0:
-            cls.work.cleanup()
-            raise AssertionError(f"npm ci failed ({installed.returncode}):\n"
-                                 f"{installed.stdout}\n{installed.stderr}")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.work.cleanup()
+class NodeSdkTest(harness.NodeDriverTestCase):
+    driver_dir = DRIVER_DIR
 
     def setUp(self):
         self.fake = harness.FakeXray()

@@ -11,12 +11,15 @@ Usage: spool_test.py [path/to/xrayd] [unittest options]; or XRAYD_BIN in the env
 - kill -9 under load in write-ahead mode, three times in a row, then a clean run: everything
   sent more than a moment before each kill arrives (the bound is what was between the socket
   and the append: the receive buffer, the hand-off queue, one pipeline turn).
+- OTLP requests (--otlp-address) held at SIGTERM during an outage go to <spool>/otlp; the next
+  daemon finds them and delivers every span once.
 - Two daemons on one directory, a missing directory, a read-only one: clear errors, exit 1,
   before the port is bound.
 The record format's recovery (torn tail, flipped byte, newer version) and a full disk (a small
 tmpfs) are tested on real files by the unit test tests/unit/spool_test.cpp.
 """
 
+import http.client
 import os
 import re
 import signal
@@ -36,6 +39,7 @@ from harness import FakeXray, Xrayd  # noqa: E402
 from e2e_test import SMALL_SAMPLES, datagram, make_documents  # noqa: E402
 from fault_injection_test import SteadySender, unique_documents  # noqa: E402
 
+OTLP_LISTEN_RE = re.compile(r"\[Info\] Listening for OTLP/HTTP on 127\.0\.0\.1:(\d+)")
 OUTAGE_SECONDS = 60
 OUTAGE_RATE = 3000
 
@@ -173,6 +177,49 @@ class SpoolTest(unittest.TestCase):
                               second["dropped"], second["spooled"]),
                              (count, count, count, 0, 0), second)
             self.assertEqual(list(spool.glob("*.xrs")), [])
+
+    def test_otlp_requests_held_at_sigterm_are_spooled_and_a_restart_delivers_them(self):
+        requests, spans_each = 10, 5
+        span_ids = [f"{0x5a00 + n:016x}" for n in range(requests * spans_each)]
+
+        def body(n):
+            spans = ",".join(f'{{"traceId":"{0x77 + n:032x}","spanId":"{span_id}","name":"s"}}'
+                             for span_id in span_ids[n * spans_each:(n + 1) * spans_each])
+            return f'{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}'.encode()
+
+        with tempfile.TemporaryDirectory(prefix="xrayd-spool-") as tmp:
+            spool = spool_dir(tmp)
+            with FakeXray("--outage-after", "0", "--outage-seconds", "1000",
+                          "--outage-mode", "status", "--fail-status", "503",
+                          "--fail-path", "/v1/traces") as down, \
+                    Xrayd(down.endpoint, "--spool-dir", spool, "--shutdown-timeout", "1s",
+                          "--otlp-address", "127.0.0.1:0") as a:
+                port = int(a.wait_for_line(OTLP_LISTEN_RE).group(1))
+                for n in range(requests):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("POST", "/v1/traces", body(n),
+                                 {"Content-Type": "application/json"})
+                    self.assertEqual(conn.getresponse().status, 200)
+                    conn.close()
+                self.assertEqual(a.terminate()[0], 0, a.output_unlocked())
+                first = a.otlp_summary()
+            self.assertEqual(first, {"received": 50, "sent": 0, "rejected": 0, "dropped": 0,
+                                     "held": 0, "spooled": 50}, a.output)
+            self.assertTrue(list((spool / "otlp").glob("*.otlp")), "no OTLP spool file left")
+
+            with FakeXray() as up, Xrayd(up.endpoint, "--spool-dir", spool,
+                                         "--otlp-address", "127.0.0.1:0") as b:
+                b.wait_for_line(re.compile(r"OTLP spool .*: found 50 spans in \d+ requests"))
+                up.wait_for_otlp_spans(len(span_ids))
+                harness.wait_until(lambda: b.metrics()["xrayd_otlp_spool_files"] == 0, 30,
+                                   "the delivered OTLP spool files to be deleted", interval=0.2)
+                self.assertEqual(b.terminate()[0], 0, b.output_unlocked())
+                second = b.otlp_summary()
+                got = [span["span_id"] for span in up.state()["otlp_spans"]]
+            self.assertEqual(sorted(got), span_ids, "lost, changed or sent twice")
+            self.assertEqual(second, {"received": 50, "sent": 50, "rejected": 0, "dropped": 0,
+                                      "held": 0, "spooled": 0}, b.output)
+            self.assertEqual(list((spool / "otlp").glob("*.otlp")), [])
 
     def test_kill_9_under_load_in_write_ahead_mode_loses_only_what_was_in_flight(self):
         rate = 2000

@@ -110,7 +110,7 @@ TEST_CASE("the summary line reports the identity and every declared counter") {
     CHECK(line.rfind("received=" + std::to_string(snapshot.total(CounterKind::received)) + " sent=",
                      0) == 0);
     CHECK(line.find(" held=5 ") != std::string::npos);
-    CHECK(line.find("spooled=") == std::string::npos);  // no spool, no figure
+    CHECK(line.find(" spooled=") == std::string::npos);  // no spool, no figure
     for (std::size_t i = 0; i < counter_count; ++i) {
         const std::string field =
             " " + std::string(counter_infos[i].name) + "=" + std::to_string(i + 1);

@@ -1,6 +1,7 @@
 // Tests of the OTLP exporter against a real HTTP server on loopback: merging, gzip, SigV4,
-// partial success, retries, the split of a refused merge, the memory budget and the drain, each
-// with the span accounting checked (accepted = sent + rejected + dropped + held).
+// partial success, retries, the split of a refused merge, the memory budget, the drain and the
+// disk spool, each with the span accounting checked (accepted = sent + rejected + dropped + held,
+// + spooled with a spool).
 #include <xrayd/otlp/otlp_exporter.h>
 
 #include <doctest/doctest.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "captured_log.h"
 #include "http_test_server.h"
 #include "signature_check.h"
+#include "temp_dir.h"
 #include "tests/support/otlp_builder.h"
 #include "upload_fixture.h"
 
@@ -59,14 +62,10 @@ ClientRequest json_request(int first, int spans) {
     return r;
 }
 
-struct Fixture {
-    explicit Fixture(std::size_t budget_bytes = 64 << 20) : budget(budget_bytes) {}
+// The upload tests' harness (counters, captured log, credentials, budget) and a server.
+struct Fixture : Harness {
+    explicit Fixture(std::size_t budget_bytes = 64 << 20) : Harness(budget_bytes) {}
 
-    Counters counters;
-    std::shared_ptr<CapturedLog> log = std::make_shared<CapturedLog>();
-    Logger logger{LogLevel::debug, std::make_unique<CaptureSink>(*log)};
-    StaticCredentialsProvider credentials{test_credentials};
-    MemoryBudget budget;
     HttpTestServer server;
     std::size_t offered_spans = 0;  // accepted by offer(): what the exporter must account for
 
@@ -92,8 +91,6 @@ struct Fixture {
         }
         return result;
     }
-
-    std::uint64_t get(Counter c) const { return counters.get(c); }
 
     // accepted = sent + rejected + dropped + held, with the receiver's own counters left out
     // (this test plays the receiver: it counts what it offered).
@@ -313,4 +310,110 @@ TEST_CASE("a URL that is not http(s) is refused at start") {
     auto options = f.options();
     options.url = "ftp://127.0.0.1/v1/traces";
     CHECK_THROWS_AS((void)f.make(options), StartupError);
+}
+
+// ---- With the disk spool ------------------------------------------------------------------
+
+namespace {
+
+struct SpoolFixture : Fixture {
+    TempDir tmp{"xrayd-otlp-exporter"};
+    std::unique_ptr<OtlpSpool> spool = open_spool();
+
+    std::unique_ptr<OtlpSpool> open_spool() {
+        OtlpSpoolOptions o;
+        o.dir = (tmp.path() / "otlp").string();
+        return OtlpSpool::open(std::move(o), counters, logger);
+    }
+    OtlpExporterOptions spool_options() {
+        OtlpExporterOptions o = options();
+        o.spool = spool.get();
+        return o;
+    }
+    // accepted = sent + rejected + dropped + held + spooled.
+    void check_spool_identity(const OtlpExporter& e) const {
+        const CounterSnapshot s = counters.snapshot();
+        CHECK(offered_spans + s[Counter::otlp_spans_spool_recovered] ==
+              s.total(CounterKind::otlp_sent) + s.total(CounterKind::otlp_rejected) +
+                  s.total(CounterKind::otlp_dropped) + e.held_spans() +
+                  spool->gauges().spans.load());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("with a spool, a request past its retry budget goes to disk and is sent later") {
+    SpoolFixture f;
+    f.server.set_default_response(scripted(500, "down"));
+    auto options = f.spool_options();
+    options.retry_budget = 100ms;
+    auto e = f.make(options);
+    const ClientRequest r = protobuf_request(0, 5);
+    (void)f.offer(*e, OtlpEncoding::protobuf, r);
+    e->start();
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_spooled) == 5; }));
+    CHECK(f.get(Counter::otlp_spans_dropped_gave_up) == 0);
+    f.server.set_default_response(scripted(200, ""));
+    // After failures, one request read back probes whether X-Ray is back.
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
+    CHECK(f.get(Counter::otlp_spans_replayed) == 5);
+    CHECK(f.spool->gauges().files == 0);
+    CHECK(inflate(f.server.requests().back().body) == r.body);  // unchanged by the round trip
+    CHECK(e->drain(Clock::now() + 1s) == 0);
+    f.check_spool_identity(*e);
+}
+
+TEST_CASE("with a spool, the drain puts what X-Ray did not take on disk; a restart sends it") {
+    SpoolFixture f;
+    f.server.stop();
+    {
+        auto e = f.make(f.spool_options());
+        e->start();
+        (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 4));
+        (void)f.offer(*e, OtlpEncoding::json, json_request(10, 3));
+        CHECK(e->drain(Clock::now() + 300ms) == 0);  // nothing held: all of it spooled
+        CHECK(f.spool->gauges().spans == 7);
+        CHECK(f.budget.used() == 0);
+        f.check_spool_identity(*e);
+    }
+    f.spool.reset();
+    f.spool = f.open_spool();  // the next start
+    CHECK(f.get(Counter::otlp_spans_spool_recovered) == 7);
+    f.server.start();
+    auto e = f.make(f.spool_options());
+    e->start();
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 7; }));
+    CHECK(f.spool->gauges().spans == 0);
+    const auto requests = f.server.requests();
+    REQUIRE(requests.size() == 2);
+    // Each in its own encoding (the order they were spilled in follows their retry times).
+    std::set<std::string> types;
+    for (const RecordedRequest& request : requests) {
+        types.insert(request.header("Content-Type").value_or(""));
+    }
+    CHECK(types == std::set<std::string>{"application/json", "application/x-protobuf"});
+    // The second run's identity: what it recovered was sent.
+    CHECK(e->drain(Clock::now() + 1s) == 0);
+    CHECK(e->held_spans() == 0);
+}
+
+TEST_CASE("with a spool, queued requests go to disk ahead of a full memory, and come back") {
+    const ClientRequest r = protobuf_request(0, 20);
+    const std::size_t one = r.body.size() + r.request.rebuilt.size() + 1024;
+    SpoolFixture f;
+    auto options = f.spool_options();
+    // A budget four requests fill: the exporter thread moves the oldest to disk past 3/4.
+    MemoryBudget small(4 * one);
+    auto tight = OtlpExporter::create(options, f.credentials, f.counters, f.logger, small);
+    for (int i = 0; i < 4; ++i) {
+        REQUIRE(f.offer(*tight, OtlpEncoding::protobuf, r) == OfferResult::accepted);
+    }
+    tight->start();  // its first turn spills before anything leaves the queue
+    // Spilled for room, then read back (memory below half, X-Ray answering) and sent alone.
+    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 80; }));
+    CHECK(f.get(Counter::otlp_spans_spooled) > 0);
+    CHECK(f.get(Counter::otlp_spans_replayed) == f.get(Counter::otlp_spans_spooled));
+    CHECK(tight->drain(Clock::now() + 1s) == 0);
+    CHECK(small.used() == 0);
+    f.check_spool_identity(*tight);
 }

@@ -27,7 +27,10 @@ namespace xrayd {
     X(spool_bytes, "bytes of the disk spool's files, counted against --spool-max-bytes")    \
     X(spool_files, "files in the disk spool")                                               \
     X(otlp_held_spans, "OTLP spans accepted and not yet sent, refused or given up")         \
-    X(otlp_uploads_in_flight, "OTLP requests to X-Ray in flight")
+    X(otlp_uploads_in_flight, "OTLP requests to X-Ray in flight")                           \
+    X(otlp_spool_spans, "OTLP spans in the disk spool and not in memory (spooled)")         \
+    X(otlp_spool_bytes, "bytes of the OTLP spool's files (a quarter of --spool-max-bytes)") \
+    X(otlp_spool_files, "requests (files) in the OTLP spool")
 
 enum class Gauge : std::size_t {
 #define XRAYD_GAUGE_ENUM(name, help) name,

@@ -14,6 +14,7 @@
 #include <xrayd/log/logger.h>
 #include <xrayd/otlp/otlp_receiver.h>
 #include <xrayd/otlp/otlp_request.h>
+#include <xrayd/otlp/otlp_spool.h>
 #include <xrayd/queue/backpressure.h>
 #include <xrayd/queue/memory_budget.h>
 #include <xrayd/stats/counters.h>
@@ -34,8 +35,15 @@ struct OtlpExporterOptions {
     Duration linger = std::chrono::milliseconds(100);
     Backpressure backpressure = Backpressure::drop_newest;
     OtlpLimits limits;  // X-Ray's per-request limits, which merged requests stay within
-    int gzip_level =
-        1;  // zlib level: span data compresses ~5x at level 1, for a fifth of level 6's CPU
+    // Nullable: the disk spool. When set, what memory cannot keep goes to it instead of being
+    // dropped — requests past the retry budget, the oldest queued ones while memory is more
+    // than three quarters full, what is held at the drain deadline — and it is read back, one
+    // request at a time, while X-Ray answers. Used on the exporter thread only; must outlive
+    // the exporter.
+    OtlpSpool* spool = nullptr;
+    // zlib level of the posted bodies: 1, the fastest, since the exporter's CPU is what a host
+    // pays for and the link to X-Ray is rarely the limit.
+    int gzip_level = 1;
 };
 
 // Spans move through the exporter as whole client requests ("items"); their outcomes are
@@ -47,7 +55,9 @@ struct OtlpExporterOptions {
 // budget is full, drop-newest answers `full` (the receiver answers 503, the SDK retries);
 // drop-oldest gives up the oldest queued requests (otlp_spans_dropped_oldest) until the new one
 // fits, and answers `full` only when nothing queued is left to give up (requests in flight or
-// waiting for a retry are never given up: they may already be stored).
+// waiting for a retry are never given up: they may already be stored). With a spool, neither
+// policy gives anything up here: the exporter thread keeps a quarter of memory free by moving
+// queued requests to disk, and a client that still finds it full gets a 503.
 //
 // The exporter thread merges queued requests of one encoding (OtlpBatch: protobuf by
 // concatenating resource_spans fields, JSON by joining resourceSpans elements) once the oldest
@@ -62,6 +72,14 @@ struct OtlpExporterOptions {
 //   request sent again on its own (otlp_requests_split), so that one bad client request does not
 //   cost the others; on a single one: otlp_spans_rejected_request_<class> (invalid, denied,
 //   too_large, other), logged with X-Ray's words.
+//
+// With a spool (options.spool), the identity gains the spans on disk (OtlpSpool's gauge):
+//   otlp_received = otlp_sent + otlp_rejected + otlp_dropped + held_spans() + spooled,
+// requests past the retry budget are spooled instead of given up, and at the drain deadline
+// what is held goes to disk (held_spans() 0). Replay: while the last answer was a success, up
+// to two requests read back wait or are in flight at a time, and only while memory is less
+// than half full; after a failure one is read back only when nothing else is held (it probes
+// whether X-Ray is back).
 //
 // Threads: offer() any thread; held_spans() any thread; start() and drain() one control thread.
 // Lifetime: `credentials`, `counters`, `logger` and `budget` outlive the exporter.

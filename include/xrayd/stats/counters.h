@@ -114,7 +114,18 @@ enum class CounterKind {
     X(otlp_upload_retries, info, "OTLP requests scheduled again after a failure")                 \
     X(otlp_upload_failures, info, "OTLP requests that failed (transport, 4xx, 5xx)")              \
     X(otlp_upload_throttled, info, "OTLP requests X-Ray throttled (429)")                         \
-    X(otlp_requests_split, info, "merged OTLP requests refused whole and sent again one by one")
+    X(otlp_requests_split, info, "merged OTLP requests refused whole and sent again one by one")  \
+    X(otlp_spans_spool_recovered, otlp_received,                                                  \
+      "OTLP spans found in the disk spool at start (an earlier run's)")                           \
+    X(otlp_spans_spooled, info, "OTLP spans written to the disk spool")                           \
+    X(otlp_spans_replayed, info, "OTLP spans read back from the disk spool and settled")          \
+    X(otlp_spans_dropped_spool_full, otlp_dropped,                                                \
+      "OTLP spans the disk spool had no room for (quota or ENOSPC)")                              \
+    X(otlp_spans_dropped_spool_error, otlp_dropped,                                               \
+      "OTLP spans lost to a disk spool write or read error")                                      \
+    X(otlp_spans_dropped_spool_expired, otlp_dropped,                                             \
+      "spooled OTLP spans older than X-Ray's OTLP endpoint takes (14 days)")                      \
+    X(otlp_spool_corrupt_files, info, "damaged OTLP spool files set aside (.bad)")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,

@@ -23,10 +23,13 @@ namespace xrayd {
 
 // "otlp spans: received=N sent=N rejected=N dropped=N held=N": the OTLP spans' own identity
 // (CounterKind::otlp_*), printed beside the segments' line when the OTLP receiver runs. `held`:
-// spans the exporter still holds, counted by it.
-[[nodiscard]] std::string format_otlp_summary(const CounterSnapshot& s, std::size_t held);
+// spans the exporter still holds, counted by it; `spooled` (with a disk spool: the spans left in
+// it) adds " spooled=N".
+[[nodiscard]] std::string format_otlp_summary(const CounterSnapshot& s, std::size_t held,
+                                              std::optional<std::uint64_t> spooled = std::nullopt);
 
-// True when otlp_received = otlp_sent + otlp_rejected + otlp_dropped + held.
-[[nodiscard]] bool otlp_accounting_balances(const CounterSnapshot& s, std::size_t held) noexcept;
+// True when otlp_received = otlp_sent + otlp_rejected + otlp_dropped + held + spooled.
+[[nodiscard]] bool otlp_accounting_balances(const CounterSnapshot& s, std::size_t held,
+                                            std::uint64_t spooled = 0) noexcept;
 
 }  // namespace xrayd
