@@ -92,6 +92,16 @@ struct Fixture : Harness {
         return result;
     }
 
+    // Every offered span has reached its outcome and is let go. The exporter thread counts an
+    // outcome and then lets the spans go (or the other way round): a test waits for both before
+    // it checks either.
+    [[nodiscard]] bool settled(const OtlpExporter& e) const {
+        const CounterSnapshot s = counters.snapshot();
+        return e.held_spans() == 0 && offered_spans == s.total(CounterKind::otlp_sent) +
+                                                           s.total(CounterKind::otlp_rejected) +
+                                                           s.total(CounterKind::otlp_dropped);
+    }
+
     // accepted = sent + rejected + dropped + held, with the receiver's own counters left out
     // (this test plays the receiver: it counts what it offered).
     void check_identity(const OtlpExporter& e) const {
@@ -130,8 +140,8 @@ TEST_CASE("requests queued within the linger go out as one gzip, SigV4-signed PO
     CHECK(f.offer(*e, OtlpEncoding::protobuf, b) == OfferResult::accepted);
     CHECK(e->held_spans() == 5);
     e->start();
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
-    CHECK(e->held_spans() == 0);
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 5);
     CHECK(f.get(Counter::otlp_upload_requests) == 1);
     f.check_identity(*e);
 
@@ -161,7 +171,8 @@ TEST_CASE("JSON and protobuf requests go out apart, each in its own encoding") {
     CHECK(f.offer(*e, OtlpEncoding::protobuf, p) == OfferResult::accepted);
     CHECK(f.offer(*e, OtlpEncoding::json, j2) == OfferResult::accepted);
     e->start();
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 5);
     const auto requests = f.server.requests();
     REQUIRE(requests.size() == 2);
     CHECK(requests[0].header("Content-Type") == "application/json");
@@ -182,7 +193,7 @@ TEST_CASE("a partial success counts the spans X-Ray rejected, and logs its messa
     auto e = f.make(f.options());
     (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 5));
     e->start();
-    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
     CHECK(f.get(Counter::otlp_spans_sent) == 3);
     CHECK(f.get(Counter::otlp_spans_rejected_by_xray) == 2);
     CHECK(f.log->contains("X-Ray refused 2 of 5 OTLP spans: 2 spans too old"));
@@ -196,7 +207,8 @@ TEST_CASE("5xx and 429 answers are retried with back-off; 429 counts as throttle
     auto e = f.make(f.options());
     (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 4));
     e->start();
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 4; }));
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 4);
     CHECK(f.get(Counter::otlp_upload_requests) == 3);
     CHECK(f.get(Counter::otlp_upload_retries) == 2);
     CHECK(f.get(Counter::otlp_upload_failures) == 2);
@@ -221,7 +233,7 @@ TEST_CASE("a merged request refused with 400 is split: only the bad client reque
         (void)f.offer(*e, OtlpEncoding::protobuf, *r);
     }
     e->start();
-    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
     CHECK(f.get(Counter::otlp_requests_split) == 1);
     CHECK(f.get(Counter::otlp_spans_sent) == 6);
     CHECK(f.get(Counter::otlp_spans_rejected_request_invalid) == 3);
@@ -243,7 +255,7 @@ TEST_CASE("past the retry budget a request is given up and counted") {
     auto e = f.make(options);
     (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 7));
     e->start();
-    REQUIRE(wait_for([&] { return e->held_spans() == 0; }));
+    REQUIRE(wait_for([&] { return f.settled(*e); }));
     CHECK(f.get(Counter::otlp_spans_dropped_gave_up) == 7);
     CHECK(f.get(Counter::otlp_upload_requests) >= 2);
     CHECK(f.log->contains("Gave up an OTLP request of 7 spans after"));
@@ -355,9 +367,12 @@ TEST_CASE("with a spool, a request past its retry budget goes to disk and is sen
     CHECK(f.get(Counter::otlp_spans_dropped_gave_up) == 0);
     f.server.set_default_response(scripted(200, ""));
     // After failures, one request read back probes whether X-Ray is back.
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 5; }));
-    CHECK(f.get(Counter::otlp_spans_replayed) == 5);
-    CHECK(f.spool->gauges().files == 0);
+    // Sent, settled with the spool (its file deleted, counted replayed) and let go.
+    REQUIRE(wait_for([&] {
+        return f.get(Counter::otlp_spans_replayed) == 5 && f.spool->gauges().files == 0 &&
+               e->held_spans() == 0;
+    }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 5);
     CHECK(inflate(f.server.requests().back().body) == r.body);  // unchanged by the round trip
     CHECK(e->drain(Clock::now() + 1s) == 0);
     f.check_spool_identity(*e);
@@ -382,7 +397,11 @@ TEST_CASE("with a spool, the drain puts what X-Ray did not take on disk; a resta
     f.server.start();
     auto e = f.make(f.spool_options());
     e->start();
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 7; }));
+    REQUIRE(wait_for([&] {
+        return f.get(Counter::otlp_spans_replayed) == 7 && f.spool->gauges().files == 0 &&
+               e->held_spans() == 0;
+    }));
+    CHECK(f.get(Counter::otlp_spans_sent) == 7);
     CHECK(f.spool->gauges().spans == 0);
     const auto requests = f.server.requests();
     REQUIRE(requests.size() == 2);
@@ -410,7 +429,10 @@ TEST_CASE("with a spool, queued requests go to disk ahead of a full memory, and 
     }
     tight->start();  // its first turn spills before anything leaves the queue
     // Spilled for room, then read back (memory below half, X-Ray answering) and sent alone.
-    REQUIRE(wait_for([&] { return f.get(Counter::otlp_spans_sent) == 80; }));
+    REQUIRE(wait_for([&] {
+        return f.get(Counter::otlp_spans_sent) == 80 && tight->held_spans() == 0 &&
+               f.spool->gauges().files == 0;
+    }));
     CHECK(f.get(Counter::otlp_spans_spooled) > 0);
     CHECK(f.get(Counter::otlp_spans_replayed) == f.get(Counter::otlp_spans_spooled));
     CHECK(tight->drain(Clock::now() + 1s) == 0);
