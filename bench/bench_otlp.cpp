@@ -2,6 +2,8 @@
 // SDKs' BatchSpanProcessor sends them (tests/support/otlp_builder.h: every field kind, ~600 B a
 // span):
 // - BM_Read: read_export_request, the receiver's check and span count of one request.
+// - BM_ReadLoadgen/<encoding>: the same on otlp-loadgen's 512-span request (bench/otlp), as
+//   protobuf (0) and OTLP/JSON (1): the receiver's CPU per request of run_otlp.py's bench.
 // - BM_MergeConcatenate: OtlpBatch merging 10 such requests, as xrayd does (the resource_spans
 //   fields one after another).
 // - BM_MergeReencode: the same 10 requests decoded field by field down to AnyValue and encoded
@@ -23,6 +25,7 @@
 #include <xrayd/otlp/otlp_batch.h>
 #include <xrayd/otlp/otlp_request.h>
 
+#include "bench/otlp/request_template.h"
 #include "tests/support/otlp_builder.h"
 
 namespace xrayd {
@@ -176,6 +179,25 @@ void BM_Read(benchmark::State& state) {
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
 }
 BENCHMARK(BM_Read);
+
+void BM_ReadLoadgen(benchmark::State& state) {
+    const bool json = state.range(0) == 1;
+    const auto body_template = bench::RequestTemplate::build(
+        json ? bench::BodyEncoding::json : bench::BodyEncoding::protobuf, spans_per_request, 1);
+    std::string body = body_template.text();
+    body_template.refresh(body, 1, 1'700'000'000'000'000'000);
+    const auto encoding = json ? otlp::OtlpEncoding::json : otlp::OtlpEncoding::protobuf;
+    for (auto _ : state) {
+        auto read = otlp::read_export_request(body, encoding, {});
+        if (!read || read.value().accepted_spans() != spans_per_request) {
+            std::abort();
+        }
+        benchmark::DoNotOptimize(read.value().parts);
+    }
+    state.SetItemsProcessed(state.iterations() * spans_per_request);
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
+}
+BENCHMARK(BM_ReadLoadgen)->Arg(0)->Arg(1);
 
 void BM_MergeConcatenate(benchmark::State& state) {
     std::vector<otlp::OtlpExportRequest> read;

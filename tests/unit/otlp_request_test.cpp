@@ -254,12 +254,13 @@ constexpr std::string_view json_request = R"({
 
 }  // namespace
 
-TEST_CASE("json: spans counted exactly; each part is its element minified") {
+TEST_CASE("json: spans counted exactly; each part is its element as written in the body") {
     const auto request = read_ok(json_request, OtlpEncoding::json);
     CHECK(request.encoding == OtlpEncoding::json);
     CHECK(request.resource_spans == 3);
     CHECK(request.spans == 3);
     CHECK(request.refused_spans == 0);
+    CHECK(request.rebuilt.empty());
     REQUIRE(request.parts.size() == 2);
     CHECK(request.parts[0].spans == 2);
     CHECK(request.parts[1].spans == 1);
@@ -268,12 +269,41 @@ TEST_CASE("json: spans counted exactly; each part is its element minified") {
     const simdjson::padded_string padded(json_request);
     const simdjson::dom::element root = parser.parse(padded);
     const simdjson::dom::array list = root["resourceSpans"];
+    simdjson::dom::parser part_parser;  // another one: a parse invalidates `list`
     auto it = list.begin();
     for (const OtlpPart& part : request.parts) {
-        CHECK(part.rebuilt);
-        CHECK(request.bytes_of(json_request, part) == simdjson::minify(*it));
+        CHECK_FALSE(part.rebuilt);
+        const std::string_view text = request.bytes_of(json_request, part);
+        // The whole element from its '{' to its '}', nothing around it.
+        CHECK(text.front() == '{');
+        CHECK(text.back() == '}');
+        CHECK(simdjson::minify(part_parser.parse(simdjson::padded_string(text)).value()) ==
+              simdjson::minify(*it));
         ++it;
     }
+}
+
+TEST_CASE("json: a span long only by its whitespace is measured minified and kept") {
+    const std::string padding(250'000, ' ');
+    const std::string body = R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a",)" +
+                             padding + R"("kind":1},{"name":"b"}]}]}]})";
+    const auto request = read_ok(body, OtlpEncoding::json);
+    CHECK(request.spans == 2);
+    CHECK(request.refused_spans == 0);
+    REQUIRE(request.parts.size() == 1);
+    CHECK(request.parts[0].spans == 2);
+    CHECK(request.bytes_of(body, request.parts[0]) ==
+          R"({"scopeSpans":[{"spans":[{"name":"a","kind":1},{"name":"b"}]}]})");
+}
+
+TEST_CASE("json: list keys written with escapes are the same keys") {
+    const std::string body =
+        R"({"resource\u0053pans":[{"scope\u0053pans":[{"\u0073pans":[{"name":"x"}]}]}]})";
+    const auto request = read_ok(body, OtlpEncoding::json);
+    CHECK(request.spans == 1);
+    REQUIRE(request.parts.size() == 1);
+    CHECK(request.bytes_of(body, request.parts[0]) ==
+          R"({"scope\u0053pans":[{"\u0073pans":[{"name":"x"}]}]})");
 }
 
 TEST_CASE("json: absent or null lists are empty") {
@@ -320,14 +350,22 @@ TEST_CASE("json: a span over max_span_bytes (minified) is refused, the rest kept
           R"({"resource":{},"scopeSpans":[{"spans":[{"name":"a"},{"name":"c"}]}]})");
 }
 
-TEST_CASE("json: keys that need escaping survive the rebuild") {
-    const std::string body =
-        R"({"resourceSpans":[{"we\"ird\u0001":1,"scopeSpans":[{"spans":[{"n\\":"\u00e9"}]}]}]})";
-    const auto request = read_ok(body, OtlpEncoding::json);
-    REQUIRE(request.parts.size() == 1);
-    const std::string wrapped =
-        R"({"resourceSpans":[)" + std::string(request.bytes_of(body, request.parts[0])) + "]}";
-    CHECK(read_ok(wrapped, OtlpEncoding::json).spans == 1);
+TEST_CASE("json: keys that need escaping survive as written and rebuilt") {
+    const std::string big(250'000, 'p');
+    for (const bool refuse_one : {false, true}) {
+        CAPTURE(refuse_one);
+        const std::string extra = refuse_one ? R"(,{"name":")" + big + R"("})" : "";
+        const std::string body = R"({"resourceSpans":[{"we\"ird\u0001":1,"scopeSpans":[{"spans":[)"
+                                 R"({"n\\":"\u00e9"})" +
+                                 extra + "]}]}]}";
+        const auto request = read_ok(body, OtlpEncoding::json);
+        CHECK(request.refused_spans == (refuse_one ? 1 : 0));
+        REQUIRE(request.parts.size() == 1);
+        CHECK(request.parts[0].rebuilt == refuse_one);
+        const std::string wrapped =
+            R"({"resourceSpans":[)" + std::string(request.bytes_of(body, request.parts[0])) + "]}";
+        CHECK(read_ok(wrapped, OtlpEncoding::json).spans == 1);
+    }
 }
 
 // ---- gzip ----

@@ -67,7 +67,8 @@ inline constexpr int max_nesting = 64;
 // a whole element of the outgoing request's list:
 //   protobuf: the ExportTraceServiceRequest field 1 as on the wire (tag, length, message);
 //             concatenating such fields is a valid ExportTraceServiceRequest.
-//   JSON:     one element of "resourceSpans", minified.
+//   JSON:     one element of "resourceSpans": its text in the body (whitespace inside kept), or
+//             minified into `rebuilt` when a span of it was refused.
 struct OtlpPart {
     std::size_t offset = 0;  // into the body, or into OtlpExportRequest::rebuilt if `rebuilt`
     std::size_t length = 0;
@@ -84,8 +85,8 @@ struct OtlpExportRequest {
     // The resource_spans that carry at least one accepted span, in order. One with no span
     // (empty, or every span refused) is left out: it would deliver nothing.
     std::vector<OtlpPart> parts;
-    // Bytes of the parts that are not the body's own: protobuf resource_spans re-encoded
-    // without their refused spans; every JSON part (minified).
+    // Bytes of the parts that are not the body's own: resource_spans written again without
+    // their refused spans (protobuf re-encoded, JSON minified).
     std::string rebuilt;
 
     [[nodiscard]] std::size_t accepted_spans() const noexcept { return spans - refused_spans; }
@@ -104,14 +105,14 @@ struct OtlpExportRequest {
 //   JSON: simdjson validates the whole document; resourceSpans[].scopeSpans[].spans[] must be
 //     arrays of objects (absent or null means empty); spans are not looked into.
 // Refused spans: a span longer than limits.max_span_bytes (protobuf: its message bytes; JSON:
-// its minified text) is counted in refused_spans and left out of the parts, and the rest of the
-// request is accepted (the receiver answers partial_success). Its resource_spans is re-encoded
-// without it into `rebuilt`, rather than refused whole: one large span must not cost the spans
-// of a whole service (a resource_spans is usually all the spans of one SDK's batch).
-// The request's own size and span count are not limited here: the receiver answers 413 above
-// its body limit, and OtlpBatch sends a request over X-Ray's limits alone.
-// Thread-safety: any thread; the JSON parser is one per thread (thread_local), and keeps the
-// capacity of the largest body that thread read. Never throws.
+// its minified text, measured only when its text as written is longer) is counted in refused_spans
+// and left out of the parts, and the rest of the request is accepted (the receiver answers
+// partial_success). Its resource_spans is re-encoded without it into `rebuilt`, rather than refused
+// whole: one large span must not cost the spans of a whole service (a resource_spans is usually all
+// the spans of one SDK's batch). The request's own size and span count are not limited here: the
+// receiver answers 413 above its body limit, and OtlpBatch sends a request over X-Ray's limits
+// alone. Thread-safety: any thread; the JSON parsers are one per thread (thread_local), and keep
+// the capacity of the largest body that thread read. Never throws.
 [[nodiscard]] Result<OtlpExportRequest, OtlpErrc> read_export_request(
     std::string_view body, OtlpEncoding encoding, const OtlpLimits& limits) noexcept;
 
