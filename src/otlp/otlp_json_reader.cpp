@@ -262,7 +262,7 @@ std::optional<OtlpErrc> for_each_element(ondemand::object obj, std::string_view 
         }
         for (auto item : items) {
             ondemand::value element_value;
-            if (std::move(item).get(element_value) != simdjson::SUCCESS) {
+            if (item.get(element_value) != simdjson::SUCCESS) {
                 return unexpected;
             }
             if (auto error = each(element_value)) {
