@@ -405,6 +405,7 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
         const std::size_t rejected = partial ? static_cast<std::size_t>(std::min<std::uint64_t>(
                                                    partial->rejected_spans, job.spans))
                                              : 0;
+        settle(job);  // let go first: a span counted as sent is no longer held
         counters.add(Counter::otlp_spans_sent, job.spans - rejected);
         if (rejected > 0) {
             counters.add(Counter::otlp_spans_rejected_by_xray, rejected);
@@ -420,7 +421,6 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
         }
         logger.debug("Successfully sent OTLP request of {} spans ({:.3f} seconds)", job.spans,
                      std::chrono::duration<double>(now - done.started).count());
-        settle(job);
         return;
     }
     const std::string_view error_type = done.error_type_header;
@@ -454,13 +454,13 @@ void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept
         split(std::move(job));
         return;
     }
+    settle(job);
     counters.add(otlp_rejection_counter(status, error_type), job.spans);
     std::uint64_t suppressed = 0;
     if (final_log.allow(now, &suppressed)) {
         logger.error("X-Ray refused an OTLP request of {} spans ({}): {}", job.spans,
                      encoding_name(job.encoding), reason);
     }
-    settle(job);
 }
 
 void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Duration retry_after,
@@ -475,13 +475,13 @@ void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Dur
             spill(job);  // kept on disk, sent again once X-Ray answers
             return;
         }
+        settle(job);
         counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
         std::uint64_t suppressed = 0;
         if (final_log.allow(now, &suppressed)) {
             logger.error("Gave up an OTLP request of {} spans after {} attempts: {}", job.spans,
                          job.failures + 1, reason);
         }
-        settle(job);
         return;
     }
     const Duration delay = backoff_delay(job.failures, options.retry_base, options.retry_cap,
@@ -497,8 +497,8 @@ void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Dur
         waiting.push_back(std::move(job));
         counters.add(Counter::otlp_upload_retries);
     } catch (...) {
-        counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
         settle(job);
+        counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
     }
 }
 
@@ -515,9 +515,9 @@ void OtlpExporter::State::split(OtlpJob&& job) noexcept {
             ready.push_back(std::move(alone));
         } catch (...) {
             // Out of memory: this one cannot be re-sent; it is given up like a failed retry.
-            counters.add(Counter::otlp_spans_dropped_gave_up, item.spans);
             budget.release(item.charged);
             held.fetch_sub(item.spans, std::memory_order_relaxed);
+            counters.add(Counter::otlp_spans_dropped_gave_up, item.spans);
         }
     }
 }
@@ -548,7 +548,11 @@ void OtlpExporter::State::spill(OtlpJob& job) noexcept {
         release(job);
         return;
     }
-    for (const OtlpItem& item : job.items) {
+    // The spans are let go of first (held), then written: the spool counts each outcome.
+    std::vector<OtlpItem> items = std::move(job.items);
+    job.items.clear();
+    release(job);
+    for (const OtlpItem& item : items) {
         try {
             OtlpBatch batch(item.encoding, options.limits);
             (void)batch.try_add(item.body, item.request);
@@ -557,8 +561,8 @@ void OtlpExporter::State::spill(OtlpJob& job) noexcept {
         } catch (...) {
             counters.add(Counter::otlp_spans_dropped_spool_error, item.spans);
         }
+        budget.release(item.charged);
     }
-    release(job);
 }
 
 void OtlpExporter::State::spill_for_room() noexcept {
