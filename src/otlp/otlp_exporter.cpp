@@ -1,43 +1,29 @@
-// OtlpExporter: the queue of accepted OTLP requests, merging, the exporter thread, and what each
-// answer from X-Ray means. The curl side is otlp_transfers.cpp.
+// OtlpExporter: the queue of accepted OTLP requests, merging them into requests for X-Ray, and
+// the exporter thread that compresses and starts them. What answers mean is in
+// otlp_exporter_answers.cpp, the spool side in otlp_exporter_spool.cpp, the curl side in
+// otlp_transfers.cpp.
 #include <xrayd/otlp/otlp_exporter.h>
 
 #include <algorithm>
-#include <atomic>
-#include <deque>
+#include <chrono>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/thread_name.h>
-#include <xrayd/log/remote_text.h>
 #include <xrayd/otlp/otlp_batch.h>
-#include <xrayd/otlp/otlp_response.h>
-#include <xrayd/upload/throttle_controller.h>
-#include <xrayd/xray/retry_policy.h>
-#include <xrayd/xray/xray_request.h>
 
-#include "otlp_transfers.h"
+#include "otlp_exporter_state.h"
 
 namespace xrayd::otlp {
 namespace {
 
-constexpr Duration log_interval = std::chrono::seconds(10);
 // The longest the exporter thread sleeps with nothing due: offers and answers wake it sooner.
 constexpr int idle_poll_ms = 1000;
-
-// The OTLP counter of a final refusal, by the class the segments' policy gives it.
-Counter otlp_rejection_counter(long status, std::string_view error_type) noexcept {
-    switch (final_rejection_counter(status, error_type)) {
-    case Counter::rejected_request_invalid: return Counter::otlp_spans_rejected_request_invalid;
-    case Counter::rejected_request_denied: return Counter::otlp_spans_rejected_request_denied;
-    case Counter::rejected_request_too_large: return Counter::otlp_spans_rejected_request_too_large;
-    default: return Counter::otlp_spans_rejected_request_other;
-    }
-}
 
 std::uint64_t unix_now_ns() noexcept {
     return static_cast<std::uint64_t>(
@@ -45,75 +31,7 @@ std::uint64_t unix_now_ns() noexcept {
             .count());
 }
 
-std::string_view encoding_name(OtlpEncoding encoding) noexcept {
-    return encoding == OtlpEncoding::protobuf ? "protobuf" : "JSON";
-}
-
 }  // namespace
-
-struct OtlpExporter::State {
-    OtlpExporterOptions options;
-    CredentialsProvider& credentials;
-    Counters& counters;
-    Logger& logger;
-    MemoryBudget& budget;
-    RateLimiter internal_errors{log_interval};
-    RateLimiter retry_log{log_interval};
-    RateLimiter final_log{log_interval};
-    RateLimiter partial_log{log_interval};
-    RateLimiter split_log{log_interval};
-    OtlpTransfers transfers;
-    ThrottleController throttle;
-    JitterSource jitter;
-
-    // Shared with offer() (receiver threads).
-    std::mutex mutex;
-    std::deque<OtlpItem> queued;  // accepted, not yet in a request
-    std::size_t queued_spans = 0;
-    std::size_t queued_bytes = 0;
-    bool stopping = false;
-    TimePoint deadline{};
-
-    // Exporter thread only.
-    std::deque<OtlpJob> ready;     // split client requests, and retries that are due
-    std::vector<OtlpJob> waiting;  // failed, waiting for their due time
-
-    bool healthy = true;                 // the last answer was a success
-    std::size_t replay_outstanding = 0;  // jobs read back from the spool, not yet settled
-
-    std::atomic<std::size_t> held{0};
-    std::atomic<std::size_t> in_flight{0};
-    std::thread thread;
-    bool drained = false;
-
-    State(OtlpExporterOptions o, CredentialsProvider& c, Counters& k, Logger& l, MemoryBudget& b)
-        : options(std::move(o)),
-          credentials(c),
-          counters(k),
-          logger(l),
-          budget(b),
-          transfers(make_xray_target(options.url, ""), options.transport, options.region,
-                    static_cast<std::size_t>(options.concurrency), logger, internal_errors),
-          throttle(options.concurrency),
-          jitter(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count())) {}
-
-    void run() noexcept;
-    void start_ready(TimePoint now, bool draining) noexcept;
-    std::optional<OtlpJob> next_job(TimePoint now, bool draining) noexcept;
-    bool build_body(OtlpJob& job) noexcept;
-    void on_finished(OtlpFinished&& done) noexcept;
-    void on_answer(OtlpFinished&& done, TimePoint now) noexcept;
-    void on_failure(OtlpJob&& job, std::string_view reason, Duration retry_after,
-                    TimePoint now) noexcept;
-    void split(OtlpJob&& job) noexcept;
-    void settle(OtlpJob& job) noexcept;
-    int poll_timeout(TimePoint now, bool draining) noexcept;
-    void give_up_everything() noexcept;
-    void spill(OtlpJob& job) noexcept;
-    void spill_for_room() noexcept;
-    void maybe_replay(bool draining) noexcept;
-    void release(OtlpJob& job) noexcept;
-};
 
 OtlpExporter::OtlpExporter(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
 
@@ -386,292 +304,6 @@ bool OtlpExporter::State::build_body(OtlpJob& job) noexcept {
     job.body_charged = job.body.size();
     budget.force_reserve(job.body_charged);
     return true;
-}
-
-void OtlpExporter::State::on_finished(OtlpFinished&& done) noexcept {
-    const TimePoint now = Clock::now();
-    if (done.result != CURLE_OK) {
-        on_failure(std::move(done.job), done.failure, Duration::zero(), now);
-        return;
-    }
-    on_answer(std::move(done), now);
-}
-
-void OtlpExporter::State::on_answer(OtlpFinished&& done, TimePoint now) noexcept {
-    OtlpJob& job = done.job;
-    const long status = done.status;
-    if (status >= 200 && status < 300) {
-        const std::optional<PartialSuccess> partial = read_export_response(job.encoding, done.body);
-        const std::size_t rejected = partial ? static_cast<std::size_t>(std::min<std::uint64_t>(
-                                                   partial->rejected_spans, job.spans))
-                                             : 0;
-        settle(job);  // let go first: a span counted as sent is no longer held
-        counters.add(Counter::otlp_spans_sent, job.spans - rejected);
-        if (rejected > 0) {
-            counters.add(Counter::otlp_spans_rejected_by_xray, rejected);
-            std::uint64_t suppressed = 0;
-            if (partial_log.allow(now, &suppressed)) {
-                logger.warn("X-Ray refused {} of {} OTLP spans: {}", rejected, job.spans,
-                            RemoteText{partial->error_message});
-            }
-        }
-        healthy = true;
-        if (throttle.on_success() == ThrottleEvent::ended) {
-            logger.info("X-Ray stopped throttling OTLP requests");
-        }
-        logger.debug("Successfully sent OTLP request of {} spans ({:.3f} seconds)", job.spans,
-                     std::chrono::duration<double>(now - done.started).count());
-        return;
-    }
-    const std::string_view error_type = done.error_type_header;
-    const bool throttled = status == 429 || is_throttling_error(error_type);
-    if (throttled) {
-        counters.add(Counter::otlp_upload_throttled);
-        if (throttle.on_throttled(done.started, now) == ThrottleEvent::started) {
-            logger.info("X-Ray is throttling OTLP requests: at most {} in flight",
-                        throttle.limit());
-        }
-    }
-    std::string reason;
-    try {
-        reason = fmt::format("HTTP {} {}: {}", status, RemoteText{error_type},
-                             RemoteText{done.body.substr(0, 256)});
-    } catch (...) {
-    }
-    if (http_failure_is_retryable(status, error_type)) {
-        on_failure(std::move(job), reason, retry_after_delay(done.retry_after_s), now);
-        return;
-    }
-    counters.add(Counter::otlp_upload_failures);
-    if (job.items.size() > 1) {
-        // One client's bad request must not cost the others: each is sent again on its own.
-        std::uint64_t suppressed = 0;
-        if (split_log.allow(now, &suppressed)) {
-            logger.warn("X-Ray refused a merged OTLP request of {} spans from {} client "
-                        "requests ({}); sending each request alone",
-                        job.spans, job.items.size(), reason);
-        }
-        split(std::move(job));
-        return;
-    }
-    settle(job);
-    counters.add(otlp_rejection_counter(status, error_type), job.spans);
-    std::uint64_t suppressed = 0;
-    if (final_log.allow(now, &suppressed)) {
-        logger.error("X-Ray refused an OTLP request of {} spans ({}): {}", job.spans,
-                     encoding_name(job.encoding), reason);
-    }
-}
-
-void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Duration retry_after,
-                                     TimePoint now) noexcept {
-    counters.add(Counter::otlp_upload_failures);
-    healthy = false;
-    if (job.failures == 0) {
-        job.first_failure = now;
-    }
-    if (decide_retry(job.first_failure, now, options.retry_budget) == RetryDecision::give_up) {
-        if (options.spool != nullptr) {
-            spill(job);  // kept on disk, sent again once X-Ray answers
-            return;
-        }
-        settle(job);
-        counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
-        std::uint64_t suppressed = 0;
-        if (final_log.allow(now, &suppressed)) {
-            logger.error("Gave up an OTLP request of {} spans after {} attempts: {}", job.spans,
-                         job.failures + 1, reason);
-        }
-        return;
-    }
-    const Duration delay = backoff_delay(job.failures, options.retry_base, options.retry_cap,
-                                         jitter.next_unit(), retry_after);
-    job.failures += 1;
-    job.due = now + delay;
-    std::uint64_t suppressed = 0;
-    if (retry_log.allow(now, &suppressed)) {
-        logger.warn("OTLP request of {} spans failed, retrying in {:.1f}s: {}", job.spans,
-                    std::chrono::duration<double>(delay).count(), reason);
-    }
-    try {
-        waiting.push_back(std::move(job));
-        counters.add(Counter::otlp_upload_retries);
-    } catch (...) {
-        settle(job);
-        counters.add(Counter::otlp_spans_dropped_gave_up, job.spans);
-    }
-}
-
-void OtlpExporter::State::split(OtlpJob&& job) noexcept {
-    counters.add(Counter::otlp_requests_split);
-    budget.release(job.body_charged);
-    job.body_charged = 0;
-    for (OtlpItem& item : job.items) {
-        try {
-            OtlpJob alone;
-            alone.encoding = job.encoding;
-            alone.spans = item.spans;
-            alone.items.push_back(std::move(item));
-            ready.push_back(std::move(alone));
-        } catch (...) {
-            // Out of memory: this one cannot be re-sent; it is given up like a failed retry.
-            budget.release(item.charged);
-            held.fetch_sub(item.spans, std::memory_order_relaxed);
-            counters.add(Counter::otlp_spans_dropped_gave_up, item.spans);
-        }
-    }
-}
-
-void OtlpExporter::State::release(OtlpJob& job) noexcept {
-    for (const OtlpItem& item : job.items) {
-        budget.release(item.charged);
-    }
-    budget.release(job.body_charged);
-    job.body_charged = 0;
-    job.items.clear();
-    held.fetch_sub(job.spans, std::memory_order_relaxed);
-    if (job.origin != 0) {
-        replay_outstanding -= std::min<std::size_t>(replay_outstanding, 1);
-    }
-}
-
-void OtlpExporter::State::settle(OtlpJob& job) noexcept {
-    if (job.origin != 0) {
-        options.spool->settle(job.origin);
-    }
-    release(job);
-}
-
-void OtlpExporter::State::spill(OtlpJob& job) noexcept {
-    if (job.origin != 0) {
-        options.spool->unread(job.origin);  // its file is still there
-        release(job);
-        return;
-    }
-    // The spans are let go of first (held), then written: the spool counts each outcome.
-    std::vector<OtlpItem> items = std::move(job.items);
-    job.items.clear();
-    release(job);
-    for (const OtlpItem& item : items) {
-        try {
-            OtlpBatch batch(item.encoding, options.limits);
-            (void)batch.try_add(item.body, item.request);
-            (void)options.spool->write(item.encoding, batch.take(), item.spans,
-                                       item.arrival_unix_ns);  // counts its own outcome
-        } catch (...) {
-            counters.add(Counter::otlp_spans_dropped_spool_error, item.spans);
-        }
-        budget.release(item.charged);
-    }
-}
-
-void OtlpExporter::State::spill_for_room() noexcept {
-    // Ahead of need, so that offers find room: the oldest queued requests go to disk while
-    // memory is more than three quarters full.
-    const std::size_t high = budget.limit() / 4 * 3;
-    while (budget.used() > high) {
-        OtlpJob job;
-        {
-            std::lock_guard lock(mutex);
-            if (queued.empty()) {
-                return;
-            }
-            try {
-                job.items.push_back(std::move(queued.front()));
-            } catch (...) {
-                return;
-            }
-            queued.pop_front();
-            job.encoding = job.items.front().encoding;
-            job.spans = job.items.front().spans;
-            queued_spans -= job.spans;
-            queued_bytes -= job.items.front().body.size();
-        }
-        spill(job);
-    }
-}
-
-void OtlpExporter::State::maybe_replay(bool draining) noexcept {
-    OtlpSpool* spool = options.spool;
-    if (spool == nullptr || draining || !spool->has_unread()) {
-        return;
-    }
-    const bool wanted = healthy ? replay_outstanding < 2 && budget.used() < budget.limit() / 2
-                                : held.load(std::memory_order_relaxed) == 0;
-    if (!wanted) {
-        return;
-    }
-    std::optional<SpooledRequest> back = spool->read_oldest();
-    if (!back) {
-        return;
-    }
-    try {
-        auto read = read_export_request(back->body, back->encoding, options.limits);
-        const std::size_t charge = sizeof(OtlpItem) + back->body.size();
-        if (!read || read.value().accepted_spans() != back->spans || !budget.try_reserve(charge)) {
-            spool->unread(back->number);  // damaged copies are caught by the CRC; tried later
-            return;
-        }
-        OtlpJob job;
-        job.encoding = back->encoding;
-        job.spans = back->spans;
-        job.origin = back->number;
-        job.items.push_back(OtlpItem{back->encoding, std::move(back->body), std::move(read.value()),
-                                     back->spans, charge, Clock::now(), back->arrival_unix_ns});
-        held.fetch_add(job.spans, std::memory_order_relaxed);
-        ++replay_outstanding;
-        ready.push_back(std::move(job));
-    } catch (...) {
-        spool->unread(back->number);
-    }
-}
-
-void OtlpExporter::State::give_up_everything() noexcept {
-    // With a spool, everything goes to disk (what was in flight may arrive twice: the request
-    // cannot be un-sent). Without one, what is left stays counted as held (the exit summary's
-    // otlp held=) and only its memory goes.
-    std::vector<OtlpJob> jobs = transfers.abandon();
-    in_flight.store(0, std::memory_order_relaxed);
-    const auto let_go = [this](OtlpJob& job) {
-        if (options.spool != nullptr) {
-            spill(job);
-            return;
-        }
-        for (const OtlpItem& item : job.items) {
-            budget.release(item.charged);
-        }
-        budget.release(job.body_charged);
-    };
-    for (OtlpJob& job : jobs) {
-        let_go(job);
-    }
-    for (OtlpJob& job : waiting) {
-        let_go(job);
-    }
-    for (OtlpJob& job : ready) {
-        let_go(job);
-    }
-    waiting.clear();
-    ready.clear();
-    std::deque<OtlpItem> left;
-    {
-        std::lock_guard lock(mutex);
-        left.swap(queued);
-        queued_spans = 0;
-        queued_bytes = 0;
-    }
-    for (OtlpItem& item : left) {
-        OtlpJob job;
-        job.encoding = item.encoding;
-        job.spans = item.spans;
-        try {
-            job.items.push_back(std::move(item));
-        } catch (...) {
-            budget.release(item.charged);
-            continue;
-        }
-        let_go(job);
-    }
 }
 
 }  // namespace xrayd::otlp
