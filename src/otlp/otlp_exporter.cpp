@@ -158,15 +158,15 @@ void OtlpExporter::State::run() noexcept {
             break;
         }
         // Due retries go first, in the order they fell due.
-        std::sort(waiting.begin(), waiting.end(),
-                  [](const OtlpJob& a, const OtlpJob& b) { return a.due < b.due; });
         while (!waiting.empty() && waiting.front().due <= now) {
+            std::pop_heap(waiting.begin(), waiting.end(), due_later);
             try {
-                ready.push_back(std::move(waiting.front()));
+                ready.push_back(std::move(waiting.back()));
             } catch (...) {
+                std::push_heap(waiting.begin(), waiting.end(), due_later);
                 break;  // tried again on the next turn
             }
-            waiting.erase(waiting.begin());
+            waiting.pop_back();
         }
         start_ready(now, draining);
         (void)transfers.perform();
@@ -195,8 +195,8 @@ int OtlpExporter::State::poll_timeout(TimePoint now, bool draining) noexcept {
                             : std::min(wait, queued.front().received + options.linger - now);
         }
     }
-    for (const OtlpJob& job : waiting) {
-        wait = std::min(wait, job.due - now);
+    if (!waiting.empty()) {
+        wait = std::min(wait, waiting.front().due - now);
     }
     if (draining) {
         wait = std::min(wait, deadline - now);

@@ -138,6 +138,7 @@ void OtlpExporter::State::on_failure(OtlpJob&& job, std::string_view reason, Dur
     }
     try {
         waiting.push_back(std::move(job));
+        std::push_heap(waiting.begin(), waiting.end(), due_later);
         counters.add(Counter::otlp_upload_retries);
     } catch (...) {
         settle(job);

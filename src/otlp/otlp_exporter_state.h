@@ -23,6 +23,11 @@
 
 namespace xrayd::otlp {
 
+// The order of the `waiting` heap: the job due first at its front.
+inline bool due_later(const OtlpJob& a, const OtlpJob& b) noexcept {
+    return a.due > b.due;
+}
+
 // How often each kind of exporter log line may repeat.
 inline constexpr Duration exporter_log_interval = std::chrono::seconds(10);
 
@@ -50,8 +55,10 @@ struct OtlpExporter::State {
     TimePoint deadline{};
 
     // Exporter thread only.
-    std::deque<OtlpJob> ready;     // split client requests, and retries that are due
-    std::vector<OtlpJob> waiting;  // failed, waiting for their due time
+    std::deque<OtlpJob> ready;  // split client requests, and retries that are due
+    // Failed, waiting for their due time: a heap whose front() is the next due (push_heap and
+    // pop_heap with due_later), so that a turn looks at one job, not all of them.
+    std::vector<OtlpJob> waiting;
 
     bool healthy = true;                 // the last answer was a success
     std::size_t replay_outstanding = 0;  // jobs read back from the spool, not yet settled
