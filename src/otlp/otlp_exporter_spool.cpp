@@ -114,6 +114,10 @@ void OtlpExporter::State::give_up_everything() noexcept {
         budget.release(job.body_charged);
     };
     for (OtlpJob& job : jobs) {
+        if (options.spool != nullptr) {
+            // X-Ray may have stored it: sent again after the restart, it may arrive twice.
+            counters.add(Counter::otlp_spans_spool_maybe_duplicates, job.spans);
+        }
         let_go(job);
     }
     for (OtlpJob& job : waiting) {

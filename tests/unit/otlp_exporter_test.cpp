@@ -92,9 +92,8 @@ struct Fixture : Harness {
         return result;
     }
 
-    // Every offered span has reached its outcome and is let go. The exporter thread counts an
-    // outcome and then lets the spans go (or the other way round): a test waits for both before
-    // it checks either.
+    // Every offered span has reached its outcome and is let go. The exporter lets the spans go
+    // just before it counts their outcome: a test waits for both before it checks either.
     [[nodiscard]] bool settled(const OtlpExporter& e) const {
         const CounterSnapshot s = counters.snapshot();
         return e.held_spans() == 0 && offered_spans == s.total(CounterKind::otlp_sent) +
@@ -414,6 +413,22 @@ TEST_CASE("with a spool, the drain puts what X-Ray did not take on disk; a resta
     // The second run's identity: what it recovered was sent.
     CHECK(e->drain(Clock::now() + 1s) == 0);
     CHECK(e->held_spans() == 0);
+}
+
+TEST_CASE(
+    "with a spool, a request in flight at the drain is spooled and counted as a maybe-duplicate") {
+    SpoolFixture f;
+    f.server.set_default_response(scripted(200, "", {}, 5s));  // answered after the drain
+    auto e = f.make(f.spool_options());
+    e->start();
+    (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(0, 6));
+    REQUIRE(wait_for([&] { return e->in_flight() == 1; }));
+    (void)f.offer(*e, OtlpEncoding::protobuf, protobuf_request(10, 2));  // queued, not in flight
+    CHECK(e->drain(Clock::now() + 100ms) == 0);
+    CHECK(f.spool->gauges().spans == 8);
+    // Only the 6 spans X-Ray may have stored are flagged; the queued 2 were never sent.
+    CHECK(f.get(Counter::otlp_spans_spool_maybe_duplicates) == 6);
+    f.check_spool_identity(*e);
 }
 
 TEST_CASE("with a spool, queued requests go to disk ahead of a full memory, and come back") {

@@ -125,7 +125,9 @@ enum class CounterKind {
       "OTLP spans lost to a disk spool write or read error")                                      \
     X(otlp_spans_dropped_spool_expired, otlp_dropped,                                             \
       "spooled OTLP spans older than X-Ray's OTLP endpoint takes (14 days)")                      \
-    X(otlp_spool_corrupt_files, info, "damaged OTLP spool files set aside (.bad)")
+    X(otlp_spool_corrupt_files, info, "damaged OTLP spool files set aside (.bad)")                \
+    X(otlp_spans_spool_maybe_duplicates, info,                                                    \
+      "OTLP spans spooled at shutdown while in flight: may arrive twice")
 
 enum class Counter : std::size_t {
 #define XRAYD_COUNTER_ENUM(name, kind, help) name,
