@@ -74,7 +74,7 @@ std::string xray_timestamp(WallClock::time_point now) {
 }
 
 Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTarget& target,
-                                               std::string_view body,
+                                               std::string_view body, const PostContent& content,
                                                const Credentials& credentials,
                                                WallClock::time_point now, CurlSlist& out) noexcept {
     std::array<char, 32> timestamp_buf{};
@@ -86,26 +86,43 @@ Result<void, std::string> build_signed_headers(SigV4Signer& signer, const XRayTa
         fmt::format_to_n(length_buf.data(), length_buf.size(), "{}", body.size());
     const std::string_view content_length(length_buf.data(),
                                           std::min(length_end.size, length_buf.size()));
-    const std::array<HttpHeaderView, 4> to_sign{{{"host", target.host},
-                                                 {"content-length", content_length},
-                                                 {"content-type", "application/json"},
-                                                 {"x-amzn-xray-timestamp", timestamp}}};
-    const SigningRequestView request{"POST", target.path, {}, to_sign, body};
+    // The signer sorts the names itself.
+    std::array<HttpHeaderView, 5> to_sign{{{"host", target.host},
+                                           {"content-length", content_length},
+                                           {"content-type", content.type}}};
+    std::size_t signed_count = 3;
+    if (!content.encoding.empty()) {
+        to_sign[signed_count++] = {"content-encoding", content.encoding};
+    }
+    if (content.xray_timestamp) {
+        to_sign[signed_count++] = {"x-amzn-xray-timestamp", timestamp};
+    }
+    const SigningRequestView request{
+        "POST", target.path, {}, std::span(to_sign.data(), signed_count), body};
     SignedHeaderViews signed_headers;
     if (!signer.sign(request, credentials, now, signed_headers)) {
         return fail(std::string("request signing failed"));
     }
-    const std::array<HeaderLine, 7> all_lines{{
-        {"Host: ", target.host},
-        {"Content-Type: application/json", {}},
-        {"X-Amz-Date: ", signed_headers.amz_date},
-        {"X-Amzn-Xray-Timestamp: ", timestamp},
-        {"Authorization: ", signed_headers.authorization},
-        {"Expect:", {}},  // no 100-continue round trip
-        {"X-Amz-Security-Token: ", signed_headers.security_token},
-    }};
-    const std::span<const HeaderLine> lines(all_lines.data(),
-                                            signed_headers.security_token.empty() ? 6 : 7);
+    std::array<HeaderLine, 8> all_lines{};
+    std::size_t line_count = 0;
+    const auto add = [&](std::string_view prefix, std::string_view value) {
+        all_lines[line_count++] = {prefix, value};
+    };
+    add("Host: ", target.host);
+    add("Content-Type: ", content.type);
+    if (!content.encoding.empty()) {
+        add("Content-Encoding: ", content.encoding);
+    }
+    add("X-Amz-Date: ", signed_headers.amz_date);
+    if (content.xray_timestamp) {
+        add("X-Amzn-Xray-Timestamp: ", timestamp);
+    }
+    add("Authorization: ", signed_headers.authorization);
+    add("Expect:", {});  // no 100-continue round trip
+    if (!signed_headers.security_token.empty()) {
+        add("X-Amz-Security-Token: ", signed_headers.security_token);
+    }
+    const std::span<const HeaderLine> lines(all_lines.data(), line_count);
     if (rewrite_in_place(out.get(), lines)) {
         return {};
     }

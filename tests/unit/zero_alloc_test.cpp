@@ -404,6 +404,50 @@ TEST_CASE("A header list rewritten in place is identical to one built fresh, and
     CHECK(lines.at(6) == "X-Amz-Security-Token: " + expected.security_token);
 }
 
+TEST_CASE("An OTLP request's headers: gzip and its media type signed, no X-Ray timestamp, and "
+          "rewritten in place without allocating") {
+    SigV4Signer signer("us-east-2", "xray");
+    const XRayTarget target =
+        make_xray_target("https://xray.us-east-2.amazonaws.com", "/v1/traces");
+    const Credentials creds("AKIDEXAMPLE", "secret", "token-1234");
+    const PostContent content{"application/x-protobuf", "gzip", false};
+    const std::string body(4096, 'z');
+    const WallClock::time_point t0 = WallClock::from_time_t(1'763'772'508);
+    CurlSlist headers;
+    REQUIRE(build_signed_headers(signer, target, body, content, creds, t0, headers));
+    // What the allocating API signs for the same request.
+    SigV4Signer check_signer("us-east-2", "xray");
+    const SigningRequest request{"POST",
+                                 "/v1/traces",
+                                 {},
+                                 {{"host", target.host},
+                                  {"content-encoding", "gzip"},
+                                  {"content-length", "4096"},
+                                  {"content-type", "application/x-protobuf"}},
+                                 body};
+    const SignedHeaders expected = check_signer.sign(request, creds, t0);
+    REQUIRE_FALSE(expected.authorization.empty());
+    CHECK(lines_of(headers) ==
+          std::vector<std::string>{"Host: xray.us-east-2.amazonaws.com",
+                                   "Content-Type: application/x-protobuf", "Content-Encoding: gzip",
+                                   "X-Amz-Date: " + expected.amz_date,
+                                   "Authorization: " + expected.authorization,
+                                   "Expect:", "X-Amz-Security-Token: token-1234"});
+    // The next request of the same shape: signed and written into the same list, no allocation.
+    std::size_t allocated = 0;
+    {
+        AllocationCounter counter;
+        REQUIRE(build_signed_headers(signer, target, body, content, creds,
+                                     t0 + std::chrono::seconds(7), headers));
+        allocated = counter.count();
+    }
+#if XRAYD_COUNTING_ALLOCATIONS
+    CHECK(allocated == 0);
+#else
+    MESSAGE("sanitizer build: allocations are not counted here (" << allocated << ")");
+#endif
+}
+
 TEST_CASE("BlockPool rounds up to power-of-two classes, a top class just over 64 KiB, and exact "
           "heap blocks beyond") {
     BlockPool pool(segment_pool_shape, 1u << 20);

@@ -29,19 +29,35 @@ struct XRayTarget {
 // Unix seconds with 9 decimals, as X-Amzn-Xray-Timestamp wants (the Go daemon's format).
 [[nodiscard]] std::string xray_timestamp(WallClock::time_point now);
 
-// Signs a JSON POST of `body` to `target` (host, content-length, content-type, x-amz-date,
-// x-amzn-xray-timestamp and, with a session token, x-amz-security-token; the Go daemon's set)
-// and replaces `out` with every header to send, including `Expect:` to skip the 100-continue
-// round trip. IMPORTANT: Content-Length is signed but not in `out`: the transfer must send
-// exactly `body` with CURLOPT_POSTFIELDSIZE(_LARGE) = body.size(), so that curl's own
-// Content-Length header carries the signed value.
-// The error names what failed (signing, memory). Thread: the signer's.
+// What a signed POST carries: its media type, its Content-Encoding, and whether it is one of
+// the X-Ray JSON APIs, which take X-Amzn-Xray-Timestamp (OTLP's /v1/traces does not).
+struct PostContent {
+    std::string_view type = "application/json";
+    std::string_view encoding;   // e.g. "gzip"; empty: no Content-Encoding
+    bool xray_timestamp = true;  // sign and send X-Amzn-Xray-Timestamp
+};
+
+// Signs a POST of `body` to `target` (host, content-length, content-type, content-encoding when
+// set, x-amz-date, x-amzn-xray-timestamp when asked for and, with a session token,
+// x-amz-security-token; for the X-Ray APIs the Go daemon's set) and replaces `out` with every
+// header to send, including `Expect:` to skip the 100-continue round trip. IMPORTANT:
+// Content-Length is signed but not in `out`: the transfer must send exactly `body` with
+// CURLOPT_POSTFIELDSIZE(_LARGE) = body.size(), so that curl's own Content-Length header carries the
+// signed value. The error names what failed (signing, memory). Thread: the signer's.
 // Allocation-free in the steady state: when `out` already holds a list of the same shape (same
 // header set, every line the same length: same credentials and host) its lines are rewritten
 // in place; otherwise it is rebuilt. Keep one list per transfer slot and pass it again.
 // IMPORTANT: `out` must not be in use by a running transfer (it is rewritten either way).
 [[nodiscard]] Result<void, std::string> build_signed_headers(
     SigV4Signer& signer, const XRayTarget& target, std::string_view body,
-    const Credentials& credentials, WallClock::time_point now, CurlSlist& out) noexcept;
+    const PostContent& content, const Credentials& credentials, WallClock::time_point now,
+    CurlSlist& out) noexcept;
+
+// The X-Ray JSON APIs' POST (PostContent's defaults).
+[[nodiscard]] inline Result<void, std::string> build_signed_headers(
+    SigV4Signer& signer, const XRayTarget& target, std::string_view body,
+    const Credentials& credentials, WallClock::time_point now, CurlSlist& out) noexcept {
+    return build_signed_headers(signer, target, body, PostContent{}, credentials, now, out);
+}
 
 }  // namespace xrayd
