@@ -71,6 +71,9 @@ std::unique_ptr<GatedServer> GatedServer::start(GatedServerOptions options, Uniq
         items.push_back(value_option(MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                      static_cast<std::intptr_t>(options.memory_limit)));
     }
+    if (!options.thread_per_connection && options.polling_threads > 1) {
+        items.push_back(value_option(MHD_OPTION_THREAD_POOL_SIZE, options.polling_threads));
+    }
     items.insert(items.end(), options.extra.begin(), options.extra.end());
     items.push_back(MHD_OptionItem{MHD_OPTION_END, 0, nullptr});
     // The gate accepts and checks each request head; libmicrohttpd gets the connection after.

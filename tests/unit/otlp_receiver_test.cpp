@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -209,6 +210,41 @@ TEST_CASE("a protobuf export is accepted: 200, an empty response, the body and s
     CHECK(f.count(Counter::otlp_spans_rejected_too_large) == 0);
     CHECK(f.count(Counter::otlp_requests_invalid) == 0);
     CHECK(f.receiver->bound_address() == fmt::format("127.0.0.1:{}", f.receiver->port()));
+}
+
+TEST_CASE("clients sending at once are each answered and offered exactly once") {
+    Fixture f;  // two receiver threads share the connections
+    constexpr int clients = 8;
+    constexpr int requests_each = 25;
+    std::atomic<int> answered_ok{0};
+    std::vector<std::thread> senders;
+    for (int c = 0; c < clients; ++c) {
+        senders.emplace_back([&, c] {
+            for (int i = 0; i < requests_each; ++i) {
+                const bool as_json = (c + i) % 2 == 0;
+                RawHttpClient client(f.receiver->port());
+                client.send(as_json ? post(json, json_request())
+                                    : post(protobuf, protobuf_request()));
+                const auto response = client.read_response();
+                if (response && response->status == 200) {
+                    answered_ok.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (std::thread& t : senders) {
+        t.join();
+    }
+    CHECK(answered_ok.load() == clients * requests_each);
+    const std::vector<Offer> offers = f.sink.offers();
+    CHECK(offers.size() == clients * requests_each);
+    std::size_t spans = 0;
+    for (const Offer& offer : offers) {
+        spans += offer.accepted;
+    }
+    // Half JSON (2 spans each), half protobuf (3 spans each).
+    CHECK(spans == clients * requests_each / 2 * (2 + 3));
+    CHECK(f.count(Counter::otlp_spans_received) == spans);
 }
 
 TEST_CASE("a JSON export with a charset parameter is accepted and answered in JSON") {

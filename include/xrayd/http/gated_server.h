@@ -25,9 +25,12 @@ struct GatedServerOptions {
     // lines and errors, and gate.max_connections is libmicrohttpd's connection limit too.
     ConnectionGateOptions gate;
     std::string address;  // as configured, for the error message only
-    // true: a thread per connection (handlers that block or take long); false: one internal
-    // polling thread for every connection (small answers from memory).
+    // true: a thread per connection (handlers that wait, such as a call upstream); false:
+    // `polling_threads` internal polling threads share every connection (libmicrohttpd's
+    // thread pool when more than one): handlers that compute without waiting. Bodies arrive
+    // without holding a thread either way.
     bool thread_per_connection = false;
+    unsigned polling_threads = 1;
     MHD_AccessHandlerCallback handler = nullptr;
     void* handler_cls = nullptr;
     std::chrono::seconds idle_timeout{30};  // libmicrohttpd's timeout, reset by every byte

@@ -37,6 +37,9 @@ struct OtlpReceiverOptions {
     std::chrono::milliseconds head_timeout = default_head_timeout;
     std::chrono::seconds idle_timeout{30};
     std::chrono::milliseconds body_timeout{10000};  // end of headers to end of body
+    // The receiver's threads (libmicrohttpd's thread pool): each reads, checks and offers the
+    // requests of its share of the connections.
+    unsigned threads = 2;
     // Retry-After of a 503 (the sink is full, or memory ran out).
     std::chrono::seconds retry_after{5};
     Duration error_log_interval = std::chrono::seconds(60);  // one bad-request line per
@@ -78,7 +81,7 @@ public:
 // A full memory budget is the daemon's state (X-Ray slow or unreachable), shared by every client.
 //
 // Connections: a ConnectionGate (limits, head deadline, strict head check) in front of
-// libmicrohttpd with a thread per connection, as the sampling proxy.
+// libmicrohttpd, as the sampling proxy; `threads` threads serve them.
 // Threads: create(), start() and stop() from one control thread.
 // Lifetime: `sink`, `counters` and `logger` outlive the receiver.
 class OtlpReceiver {
