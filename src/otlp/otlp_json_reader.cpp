@@ -332,12 +332,45 @@ std::optional<OtlpErrc> locate_elements(ondemand::parser& parser,
         });
 }
 
+// Up to this body size the parsers keep their buffers for the next request; after a larger one
+// they give the memory back. Both together keep about three times the body resident (DOM 2.3x,
+// On-Demand 0.55x, measured on a 17 MB request), per receiver thread.
+constexpr std::size_t kept_capacity = std::size_t{1} << 20;
+
+// Gives a parser's buffers back down to kept_capacity. On failure the parser is left empty, and
+// allocates again when next used.
+template <typename Parser>
+void shrink(Parser& parser) noexcept {
+    if (parser.capacity() > kept_capacity) {
+        [[maybe_unused]] const simdjson::error_code error = parser.allocate(kept_capacity);
+    }
+}
+
+// Shrinks the parsers when it goes out of scope.
+class CapacityGuard {
+public:
+    CapacityGuard(simdjson::dom::parser& dom, ondemand::parser& on_demand) noexcept
+        : dom_(dom), on_demand_(on_demand) {}
+    ~CapacityGuard() {
+        shrink(dom_);
+        shrink(on_demand_);
+    }
+    CapacityGuard(const CapacityGuard&) = delete;
+    CapacityGuard& operator=(const CapacityGuard&) = delete;
+
+private:
+    simdjson::dom::parser& dom_;
+    ondemand::parser& on_demand_;
+};
+
 }  // namespace
 
 Result<OtlpExportRequest, OtlpErrc> read_json(std::string_view body, const OtlpLimits& limits) {
-    // One parser of each kind per thread, reused: their buffers grow to the largest body and stay.
+    // One parser of each kind per thread, reused (the receiver's threads live as long as it
+    // does): their buffers grow to the body and stay, up to kept_capacity.
     thread_local simdjson::dom::parser parser;
     thread_local ondemand::parser locator;
+    const CapacityGuard shrink_after(parser, locator);
     const simdjson::padded_string padded(body);
     element root;
     const auto error = parser.parse(padded).get(root);

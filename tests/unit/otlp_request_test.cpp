@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "tests/support/otlp_builder.h"
 
 using namespace xrayd::otlp;
@@ -294,6 +296,27 @@ TEST_CASE("json: a span long only by its whitespace is measured minified and kep
     CHECK(request.parts[0].spans == 2);
     CHECK(request.bytes_of(body, request.parts[0]) ==
           R"({"scopeSpans":[{"spans":[{"name":"a","kind":1},{"name":"b"}]}]})");
+}
+
+TEST_CASE("json: a body past what the parsers keep is read, and so are the ones after it") {
+    // 3 MB of spans: the per-thread parsers grow for it and shrink back after it.
+    std::string spans;
+    for (int i = 0; i < 20'000; ++i) {
+        spans += fmt::format(R"({}{{"name":"span-{}","attributes":[{{"key":"k","value":{{)"
+                             R"("stringValue":"{}"}}}}]}})",
+                             i == 0 ? "" : ",", i, std::string(100, 'v'));
+    }
+    const std::string large = R"({"resourceSpans":[{"scopeSpans":[{"spans":[)" + spans + "]}]}]}";
+    REQUIRE(large.size() > 2'000'000);
+    for (int round = 0; round < 2; ++round) {
+        CAPTURE(round);
+        const auto big = read_ok(large, OtlpEncoding::json);
+        CHECK(big.spans == 20'000);
+        REQUIRE(big.parts.size() == 1);
+        CHECK(big.bytes_of(large, big.parts[0]).size() == large.size() - 20);
+        const auto small = read_ok(json_request, OtlpEncoding::json);
+        CHECK(small.spans == 3);
+    }
 }
 
 TEST_CASE("json: list keys written with escapes are the same keys") {

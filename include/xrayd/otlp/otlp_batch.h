@@ -13,7 +13,7 @@ namespace xrayd::otlp {
 // Merges requests without re-encoding their spans:
 //   protobuf: the resource_spans fields of each request one after another (a repeated field
 //             may come in any number of pieces: the result is one ExportTraceServiceRequest);
-//   JSON:     {"resourceSpans":[ + the requests' minified elements joined by , + ]}.
+//   JSON:     {"resourceSpans":[ + the requests' elements joined by , + ]}.
 // JSON stays JSON (X-Ray takes both encodings): turning it into protobuf would need the whole
 // OTLP/JSON mapping (hex ids, int64 strings, enums by name) written by hand.
 // Limits: a request is added only if the batch stays within max_request_bytes and max_spans.
