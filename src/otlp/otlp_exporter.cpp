@@ -291,7 +291,7 @@ bool OtlpExporter::State::build_body(OtlpJob& job) noexcept {
             (void)batch.try_add(job.items.front().body, job.items.front().request);
             job.body = batch.take();
         }
-        auto compressed = gzip(job.body, options.gzip_level);
+        auto compressed = gzip_writer.compress(job.body);
         if (!compressed) {
             return false;
         }

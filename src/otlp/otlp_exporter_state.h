@@ -18,6 +18,7 @@
 #include <xrayd/xray/retry_policy.h>
 #include <xrayd/xray/xray_request.h>
 
+#include "gzip_writer.h"
 #include "otlp_job.h"
 #include "otlp_transfers.h"
 
@@ -43,6 +44,7 @@ struct OtlpExporter::State {
     RateLimiter partial_log{exporter_log_interval};
     RateLimiter split_log{exporter_log_interval};
     OtlpTransfers transfers;
+    GzipWriter gzip_writer;  // exporter thread only
     ThrottleController throttle;
     JitterSource jitter;
 
@@ -76,6 +78,7 @@ struct OtlpExporter::State {
           budget(b),
           transfers(make_xray_target(options.url, ""), options.transport, options.region,
                     static_cast<std::size_t>(options.concurrency), logger, internal_errors),
+          gzip_writer(options.gzip_level),
           throttle(options.concurrency),
           jitter(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count())) {}
 

@@ -273,13 +273,13 @@ std::optional<OtlpErrc> for_each_element(ondemand::object obj, std::string_view 
     return std::nullopt;
 }
 
-// The extent of every resourceSpans element of `padded`, in order.
-std::optional<OtlpErrc> locate_elements(ondemand::parser& parser,
-                                        const simdjson::padded_string& padded,
+// The extent of every resourceSpans element of `body`, in order (`body` has simdjson's padding
+// after it).
+std::optional<OtlpErrc> locate_elements(ondemand::parser& parser, simdjson::padded_string_view body,
                                         std::vector<ElementExtent>& out) {
     ondemand::document doc;
     ondemand::object request;
-    const auto iterated = parser.iterate(padded).get(doc);
+    const auto iterated = parser.iterate(body).get(doc);
     if (iterated == simdjson::MEMALLOC) {
         return OtlpErrc::out_of_memory;
     }
@@ -325,7 +325,7 @@ std::optional<OtlpErrc> locate_elements(ondemand::parser& parser,
             }
             const std::string_view text =
                 trim_trailing_space({start, static_cast<std::size_t>(end - start)});
-            extent.offset = static_cast<std::size_t>(start - padded.data());
+            extent.offset = static_cast<std::size_t>(start - body.data());
             extent.length = text.size();
             out.push_back(extent);
             return std::nullopt;
@@ -349,11 +349,15 @@ void shrink(Parser& parser) noexcept {
 // Shrinks the parsers when it goes out of scope.
 class CapacityGuard {
 public:
-    CapacityGuard(simdjson::dom::parser& dom, ondemand::parser& on_demand) noexcept
-        : dom_(dom), on_demand_(on_demand) {}
+    CapacityGuard(simdjson::dom::parser& dom, ondemand::parser& on_demand,
+                  std::string& padded) noexcept
+        : dom_(dom), on_demand_(on_demand), padded_(padded) {}
     ~CapacityGuard() {
         shrink(dom_);
         shrink(on_demand_);
+        if (padded_.capacity() > kept_capacity) {
+            std::string().swap(padded_);
+        }
     }
     CapacityGuard(const CapacityGuard&) = delete;
     CapacityGuard& operator=(const CapacityGuard&) = delete;
@@ -361,6 +365,7 @@ public:
 private:
     simdjson::dom::parser& dom_;
     ondemand::parser& on_demand_;
+    std::string& padded_;
 };
 
 }  // namespace
@@ -370,10 +375,14 @@ Result<OtlpExportRequest, OtlpErrc> read_json(std::string_view body, const OtlpL
     // does): their buffers grow to the body and stay, up to kept_capacity.
     thread_local simdjson::dom::parser parser;
     thread_local ondemand::parser locator;
-    const CapacityGuard shrink_after(parser, locator);
-    const simdjson::padded_string padded(body);
+    // The body followed by simdjson's padding, in a buffer kept per thread like the parsers.
+    thread_local std::string padded;
+    const CapacityGuard shrink_after(parser, locator, padded);
+    padded.assign(body);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    const simdjson::padded_string_view padded_body(padded.data(), body.size(), padded.size());
     element root;
-    const auto error = parser.parse(padded).get(root);
+    const auto error = parser.parse(padded.data(), body.size(), false).get(root);
     if (error == simdjson::MEMALLOC) {
         return fail(OtlpErrc::out_of_memory);
     }
@@ -392,7 +401,7 @@ Result<OtlpExportRequest, OtlpErrc> read_json(std::string_view body, const OtlpL
     }
     std::vector<ElementExtent> extents;
     extents.reserve(found.size());
-    if (auto locate_error = locate_elements(locator, padded, extents)) {
+    if (auto locate_error = locate_elements(locator, padded_body, extents)) {
         return fail(*locate_error);
     }
     if (extents.size() != found.size()) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 
+#include "gzip_writer.h"
 #include "request_readers.h"
 
 namespace xrayd::otlp {
@@ -59,6 +60,21 @@ private:
     bool ready_ = false;
 };
 
+// The size a gzip body's last member says it inflates to (its ISIZE trailer, RFC 1952: the
+// length mod 2^32), 0 when the body is too short to have one. A hint for the first allocation
+// only: zlib checks it against what it inflated, and the limit is enforced as before. With it,
+// a single-member body (what every SDK sends) is inflated into one buffer of the right size
+// instead of a doubling series of zero-filled copies.
+std::size_t inflated_size_hint(std::string_view body) noexcept {
+    constexpr std::size_t smallest_member = 20;  // 10-byte header, empty deflate block, trailer
+    if (body.size() < smallest_member) {
+        return 0;
+    }
+    const auto* isize = reinterpret_cast<const unsigned char*>(body.data() + body.size() - 4);
+    return std::size_t{isize[0]} | std::size_t{isize[1]} << 8 | std::size_t{isize[2]} << 16 |
+           std::size_t{isize[3]} << 24;
+}
+
 }  // namespace
 
 Result<std::string, OtlpErrc> gunzip(std::string_view body, std::size_t max_output) noexcept {
@@ -76,6 +92,8 @@ Result<std::string, OtlpErrc> gunzip(std::string_view body, std::size_t max_outp
         // limit is how "too large" is told from "exactly at the limit".
         const std::size_t cap = max_output < SIZE_MAX ? max_output + 1 : max_output;
         std::size_t produced = 0;
+        // One byte past the hint, so that an exact hint never needs a second buffer.
+        out.resize(std::min(cap, inflated_size_hint(body) + 1));
         while (true) {
             if (zs.avail_in == 0 && in_left > 0) {
                 const std::size_t step = std::min<std::size_t>(in_left, UINT_MAX);
@@ -122,36 +140,53 @@ Result<std::string, OtlpErrc> gunzip(std::string_view body, std::size_t max_outp
     }
 }
 
-Result<std::string, OtlpErrc> gzip(std::string_view body, int level) noexcept {
-    z_stream zs{};
+GzipWriter::~GzipWriter() {
+    if (ready_) {
+        deflateEnd(&stream_);
+    }
+}
+
+Result<std::string, OtlpErrc> GzipWriter::compress(std::string_view body) noexcept {
     // windowBits 15 + 16: a gzip header and trailer around the deflate stream; memLevel 8 is
     // zlib's default.
-    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (!ready_) {
+        if (deflateInit2(&stream_, level_, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            return fail(OtlpErrc::out_of_memory);
+        }
+        ready_ = true;
+    } else if (deflateReset(&stream_) != Z_OK) {
         return fail(OtlpErrc::out_of_memory);
     }
-    struct End {
-        z_stream& zs;
-        ~End() { deflateEnd(&zs); }
-    } end{zs};
     try {
         // deflateBound is for one call with the whole input: bodies here are at most a few MB,
         // within uInt, so one deflate(Z_FINISH) does it.
         if (body.size() > UINT_MAX / 2) {
             return fail(OtlpErrc::out_of_memory);
         }
-        std::string out(deflateBound(&zs, static_cast<uLong>(body.size())), '\0');
-        zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
-        zs.avail_in = static_cast<uInt>(body.size());
-        zs.next_out = reinterpret_cast<Bytef*>(out.data());
-        zs.avail_out = static_cast<uInt>(out.size());
-        if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+        const std::size_t bound = deflateBound(&stream_, static_cast<uLong>(body.size()));
+        if (scratch_.size() < bound) {
+            scratch_.resize(bound);
+        }
+        stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+        stream_.avail_in = static_cast<uInt>(body.size());
+        stream_.next_out = reinterpret_cast<Bytef*>(scratch_.data());
+        stream_.avail_out = static_cast<uInt>(bound);
+        if (deflate(&stream_, Z_FINISH) != Z_STREAM_END) {
             return fail(OtlpErrc::out_of_memory);
         }
-        out.resize(zs.total_out);
+        std::string out(scratch_.data(), bound - stream_.avail_out);
+        if (scratch_.size() > kept_scratch_bytes) {
+            std::string().swap(scratch_);  // a rare large request: its buffer is not kept
+        }
         return out;
     } catch (const std::bad_alloc&) {
         return fail(OtlpErrc::out_of_memory);
     }
+}
+
+Result<std::string, OtlpErrc> gzip(std::string_view body, int level) noexcept {
+    GzipWriter writer(level);
+    return writer.compress(body);
 }
 
 Result<OtlpExportRequest, OtlpErrc> read_export_request(std::string_view body,

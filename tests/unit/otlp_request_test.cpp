@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "src/otlp/gzip_writer.h"
 #include "tests/support/otlp_builder.h"
 
 using namespace xrayd::otlp;
@@ -404,6 +405,24 @@ TEST_CASE("gunzip: round trip, and several members one after another") {
     auto empty = gunzip(gzip(""), 0);
     REQUIRE(empty.ok());
     CHECK(empty.value().empty());
+}
+
+TEST_CASE("GzipWriter: one writer compresses body after body, large and small, each whole") {
+    GzipWriter writer(1);
+    std::string large;
+    for (int i = 0; large.size() < 3'000'000; ++i) {
+        large += "span-" + std::to_string(i * 7919) + ";";  // past the buffer the writer keeps
+    }
+    const std::string small = export_request({resource_spans({scope_spans(0, 50)})}).str();
+    for (const std::string* body :
+         std::initializer_list<const std::string*>{&small, &small, &large, &small, &large}) {
+        auto compressed = writer.compress(*body);
+        REQUIRE(compressed.ok());
+        CHECK(compressed.value().size() < body->size());
+        auto back = gunzip(compressed.value(), body->size());
+        REQUIRE(back.ok());
+        CHECK(back.value() == *body);
+    }
 }
 
 TEST_CASE("gunzip: the limit is exact") {
