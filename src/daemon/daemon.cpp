@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -46,9 +45,9 @@
 #include <xrayd/telemetry/telemetry.h>
 #include <xrayd/upload/local_sink.h>
 #include <xrayd/upload/uploader.h>
-#include <xrayd/xray/xray_request.h>
 #include "xrayd_config.h"
 
+#include "daemon_state.h"
 #include "startup_signal_watch.h"
 
 namespace xrayd {
@@ -96,97 +95,52 @@ std::string_view signal_name(std::uint32_t signo) {
 
 }  // namespace
 
-struct Daemon::State {
-    const Config& config;
-    Logger& logger;
-    Counters counters;
-    MemoryBudget budget;
-    SegmentQueue queue{queue_capacity};
-    IngestLogLimits ingest_limits;
-    // Declared before the credentials: the provider's refresh thread uses the clock.
-    SystemCredentialsClock clock;
-    // Fired at shutdown: ends any credential fetch in progress (IMDS, container, STS, process).
-    std::shared_ptr<Cancellation> credentials_cancel = Cancellation::create();
-    std::shared_ptr<ImdsClient> imds;
-    std::unique_ptr<CredentialsProvider> credentials;
-    LatencyHistogram upload_latency;  // before the sink: the uploader records into it
-    // The disk spool (--spool-dir), before the sink: the uploader spills into its stage.
-    std::unique_ptr<spool::Spool> spool;
-    std::unique_ptr<spool::SpoolStage> spool_stage;
-    std::unique_ptr<BatchSink> sink;
-    EventLoop* sink_loop =
-        nullptr;                   // the sink's I/O loop (the same object), driven by the pipeline
-    Uploader* uploader = nullptr;  // the sink when uploading to X-Ray; null with the local sink
-    std::unique_ptr<Telemetry> telemetry;  // null with the local sink
-    std::unique_ptr<SamplingProxy> proxy;  // null with the local sink
-    // --otlp-address: its spool (with --spool-dir), the exporter, then the receiver that
-    // offers to it (destroyed first).
-    std::unique_ptr<otlp::OtlpSpool> otlp_spool;
-    std::unique_ptr<otlp::OtlpExporter> otlp_exporter;
-    std::unique_ptr<otlp::OtlpReceiver> otlp_receiver;
-    std::unique_ptr<Batcher> batcher;
-    std::unique_ptr<Pipeline> pipeline;
-    std::vector<std::unique_ptr<Ingest>> ingests;
-    std::vector<std::unique_ptr<Receiver>> receivers;
-    std::string bound_address;  // the UDP address as bound (the real port when asked for 0)
-    HealthState health;
-    UploadHealthTracker upload_health;
-    // Last: destroyed first, so its thread stops before what its refresh callback reads.
-    std::unique_ptr<AdminServer> admin;
+Daemon::State::State(const Config& c, const Environment& e, Logger& l, std::vector<std::string> a)
+    : config(c),
+      logger(l),
+      budget(static_cast<std::size_t>(c.queue.buffer_memory_mb) << 20),
+      queue{queue_capacity},
+      args(std::move(a)),
+      env(e),
+      current(c) {}
 
-    // Samples what /readyz, /metrics and the summary show. Any thread.
-    void sample(HealthState& h) {
-        // First the kernel drops a burst left uncounted (SO_RXQ_OVFL waits for a datagram).
-        std::size_t failed = 0;
-        for (const auto& r : receivers) {
-            r->sync_kernel_drops();
-            failed += r->failed() ? 1 : 0;
-        }
-        h.set_receivers(receivers.size(), failed);
-        const CounterSnapshot now = counters.snapshot();
-        upload_health.update(now, Clock::now(), h);
-        h.set(Gauge::queue_depth, static_cast<std::int64_t>(queue.size_approx()));
-        h.set(Gauge::memory_in_use_bytes, static_cast<std::int64_t>(budget.used()));
-        h.set(Gauge::memory_limit_bytes, static_cast<std::int64_t>(budget.limit()));
-        // Derived from the counters: the sink's own count belongs to the pipeline thread.
-        const std::uint64_t out = now.total(CounterKind::sent) + now.total(CounterKind::rejected) +
-                                  now.total(CounterKind::dropped);
-        const std::uint64_t in = now.total(CounterKind::received);
-        const std::uint64_t spooled = spool ? spool->gauges().segments.load() : 0;
-        h.set(Gauge::held_segments,
-              static_cast<std::int64_t>(in > out + spooled ? in - out - spooled : 0));
-        if (spool) {
-            h.set(Gauge::spool_segments, static_cast<std::int64_t>(spooled));
-            h.set(Gauge::spool_bytes, static_cast<std::int64_t>(spool->gauges().bytes.load()));
-            h.set(Gauge::spool_files, static_cast<std::int64_t>(spool->gauges().files.load()));
-        }
-        if (otlp_spool) {
-            const otlp::OtlpSpoolGauges& g = otlp_spool->gauges();
-            h.set(Gauge::otlp_spool_spans, static_cast<std::int64_t>(g.spans.load()));
-            h.set(Gauge::otlp_spool_bytes, static_cast<std::int64_t>(g.bytes.load()));
-            h.set(Gauge::otlp_spool_files, static_cast<std::int64_t>(g.files.load()));
-        }
-        if (otlp_exporter) {
-            h.set(Gauge::otlp_held_spans, static_cast<std::int64_t>(otlp_exporter->held_spans()));
-            h.set(Gauge::otlp_uploads_in_flight,
-                  static_cast<std::int64_t>(otlp_exporter->in_flight()));
-        }
-        h.set_credentials_usable(!credentials || credentials->current() != nullptr);
+void Daemon::State::sample(HealthState& h) {
+    // First the kernel drops a burst left uncounted (SO_RXQ_OVFL waits for a datagram).
+    std::size_t failed = 0;
+    for (const auto& r : receivers) {
+        r->sync_kernel_drops();
+        failed += r->failed() ? 1 : 0;
     }
-
-    // SIGHUP reload: the start-up arguments, the environment, and the configuration in force.
-    std::vector<std::string> args;
-    const Environment& env;
-    Config current;
-
-    State(const Config& c, const Environment& e, Logger& l, std::vector<std::string> a)
-        : config(c),
-          logger(l),
-          budget(static_cast<std::size_t>(c.queue.buffer_memory_mb) << 20),
-          args(std::move(a)),
-          env(e),
-          current(c) {}
-};
+    h.set_receivers(receivers.size(), failed);
+    const CounterSnapshot now = counters.snapshot();
+    upload_health.update(now, Clock::now(), h);
+    h.set(Gauge::queue_depth, static_cast<std::int64_t>(queue.size_approx()));
+    h.set(Gauge::memory_in_use_bytes, static_cast<std::int64_t>(budget.used()));
+    h.set(Gauge::memory_limit_bytes, static_cast<std::int64_t>(budget.limit()));
+    // Derived from the counters: the sink's own count belongs to the pipeline thread.
+    const std::uint64_t out = now.total(CounterKind::sent) + now.total(CounterKind::rejected) +
+                              now.total(CounterKind::dropped);
+    const std::uint64_t in = now.total(CounterKind::received);
+    const std::uint64_t spooled = spool ? spool->gauges().segments.load() : 0;
+    h.set(Gauge::held_segments,
+          static_cast<std::int64_t>(in > out + spooled ? in - out - spooled : 0));
+    if (spool) {
+        h.set(Gauge::spool_segments, static_cast<std::int64_t>(spooled));
+        h.set(Gauge::spool_bytes, static_cast<std::int64_t>(spool->gauges().bytes.load()));
+        h.set(Gauge::spool_files, static_cast<std::int64_t>(spool->gauges().files.load()));
+    }
+    if (otlp_spool) {
+        const otlp::OtlpSpoolGauges& g = otlp_spool->gauges();
+        h.set(Gauge::otlp_spool_spans, static_cast<std::int64_t>(g.spans.load()));
+        h.set(Gauge::otlp_spool_bytes, static_cast<std::int64_t>(g.bytes.load()));
+        h.set(Gauge::otlp_spool_files, static_cast<std::int64_t>(g.files.load()));
+    }
+    if (otlp_exporter) {
+        h.set(Gauge::otlp_held_spans, static_cast<std::int64_t>(otlp_exporter->held_spans()));
+        h.set(Gauge::otlp_uploads_in_flight, static_cast<std::int64_t>(otlp_exporter->in_flight()));
+    }
+    h.set_credentials_usable(!credentials || credentials->current() != nullptr);
+}
 
 Daemon::Daemon(const Config& config, const Environment& env, Logger& logger,
                std::vector<std::string> args)
@@ -218,35 +172,7 @@ void Daemon::start_up() {
     // The disk spool, before binding: a directory that cannot be used (missing, read-only,
     // another daemon's) exits before the port is taken.
     if (config.spool.enabled()) {
-        if (!config.upload.local_sink.empty()) {
-            throw StartupError("--spool-dir cannot be combined with --local-sink: the spool keeps "
-                               "segments for X-Ray, and the local sink never fails to take them; "
-                               "drop one of the two");
-        }
-        spool::SpoolOptions options;
-        options.dir = config.spool.dir;
-        // With OTLP on, its requests get a quarter of the quota in a directory of their own.
-        const std::uint64_t segment_quota =
-            config.otlp.enabled() ? config.spool.max_bytes / 4 * 3 : config.spool.max_bytes;
-        options.max_bytes = segment_quota;
-        options.sync = config.spool.sync;
-        options.at_quota = config.queue.backpressure;
-        s.spool = spool::Spool::open(std::move(options), s.counters, logger);
-        s.spool_stage =
-            std::make_unique<spool::SpoolStage>(*s.spool, config.spool.mode, s.budget, limits);
-        logger.info("Spooling to {} ({} mode, at most {} bytes, {} sync)", config.spool.dir,
-                    spool::to_string(config.spool.mode), segment_quota,
-                    spool::to_string(config.spool.sync));
-        if (config.otlp.enabled()) {
-            otlp::OtlpSpoolOptions otlp_options;
-            otlp_options.dir = (std::filesystem::path(config.spool.dir) / "otlp").string();
-            otlp_options.max_bytes = config.spool.max_bytes / 4;
-            otlp_options.sync = config.spool.sync;
-            otlp_options.at_quota = config.queue.backpressure;
-            s.otlp_spool = otlp::OtlpSpool::open(std::move(otlp_options), s.counters, logger);
-            logger.info("Spooling OTLP requests to {} (at most {} bytes)", s.otlp_spool->path(),
-                        config.spool.max_bytes / 4);
-        }
+        s.open_spools(limits);
     }
 
     // Where batches go. Decided before binding so that a bad setting exits before the port is
@@ -396,39 +322,6 @@ void Daemon::start_up() {
     const std::size_t slots = s.receivers.front()->receive_slots();
     logger.info("{} segment buffers allocated ({} receive slots of 64 KiB per thread, {} threads)",
                 receivers * slots, slots, receivers);
-}
-
-void Daemon::start_otlp(const std::string& xray_endpoint, const UploaderOptions& uploads) {
-    State& s = *state_;
-    const Config& config = s.config;
-    otlp::OtlpExporterOptions exporter;
-    // The X-Ray endpoint as resolved for segments (FIPS, dual-stack, partition,
-    // AWS_ENDPOINT_URL_XRAY, --endpoint) + /v1/traces, unless --otlp-endpoint names the URL.
-    exporter.url = config.otlp.endpoint.empty()
-                       ? make_xray_target(xray_endpoint, otlp::traces_path).url
-                       : config.otlp.endpoint;
-    exporter.region = uploads.region;
-    exporter.concurrency = uploads.concurrency;
-    exporter.request_timeout = uploads.request_timeout;
-    exporter.transport = uploads.transport;
-    exporter.retry_budget = uploads.retry_budget;
-    exporter.linger = config.batch.linger;
-    exporter.backpressure = config.queue.backpressure;
-    exporter.spool = s.otlp_spool.get();
-    s.otlp_exporter = otlp::OtlpExporter::create(std::move(exporter), *s.credentials, s.counters,
-                                                 s.logger, s.budget);
-    otlp::OtlpReceiverOptions receiver;
-    receiver.address = config.otlp.address;
-    receiver.max_body_bytes = config.otlp.max_body_bytes;
-    receiver.max_inflated_bytes =
-        std::max(receiver.max_inflated_bytes,
-                 config.otlp.max_body_bytes * config_limits::otlp_inflate_ratio);
-    s.otlp_receiver =
-        otlp::OtlpReceiver::create(std::move(receiver), *s.otlp_exporter, s.counters, s.logger);
-    s.logger.debug("Posting OTLP spans to {}",
-                   config.otlp.endpoint.empty()
-                       ? make_xray_target(xray_endpoint, otlp::traces_path).url
-                       : config.otlp.endpoint);
 }
 
 Daemon::~Daemon() = default;

@@ -1,9 +1,7 @@
-// ConnectionGate: accept, connection limits, the request-head deadline and the strict head
-// check in front of a libmicrohttpd listener.
+// ConnectionGate's event loop: accept, the request-head deadline and the strict head check in
+// front of a libmicrohttpd listener (the connection limits: connection_gate_policy.cpp).
 #include <xrayd/http/connection_gate.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,14 +16,14 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <utility>
-#include <vector>
 
 #include <fmt/format.h>
 
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/thread_name.h>
+
+#include "connection_gate_state.h"
 
 namespace xrayd {
 namespace {
@@ -37,36 +35,6 @@ constexpr int max_events = 64;
 constexpr std::chrono::milliseconds accept_pause{100};  // after EMFILE with nothing to shed
 constexpr Duration log_interval = std::chrono::seconds(10);
 
-// The source IP address as bytes (port left out): the key of the per-peer counts.
-std::string peer_key(const sockaddr* addr) {
-    if (addr == nullptr) {
-        return {};
-    }
-    if (addr->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
-        return std::string(reinterpret_cast<const char*>(&in->sin_addr), sizeof(in->sin_addr));
-    }
-    if (addr->sa_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
-        const auto* bytes = reinterpret_cast<const char*>(&in6->sin6_addr);
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            return std::string(bytes + 12, 4);  // ::ffff:a.b.c.d counts as a.b.c.d
-        }
-        return std::string(bytes, sizeof(in6->sin6_addr));
-    }
-    return {};
-}
-
-std::string peer_text(std::string_view key) {
-    char text[INET6_ADDRSTRLEN] = "?";
-    if (key.size() == 4) {
-        (void)::inet_ntop(AF_INET, key.data(), text, sizeof(text));
-    } else if (key.size() == 16) {
-        (void)::inet_ntop(AF_INET6, key.data(), text, sizeof(text));
-    }
-    return text;
-}
-
 std::string_view status_text(unsigned status) noexcept {
     switch (status) {
     case 400: return "Bad Request";
@@ -76,84 +44,20 @@ std::string_view status_text(unsigned status) noexcept {
     }
 }
 
-// One connection the gate holds: waiting for its head, or draining after the gate's answer.
-struct Held {
-    UniqueFd fd;
-    std::string peer;
-    sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    TimePoint deadline{};
-    std::size_t peeked = 0;  // bytes seen so far (SO_RCVLOWAT is one more)
-    bool draining = false;
-};
-
-struct PeerCount {
-    unsigned held = 0;    // waiting for the head in the gate (not draining)
-    unsigned served = 0;  // handed over, not yet closed by libmicrohttpd
-};
-
-// A non-null socket_context: "this connection was counted as served".
-char served_marker;
-
 }  // namespace
 
-struct ConnectionGate::State {
-    State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, UniqueFd wake, Counters& c,
-          Logger& log)
-        : options(std::move(o)),
-          listen_fd(std::move(listen)),
-          epoll_fd(std::move(ep)),
-          wake_fd(std::move(wake)),
-          counters(c),
-          logger(log),
-          peek_buffer(options.max_head_bytes),
-          bad_head_limiter(log_interval),
-          shed_limiter(log_interval),
-          timeout_limiter(log_interval) {}
-
-    void run() noexcept;
-    void accept_all(TimePoint now) noexcept;
-    void admit(UniqueFd fd, const sockaddr_storage& addr, socklen_t len, TimePoint now);
-    bool make_room_locked(const std::string& peer, int& shed) noexcept;
-    void on_readable(Held* tag, std::uint32_t events, TimePoint now) noexcept;
-    void answer(std::list<Held>::iterator it, unsigned status, std::string_view reason,
-                TimePoint now) noexcept;
-    void hand_over(std::list<Held>::iterator it) noexcept;
-    void close_held(std::list<Held>::iterator it) noexcept;
-    void release_held(const Held& held) noexcept;  // uncounts a waiting connection
-    void expire(TimePoint now) noexcept;
-    [[nodiscard]] int next_timeout_ms(TimePoint now) const noexcept;
-    void log_limited(RateLimiter& limiter, std::string_view what, std::string_view peer,
-                     std::string_view reason) noexcept;
-    [[nodiscard]] bool find(const Held* held, std::list<Held>::iterator& out) noexcept;
-
-    const ConnectionGateOptions options;
-    UniqueFd listen_fd;
-    UniqueFd epoll_fd;
-    UniqueFd wake_fd;  // stop() writes it
-    Counters& counters;
-    Logger& logger;
-    MHD_Daemon* daemon = nullptr;
-    std::thread thread;
-    std::atomic<bool> stopping{false};
-    TimePoint accept_paused_until{};
-    bool accept_paused = false;
-
-    // Gate thread only: heads in accept order (so by deadline), then answered connections.
-    std::list<Held> waiting;
-    std::list<Held> draining;
-    std::vector<char> peek_buffer;
-
-    // Shared with libmicrohttpd's threads.
-    std::mutex mutex;
-    std::unordered_map<std::string, PeerCount> peers;
-    unsigned total_held = 0;
-    unsigned total_served = 0;
-
-    RateLimiter bad_head_limiter;
-    RateLimiter shed_limiter;
-    RateLimiter timeout_limiter;
-};
+ConnectionGate::State::State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, UniqueFd wake,
+                             Counters& c, Logger& log)
+    : options(std::move(o)),
+      listen_fd(std::move(listen)),
+      epoll_fd(std::move(ep)),
+      wake_fd(std::move(wake)),
+      counters(c),
+      logger(log),
+      peek_buffer(options.max_head_bytes),
+      bad_head_limiter(log_interval),
+      shed_limiter(log_interval),
+      timeout_limiter(log_interval) {}
 
 ConnectionGate::ConnectionGate(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
 
@@ -243,34 +147,6 @@ int ConnectionGate::listen_fd() const noexcept {
     return state_->listen_fd.get();
 }
 
-void ConnectionGate::on_mhd_connection(void* cls, MHD_Connection* connection, void** socket_context,
-                                       MHD_ConnectionNotificationCode code) noexcept {
-    State& s = *static_cast<ConnectionGate*>(cls)->state_;
-    const MHD_ConnectionInfo* info =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    try {
-        const std::string key = peer_key(info != nullptr ? info->client_addr : nullptr);
-        std::lock_guard lock(s.mutex);
-        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-            ++s.peers[key].served;
-            ++s.total_served;
-            *socket_context = &served_marker;
-        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context == &served_marker) {
-            *socket_context = nullptr;
-            --s.total_served;
-            auto it = s.peers.find(key);
-            if (it != s.peers.end()) {
-                --it->second.served;
-                if (it->second.served == 0 && it->second.held == 0) {
-                    s.peers.erase(it);
-                }
-            }
-        }
-    } catch (...) {
-        // Out of memory: this connection is not counted (the limits are then a little loose).
-    }
-}
-
 void ConnectionGate::State::run() noexcept {
     std::array<epoll_event, max_events> events{};
     while (!stopping.load(std::memory_order_relaxed)) {
@@ -354,83 +230,6 @@ void ConnectionGate::State::accept_all(TimePoint now) noexcept {
         } catch (...) {
             // Out of memory: the connection (owned by fd, or by the list) is closed.
         }
-    }
-}
-
-bool ConnectionGate::State::make_room_locked(const std::string& peer, int& shed) noexcept {
-    PeerCount& count = peers[peer];
-    if (count.held + count.served >= options.max_per_peer) {
-        auto it = std::find_if(waiting.begin(), waiting.end(),
-                               [&](const Held& h) { return h.peer == peer; });
-        if (it == waiting.end()) {
-            return false;
-        }
-        --count.held;
-        --total_held;
-        (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, it->fd.get(), nullptr);
-        waiting.erase(it);
-        counters.add(Counter::listener_connections_shed);
-        ++shed;
-    }
-    if (total_held + total_served >= options.max_connections) {
-        if (waiting.empty()) {
-            return false;
-        }
-        auto it = waiting.begin();
-        auto p = peers.find(it->peer);
-        if (p != peers.end()) {
-            --p->second.held;
-            if (p->second.held == 0 && p->second.served == 0) {
-                peers.erase(p);
-            }
-        }
-        --total_held;
-        (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, it->fd.get(), nullptr);
-        waiting.erase(it);
-        counters.add(Counter::listener_connections_shed);
-        ++shed;
-    }
-    return true;
-}
-
-void ConnectionGate::State::admit(UniqueFd fd, const sockaddr_storage& addr, socklen_t len,
-                                  TimePoint now) {
-    std::string peer = peer_key(reinterpret_cast<const sockaddr*>(&addr));
-    int shed = 0;
-    {
-        std::lock_guard lock(mutex);
-        if (!make_room_locked(peer, shed)) {
-            auto p = peers.find(peer);
-            if (p != peers.end() && p->second.held == 0 && p->second.served == 0) {
-                peers.erase(p);
-            }
-            counters.add(Counter::listener_connections_shed);
-            log_limited(shed_limiter, "connection refused: every slot is being served",
-                        peer_text(peer), "");
-            static constexpr std::string_view busy =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
-                "Retry-After: 1\r\n\r\n";
-            (void)::send(fd.get(), busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            return;
-        }
-        ++peers[peer].held;
-        ++total_held;
-    }
-    if (shed > 0) {
-        log_limited(shed_limiter, "closed the oldest connection still waiting for its head", "",
-                    "connection limit reached");
-    }
-    Held& held = waiting.emplace_back();
-    held.fd = std::move(fd);
-    held.peer = std::move(peer);
-    held.addr = addr;
-    held.addr_len = len;
-    held.deadline = now + options.head_timeout;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.ptr = &held;
-    if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, held.fd.get(), &ev) != 0) {
-        close_held(std::prev(waiting.end()));
     }
 }
 
@@ -562,18 +361,6 @@ void ConnectionGate::State::close_held(std::list<Held>::iterator it) noexcept {
     }
     release_held(*it);
     waiting.erase(it);
-}
-
-void ConnectionGate::State::release_held(const Held& held) noexcept {
-    std::lock_guard lock(mutex);
-    auto p = peers.find(held.peer);
-    if (p != peers.end()) {
-        --p->second.held;
-        if (p->second.held == 0 && p->second.served == 0) {
-            peers.erase(p);
-        }
-    }
-    --total_held;
 }
 
 void ConnectionGate::State::expire(TimePoint now) noexcept {
