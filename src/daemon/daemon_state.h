@@ -55,8 +55,8 @@ struct Daemon::State {
     std::unique_ptr<spool::Spool> spool;
     std::unique_ptr<spool::SpoolStage> spool_stage;
     std::unique_ptr<BatchSink> sink;
-    EventLoop* sink_loop =
-        nullptr;                   // the sink's I/O loop (the same object), driven by the pipeline
+    // The sink's I/O loop (the same object), driven by the pipeline.
+    EventLoop* sink_loop = nullptr;
     Uploader* uploader = nullptr;  // the sink when uploading to X-Ray; null with the local sink
     std::unique_ptr<Telemetry> telemetry;  // null with the local sink
     std::unique_ptr<SamplingProxy> proxy;  // null with the local sink

@@ -65,8 +65,9 @@ struct Setting {
 //   2. add its row here: flag/metavar/key/default/help/reloadable/ranks (the next free
 //      usage_rank and reload_rank; settings_test checks they are unique and the default parses);
 //   3. if the value needs more than "flag > file > default" (a range, a name to parse, an
-//      environment fallback), check it in config_loader.cpp's merge, which has every special
-//      case; a plain text or toggle setting is merged there with one `pick` line.
+//      environment fallback), check it in the merge (config_loader.cpp for the Go daemon's
+//      settings, xrayd_settings_merge.cpp for the Xrayd: ones), which has every special case;
+//      a plain text or toggle setting is merged there with one `pick` line.
 //   The flag parser, cfg.yaml decoder and key validation, -h, the man page, --check-config and
 //   the reload diff need nothing more.
 // clang-format off

@@ -85,7 +85,7 @@ public:
     [[nodiscard]] int listen_fd() const noexcept;
 
 private:
-    struct State;  // src/http/connection_gate.cpp
+    struct State;  // src/http/connection_gate_state.h
     explicit ConnectionGate(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
