@@ -26,6 +26,7 @@
 #include <xrayd/otlp/otlp_request.h>
 
 #include "bench/otlp/request_template.h"
+#include "src/otlp/otlp_schema.h"
 #include "tests/support/otlp_builder.h"
 
 namespace xrayd {
@@ -74,29 +75,41 @@ enum class Msg {
     leaf,
 };
 
+// The message a length-delimited `field` of `parent` holds (leaf: bytes or a string), by the
+// field numbers xrayd's reader uses (src/otlp/otlp_schema.h).
 Msg child(Msg parent, int field) {
+    namespace f = otlp::schema;
     switch (parent) {
-    case Msg::request: return field == 1 ? Msg::resource_spans : Msg::leaf;
+    case Msg::request:
+        return field == f::export_request::resource_spans ? Msg::resource_spans : Msg::leaf;
     case Msg::resource_spans:
-        return field == 1 ? Msg::resource : field == 2 ? Msg::scope_spans : Msg::leaf;
-    case Msg::resource: return field == 1 ? Msg::key_value : Msg::leaf;
-    case Msg::scope_spans: return field == 1 ? Msg::scope : field == 2 ? Msg::span : Msg::leaf;
-    case Msg::scope: return field == 3 ? Msg::key_value : Msg::leaf;
+        return field == f::resource_spans::resource      ? Msg::resource
+               : field == f::resource_spans::scope_spans ? Msg::scope_spans
+                                                         : Msg::leaf;
+    case Msg::resource: return field == f::resource::attributes ? Msg::key_value : Msg::leaf;
+    case Msg::scope_spans:
+        return field == f::scope_spans::scope   ? Msg::scope
+               : field == f::scope_spans::spans ? Msg::span
+                                                : Msg::leaf;
+    case Msg::scope: return field == f::scope::attributes ? Msg::key_value : Msg::leaf;
     case Msg::span:
         switch (field) {
-        case 9: return Msg::key_value;
-        case 11: return Msg::event;
-        case 13: return Msg::link;
-        case 15: return Msg::status;
+        case f::span::attributes: return Msg::key_value;
+        case f::span::events: return Msg::event;
+        case f::span::links: return Msg::link;
+        case f::span::status: return Msg::status;
         default: return Msg::leaf;
         }
-    case Msg::event: return field == 3 ? Msg::key_value : Msg::leaf;
-    case Msg::link: return field == 4 ? Msg::key_value : Msg::leaf;
-    case Msg::key_value: return field == 2 ? Msg::any_value : Msg::leaf;
+    case Msg::event: return field == f::event::attributes ? Msg::key_value : Msg::leaf;
+    case Msg::link: return field == f::link::attributes ? Msg::key_value : Msg::leaf;
+    case Msg::key_value: return field == f::key_value::value ? Msg::any_value : Msg::leaf;
     case Msg::any_value:
-        return field == 5 ? Msg::array_value : field == 6 ? Msg::key_value_list : Msg::leaf;
-    case Msg::array_value: return field == 1 ? Msg::any_value : Msg::leaf;
-    case Msg::key_value_list: return field == 1 ? Msg::key_value : Msg::leaf;
+        return field == f::any_value::array_value    ? Msg::array_value
+               : field == f::any_value::kvlist_value ? Msg::key_value_list
+                                                     : Msg::leaf;
+    case Msg::array_value: return field == f::array_value::values ? Msg::any_value : Msg::leaf;
+    case Msg::key_value_list:
+        return field == f::key_value_list::values ? Msg::key_value : Msg::leaf;
     case Msg::status:
     case Msg::leaf: return Msg::leaf;
     }
