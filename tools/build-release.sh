@@ -158,6 +158,16 @@ version=$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$src/meson.build")
 [ -n "$version" ] || { echo "build-release: no version in meson.build" >&2; exit 1; }
 
 install_packages
+# The static libraries of every architecture at once: their configure scripts and simdjson's one
+# big file keep a single core busy each.
+deps_pids=()
+for arch in $arches; do
+  bash "$src/tools/release-deps.sh" "$arch" "$cache/deps" >"$cache/$arch-deps.log" 2>&1 &
+  deps_pids+=("$!")
+done
+for pid in "${deps_pids[@]}"; do
+  wait "$pid" || { tail -40 "$cache"/*-deps.log >&2; exit 1; }
+done
 for arch in $arches; do
   echo "build-release: static xrayd for $arch"
   build_static "$arch"

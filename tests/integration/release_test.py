@@ -6,7 +6,8 @@ qemu-aarch64-static, which has no io_uring, so the receiver must fall back to ep
 metadata and file list, the .deb's install/remove cycle (tests/integration/deb_test.sh), the OCI
 image's index (both platforms) and its unpacked rootfs relaying are checked too, and the arm64
 unit tests run under qemu. Needs root
-(chroot, mount, dpkg -i); enabled by -Drelease_tests=enabled (see tools/run-tests.sh).
+(chroot, mount, dpkg -i); declared by -Drelease_tests=enabled (tools/run-tests.sh's suite
+"release").
 """
 import json
 import os
