@@ -40,11 +40,26 @@ install_packages() {
       dpkg --print-foreign-architectures | grep -qx "$d" || { need_update=1; dpkg --add-architecture "$d"; }
     fi
   done
-  # apt-get source needs deb-src entries: the same mirrors as the binary packages.
+  # apt-get source needs deb-src entries: the same Debian mirrors as the binary packages, from
+  # whichever files name bookworm, one-line (sources.list, *.list) or deb822 (*.sources, as
+  # debian.sources on a stock install or 0000debian.sources from mmdebstrap).
   if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
-     ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-      > /etc/apt/sources.list.d/xrayd-release-src.sources
+     ! grep -qs '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/*.list; then
+    local f deb822="" one_line=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+      if grep -qs bookworm "$f"; then deb822+=$(sed 's/^Types: deb$/Types: deb-src/' "$f")$'\n\n'; fi
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      if grep -qs bookworm "$f"; then one_line+=$(sed -n 's/^deb \(.*bookworm.*\)$/deb-src \1/p' "$f")$'\n'; fi
+    done
+    if [ -z "${deb822//[$'\n']/}" ] && [ -z "${one_line//[$'\n']/}" ]; then
+      echo "build-release: no bookworm entry in /etc/apt to add deb-src entries for" >&2
+      exit 1
+    fi
+    [ -z "${deb822//[$'\n']/}" ] ||
+      printf '%s' "$deb822" > /etc/apt/sources.list.d/xrayd-release-src.sources
+    [ -z "${one_line//[$'\n']/}" ] ||
+      printf '%s' "$one_line" > /etc/apt/sources.list.d/xrayd-release-src.list
     need_update=1
   fi
   local missing=() p
