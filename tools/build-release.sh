@@ -3,7 +3,7 @@
 # tarball, a .deb and an .rpm; the OCI image archive for both; SHA256SUMS. Installs what it
 # needs from Debian's archive (as root). Reproducible: the same commit gives the same bytes
 # (SOURCE_DATE_EPOCH defaults to the commit time).
-# Usage: tools/build-release.sh
+# Usage: tools/build-release.sh [--packages-only]   (--packages-only: install, build nothing)
 # Environment: XRAYD_RELEASE_ARCHES ("x86_64 aarch64"), XRAYD_RELEASE_OUT (dist),
 #   XRAYD_RELEASE_CACHE (build-release: build dirs and the static dependencies, kept between
 #   runs), XRAYD_RELEASE_IMAGE (1: build the OCI image; 0: skip it).
@@ -173,6 +173,9 @@ version=$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$src/meson.build")
 [ -n "$version" ] || { echo "build-release: no version in meson.build" >&2; exit 1; }
 
 install_packages
+if [ "${1:-}" = --packages-only ]; then
+  exit 0
+fi
 # The static libraries of every architecture at once: their configure scripts and simdjson's one
 # big file keep a single core busy each.
 deps_pids=()

@@ -26,7 +26,7 @@ import harness  # noqa: E402
 
 SOURCE_ROOT = harness.SOURCE_ROOT
 BUILD_ROOT = Path(os.environ.get("XRAYD_RELEASE_BUILD_ROOT", SOURCE_ROOT / "build"))
-DIST = BUILD_ROOT / "dist"
+DIST = Path(os.environ.get("XRAYD_RELEASE_OUT", BUILD_ROOT / "dist"))
 CACHE = Path(os.environ.get("XRAYD_RELEASE_CACHE", BUILD_ROOT / "release"))
 ARCHES = os.environ.get("XRAYD_RELEASE_ARCHES", "x86_64 aarch64").split()
 LISTEN_RE = re.compile(r"\[Debug\] Listening on UDP 127\.0\.0\.1:(\d+)")
