@@ -3,7 +3,7 @@
 # tarball, a .deb and an .rpm; the OCI image archive for both; SHA256SUMS. Installs what it
 # needs from Debian's archive (as root). Reproducible: the same commit gives the same bytes
 # (SOURCE_DATE_EPOCH defaults to the commit time).
-# Usage: tools/build-release.sh
+# Usage: tools/build-release.sh [--packages-only]   (--packages-only: install, build nothing)
 # Environment: XRAYD_RELEASE_ARCHES ("x86_64 aarch64"), XRAYD_RELEASE_OUT (dist),
 #   XRAYD_RELEASE_CACHE (build-release: build dirs and the static dependencies, kept between
 #   runs), XRAYD_RELEASE_IMAGE (1: build the OCI image; 0: skip it).
@@ -40,11 +40,26 @@ install_packages() {
       dpkg --print-foreign-architectures | grep -qx "$d" || { need_update=1; dpkg --add-architecture "$d"; }
     fi
   done
-  # apt-get source needs deb-src entries: the same mirrors as the binary packages.
+  # apt-get source needs deb-src entries: the same Debian mirrors as the binary packages, from
+  # whichever files name bookworm, one-line (sources.list, *.list) or deb822 (*.sources, as
+  # debian.sources on a stock install or 0000debian.sources from mmdebstrap).
   if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
-     ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-      > /etc/apt/sources.list.d/xrayd-release-src.sources
+     ! grep -qs '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/*.list; then
+    local f deb822="" one_line=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+      if grep -qs bookworm "$f"; then deb822+=$(sed 's/^Types: deb$/Types: deb-src/' "$f")$'\n\n'; fi
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      if grep -qs bookworm "$f"; then one_line+=$(sed -n 's/^deb \(.*bookworm.*\)$/deb-src \1/p' "$f")$'\n'; fi
+    done
+    if [ -z "${deb822//[$'\n']/}" ] && [ -z "${one_line//[$'\n']/}" ]; then
+      echo "build-release: no bookworm entry in /etc/apt to add deb-src entries for" >&2
+      exit 1
+    fi
+    [ -z "${deb822//[$'\n']/}" ] ||
+      printf '%s' "$deb822" > /etc/apt/sources.list.d/xrayd-release-src.sources
+    [ -z "${one_line//[$'\n']/}" ] ||
+      printf '%s' "$one_line" > /etc/apt/sources.list.d/xrayd-release-src.list
     need_update=1
   fi
   local missing=() p
@@ -158,6 +173,19 @@ version=$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$src/meson.build")
 [ -n "$version" ] || { echo "build-release: no version in meson.build" >&2; exit 1; }
 
 install_packages
+if [ "${1:-}" = --packages-only ]; then
+  exit 0
+fi
+# The static libraries of every architecture at once: their configure scripts and simdjson's one
+# big file keep a single core busy each.
+deps_pids=()
+for arch in $arches; do
+  bash "$src/tools/release-deps.sh" "$arch" "$cache/deps" >"$cache/$arch-deps.log" 2>&1 &
+  deps_pids+=("$!")
+done
+for pid in "${deps_pids[@]}"; do
+  wait "$pid" || { tail -40 "$cache"/*-deps.log >&2; exit 1; }
+done
 for arch in $arches; do
   echo "build-release: static xrayd for $arch"
   build_static "$arch"

@@ -8,13 +8,16 @@
 #   libmicrohttpd: Debian's .a is built with GnuTLS (p11-kit has no .a); xrayd serves plain HTTP
 #                  only (admin, sampling proxy), so it is rebuilt with --disable-https.
 #   simdjson:      Debian ships libsimdjson.so only; its amalgamated simdjson.cpp is compiled.
+#   fmt:           Debian ships libfmt.so only; its two sources (format.cc, os.cc) are compiled.
+#                  Header-only fmt would compile fmt's whole implementation into every object
+#                  of xrayd: it doubled the release build's compile time.
 # Usage: tools/release-deps.sh ARCH CACHE   (ARCH: x86_64 or aarch64)
 set -euo pipefail
 
 arch=$1
 cache=$(mkdir -p "$2" && cd "$2" && pwd)
 prefix=$cache/$arch/prefix
-srcdir=$cache/src
+srcdir=$cache/$arch/src  # per architecture: build-release.sh builds them at the same time
 work=$cache/$arch/work
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include" "$srcdir" "$work"
 
@@ -124,6 +127,28 @@ Name: simdjson
 Description: simdjson (static, from Debian's source package)
 Version: $version
 Libs: -L\${prefix}/lib -lsimdjson
+Cflags: -I\${prefix}/include
+EOF
+fi
+if [ ! -f "$prefix/lib/libfmt.a" ]; then
+  echo "release-deps: building fmt for $arch"
+  src=$(unpack fmtlib)
+  rm -rf "$work/fmt" && mkdir -p "$work/fmt"
+  version=$(sed -n 's/^#define FMT_VERSION \([0-9]*\)$/\1/p' "$src/include/fmt/core.h")
+  version=$((version / 10000)).$((version / 100 % 100)).$((version % 100))
+  for unit in format os; do
+    $CXX -std=c++17 -O2 -g0 -fPIE -DNDEBUG -ffile-prefix-map="$cache"=. -I"$src/include" \
+      -c "$src/src/$unit.cc" -o "$work/fmt/$unit.o"
+  done
+  rm -f "$prefix/lib/libfmt.a"
+  $AR rcsD "$prefix/lib/libfmt.a" "$work/fmt/format.o" "$work/fmt/os.o"
+  rm -rf "$prefix/include/fmt" && cp -r "$src/include/fmt" "$prefix/include/fmt"
+  cat > "$prefix/lib/pkgconfig/fmt.pc" <<EOF
+prefix=$prefix
+Name: fmt
+Description: fmt (static, from Debian's source package fmtlib)
+Version: $version
+Libs: -L\${prefix}/lib -lfmt
 Cflags: -I\${prefix}/include
 EOF
 fi

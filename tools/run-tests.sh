@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds xrayd and runs the whole test suite (unit + end-to-end) three
 # times: plain, under ASan+UBSan and under TSan, each in its own build dir; then a short run of
-# every fuzz target when clang-14 is installed. Ends with one line "N passed, N failed, N skipped"
-# summed over all of them (a fuzz target counts as one test) and a non-zero exit status on any
-# failure. Every skip is printed with its reason (see count_results); a skip that a missing
-# package caused counts as a failure.
+# every fuzz target when clang-14 is installed; then the release artifacts
+# (tools/build-release.sh: static x86_64 and arm64 binaries, .deb, .rpm, OCI image) built once
+# and tested (tests/integration/release_test.py, the arm64 unit tests under qemu included). Ends
+# with one line "N passed, N failed, N skipped" summed over all of them (a fuzz target counts as
+# one test) and a non-zero exit status on any failure. Every skip is printed with its reason (see
+# count_results); a skip that a missing package caused counts as a failure.
 #
-# Environment: XRAYD_TEST_SUITES (default "plain asan tsan fuzz"), XRAYD_BUILD_DIR (the plain
-# build dir, default build-tests), XRAYD_FUZZ_SECONDS (per target, default 30),
-# XRAYD_RELEASE_TESTS (default disabled; enabled: the plain suite also builds and tests the
-# release artifacts, tests/integration/release_test.py — builds curl, libmicrohttpd and simdjson
-# from Debian's sources for two architectures, so it stays out of CI until its time on a clean
-# machine is measured).
+# Environment: XRAYD_TEST_SUITES (default "plain asan tsan fuzz release"), XRAYD_BUILD_DIR (the
+# plain build dir, where the release suite builds too; default build-tests), XRAYD_FUZZ_SECONDS
+# (per target, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh
 
-suites=${XRAYD_TEST_SUITES:-plain asan tsan fuzz}
+suites=${XRAYD_TEST_SUITES:-plain asan tsan fuzz release}
 fuzz_seconds=${XRAYD_FUZZ_SECONDS:-30}
 total_passed=0
 total_failed=0
@@ -97,7 +96,7 @@ add_counts() {
 # add no coverage of our C++ there and would only multiply CI time (tests/integration/meson.build).
 
 # run_meson_suite NAME BUILDDIR TIMEOUT_MULTIPLIER SUITE ENV... -- SETUP_ARGS...
-# SUITE: a meson test suite to run, or "all" for every test.
+# SUITE: a meson test suite to run, or "all" for every test but the release suite.
 run_meson_suite() {
   local name=$1 dir=$2 multiplier=$3 suite=$4
   shift 4
@@ -122,7 +121,7 @@ run_meson_suite() {
   local built=1
   ninja -C "$dir" -k 0 -j "${XRAYD_BUILD_JOBS:-$(nproc)}" || built=0
   rm -f "$dir/meson-logs/testlog.json"
-  local selected=()
+  local selected=(--no-suite release)
   if [ "$suite" != all ]; then
     selected=(--suite "$suite")
   fi
@@ -135,7 +134,8 @@ import json, os, sys
 build = os.path.abspath(sys.argv[1])
 for t in json.load(sys.stdin):
     # meson names suites "<project>:<suite>", e.g. "xrayd:unit".
-    if sys.argv[2] != "all" and sys.argv[2] not in (s.split(":")[-1] for s in t["suite"]):
+    suites = [s.split(":")[-1] for s in t["suite"]]
+    if sys.argv[2] not in suites if sys.argv[2] != "all" else "release" in suites:
         continue
     # The program, and any built file handed over in the environment (XRAYD_BIN).
     paths = [t["cmd"][0]] + [v for v in t["env"].values() if v.startswith(build + "/")]
@@ -165,12 +165,28 @@ for t in json.load(sys.stdin):
   fi
 }
 
+# The release suite lives in the plain build dir: declared there only when it is to run. Its
+# artifacts (two static builds, the arm64 unit tests, the packages: most of its time) are built
+# in the background from here on at the lowest CPU priority, on what the other suites leave idle
+# (apt, test phases waiting on timers, links); the suite then waits for them and tests them.
+release_tests=disabled
+release_pid=
+if [[ " $suites " == *" release "* ]]; then
+  release_tests=enabled
+  export XRAYD_RELEASE_CACHE=$root/build-release-cache XRAYD_RELEASE_OUT=$root/build-release-dist
+  # Its apt-get installs now, in the foreground: dpkg's lock is the suites' too (.deb tests).
+  bash tools/build-release.sh --packages-only
+  mkdir -p "$XRAYD_RELEASE_CACHE"
+  nice -n 19 bash -c 'bash tools/build-release.sh &&
+                      ninja -C "$XRAYD_RELEASE_CACHE/aarch64"' >"$XRAYD_RELEASE_CACHE/background.log" 2>&1 &
+  release_pid=$!
+fi
+
 for suite in $suites; do
   case $suite in
     plain)
-      # The release artifacts are built and tested here only, when asked for (see above).
       run_meson_suite plain "${XRAYD_BUILD_DIR:-build-tests}" 1 all -- \
-        -Drelease_tests="${XRAYD_RELEASE_TESTS:-disabled}" ;;
+        -Drelease_tests=$release_tests ;;
     asan)
       # b_lundef=false: clang (and some distros' gcc) cannot link sanitized shared objects
       # with -Wl,--no-undefined; harmless with gcc.
@@ -204,6 +220,16 @@ for suite in $suites; do
         echo "FAIL fuzz: failed for a missing package" | tee -a "$skip_log"
         add_counts fuzz 0 1 0
       fi ;;
+    release)
+      # Once, in the plain build dir: both static builds, the packages, the image, then their
+      # tests (root: chroot, mount, dpkg -i). The test runs tools/build-release.sh again, which
+      # reuses what the background build made, or reports why that failed.
+      echo "== release: waiting for the background build ($XRAYD_RELEASE_CACHE/background.log)"
+      if ! wait "$release_pid"; then
+        tail -40 "$XRAYD_RELEASE_CACHE/background.log"
+      fi
+      run_meson_suite release "${XRAYD_BUILD_DIR:-build-tests}" 1 release -- \
+        -Drelease_tests=$release_tests ;;
     *)
       echo "run-tests: unknown suite $suite" >&2
       exit 2 ;;

@@ -195,7 +195,9 @@ TEST_CASE("a partial success counts the spans X-Ray rejected, and logs its messa
     REQUIRE(wait_for([&] { return f.settled(*e); }));
     CHECK(f.get(Counter::otlp_spans_sent) == 3);
     CHECK(f.get(Counter::otlp_spans_rejected_by_xray) == 2);
-    CHECK(f.log->contains("X-Ray refused 2 of 5 OTLP spans: 2 spans too old"));
+    // Counted (settled) a moment before it is logged, on the exporter's thread.
+    CHECK(wait_for(
+        [&] { return f.log->contains("X-Ray refused 2 of 5 OTLP spans: 2 spans too old"); }));
     f.check_identity(*e);
 }
 
@@ -242,7 +244,10 @@ TEST_CASE("a merged request refused with 400 is split: only the bad client reque
     CHECK(inflate(requests[1].body) == a.body);
     CHECK(inflate(requests[2].body) == b.body);
     CHECK(inflate(requests[3].body) == c.body);
-    CHECK(f.log->contains("X-Ray refused an OTLP request of 3 spans (protobuf): HTTP 400"));
+    // Counted (settled) a moment before it is logged, on the exporter's thread.
+    CHECK(wait_for([&] {
+        return f.log->contains("X-Ray refused an OTLP request of 3 spans (protobuf): HTTP 400");
+    }));
     f.check_identity(*e);
 }
 
@@ -257,7 +262,8 @@ TEST_CASE("past the retry budget a request is given up and counted") {
     REQUIRE(wait_for([&] { return f.settled(*e); }));
     CHECK(f.get(Counter::otlp_spans_dropped_gave_up) == 7);
     CHECK(f.get(Counter::otlp_upload_requests) >= 2);
-    CHECK(f.log->contains("Gave up an OTLP request of 7 spans after"));
+    // Counted (settled) a moment before it is logged, on the exporter's thread.
+    CHECK(wait_for([&] { return f.log->contains("Gave up an OTLP request of 7 spans after"); }));
     CHECK(f.budget.used() == 0);
     f.check_identity(*e);
 }

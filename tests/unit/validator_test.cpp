@@ -17,45 +17,47 @@
 #include <simdjson.h>
 
 // Counts every operator new in this test binary, to prove validate() does not allocate.
+// Kept out of line: inlined into simdjson's new[] and delete[], g++ 12 at -O1 sees malloc() and
+// free() paired with new[] and delete[] and warns of a mismatch (-Wmismatched-new-delete).
 namespace {
 std::atomic<std::size_t> allocation_count{0};
 }  // namespace
 
-void* operator new(std::size_t n) {
+[[gnu::noinline]] void* operator new(std::size_t n) {
     allocation_count.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n == 0 ? 1 : n)) {
         return p;
     }
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) {
+[[gnu::noinline]] void* operator new[](std::size_t n) {
     return operator new(n);
 }
-void operator delete(void* p) noexcept {
+[[gnu::noinline]] void operator delete(void* p) noexcept {
     std::free(p);
 }
-void operator delete[](void* p) noexcept {
+[[gnu::noinline]] void operator delete[](void* p) noexcept {
     std::free(p);
 }
-void operator delete(void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
     std::free(p);
 }
-void operator delete[](void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
     std::free(p);
 }
 // The nothrow forms too (simdjson allocates with them): every new and delete of this binary
 // must come from the same pair, or a sanitizer sees malloc'd memory freed by another allocator.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     allocation_count.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n == 0 ? 1 : n);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
+[[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
     return operator new(n, tag);
 }
-void operator delete(void* p, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
 
