@@ -25,14 +25,15 @@ namespace xrayd {
 //
 // Threads: one thread calls everything except wakeup() (any thread).
 // Lifetime: `logger` and `internal_errors` outlive it. Not movable: libcurl holds its address.
-// IMPORTANT: remove every easy handle from multi() before their CurlEasy is destroyed (the
-// multi outlives them when it is a later member of the owner, as in CurlSlotPool).
+// IMPORTANT: remove every easy handle from multi() before its CurlEasy is destroyed; the
+// CurlEpoll must outlive them (an earlier member of their owner, as in CurlSlotPool).
 class CurlEpoll {
 public:
     // Throws StartupError when libcurl, epoll or the eventfd cannot be set up. `what` names the
     // owner in log lines ("uploads").
     CurlEpoll(std::string_view what, Logger& logger, RateLimiter& internal_errors);
-    ~CurlEpoll() = default;  // the multi goes first (its clean-up may call on_socket)
+    // The multi goes first: closing its cached connections calls on_socket and on_close.
+    ~CurlEpoll() = default;
     CurlEpoll(const CurlEpoll&) = delete;
     CurlEpoll& operator=(const CurlEpoll&) = delete;
     CurlEpoll(CurlEpoll&&) = delete;
