@@ -5,27 +5,9 @@
 #   bench/tps/perf_at_rate.sh [-r RATE] [-s SECONDS] [-b BUILD_DIR] [-x XRAYD] [-- extra xrayd args]
 # -x compares another xrayd binary (e.g. a build of an older commit) with the same tools.
 set -euo pipefail
-rate=4000 secs=10 build=build-bench xrayd=
-while getopts "r:s:b:x:" o; do
-    case $o in r) rate=$OPTARG ;; s) secs=$OPTARG ;; b) build=$OPTARG ;; x) xrayd=$OPTARG ;; *) exit 2 ;; esac
-done
-xrayd=${xrayd:-$build/src/xrayd}
-shift $((OPTIND - 1)); [[ ${1:-} == -- ]] && shift
-work=$(mktemp -d); trap 'kill $xp $ep 2>/dev/null || true; rm -rf "$work"' EXIT
-taskset -c 1 "$build/tools/fake-xray-fast" --port 0 --max-lifetime 600 >"$work/ep" &
-ep=$!
-for _ in $(seq 50); do [[ -s $work/ep ]] && break; sleep 0.1; done
-eport=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$work/ep")
-uport=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY \
-    taskset -c 0 "$xrayd" -o -n us-east-1 -b "127.0.0.1:$uport" \
-    --endpoint "http://127.0.0.1:$eport" -m 10 -t 127.0.0.1:0 --admin-address 127.0.0.1:0 "$@" \
-    >"$work/xrayd.log" 2>&1 &
-xp=$!
-sleep 1
-taskset -c 1 "$build/tools/xrayd-loadgen" --target "127.0.0.1:$uport" --rate "$rate" \
-    --duration $((secs + 2)) --size 300 --sockets 4 >"$work/gen" &
-gp=$!
+rate=4000 secs=10 build=build-bench
+source "$(dirname "$0")/at_rate_setup.sh"
+start_load $((secs + 2))
 sleep 1
 if [[ -n ${PERF_RECORD:-} ]]; then  # optional call-graph profile of the same window
     perf record -q -o "$PERF_RECORD" -F 2999 -g -p "$xp" -- sleep "$secs" 2>/dev/null &

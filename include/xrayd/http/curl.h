@@ -74,8 +74,7 @@ private:
     CURLcode code_ = CURLE_OK;
 };
 
-// Owns one multi handle. Move-only. Every method is for the owning thread, except wakeup()
-// (any thread, as curl_multi_wakeup allows).
+// Owns one multi handle. Move-only. Every method is for the owning thread.
 class CurlMulti {
 public:
     CurlMulti() noexcept = default;  // empty
@@ -100,7 +99,6 @@ public:
     [[nodiscard]] CURLMcode poll(int timeout_ms) noexcept {
         return curl_multi_poll(handle_.get(), nullptr, 0, timeout_ms, nullptr);
     }
-    [[nodiscard]] CURLMcode wakeup() noexcept { return curl_multi_wakeup(handle_.get()); }
     // The next completion message, or nullptr. Valid until the next call or handle removal.
     [[nodiscard]] CURLMsg* next_message() noexcept {
         int left = 0;

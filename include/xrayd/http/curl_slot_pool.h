@@ -20,6 +20,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/common/time.h>
 #include <xrayd/http/curl.h>
+#include <xrayd/http/curl_epoll.h>
 #include <xrayd/http/response_capture.h>
 #include <xrayd/http/transport.h>
 #include <xrayd/log/logger.h>
@@ -43,7 +44,8 @@ struct FinishedAttempt {
     std::string failure{};  // a transport failure, for the log (a peer's words escaped)
 };
 
-// Kept-alive connections live in the multi's cache (set_max_connects()); each slot keeps its
+// The transfers run on epoll and curl_multi_socket_action (CurlEpoll). Kept-alive
+// connections live in the multi's cache (set_max_connects()); each slot keeps its
 // header list, which the caller fills (signs) before start(). The pool knows transfers, not what
 // an answer means. `Job` must be nothrow-movable; start() sends `body` from the job without a
 // copy, so the bytes must not move with the job (a std::string's or a pooled block's heap).
@@ -55,18 +57,15 @@ template <typename Job>
 class CurlSlotPool {
 public:
     // `slots` idle slots (at least 1) posting to `url` with the transport options (proxy, TLS,
-    // User-Agent), answers up to `max_answer_bytes`. Throws StartupError when libcurl cannot be
-    // set up. `what` names the pool in log lines ("OTLP exporter").
+    // User-Agent), answers up to `max_answer_bytes`. Throws StartupError when libcurl, epoll or
+    // the eventfd cannot be set up. `what` names the pool in log lines ("OTLP exporter").
     CurlSlotPool(std::string url, const TransportOptions& transport, std::size_t slots,
                  std::size_t max_answer_bytes, std::string_view what, Logger& logger,
                  RateLimiter& internal_errors)
         : url_(std::move(url)),
           transport_(transport),
           max_answer_bytes_(max_answer_bytes),
-          what_(what),
-          logger_(logger),
-          internal_errors_(internal_errors),
-          multi_(CurlMulti::create()) {
+          loop_(what, logger, internal_errors) {
         if (!set_max_connects(slots)) {
             throw StartupError("libcurl rejected CURLMOPT_MAXCONNECTS");
         }
@@ -77,7 +76,7 @@ public:
     ~CurlSlotPool() {
         for (auto& slot : slots_) {
             if (slot->job) {
-                (void)multi_.remove(slot->easy);
+                (void)loop_.multi().remove(slot->easy);
             }
         }
     }
@@ -109,7 +108,7 @@ public:
     }
     // CURLMOPT_MAXCONNECTS: kept-alive connections. False when libcurl rejects it.
     [[nodiscard]] bool set_max_connects(std::size_t connections) noexcept {
-        return multi_.set(CURLMOPT_MAXCONNECTS, static_cast<long>(connections)) == CURLM_OK;
+        return loop_.multi().set(CURLMOPT_MAXCONNECTS, static_cast<long>(connections)) == CURLM_OK;
     }
 
     // The header list the next start() sends (the idle slot's): the caller rewrites it (it is
@@ -138,7 +137,7 @@ public:
         slot.capture.reset();
         slot.started = now;
         slot.job.emplace(std::move(job));
-        if (const CURLMcode mrc = multi_.add(slot.easy); mrc != CURLM_OK) {
+        if (const CURLMcode mrc = loop_.multi().add(slot.easy); mrc != CURLM_OK) {
             job = std::move(*slot.job);
             slot.job.reset();
             return failed("libcurl could not start the transfer: ", curl_multi_strerror(mrc));
@@ -147,30 +146,20 @@ public:
         return {};
     }
 
-    // Drives the transfers (curl_multi_perform). False when libcurl failed (logged).
-    [[nodiscard]] bool perform() noexcept {
-        int running = 0;
-        if (const CURLMcode mrc = multi_.perform(&running); mrc != CURLM_OK) {
-            log_internal("curl_multi_perform", curl_multi_strerror(mrc));
-            return false;
-        }
-        return true;
-    }
-    // Waits up to `timeout_ms` for socket activity, curl's own timers or wakeup() (a failure is
-    // logged).
-    void poll(int timeout_ms) noexcept {
-        if (const CURLMcode mrc = multi_.poll(timeout_ms); mrc != CURLM_OK) {
-            log_internal("curl_multi_poll", curl_multi_strerror(mrc));
-        }
-    }
-    // Ends a poll() early. Any thread.
-    void wakeup() noexcept {
-        (void)multi_.wakeup();  // fails only on a bad handle; no one to tell from any thread
-    }
+    // Drives what needs no socket event: begins the transfers start() added (so a new request
+    // goes out now, not at the next wake-up) and ends those past their timeouts. Call it after
+    // start(). False when libcurl failed (logged).
+    [[nodiscard]] bool perform() noexcept { return loop_.run_timers(); }
+    // Waits up to `timeout_ms` for socket activity, curl's own timers or wakeup(), and drives
+    // the transfers whose sockets are ready: completions are then in next_finished(). A failure
+    // is logged.
+    void poll(int timeout_ms) noexcept { loop_.wait(timeout_ms); }
+    // Ends a poll() early, or makes the next one return at once. Any thread.
+    void wakeup() noexcept { loop_.wakeup(); }
 
     // The next finished transfer, its slot idle again; nullopt when none has finished.
     [[nodiscard]] std::optional<FinishedAttempt<Job>> next_finished() noexcept {
-        while (CURLMsg* message = multi_.next_message()) {
+        while (CURLMsg* message = loop_.multi().next_message()) {
             if (message->msg != CURLMSG_DONE) {
                 continue;
             }
@@ -192,7 +181,7 @@ public:
         std::vector<Job> jobs;
         for (auto& slot : slots_) {
             if (slot->job) {
-                (void)multi_.remove(slot->easy);
+                (void)loop_.multi().remove(slot->easy);
                 try {
                     jobs.push_back(std::move(*slot->job));
                 } catch (...) {
@@ -238,6 +227,7 @@ private:
             "CURLOPT_HTTP_VERSION");
         check_setopt(slot->easy.set(CURLOPT_TCP_KEEPALIVE, 1L), "CURLOPT_TCP_KEEPALIVE");
         check_setopt(slot->capture.attach(slot->easy), "the answer's callbacks and error buffer");
+        check_setopt(loop_.attach(slot->easy), "the socket open and close callbacks");
         check_setopt(slot->easy.set(CURLOPT_PRIVATE, static_cast<void*>(slot.get())),
                      "CURLOPT_PRIVATE");
         // Both reserve first, so the slot is never in one list and not the other.
@@ -249,7 +239,7 @@ private:
 
     FinishedAttempt<Job> finish(Slot& slot, CURLcode result) noexcept {
         const TimePoint now = Clock::now();
-        if (const CURLMcode mrc = multi_.remove(slot.easy); mrc != CURLM_OK) {
+        if (const CURLMcode mrc = loop_.multi().remove(slot.easy); mrc != CURLM_OK) {
             log_internal("removing a finished transfer", curl_multi_strerror(mrc));
         }
         FinishedAttempt<Job> done{std::move(*slot.job)};
@@ -282,19 +272,15 @@ private:
     }
 
     void log_internal(std::string_view what, std::string_view detail) noexcept {
-        std::uint64_t suppressed = 0;
-        if (internal_errors_.allow(Clock::now(), &suppressed)) {
-            logger_.error("{} failed ({}): {}", what, what_, detail);
-        }
+        loop_.log_failure(what, detail);
     }
 
     std::string url_;
     TransportOptions transport_;
     std::size_t max_answer_bytes_;
-    std::string_view what_;
-    Logger& logger_;
-    RateLimiter& internal_errors_;
-    CurlMulti multi_;
+    // Before the slots, so destroyed after them: ~CurlSlotPool takes their handles out of its
+    // multi first.
+    CurlEpoll loop_;
     std::vector<std::unique_ptr<Slot>> slots_;
     std::vector<Slot*> idle_;
 };
