@@ -68,9 +68,10 @@ Cflags: -I\${prefix}/include
 EOF
 fi
 
-# doctest (header-only, arch-independent) has only a CMake config, which meson does not use when
-# cross-compiling: a .pc for the unit tests of the foreign build.
-if [ "$arch" != "$(uname -m)" ] && [ ! -f "$prefix/lib/pkgconfig/doctest.pc" ]; then
+# doctest (header-only, arch-independent) ships only a CMake config: meson cannot use it when
+# cross-compiling, nor natively without cmake installed (tests=enabled then fails), so a .pc for
+# the unit tests of either build.
+if [ ! -f "$prefix/lib/pkgconfig/doctest.pc" ]; then
   cat > "$prefix/lib/pkgconfig/doctest.pc" <<EOF
 Name: doctest
 Description: doctest (header-only, Debian's doctest-dev)
