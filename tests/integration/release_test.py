@@ -301,6 +301,22 @@ class PackagesTest(ReleaseTestCase):
         self.assertEqual(names, sorted(expected))
         subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=DIST, check=True)
 
+    def test_packaging_the_same_build_again_gives_the_same_bytes(self):
+        # Every package (tarballs, .deb, .rpm, OCI archive) made a second time from the same
+        # static binaries, into another directory: any time stamp, host name, file order or
+        # owner that leaked in would change a checksum. (That the binaries themselves come out
+        # the same from another checkout path is what -ffile-prefix-map is for; a second
+        # from-scratch build is too slow for the suite.)
+        with tempfile.TemporaryDirectory(prefix="xrayd-release-again-") as again:
+            env = dict(os.environ, XRAYD_RELEASE_OUT=again, XRAYD_RELEASE_CACHE=str(CACHE),
+                       XRAYD_RELEASE_ARCHES=" ".join(ARCHES))
+            proc = subprocess.run(["bash", str(SOURCE_ROOT / "tools" / "build-release.sh")],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, timeout=1200)
+            self.assertEqual(proc.returncode, 0, proc.stdout[-4000:])
+            self.assertEqual(Path(again, "SHA256SUMS").read_text(),
+                             (DIST / "SHA256SUMS").read_text())
+
 
 class ImageTest(ReleaseTestCase):
     def archive(self):
