@@ -61,11 +61,17 @@ CurlEpoll::CurlEpoll(std::string_view what, Logger& logger, RateLimiter& interna
     if (!wake_.valid()) {
         throw StartupError(fmt::format("{}: eventfd: {}", what, std::strerror(errno)));
     }
+    quiet_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!quiet_.valid()) {
+        throw StartupError(fmt::format("{}: epoll_create1: {}", what, std::strerror(errno)));
+    }
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = wake_.get();
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
-        throw StartupError(fmt::format("{}: epoll_ctl: {}", what, std::strerror(errno)));
+    for (const int set : {epoll_.get(), quiet_.get()}) {
+        if (::epoll_ctl(set, EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
+            throw StartupError(fmt::format("{}: epoll_ctl: {}", what, std::strerror(errno)));
+        }
     }
     for (const CURLMcode rc :
          {multi_.set(CURLMOPT_SOCKETFUNCTION, static_cast<curl_socket_callback>(&on_socket)),
@@ -100,10 +106,21 @@ bool CurlEpoll::run_timers() noexcept {
     return true;
 }
 
-void CurlEpoll::wait(int timeout_ms) noexcept {
+void CurlEpoll::wait(int timeout_ms, bool answers_may_wait) noexcept {
     std::array<epoll_event, max_events> events{};
-    const int ready =
-        ::epoll_wait(epoll_.get(), events.data(), max_events, wait_limit(timeout_ms, Clock::now()));
+    const int limit = wait_limit(timeout_ms, Clock::now());
+    int ready = 0;
+    if (answers_may_wait && limit != 0 && nothing_to_send()) {
+        // Sleep on the eventfd alone, then take whatever the sockets have without waiting:
+        // the answers that came meanwhile ride on this one wake-up.
+        epoll_event woken{};
+        if (::epoll_wait(quiet_.get(), &woken, 1, limit) < 0 && errno != EINTR) {
+            log_failure("epoll_wait (eventfd)", std::strerror(errno));
+        }
+        ready = ::epoll_wait(epoll_.get(), events.data(), max_events, 0);
+    } else {
+        ready = ::epoll_wait(epoll_.get(), events.data(), max_events, limit);
+    }
     if (ready < 0 && errno != EINTR) {  // EINTR: a signal; the caller's loop comes back
         log_failure("epoll_wait", std::strerror(errno));
     }
@@ -291,6 +308,12 @@ void CurlEpoll::drain_wakeups() noexcept {
     if (::read(wake_.get(), &count, sizeof count) < 0 && errno != EAGAIN && errno != EINTR) {
         log_failure("draining wake-ups (eventfd read)", std::strerror(errno));
     }
+}
+
+bool CurlEpoll::nothing_to_send() const noexcept {
+    return std::none_of(watches_.begin(), watches_.end(), [](const Watch& w) {
+        return w.in_set && !w.parked && (w.events & EPOLLOUT) != 0;
+    });
 }
 
 int CurlEpoll::wait_limit(int timeout_ms, TimePoint now) const noexcept {

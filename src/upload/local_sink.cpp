@@ -170,7 +170,7 @@ void LocalSink::wait(Duration max_wait) noexcept {
     }
 }
 
-void LocalSink::run_once(Duration max_wait) noexcept {
+void LocalSink::run_once(Duration max_wait, Answers /*answers: a pipe answers nothing*/) noexcept {
     if (!flush()) {
         // Wait before trying the failed write again rather than spinning on it.
         wait(max_wait);

@@ -75,7 +75,10 @@ public:
     }
 
     [[nodiscard]] bool perform() noexcept { return slots_.perform(); }
-    void poll(int timeout_ms) noexcept { slots_.poll(timeout_ms); }
+    // See CurlSlotPool::poll.
+    void poll(int timeout_ms, bool answers_may_wait = false) noexcept {
+        slots_.poll(timeout_ms, answers_may_wait);
+    }
     void wakeup() noexcept { slots_.wakeup(); }  // any thread
     [[nodiscard]] std::optional<FinishedTransfer> next_finished() noexcept {
         return slots_.next_finished();

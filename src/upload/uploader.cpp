@@ -91,6 +91,10 @@ struct Uploader::State {
     void start_ready(TimePoint now) noexcept;
     void make_room() noexcept;
     [[nodiscard]] Duration next_wait(Duration max_wait, TimePoint now) const noexcept;
+    // Whether answers can wait for the end of the next wait: nothing is waiting for them (a
+    // free slot under the throttle for the next batch; memory not short, which an answer would
+    // give back).
+    [[nodiscard]] bool answers_may_wait() const noexcept;
 
     const UploaderOptions options;
     CredentialsProvider& credentials;
@@ -228,6 +232,11 @@ void Uploader::State::make_room() noexcept {
     }
 }
 
+bool Uploader::State::answers_may_wait() const noexcept {
+    return pool.has_idle() && pool.in_flight() < static_cast<std::size_t>(throttle.limit()) &&
+           !queues.has_ready() && (budget == nullptr || budget->used() <= budget->limit() / 2);
+}
+
 Duration Uploader::State::next_wait(Duration max_wait, TimePoint now) const noexcept {
     if (can_start()) {
         return Duration::zero();
@@ -276,10 +285,11 @@ void Uploader::submit(Batch&& batch) noexcept {
     }
 }
 
-void Uploader::run_once(Duration max_wait) noexcept {
+void Uploader::run_once(Duration max_wait, Answers answers) noexcept {
     State& s = *state_;
     s.do_work();
-    s.pool.poll(to_poll_timeout(s.next_wait(max_wait, Clock::now())));
+    s.pool.poll(to_poll_timeout(s.next_wait(max_wait, Clock::now())),
+                answers == Answers::at_next_wake && s.answers_may_wait());
     s.do_work();
 }
 

@@ -131,7 +131,7 @@ struct ServerCallbacks {
     }
 
     static void on_completed(void* cls, MHD_Connection* /*connection*/, void** request_state,
-                             MHD_RequestTerminationCode /*why*/) {
+                             MHD_RequestTerminationCode why) {
         auto& server = *static_cast<HttpTestServer*>(cls);
         auto* pending = static_cast<PendingRequest*>(*request_state);
         if (pending == nullptr) {
@@ -141,6 +141,7 @@ struct ServerCallbacks {
         if (pending->counted) {
             std::lock_guard lock(server.mutex_);
             --server.active_;
+            server.answered_ += why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 0;
         }
         delete pending;
     }
@@ -265,6 +266,11 @@ std::size_t HttpTestServer::request_count() const {
 std::size_t HttpTestServer::max_concurrent() const {
     std::lock_guard lock(mutex_);
     return max_active_;
+}
+
+std::size_t HttpTestServer::answered_count() const {
+    std::lock_guard lock(mutex_);
+    return answered_;
 }
 
 }  // namespace xrayd::test

@@ -85,6 +85,8 @@ public:
     [[nodiscard]] std::size_t request_count() const;
     // Most requests ever being handled at once (from arrival to the end of the answer).
     [[nodiscard]] std::size_t max_concurrent() const;
+    // Requests whose whole answer has been written to the connection.
+    [[nodiscard]] std::size_t answered_count() const;
 
     // Closes the listening socket and every connection: new connections are refused.
     void stop();
@@ -110,6 +112,7 @@ private:
     std::size_t unrecorded_ = 0;  // requests answered unrecorded or taken by take_requests()
     std::size_t active_ = 0;
     std::size_t max_active_ = 0;
+    std::size_t answered_ = 0;
 };
 
 }  // namespace xrayd::test

@@ -399,6 +399,73 @@ TEST_CASE("a started transfer goes out and completes on poll() alone, with no wa
     CHECK(server.request_count() == 1);
 }
 
+// Both sides of CurlEpoll's answer wait: a request sent whole on a kept-alive connection, its
+// answer coming 150 ms later, and curl's own deadlines settled before the wait (a deadline of
+// curl's ends a wait too, and curl then reads what the socket has).
+struct AnswerOnTheWay {
+    explicit AnswerOnTheWay(HttpTestServer& server) : f(server), guard(f.pool) {
+        server.push_response({});
+        server.push_response({.delay = 150ms});
+        f.start(1, 30'000ms);  // opens the connection the second request reuses
+        auto first = f.wait_finished();
+        REQUIRE(first.has_value());
+        f.start(1, 30'000ms);
+        for (int i = 0; i < 10; ++i) {  // sends it, then lets curl's near deadlines pass
+            REQUIRE(f.pool.perform());
+            std::this_thread::sleep_for(2ms);
+        }
+        REQUIRE_FALSE(f.pool.next_finished().has_value());
+        REQUIRE(server.request_count() == 2);
+        answer_due = std::chrono::steady_clock::now() + 150ms;  // at the latest
+    }
+    PoolFixture f;
+    HangGuard guard;
+    std::chrono::steady_clock::time_point answer_due;
+};
+
+TEST_CASE("answers that may wait do not end a poll, and are handled when it ends") {
+    HttpTestServer server;
+    AnswerOnTheWay s(server);
+    const auto before = std::chrono::steady_clock::now();
+    s.f.pool.poll(600, true);
+    // epoll_wait never returns before its timeout on its own: sooner, the answer ended it.
+    CHECK(std::chrono::steady_clock::now() - before >= 600ms);
+    auto done = s.f.pool.next_finished();
+    REQUIRE(done.has_value());
+    CHECK(done->status == 200);
+    CHECK_FALSE(s.guard.disarm());
+}
+
+TEST_CASE("answers that must not wait end a poll as they arrive") {
+    HttpTestServer server;
+    AnswerOnTheWay s(server);
+    std::optional<FinishedTransfer> done;
+    while (!done && !s.guard.fired()) {  // the guard's wake-up would end it too, but fails
+        s.f.pool.poll(60'000, false);
+        done = s.f.pool.next_finished();
+    }
+    CHECK_FALSE(s.guard.disarm());
+    REQUIRE(done.has_value());
+    CHECK(done->status == 200);
+}
+
+TEST_CASE("a request still connecting is not one whose answer may wait") {
+    // The first request of a pool has no connection yet: the poll must wake for the connect
+    // and the rest of the exchange, so the transfer completes with no wake-up from outside.
+    HttpTestServer server;
+    PoolFixture f(server);
+    f.start(1, 30'000ms);
+    HangGuard guard(f.pool);
+    std::optional<FinishedTransfer> done;
+    while (!done && !guard.fired()) {
+        f.pool.poll(60'000, true);
+        done = f.pool.next_finished();
+    }
+    CHECK_FALSE(guard.disarm());
+    REQUIRE(done.has_value());
+    CHECK(done->status == 200);
+}
+
 TEST_CASE("many transfers reuse the kept-alive connections and all complete") {
     HttpTestServer server;
     constexpr std::size_t slots = 4;
@@ -505,7 +572,8 @@ TEST_CASE("the pool's epoll fd, eventfd and sockets are closed when it is destro
     const std::size_t eventfd_before = open_fds("anon_inode:[eventfd]");
     {
         PoolFixture f(server);
-        CHECK(open_fds("anon_inode:[eventpoll]") == epoll_before + 1);
+        // Two epoll sets: everything, and the eventfd alone (CurlEpoll's wait for answers).
+        CHECK(open_fds("anon_inode:[eventpoll]") == epoll_before + 2);
         CHECK(open_fds("anon_inode:[eventfd]") == eventfd_before + 1);
         f.start(1);
         auto done = f.wait_finished();  // its connection stays in the cache

@@ -682,6 +682,28 @@ TEST_CASE("wakeup ends a run_once wait early") {
     CHECK(std::chrono::steady_clock::now() - start < 15s);
 }
 
+TEST_CASE("answers end the wait at once when the next batch needs their slot") {
+    // at_next_wake lets answers wait only while a slot is free: with the one slot busy, its
+    // answer must end the wait. Were it to wait, it would sit out the whole 30 s request
+    // timeout (curl's only deadline then) and the batch would time out.
+    Harness h;
+    HttpTestServer server;
+    server.set_default_response({.delay = 200ms});
+    auto options = h.options(server);
+    options.concurrency = 1;
+    options.request_timeout = 30s;
+    auto uploader = h.uploader(options);
+    uploader->submit(h.make_batch(2));
+    uploader->submit(h.make_batch(3));
+    uploader->run_once(0ms);  // the first goes out, the second waits for the slot
+    const auto start = std::chrono::steady_clock::now();
+    while (h.get(Counter::batches_sent) < 2 && std::chrono::steady_clock::now() - start < 60s) {
+        uploader->run_once(60s, xrayd::EventLoop::Answers::at_next_wake);
+    }
+    CHECK(std::chrono::steady_clock::now() - start < 20s);
+    CHECK(h.get(Counter::batches_sent) == 2);
+}
+
 TEST_CASE("Uploader::create rejects bad options") {
     Harness h;
     xrayd::UploaderOptions o;

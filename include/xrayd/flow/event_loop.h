@@ -12,9 +12,18 @@ namespace xrayd {
 // any thread.
 class EventLoop : public Waker {
 public:
+    // When the answers to requests in flight must be handled.
+    enum class Answers {
+        at_once,       // as they arrive: the wait ends for each
+        at_next_wake,  // may wait until this wait ends anyway (max_wait, wakeup()): the caller
+                       // bounds max_wait by what it tolerates (the pipeline: an open batch's
+                       // deadline, within the linger)
+    };
+
     // Does the work that is ready (start transfers, handle completions and due retries),
     // then waits until more work may be ready, `max_wait` has passed, or wakeup() is called.
-    virtual void run_once(Duration max_wait) noexcept = 0;
+    virtual void run_once(Duration max_wait, Answers answers) noexcept = 0;
+    void run_once(Duration max_wait) noexcept { run_once(max_wait, Answers::at_once); }
 };
 
 }  // namespace xrayd

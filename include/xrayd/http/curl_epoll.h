@@ -56,7 +56,11 @@ public:
     // Waits up to `timeout_ms` (less when curl's deadline comes first) for socket readiness or
     // wakeup(), hands each ready socket to curl, then runs a due timer. Failures are logged;
     // an interrupted wait (EINTR) just returns.
-    void wait(int timeout_ms) noexcept;
+    // `answers_may_wait`: the caller has sent every request whole and can start the next
+    // without an answer, so an answer arriving need not end the wait: it is handled when the
+    // wait ends anyway (timeout, curl's deadline, wakeup()). That saves the thread a wake-up
+    // per request. Ignored while curl still has something to send (a socket wants EPOLLOUT).
+    void wait(int timeout_ms, bool answers_may_wait = false) noexcept;
 
     // Ends a wait() early, or makes the next one return at once. Any thread.
     void wakeup() noexcept;
@@ -88,12 +92,15 @@ private:
     void act(curl_socket_t socket, std::uint32_t events) noexcept;
     void drain_wakeups() noexcept;
     [[nodiscard]] int wait_limit(int timeout_ms, TimePoint now) const noexcept;
+    // True when no socket in the set waits to send (EPOLLOUT).
+    [[nodiscard]] bool nothing_to_send() const noexcept;
 
     std::string_view what_;
     Logger& logger_;
     RateLimiter& internal_errors_;
     UniqueFd epoll_;
-    UniqueFd wake_;  // eventfd, in epoll_ for EPOLLIN
+    UniqueFd wake_;   // eventfd, in epoll_ for EPOLLIN
+    UniqueFd quiet_;  // a second epoll set holding wake_ alone: a wait that answers do not end
     // curl's deadline (CURLMOPT_TIMERFUNCTION): it stands until curl sets another or clears it.
     bool timer_armed_ = false;
     TimePoint deadline_{};

@@ -136,6 +136,7 @@ public:
         }
         slot.capture.reset();
         slot.started = now;
+        slot.body_bytes = static_cast<curl_off_t>(body.size());
         slot.job.emplace(std::move(job));
         if (const CURLMcode mrc = loop_.multi().add(slot.easy); mrc != CURLM_OK) {
             job = std::move(*slot.job);
@@ -152,10 +153,30 @@ public:
     [[nodiscard]] bool perform() noexcept { return loop_.run_timers(); }
     // Waits up to `timeout_ms` for socket activity, curl's own timers or wakeup(), and drives
     // the transfers whose sockets are ready: completions are then in next_finished(). A failure
-    // is logged.
-    void poll(int timeout_ms) noexcept { loop_.wait(timeout_ms); }
+    // is logged. `answers_may_wait`: the caller needs no answer before the wait ends anyway
+    // (it has a free slot for its next request and the timeout bounds the delay), so answers
+    // arriving do not end the wait, once every request in flight is sent whole
+    // (CurlEpoll::wait).
+    void poll(int timeout_ms, bool answers_may_wait = false) noexcept {
+        loop_.wait(timeout_ms, answers_may_wait && requests_sent());
+    }
     // Ends a poll() early, or makes the next one return at once. Any thread.
     void wakeup() noexcept { loop_.wakeup(); }
+
+    // Whether every transfer in flight has handed its whole body to the connection: all that
+    // is left of each is to wait for its answer. False while one connects, shakes hands or
+    // sends (HTTP/2 flow control included), or when libcurl cannot tell.
+    [[nodiscard]] bool requests_sent() const noexcept {
+        for (const auto& slot : slots_) {
+            curl_off_t sent = 0;
+            if (slot->job &&
+                (curl_easy_getinfo(slot->easy.get(), CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK ||
+                 sent < slot->body_bytes)) {
+                return false;
+            }
+        }
+        return true;
+    }
 
     // The next finished transfer, its slot idle again; nullopt when none has finished.
     [[nodiscard]] std::optional<FinishedAttempt<Job>> next_finished() noexcept {
@@ -203,6 +224,7 @@ private:
         std::optional<Job> job;
         ResponseCapture capture;
         TimePoint started{};
+        curl_off_t body_bytes = 0;  // of the request in flight
     };
 
     static void check_setopt(CURLcode rc, std::string_view option) {

@@ -32,7 +32,8 @@ public:
                                                            Logger& logger);
 
     void submit(Batch&& batch) noexcept override;
-    void run_once(Duration max_wait) noexcept override;
+    using EventLoop::run_once;
+    void run_once(Duration max_wait, Answers answers) noexcept override;
     void wakeup() noexcept override;
     [[nodiscard]] std::size_t held_segments() const noexcept override { return held_; }
     [[nodiscard]] std::size_t abandon() noexcept override;

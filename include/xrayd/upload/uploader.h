@@ -99,7 +99,8 @@ public:
     Uploader& operator=(const Uploader&) = delete;
 
     void submit(Batch&& batch) noexcept override;
-    void run_once(Duration max_wait) noexcept override;
+    using EventLoop::run_once;
+    void run_once(Duration max_wait, Answers answers) noexcept override;
     void wakeup() noexcept override;
     [[nodiscard]] std::size_t held_segments() const noexcept override;
     [[nodiscard]] std::size_t abandon() noexcept override;
