@@ -12,6 +12,9 @@
 // Pacing: a token bucket over CLOCK_MONOTONIC. Every tick the generator owes
 // rate * elapsed - sent datagrams and sends them in sendmmsg batches (at most --max-burst per
 // tick, so a stall is not followed by an unbounded burst); it then sleeps to the next tick.
+// Bursts (--stall-ms S --stall-every-ms P): every P ms the sender stops for S ms, as a host's
+// SDK threads do when a pause holds them all, then catches up: the S ms it owes go out at once,
+// back-to-back sendmmsg calls of 64 datagrams, before pacing resumes.
 //
 // Output: one JSON line on stdout when done (sent, achieved rate, sequence range, errors, CPU).
 #include <arpa/inet.h>
@@ -51,7 +54,9 @@ struct Options {
     int cpu = -1;
     std::uint64_t start_seq = 0;
     double tick_us = 1000.0;
-    std::size_t max_burst = 0;  // 0: rate * 50 ms
+    std::size_t max_burst = 0;  // 0: rate * (50 ms + stall_ms)
+    double stall_ms = 0;        // with stall_every_ms: the pause of each burst cycle
+    double stall_every_ms = 0;  // the burst cycle; 0: no stalls
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -59,7 +64,7 @@ struct Options {
                  "xrayd-loadgen: %s\n"
                  "usage: xrayd-loadgen [--target HOST:PORT] [--rate N/s] [--duration S]\n"
                  "         [--size 300|1k|8k|BYTES] [--sockets N] [--cpu N] [--start-seq N]\n"
-                 "         [--tick-us US] [--max-burst N]\n",
+                 "         [--tick-us US] [--max-burst N] [--stall-ms S --stall-every-ms P]\n",
                  why);
     std::exit(2);
 }
@@ -113,12 +118,20 @@ Options parse_options(int argc, char** argv) {
             o.tick_us = std::max(50.0, std::strtod(value, nullptr));
         } else if (arg == "--max-burst") {
             o.max_burst = std::strtoull(value, nullptr, 10);
+        } else if (arg == "--stall-ms") {
+            o.stall_ms = std::strtod(value, nullptr);
+        } else if (arg == "--stall-every-ms") {
+            o.stall_every_ms = std::strtod(value, nullptr);
         } else {
             usage("unknown option");
         }
     }
     if (o.rate < 0 || o.duration_s < 0) {
         usage("--rate and --duration must be >= 0");
+    }
+    if (o.stall_ms < 0 || o.stall_every_ms < 0 ||
+        (o.stall_every_ms > 0 && o.stall_ms >= o.stall_every_ms)) {
+        usage("--stall-ms must be >= 0 and shorter than --stall-every-ms");
     }
     return o;
 }
@@ -339,7 +352,11 @@ int main(int argc, char** argv) {
     const std::uint64_t max_burst =
         opt.max_burst > 0
             ? opt.max_burst
-            : std::max<std::uint64_t>(max_batch, static_cast<std::uint64_t>(opt.rate * 0.05));
+            : std::max<std::uint64_t>(
+                  max_batch, static_cast<std::uint64_t>(opt.rate * (0.05 + opt.stall_ms / 1e3)));
+    const auto stall_ns = static_cast<std::int64_t>(opt.stall_ms * 1e6);
+    const auto cycle_ns = static_cast<std::int64_t>(opt.stall_every_ms * 1e6);
+    std::uint64_t stalls = 0;
     const std::int64_t start = now_ns(CLOCK_MONOTONIC);
     const std::int64_t end = start + static_cast<std::int64_t>(opt.duration_s * 1e9);
     const std::uint64_t total_due = static_cast<std::uint64_t>(opt.rate * opt.duration_s);
@@ -347,7 +364,21 @@ int main(int argc, char** argv) {
     std::uint64_t shed = 0;       // datagrams the bucket gave up because the sender fell behind
     std::int64_t next_tick = start;
     for (;;) {
-        const std::int64_t now = now_ns(CLOCK_MONOTONIC);
+        std::int64_t now = now_ns(CLOCK_MONOTONIC);
+        if (cycle_ns > 0 && stall_ns > 0 && now < end) {
+            // In the first S ms of a cycle: sleep the rest of it, then owe all of it at once.
+            const std::int64_t phase = (now - start) % cycle_ns;
+            if (phase < stall_ns) {
+                const std::int64_t resume = std::min(end, now + (stall_ns - phase));
+                timespec wake{static_cast<time_t>(resume / 1'000'000'000),
+                              static_cast<long>(resume % 1'000'000'000)};
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nullptr) == EINTR) {
+                }
+                ++stalls;
+                now = now_ns(CLOCK_MONOTONIC);
+                next_tick = now;
+            }
+        }
         const std::int64_t elapsed = std::min(now, end) - start;
         std::uint64_t due = std::min(
             total_due, static_cast<std::uint64_t>(opt.rate * (static_cast<double>(elapsed) / 1e9)));
@@ -379,12 +410,13 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &usage);
     const double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-    std::printf("{\"sent\":%" PRIu64 ",\"target_rate\":%.1f,\"achieved_rate\":%.1f,"
-                "\"duration_s\":%.3f,\"size_bytes\":%zu,\"first_seq\":%" PRIu64
-                ",\"next_seq\":%" PRIu64 ",\"send_errors\":%" PRIu64 ",\"shed\":%" PRIu64
-                ",\"sendmmsg_calls\":%" PRIu64 ",\"sockets\":%d,\"cpu_s\":%.3f,\"cpu_pct\":%.1f}\n",
-                s.sent, opt.rate, elapsed_s > 0 ? static_cast<double>(s.sent) / elapsed_s : 0.0,
-                elapsed_s, s.layout.text.size(), opt.start_seq, s.next_seq, s.send_errors, shed,
-                s.calls, opt.sockets, cpu_s, elapsed_s > 0 ? 100.0 * cpu_s / elapsed_s : 0.0);
+    std::printf(
+        "{\"sent\":%" PRIu64 ",\"target_rate\":%.1f,\"achieved_rate\":%.1f,"
+        "\"duration_s\":%.3f,\"size_bytes\":%zu,\"first_seq\":%" PRIu64 ",\"next_seq\":%" PRIu64
+        ",\"send_errors\":%" PRIu64 ",\"shed\":%" PRIu64 ",\"sendmmsg_calls\":%" PRIu64
+        ",\"stalls\":%" PRIu64 ",\"sockets\":%d,\"cpu_s\":%.3f,\"cpu_pct\":%.1f}\n",
+        s.sent, opt.rate, elapsed_s > 0 ? static_cast<double>(s.sent) / elapsed_s : 0.0, elapsed_s,
+        s.layout.text.size(), opt.start_seq, s.next_seq, s.send_errors, shed, s.calls, stalls,
+        opt.sockets, cpu_s, elapsed_s > 0 ? 100.0 * cpu_s / elapsed_s : 0.0);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <system_error>
 
@@ -215,6 +216,33 @@ int int_option(int fd, int level, int name) {
     return value;
 }
 
+// The value of sysctl net.core.rmem_max; -1 when it cannot be read (no /proc/sys).
+long rmem_max_sysctl() {
+    std::ifstream in("/proc/sys/net/core/rmem_max");
+    long value = -1;
+    if (!(in >> value)) {
+        return -1;
+    }
+    return value;
+}
+
+// What the kernel granted (SO_RCVBUF reads back twice the usable size), and when it is less
+// than asked, what capped it and how an operator lifts the cap: bursts the pipeline cannot
+// absorb at once wait in this buffer, and overflow it as kernel drops.
+void log_receive_buffer(Logger& logger, std::size_t asked, int reported) {
+    const long granted = reported > 0 ? reported / 2 : reported;
+    if (granted >= 0 && static_cast<std::size_t>(granted) >= asked) {
+        logger.info("Receive buffer for UDP sockets: asked {} bytes, kernel granted {}", asked,
+                    granted);
+        return;
+    }
+    const long cap = rmem_max_sysctl();
+    logger.info("Receive buffer for UDP sockets: asked {} bytes, kernel granted {} (capped by "
+                "net.core.rmem_max{}, since the process lacks CAP_NET_ADMIN; for bursts, raise "
+                "it: sysctl -w net.core.rmem_max={})",
+                asked, granted, cap >= 0 ? fmt::format(" = {}", cap) : std::string(), asked);
+}
+
 bool set_int_option(int fd, int level, int name, int value) {
     return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
 }
@@ -411,9 +439,8 @@ std::vector<UniqueFd> open_udp_sockets(const std::string& address, const UdpSock
                 logger.warn("Cannot set the UDP receive buffer: {}", go_errno_text(errno));
             }
             if (i == 0) {
-                const int granted = int_option(fd.get(), SOL_SOCKET, SO_RCVBUF);
-                logger.info("Receive buffer for UDP sockets: asked {} bytes, kernel granted {}",
-                            receive_buffer_bytes, granted > 0 ? granted / 2 : granted);
+                log_receive_buffer(logger, receive_buffer_bytes,
+                                   int_option(fd.get(), SOL_SOCKET, SO_RCVBUF));
             }
         }
 #ifdef XRAYD_HAVE_SO_RXQ_OVFL

@@ -6,10 +6,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <xrayd_config.h>
 
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -309,6 +311,59 @@ TEST_CASE("open_udp_sockets raises the receive buffer and logs what the kernel g
                                  "kernel granted " +
                                  std::to_string(granted) + "\n";
     CHECK(log.lines->front().find(expected) != std::string::npos);
+}
+
+TEST_CASE("a receive buffer capped by net.core.rmem_max is logged with the cap and the fix") {
+    // Without CAP_NET_ADMIN (an unprivileged child when the suite runs as root) SO_RCVBUFFORCE
+    // is refused and SO_RCVBUF stops at rmem_max; ask for more than that.
+    long cap = -1;
+    {
+        std::ifstream in("/proc/sys/net/core/rmem_max");
+        REQUIRE(static_cast<bool>(in >> cap));
+    }
+    const std::size_t asked = static_cast<std::size_t>(cap) + (1U << 20);
+    auto log_line = [asked] {
+        CapturingLogger log;
+        auto sockets = open_udp_sockets("127.0.0.1:0", 1, asked, log.logger);
+        return log.lines->size() == 1 ? log.lines->front() : std::string("no single line");
+    };
+    std::string line;
+    if (::geteuid() == 0) {
+        int out[2];
+        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            // nobody: no capabilities. Only async-signal-safe calls would be strictly allowed
+            // here; the test process has no other threads running at this point.
+            if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
+                ::_exit(3);
+            }
+            const std::string text = log_line();
+            (void)!::write(out[1], text.data(), text.size());
+            ::_exit(0);
+        }
+        ::close(out[1]);
+        char buffer[1024];
+        ssize_t n = 0;
+        while ((n = ::read(out[0], buffer, sizeof buffer)) > 0) {
+            line.append(buffer, static_cast<std::size_t>(n));
+        }
+        ::close(out[0]);
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        REQUIRE(WIFEXITED(status));
+        REQUIRE(WEXITSTATUS(status) == 0);
+    } else {
+        line = log_line();
+    }
+    CAPTURE(line);
+    CHECK(line.find("[Info] Receive buffer for UDP sockets: asked " + std::to_string(asked) +
+                    " bytes, kernel granted " + std::to_string(cap) +
+                    " (capped by net.core.rmem_max = " + std::to_string(cap) +
+                    ", since the process lacks CAP_NET_ADMIN; for bursts, raise it: sysctl -w "
+                    "net.core.rmem_max=" +
+                    std::to_string(asked) + ")") != std::string::npos);
 }
 
 TEST_CASE("local_address formats IPv4 and IPv6 the Go way") {
