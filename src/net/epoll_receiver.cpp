@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 
+#include <xrayd/common/error_text.h>
 #include <xrayd/common/startup_error.h>
 
 #include <xrayd/flow/flow_control.h>
@@ -40,12 +41,6 @@ constexpr int max_rounds_at_stop = 4096;
 constexpr std::uint64_t socket_tag = 0;
 constexpr std::uint64_t stop_tag = 1;
 constexpr auto error_log_interval = std::chrono::seconds(10);
-
-// strerror without allocating or touching shared state: safe in noexcept data-plane code.
-const char* error_text(int error) noexcept {
-    const char* text = ::strerrordesc_np(error);
-    return text != nullptr ? text : "unknown error";
-}
 
 class EpollReceiver final : public Receiver {
 public:
@@ -183,10 +178,6 @@ private:
     RateLimiter error_limit_{error_log_interval};
 };
 
-std::string errno_message(int error) {
-    return error_text(error);
-}
-
 }  // namespace
 
 std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& handler,
@@ -205,25 +196,25 @@ std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& 
     auto slots = SlotPool::create(options.batch, options.slot_bytes, options.padding);
     if (!slots) {
         throw StartupError(fmt::format("epoll receiver: cannot map {} receive slots: {}",
-                                       options.batch, errno_message(slots.error())));
+                                       options.batch, error_text(slots.error())));
     }
     UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll) {
-        throw StartupError(fmt::format("epoll receiver: epoll_create1: {}", errno_message(errno)));
+        throw StartupError(fmt::format("epoll receiver: epoll_create1: {}", error_text(errno)));
     }
     UniqueFd stop_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!stop_event) {
-        throw StartupError(fmt::format("epoll receiver: eventfd: {}", errno_message(errno)));
+        throw StartupError(fmt::format("epoll receiver: eventfd: {}", error_text(errno)));
     }
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = socket_tag;
     if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, socket.get(), &event) != 0) {
-        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", errno_message(errno)));
+        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", error_text(errno)));
     }
     event.data.u64 = stop_tag;
     if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(), &event) != 0) {
-        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", errno_message(errno)));
+        throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", error_text(errno)));
     }
     return std::make_unique<EpollReceiver>(std::move(socket), std::move(epoll),
                                            std::move(stop_event), std::move(slots.value()), handler,

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 
+#include <xrayd/common/error_text.h>
 #include <xrayd/common/startup_error.h>
 
 #include "io_uring.h"
@@ -26,8 +27,7 @@ using net_detail::BufferRing;
 using net_detail::IoUring;
 
 std::string errno_message(int error) {
-    const char* text = ::strerrordesc_np(error);
-    return text != nullptr ? text : fmt::format("error {}", error);
+    return error_text(error);
 }
 
 // The value of sysctl kernel.io_uring_disabled (Linux 6.6+); -1 when it is not there.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include <xrayd/common/error_text.h>
 #include <xrayd/common/startup_error.h>
 
 #include <xrayd/flow/flow_control.h>
@@ -58,10 +59,6 @@ constexpr int max_rounds_at_stop = 4096;
 // A cancel at stop normally completes at once; wait at most this many 1 s timeouts for it.
 constexpr int max_cancel_timeouts = 5;
 constexpr auto error_log_interval = std::chrono::seconds(10);
-const char* error_text(int error) noexcept {
-    const char* text = ::strerrordesc_np(error);
-    return text != nullptr ? text : "unknown error";
-}
 
 std::size_t round_up_power_of_two(std::size_t n) noexcept {
     std::size_t p = 1;

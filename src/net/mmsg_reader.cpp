@@ -8,6 +8,8 @@
 #include <cstring>
 #include <span>
 
+#include <xrayd/common/error_text.h>
+
 namespace xrayd::net_detail {
 
 void DropStamp::note([[maybe_unused]] const cmsghdr& c) noexcept {
@@ -71,11 +73,10 @@ void ReceiveSocket::fail(Logger& logger, std::string_view backend, const char* o
     }
     failed_.store(true, std::memory_order_release);
     counters_.add(Counter::receivers_failed);
-    const char* text = ::strerrordesc_np(error);
     logger.error("daemon: socket: err: {}: {}: this {} receiver stopped and closed its socket; "
                  "the kernel sends its share of the traffic to the other receivers "
                  "(receivers_failed)",
-                 operation, text != nullptr ? text : "unknown error", backend);
+                 operation, error_text(error), backend);
 }
 
 MmsgReader::MmsgReader(const SlotPool& slots, std::size_t count, std::size_t offset)
