@@ -112,45 +112,45 @@ if [ ! -f "$prefix/lib/libmicrohttpd.a" ]; then
     { tail -30 "$work/mhd.log" >&2; exit 1; }
 fi
 
+# compiled_library NAME VERSION DESCRIPTION STD OPT INCLUDE_DIR SOURCE...: a static library of
+# the sources, compiled as they are (no build system), and its .pc.
+compiled_library() {
+  local name=$1 version=$2 description=$3 std=$4 opt=$5 include=$6 objects=() unit object
+  shift 6
+  rm -rf "${work:?}/$name" && mkdir -p "$work/$name"
+  for unit in "$@"; do
+    object=$work/$name/$(basename "${unit%.*}").o
+    $CXX -std="$std" "$opt" -g0 -fPIE -DNDEBUG -ffile-prefix-map="$cache"=. -I"$include" \
+      -c "$unit" -o "$object"
+    objects+=("$object")
+  done
+  rm -f "$prefix/lib/lib$name.a"
+  $AR rcsD "$prefix/lib/lib$name.a" "${objects[@]}"
+  cat > "$prefix/lib/pkgconfig/$name.pc" <<EOF
+prefix=$prefix
+Name: $name
+Description: $description
+Version: $version
+Libs: -L\${prefix}/lib -l$name
+Cflags: -I\${prefix}/include
+EOF
+}
+
 if [ ! -f "$prefix/lib/libsimdjson.a" ]; then
   echo "release-deps: building simdjson for $arch"
   src=$(unpack simdjson)
-  rm -rf "$work/simdjson" && mkdir -p "$work/simdjson"
   version=$(sed -n 's/^#define SIMDJSON_VERSION "\?\([0-9.]*\)"\?$/\1/p' "$src/singleheader/simdjson.h")
-  $CXX -std=c++17 -O3 -g0 -fPIE -DNDEBUG -ffile-prefix-map="$cache"=. \
-    -I"$src/singleheader" -c "$src/singleheader/simdjson.cpp" -o "$work/simdjson/simdjson.o"
-  rm -f "$prefix/lib/libsimdjson.a"
-  $AR rcsD "$prefix/lib/libsimdjson.a" "$work/simdjson/simdjson.o"
+  compiled_library simdjson "$version" "simdjson (static, from Debian's source package)" \
+    c++17 -O3 "$src/singleheader" "$src/singleheader/simdjson.cpp"
   install -m 0644 "$src/singleheader/simdjson.h" "$prefix/include/simdjson.h"
-  cat > "$prefix/lib/pkgconfig/simdjson.pc" <<EOF
-prefix=$prefix
-Name: simdjson
-Description: simdjson (static, from Debian's source package)
-Version: $version
-Libs: -L\${prefix}/lib -lsimdjson
-Cflags: -I\${prefix}/include
-EOF
 fi
 if [ ! -f "$prefix/lib/libfmt.a" ]; then
   echo "release-deps: building fmt for $arch"
   src=$(unpack fmtlib)
-  rm -rf "$work/fmt" && mkdir -p "$work/fmt"
   version=$(sed -n 's/^#define FMT_VERSION \([0-9]*\)$/\1/p' "$src/include/fmt/core.h")
   version=$((version / 10000)).$((version / 100 % 100)).$((version % 100))
-  for unit in format os; do
-    $CXX -std=c++17 -O2 -g0 -fPIE -DNDEBUG -ffile-prefix-map="$cache"=. -I"$src/include" \
-      -c "$src/src/$unit.cc" -o "$work/fmt/$unit.o"
-  done
-  rm -f "$prefix/lib/libfmt.a"
-  $AR rcsD "$prefix/lib/libfmt.a" "$work/fmt/format.o" "$work/fmt/os.o"
+  compiled_library fmt "$version" "fmt (static, from Debian's source package fmtlib)" \
+    c++17 -O2 "$src/include" "$src/src/format.cc" "$src/src/os.cc"
   rm -rf "$prefix/include/fmt" && cp -r "$src/include/fmt" "$prefix/include/fmt"
-  cat > "$prefix/lib/pkgconfig/fmt.pc" <<EOF
-prefix=$prefix
-Name: fmt
-Description: fmt (static, from Debian's source package fmtlib)
-Version: $version
-Libs: -L\${prefix}/lib -lfmt
-Cflags: -I\${prefix}/include
-EOF
 fi
 echo "$prefix"
