@@ -3,7 +3,6 @@
 #include <xrayd/http/connection_gate.h>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -46,7 +45,7 @@ std::string_view status_text(unsigned status) noexcept {
 
 }  // namespace
 
-ConnectionGate::State::State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, UniqueFd wake,
+ConnectionGate::State::State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, EventFd wake,
                              Counters& c, Logger& log)
     : options(std::move(o)),
       listen_fd(std::move(listen)),
@@ -77,11 +76,7 @@ std::unique_ptr<ConnectionGate> ConnectionGate::create(ConnectionGateOptions opt
         throw StartupError(
             fmt::format("{} listener: epoll_create1: {}", options.name, std::strerror(errno)));
     }
-    UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!wake.valid()) {
-        throw StartupError(
-            fmt::format("{} listener: eventfd: {}", options.name, std::strerror(errno)));
-    }
+    EventFd wake(fmt::format("{} listener", options.name));
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;  // the listening socket
@@ -93,7 +88,7 @@ std::unique_ptr<ConnectionGate> ConnectionGate::create(ConnectionGateOptions opt
                                          std::move(wake), counters, logger);
     ev.events = EPOLLIN;
     ev.data.ptr = &state->wake_fd;  // stop()
-    if (::epoll_ctl(state->epoll_fd.get(), EPOLL_CTL_ADD, state->wake_fd.get(), &ev) != 0) {
+    if (::epoll_ctl(state->epoll_fd.get(), EPOLL_CTL_ADD, state->wake_fd.fd(), &ev) != 0) {
         throw StartupError(
             fmt::format("{} listener: epoll_ctl: {}", state->options.name, std::strerror(errno)));
     }
@@ -127,8 +122,10 @@ void ConnectionGate::stop() noexcept {
     State& s = *state_;
     if (s.thread.joinable()) {
         s.stopping.store(true);
-        const std::uint64_t one = 1;
-        while (::write(s.wake_fd.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
+        if (const int error = s.wake_fd.signal(); error != 0) {
+            // The thread sees `stopping` at its next wake-up (a connection or a timeout).
+            s.logger.error("{} listener: signalling its stop: {}", s.options.name,
+                           std::strerror(error));
         }
         s.thread.join();
     }

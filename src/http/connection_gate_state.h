@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/http/connection_gate.h>
@@ -45,7 +46,7 @@ struct ConnectionGate::State {
     // A peer_key() as text, for the log ("?" when it is none).
     [[nodiscard]] static std::string peer_text(std::string_view key);
 
-    State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, UniqueFd wake, Counters& c,
+    State(ConnectionGateOptions o, UniqueFd listen, UniqueFd ep, EventFd wake, Counters& c,
           Logger& log);
 
     // The event loop (connection_gate.cpp): accept, peek at each head until its deadline, then
@@ -72,7 +73,7 @@ struct ConnectionGate::State {
     const ConnectionGateOptions options;
     UniqueFd listen_fd;
     UniqueFd epoll_fd;
-    UniqueFd wake_fd;  // stop() writes it
+    EventFd wake_fd;  // stop() signals it
     Counters& counters;
     Logger& logger;
     MHD_Daemon* daemon = nullptr;

@@ -2,7 +2,6 @@
 #include <xrayd/http/curl_epoll.h>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,14 +51,14 @@ int curl_select_for(std::uint32_t events) noexcept {
 }  // namespace
 
 CurlEpoll::CurlEpoll(std::string_view what, Logger& logger, RateLimiter& internal_errors)
-    : what_(what), logger_(logger), internal_errors_(internal_errors), multi_(CurlMulti::create()) {
+    : what_(what),
+      logger_(logger),
+      internal_errors_(internal_errors),
+      wake_(what),
+      multi_(CurlMulti::create()) {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_.valid()) {
         throw StartupError(fmt::format("{}: epoll_create1: {}", what, std::strerror(errno)));
-    }
-    wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!wake_.valid()) {
-        throw StartupError(fmt::format("{}: eventfd: {}", what, std::strerror(errno)));
     }
     quiet_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!quiet_.valid()) {
@@ -67,9 +66,9 @@ CurlEpoll::CurlEpoll(std::string_view what, Logger& logger, RateLimiter& interna
     }
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.fd = wake_.get();
+    event.data.fd = wake_.fd();
     for (const int set : {epoll_.get(), quiet_.get()}) {
-        if (::epoll_ctl(set, EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
+        if (::epoll_ctl(set, EPOLL_CTL_ADD, wake_.fd(), &event) != 0) {
             throw StartupError(fmt::format("{}: epoll_ctl: {}", what, std::strerror(errno)));
         }
     }
@@ -126,7 +125,7 @@ void CurlEpoll::wait(int timeout_ms, bool answers_may_wait) noexcept {
     }
     for (int i = 0; i < ready; ++i) {
         const epoll_event& event = events[static_cast<std::size_t>(i)];
-        if (event.data.fd == wake_.get()) {
+        if (event.data.fd == wake_.fd()) {
             drain_wakeups();
         } else {
             act(event.data.fd, event.events);
@@ -136,14 +135,8 @@ void CurlEpoll::wait(int timeout_ms, bool answers_may_wait) noexcept {
 }
 
 void CurlEpoll::wakeup() noexcept {
-    const std::uint64_t one = 1;
-    ssize_t written = 0;
-    do {
-        written = ::write(wake_.get(), &one, sizeof one);
-    } while (written < 0 && errno == EINTR);
-    // EAGAIN: the counter is full, so the eventfd is readable already and a wake is pending.
-    if (written < 0 && errno != EAGAIN) {
-        log_failure("waking the transfers (eventfd write)", std::strerror(errno));
+    if (const int error = wake_.signal(); error != 0) {
+        log_failure("waking the transfers (eventfd write)", std::strerror(error));
     }
 }
 
@@ -303,10 +296,8 @@ void CurlEpoll::act(curl_socket_t socket, std::uint32_t events) noexcept {
 }
 
 void CurlEpoll::drain_wakeups() noexcept {
-    std::uint64_t count = 0;
-    // EAGAIN: nothing left to read (cannot happen right after EPOLLIN; harmless).
-    if (::read(wake_.get(), &count, sizeof count) < 0 && errno != EAGAIN && errno != EINTR) {
-        log_failure("draining wake-ups (eventfd read)", std::strerror(errno));
+    if (const int error = wake_.drain(); error != 0) {
+        log_failure("draining wake-ups (eventfd read)", std::strerror(error));
     }
 }
 

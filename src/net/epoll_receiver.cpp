@@ -3,7 +3,6 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -15,6 +14,7 @@
 #include <optional>
 
 #include <xrayd/common/error_text.h>
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/startup_error.h>
 
 #include <xrayd/flow/flow_control.h>
@@ -44,7 +44,7 @@ constexpr auto error_log_interval = std::chrono::seconds(10);
 
 class EpollReceiver final : public Receiver {
 public:
-    EpollReceiver(UniqueFd socket, UniqueFd epoll, UniqueFd stop_event, SlotPool slots,
+    EpollReceiver(UniqueFd socket, UniqueFd epoll, EventFd stop_event, SlotPool slots,
                   DatagramHandler& handler, const PaceSource* pace, Counters& counters,
                   Logger& logger)
         : socket_(std::move(socket), counters),
@@ -109,9 +109,10 @@ public:
 
     void stop() noexcept override {
         stop_requested_.store(true, std::memory_order_release);
-        const std::uint64_t one = 1;
-        // Fails only when the counter would overflow, i.e. the event is already signalled.
-        (void)!::write(stop_event_.get(), &one, sizeof one);
+        if (const int error = stop_event_.signal(); error != 0) {
+            // The flag still stops the loop at its next wake-up (a datagram or the pace).
+            logger_.error("epoll receiver: signalling its stop: {}", error_text(error));
+        }
     }
 
     [[nodiscard]] std::string_view backend() const noexcept override { return "epoll"; }
@@ -148,7 +149,7 @@ private:
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sleep).count();
         const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
                                static_cast<long>(ns % 1'000'000'000)};
-        pollfd stop{stop_event_.get(), POLLIN, 0};
+        pollfd stop{stop_event_.fd(), POLLIN, 0};
         // EINTR or an error only ends the sleep early: the loop copes with either.
         (void)::ppoll(&stop, 1, &timeout, nullptr);
     }
@@ -168,7 +169,7 @@ private:
 
     ReceiveSocket socket_;
     UniqueFd epoll_;
-    UniqueFd stop_event_;
+    EventFd stop_event_;
     SlotPool slots_;
     DatagramHandler& handler_;
     const PaceSource* pace_;  // null: no pacing
@@ -202,10 +203,7 @@ std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& 
     if (!epoll) {
         throw StartupError(fmt::format("epoll receiver: epoll_create1: {}", error_text(errno)));
     }
-    UniqueFd stop_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!stop_event) {
-        throw StartupError(fmt::format("epoll receiver: eventfd: {}", error_text(errno)));
-    }
+    EventFd stop_event("epoll receiver");
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = socket_tag;
@@ -213,7 +211,7 @@ std::unique_ptr<Receiver> make_epoll_receiver(UniqueFd socket, DatagramHandler& 
         throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", error_text(errno)));
     }
     event.data.u64 = stop_tag;
-    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(), &event) != 0) {
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_event.fd(), &event) != 0) {
         throw StartupError(fmt::format("epoll receiver: epoll_ctl: {}", error_text(errno)));
     }
     return std::make_unique<EpollReceiver>(std::move(socket), std::move(epoll),

@@ -3,7 +3,6 @@
 
 #include <liburing.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <xrayd_config.h>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include <xrayd/common/error_text.h>
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/startup_error.h>
 
 #include <xrayd/flow/flow_control.h>
@@ -70,7 +70,7 @@ std::size_t round_up_power_of_two(std::size_t n) noexcept {
 
 class IoUringReceiver final : public Receiver {
 public:
-    IoUringReceiver(UniqueFd socket, UniqueFd stop_event, SlotPool slots, std::size_t batch,
+    IoUringReceiver(UniqueFd socket, EventFd stop_event, SlotPool slots, std::size_t batch,
                     DatagramHandler& handler, const PaceSource* pace, Counters& counters,
                     Logger& logger)
         : socket_(std::move(socket), counters),
@@ -196,9 +196,10 @@ public:
 
     void stop() noexcept override {
         stop_requested_.store(true, std::memory_order_release);
-        const std::uint64_t one = 1;
-        // Fails only when the counter would overflow, i.e. the event is already signalled.
-        (void)!::write(stop_event_.get(), &one, sizeof one);
+        if (const int error = stop_event_.signal(); error != 0) {
+            // The flag still stops the loop at its next wake-up (a datagram or the pace).
+            logger_.error("io_uring receiver: signalling its stop: {}", error_text(error));
+        }
     }
 
     [[nodiscard]] std::string_view backend() const noexcept override { return "io_uring"; }
@@ -233,7 +234,7 @@ private:
             log_error("io_uring_get_sqe", EBUSY);
             return;
         }
-        ::io_uring_prep_poll_add(sqe, stop_event_.get(), POLLIN);
+        ::io_uring_prep_poll_add(sqe, stop_event_.fd(), POLLIN);
         ::io_uring_sqe_set_data64(sqe, stop_tag);
         stop_armed_ = true;
     }
@@ -414,7 +415,7 @@ private:
     // Declaration order is destruction order reversed: the ring goes first (ending the
     // receive and the buffer ring registration), then the memory the kernel was writing to.
     ReceiveSocket socket_;
-    UniqueFd stop_event_;
+    EventFd stop_event_;
     SlotPool slots_;
     BufferRing buffer_ring_;
     IoUring ring_;
@@ -470,10 +471,7 @@ std::unique_ptr<Receiver> make_io_uring_receiver(UniqueFd socket, DatagramHandle
         throw StartupError(fmt::format("io_uring receiver: cannot map {} receive slots: {}",
                                        buffers, error_text(slots.error())));
     }
-    UniqueFd stop_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!stop_event) {
-        throw StartupError(fmt::format("io_uring receiver: eventfd: {}", error_text(errno)));
-    }
+    EventFd stop_event("io_uring receiver");
     auto receiver = std::make_unique<IoUringReceiver>(std::move(socket), std::move(stop_event),
                                                       std::move(slots.value()), options.batch,
                                                       handler, options.pace, counters, logger);

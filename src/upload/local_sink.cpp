@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -48,20 +47,15 @@ std::unique_ptr<LocalSink> LocalSink::create(std::string path, Counters& counter
                              "path of the file itself)"
                            : std::strerror(error)));
     }
-    UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!wake) {
-        throw StartupError(fmt::format("eventfd failed: {}", std::strerror(errno)));
-    }
     return std::unique_ptr<LocalSink>(
-        new LocalSink(std::move(path), std::move(out), std::move(wake), counters, logger));
+        new LocalSink(std::move(path), std::move(out), counters, logger));
 }
 
-LocalSink::LocalSink(std::string path, UniqueFd out, UniqueFd wake, Counters& counters,
-                     Logger& logger) noexcept
+LocalSink::LocalSink(std::string path, UniqueFd out, Counters& counters, Logger& logger)
     : path_(std::move(path)),
       out_(std::move(out)),
       regular_file_(is_regular_file(out_.get())),
-      wake_(std::move(wake)),
+      wake_("local sink"),
       counters_(counters),
       logger_(logger),
       error_limiter_(error_log_interval) {}
@@ -161,12 +155,17 @@ bool LocalSink::flush() noexcept {
 
 void LocalSink::wait(Duration max_wait) noexcept {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(max_wait).count();
-    pollfd pfd{wake_.get(), POLLIN, 0};
+    pollfd pfd{wake_.fd(), POLLIN, 0};
     const int timeout = static_cast<int>(std::clamp<std::int64_t>(ms, 0, 60'000));
     if (::poll(&pfd, 1, timeout) > 0 && (pfd.revents & POLLIN) != 0) {
-        std::uint64_t value = 0;
-        // Resets the counter; EAGAIN (another reader raced us) is fine.
-        (void)!::read(wake_.get(), &value, sizeof value);
+        log_wake_failure("draining wake-ups (eventfd read)", wake_.drain());
+    }
+}
+
+void LocalSink::log_wake_failure(std::string_view what, int error) noexcept {
+    std::uint64_t suppressed = 0;
+    if (error != 0 && error_limiter_.allow(Clock::now(), &suppressed)) {
+        logger_.error("Local sink: {} failed: {}", what, std::strerror(error));
     }
 }
 
@@ -181,9 +180,7 @@ void LocalSink::run_once(Duration max_wait, Answers /*answers: a pipe answers no
 }
 
 void LocalSink::wakeup() noexcept {
-    const std::uint64_t one = 1;
-    // EAGAIN means the counter is already non-zero: the sink wakes either way.
-    (void)!::write(wake_.get(), &one, sizeof one);
+    log_wake_failure("waking (eventfd write)", wake_.signal());
 }
 
 std::size_t LocalSink::abandon() noexcept {

@@ -8,8 +8,8 @@
 #include <memory>
 #include <optional>
 
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/time.h>
-#include <xrayd/common/unique_fd.h>
 
 namespace xrayd {
 
@@ -49,15 +49,15 @@ public:
     }
     // An eventfd that polls readable (POLLIN) once cancel() ran. IMPORTANT: poll it, never read
     // it: reading would clear it for every other waiter.
-    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    [[nodiscard]] int fd() const noexcept { return fd_.fd(); }
 
     Cancellation(const Cancellation&) = delete;
     Cancellation& operator=(const Cancellation&) = delete;
 
 private:
-    explicit Cancellation(UniqueFd fd) noexcept : fd_(std::move(fd)) {}
+    explicit Cancellation(EventFd fd) noexcept : fd_(std::move(fd)) {}
     static constexpr Clock::rep no_deadline = std::numeric_limits<Clock::rep>::max();
-    UniqueFd fd_;
+    EventFd fd_;
     std::atomic<bool> cancelled_{false};
     std::atomic<Clock::rep> deadline_{no_deadline};
 };

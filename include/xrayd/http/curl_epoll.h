@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/http/curl.h>
@@ -98,8 +99,8 @@ private:
     std::string_view what_;
     Logger& logger_;
     RateLimiter& internal_errors_;
+    EventFd wake_;  // in epoll_ and quiet_ for EPOLLIN
     UniqueFd epoll_;
-    UniqueFd wake_;   // eventfd, in epoll_ for EPOLLIN
     UniqueFd quiet_;  // a second epoll set holding wake_ alone: a wait that answers do not end
     // curl's deadline (CURLMOPT_TIMERFUNCTION): it stands until curl sets another or clears it.
     bool timer_armed_ = false;

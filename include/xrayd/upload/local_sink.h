@@ -7,8 +7,10 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <xrayd/batch/batch_sink.h>
+#include <xrayd/common/event_fd.h>
 #include <xrayd/common/time.h>
 #include <xrayd/common/unique_fd.h>
 #include <xrayd/flow/event_loop.h>
@@ -39,8 +41,8 @@ public:
     [[nodiscard]] std::size_t abandon() noexcept override;
 
 private:
-    LocalSink(std::string path, UniqueFd out, UniqueFd wake, Counters& counters,
-              Logger& logger) noexcept;
+    // Throws StartupError when the wake-up eventfd cannot be created.
+    LocalSink(std::string path, UniqueFd out, Counters& counters, Logger& logger);
     // Writes queued batches until done or a write fails. True when the queue is empty.
     bool flush() noexcept;
     // Writes the rest of the head batch's line (partial writes continued; a full non-blocking
@@ -49,12 +51,14 @@ private:
     // After a failed write: takes back the part of the head line written, where possible.
     void untear_head_line() noexcept;
     void wait(Duration max_wait) noexcept;
+    // Logs (rate-limited) an eventfd failure: `error` is its errno, 0 for none.
+    void log_wake_failure(std::string_view what, int error) noexcept;
 
     std::string path_;
     UniqueFd out_;
     bool regular_file_;      // out_ can be truncated back to a line start
     off_t line_start_ = -1;  // offset of the head line in a regular file
-    UniqueFd wake_;          // eventfd
+    EventFd wake_;
     Counters& counters_;
     Logger& logger_;
     std::deque<Batch> queue_;
