@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <xrayd_config.h>
@@ -21,6 +20,7 @@
 #include <xrayd/common/startup_error.h>
 #include <xrayd/net/io_backend.h>
 
+#include "child_process.h"
 #include "loopback.h"
 
 using namespace xrayd;
@@ -329,31 +329,13 @@ TEST_CASE("a receive buffer capped by net.core.rmem_max is logged with the cap a
     };
     std::string line;
     if (::geteuid() == 0) {
-        int out[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        const pid_t child = ::fork();
-        REQUIRE(child >= 0);
-        if (child == 0) {
-            // nobody: no capabilities. Only async-signal-safe calls would be strictly allowed
-            // here; the test process has no other threads running at this point.
+        line = xrayd::test::run_in_child([&log_line] {
+            // nobody: no capabilities.
             if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
-                ::_exit(3);
+                return std::string("setuid failed");
             }
-            const std::string text = log_line();
-            (void)!::write(out[1], text.data(), text.size());
-            ::_exit(0);
-        }
-        ::close(out[1]);
-        char buffer[1024];
-        ssize_t n = 0;
-        while ((n = ::read(out[0], buffer, sizeof buffer)) > 0) {
-            line.append(buffer, static_cast<std::size_t>(n));
-        }
-        ::close(out[0]);
-        int status = 0;
-        REQUIRE(::waitpid(child, &status, 0) == child);
-        REQUIRE(WIFEXITED(status));
-        REQUIRE(WEXITSTATUS(status) == 0);
+            return log_line();
+        });
     } else {
         line = log_line();
     }
