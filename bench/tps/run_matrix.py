@@ -279,6 +279,7 @@ class Bench:
                    "--target", f"127.0.0.1:{self.udp_port}", "--rate", str(rate),
                    "--duration", str(seconds), "--size", self.args.size,
                    "--sockets", str(self.args.sockets), "--start-seq", str(first_seq)]
+            cmd += self.args.loadgen_arg
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             gen = json.loads(out.strip().splitlines()[-1])
         else:
@@ -480,7 +481,8 @@ def markdown(result):
     lines = [
         f"Run {result['date']} on {result['machine']}; args "
         f"`step_seconds={result['args']['step_seconds']} size={result['args']['size']} "
-        f"-m {result['args']['memory_mb']} xrayd_arg={result['args']['xrayd_arg']}`.",
+        f"-m {result['args']['memory_mb']} xrayd_arg={result['args']['xrayd_arg']} "
+        f"loadgen_arg={result['args'].get('loadgen_arg', [])}`.",
         "",
         f"Idle RSS after start: {result['idle_rss_mb']:.2f} MB (anonymous "
         f"{result['idle_rss_anon_mb']:.2f} MB, file-backed {result['idle_rss_file_mb']:.2f} MB). "
@@ -538,6 +540,10 @@ def main():
                    help="comma list of the rates of the high phase")
     p.add_argument("--size", default="300", help="segment size: 300, 1k, 8k or bytes")
     p.add_argument("--sockets", type=int, default=4, help="generator sockets")
+    p.add_argument("--loadgen-arg", action="append", default=[],
+                   help="extra xrayd-loadgen argument (repeat; option and value apart), "
+                        "e.g. bursts: --loadgen-arg=--stall-ms --loadgen-arg=20 "
+                        "--loadgen-arg=--stall-every-ms --loadgen-arg=200")
     p.add_argument("--settle-seconds", type=float, default=1.0)
     p.add_argument("--drain-quiet-seconds", type=float, default=1.0)
     p.add_argument("--drain-max-seconds", type=float, default=30.0)
