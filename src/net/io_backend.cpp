@@ -11,11 +11,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include <xrayd/common/error_text.h>
 #include <xrayd/common/startup_error.h>
+#include <xrayd/common/sysctl.h>
 
 #include "io_uring.h"
 
@@ -30,23 +30,14 @@ std::string errno_message(int error) {
     return error_text(error);
 }
 
-// The value of sysctl kernel.io_uring_disabled (Linux 6.6+); -1 when it is not there.
-int io_uring_disabled_sysctl() {
-    std::ifstream in("/proc/sys/kernel/io_uring_disabled");
-    int value = -1;
-    if (!(in >> value)) {
-        return -1;
-    }
-    return value;
-}
-
 // Why io_uring_setup failed, with what usually causes it.
 std::string setup_failure(int error) {
     std::string text = "io_uring_setup: " + errno_message(error);
     switch (error) {
     case ENOSYS: return text + " (kernel without io_uring, or io_uring blocked by seccomp)";
     case EPERM: {
-        const int sysctl = io_uring_disabled_sysctl();
+        // kernel.io_uring_disabled exists from Linux 6.6 on.
+        const long sysctl = read_sysctl("kernel.io_uring_disabled").value_or(-1);
         if (sysctl == 2) {
             return text + " (disabled by sysctl kernel.io_uring_disabled=2)";
         }

@@ -13,12 +13,12 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <system_error>
 
 #include <xrayd/common/host_lookup.h>
 #include <xrayd/common/startup_error.h>
+#include <xrayd/common/sysctl.h>
 
 namespace xrayd {
 
@@ -216,16 +216,6 @@ int int_option(int fd, int level, int name) {
     return value;
 }
 
-// The value of sysctl net.core.rmem_max; -1 when it cannot be read (no /proc/sys).
-long rmem_max_sysctl() {
-    std::ifstream in("/proc/sys/net/core/rmem_max");
-    long value = -1;
-    if (!(in >> value)) {
-        return -1;
-    }
-    return value;
-}
-
 // What the kernel granted (SO_RCVBUF reads back twice the usable size), and when it is less
 // than asked, what capped it and how an operator lifts the cap: bursts the pipeline cannot
 // absorb at once wait in this buffer, and overflow it as kernel drops.
@@ -236,11 +226,11 @@ void log_receive_buffer(Logger& logger, std::size_t asked, int reported) {
                     granted);
         return;
     }
-    const long cap = rmem_max_sysctl();
+    const std::optional<long> cap = read_sysctl("net.core.rmem_max");
     logger.info("Receive buffer for UDP sockets: asked {} bytes, kernel granted {} (capped by "
                 "net.core.rmem_max{}, since the process lacks CAP_NET_ADMIN; for bursts, raise "
                 "it: sysctl -w net.core.rmem_max={})",
-                asked, granted, cap >= 0 ? fmt::format(" = {}", cap) : std::string(), asked);
+                asked, granted, cap ? fmt::format(" = {}", *cap) : std::string(), asked);
 }
 
 bool set_int_option(int fd, int level, int name, int value) {

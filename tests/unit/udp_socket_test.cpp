@@ -10,14 +10,15 @@
 
 #include <xrayd_config.h>
 
-#include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <xrayd/common/startup_error.h>
+#include <xrayd/common/sysctl.h>
 #include <xrayd/net/io_backend.h>
 
 #include "child_process.h"
@@ -316,11 +317,9 @@ TEST_CASE("open_udp_sockets raises the receive buffer and logs what the kernel g
 TEST_CASE("a receive buffer capped by net.core.rmem_max is logged with the cap and the fix") {
     // Without CAP_NET_ADMIN (an unprivileged child when the suite runs as root) SO_RCVBUFFORCE
     // is refused and SO_RCVBUF stops at rmem_max; ask for more than that.
-    long cap = -1;
-    {
-        std::ifstream in("/proc/sys/net/core/rmem_max");
-        REQUIRE(static_cast<bool>(in >> cap));
-    }
+    const std::optional<long> rmem_max = read_sysctl("net.core.rmem_max");
+    REQUIRE(rmem_max.has_value());
+    const long cap = *rmem_max;
     const std::size_t asked = static_cast<std::size_t>(cap) + (1U << 20);
     auto log_line = [asked] {
         CapturingLogger log;
