@@ -21,7 +21,13 @@ bool SegmentQueue::prepare_to_sleep(std::size_t threshold) noexcept {
         // A later item is published but the head's producer has claimed its cell and not yet
         // published it: pop() would fail, and not sleeping would spin until it does. Sleep
         // with threshold 1 instead: that producer's push then wakes us (same handshake).
-        wake_at_.store(1, std::memory_order_seq_cst);
+        // A CAS, not a store: the producer of the item at `wake_at` may have claimed this
+        // announcement (set 0) and be calling the waker. A store of 1 would then let a second
+        // producer wake us again for the same sleep; instead that wake is the one we sleep on.
+        std::size_t expected = wake_at;
+        if (!wake_at_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) {
+            return true;
+        }
         if (queue_.ready_at(0)) {
             wake_at_.store(0, std::memory_order_relaxed);
             return false;
