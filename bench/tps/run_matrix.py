@@ -273,7 +273,7 @@ class Bench:
         sampler = RssSampler(pid)
         sampler.start()
         gen = {"sent": 0, "achieved_rate": 0.0, "next_seq": first_seq, "cpu_pct": 0.0,
-               "send_errors": 0, "shed": 0}
+               "send_errors": 0, "shed": 0, "stalls": 0}
         if rate > 0:
             cmd = ["taskset", "-c", str(self.args.load_cpu), self.args.loadgen,
                    "--target", f"127.0.0.1:{self.udp_port}", "--rate", str(rate),
@@ -314,6 +314,8 @@ class Bench:
             "endpoint_cpu_pct": 100.0 * (ep1 - ep0) / 1e9 / wall,
             "endpoint_requests_per_s": stats["since_reset"]["requests"] / wall,
             "send_errors": gen["send_errors"], "gen_shed": gen["shed"],
+            # The generator's stalls (burst mode, --stall-ms): each ends in a catch-up burst.
+            "gen_stalls": gen.get("stalls", 0),
             "daemon_restarted": restarted,
         }
         if rate in T2_MICRO_TPS and phase == "t2micro":
