@@ -45,12 +45,30 @@ constexpr std::string_view long_s = "\xC5\xBF";
     return std::string_view(data, len).starts_with(utf8_bom);
 }
 
+// A table: three range comparisons cost 12 instructions a byte (callgrind), a lookup half that.
+constexpr std::array<bool, 256> hex_digits = [] {
+    std::array<bool, 256> table{};
+    for (const std::string_view range : {"09", "af", "AF"}) {
+        for (char c = range[0]; c <= range[1]; ++c) {
+            table[static_cast<unsigned char>(c)] = true;
+        }
+    }
+    return table;
+}();
+
 [[nodiscard]] constexpr bool is_hex(char c) noexcept {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return hex_digits[static_cast<unsigned char>(c)];
 }
 
+// A loop, not std::all_of(..., is_hex): g++ 12 calls is_hex through the pointer for each byte
+// (20 instructions a byte, 800 a segment for its ids; callgrind).
 [[nodiscard]] bool all_hex(std::string_view s) noexcept {
-    return std::all_of(s.begin(), s.end(), is_hex);
+    for (const char c : s) {
+        if (!is_hex(c)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 [[nodiscard]] bool is_segment_id(std::string_view s) noexcept {
@@ -172,6 +190,14 @@ Validation Validator::validate(const char* data, std::size_t len) noexcept {
 }
 
 std::string_view Validator::check_header(const char* data, std::size_t len) noexcept {
+    // The X-Ray SDKs send one of two spellings, byte for byte: the documented one and the Node
+    // SDK's without spaces. Both pass the checks below; comparing costs about 20 instructions,
+    // parsing and checking them about 1 100 (callgrind).
+    const std::string_view header(data, len);
+    if (header == R"({"format": "json", "version": 1})" ||
+        header == R"({"format":"json","version":1})") [[likely]] {
+        return {};
+    }
     // simdjson 3.0 rejects a BOM itself; say so explicitly and do not depend on that.
     if (starts_with_bom(data, len)) {
         return "header starts with a UTF-8 byte order mark";

@@ -291,6 +291,11 @@ TEST_CASE("headers are accepted exactly as the Go daemon's table in spec 3.2 say
         {R"({"format":"json","version":1,})", bad_header},
         {R"({"format":"json","version":01})", bad_header},
         {R"({format:"json",version:1})", bad_header},
+        // One byte off the two spellings check_header accepts by comparing: parsed and judged.
+        {R"({"format": "json", "version": 2})", bad_header},
+        {R"({"format": "json", "version": 1} )", accepted},
+        {R"({"format":"xson","version":1})", bad_header},
+        {R"({"format":"json","version":1 })", accepted},
     };
     Validator validator;
     const std::string body = sample_body("streamed-subsegment");
