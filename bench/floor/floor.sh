@@ -4,11 +4,14 @@
 #    curl_global_init — what any daemon that uploads with Debian's libcurl starts from.
 # 2. CPU: receiving (and discarding) RATE datagrams/s of 300 B with recvmmsg, waking per
 #    arrival, every 2 ms and every 10 ms — what receiving alone costs at that rate.
-#   bench/floor/floor.sh [-r RATE] [-s SECONDS] [-b BUILD_DIR]   (needs xrayd-loadgen built)
+#   bench/floor/floor.sh [-r RATE] [-s SECONDS] [-b BUILD_DIR] [-w "US..."] [-c]
+#   (needs xrayd-loadgen built). -w: the wake-up periods in µs, 0 = per arrival (default
+#   "0 2000 10000"); -c: the CPU floor only, without the RSS floors.
 set -euo pipefail
-rate=4000 secs=10 build=build-bench
-while getopts "r:s:b:" o; do
-    case $o in r) rate=$OPTARG ;; s) secs=$OPTARG ;; b) build=$OPTARG ;; *) exit 2 ;; esac
+rate=4000 secs=10 build=build-bench periods="0 2000 10000" rss=1
+while getopts "r:s:b:w:c" o; do
+    case $o in r) rate=$OPTARG ;; s) secs=$OPTARG ;; b) build=$OPTARG ;; w) periods=$OPTARG ;;
+        c) rss=0 ;; *) exit 2 ;; esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -38,14 +41,16 @@ rss() {  # prints VmRSS, RssAnon, RssFile (kB) of the program after it settled
     awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s %s kB  ", $1, $2}' "/proc/$p/status"
     kill "$p"; wait "$p" 2>/dev/null || true
 }
-echo "RSS floor:"
-echo "  do-nothing C program:             $(rss "$work/idle")"
-echo "  the same, linked to libcurl:      $(rss "$work/idle_libcurl")"
-echo "  after curl_global_init:           $(rss "$work/curl_init")"
+if [ "$rss" = 1 ]; then
+    echo "RSS floor:"
+    echo "  do-nothing C program:             $(rss "$work/idle")"
+    echo "  the same, linked to libcurl:      $(rss "$work/idle_libcurl")"
+    echo "  after curl_global_init:           $(rss "$work/curl_init")"
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 echo "CPU floor: receive-only at $rate/s, 300 B, CPU 0 (generator on CPU 1), ${secs} s:"
-for us in 0 2000 10000; do
+for us in $periods; do
     taskset -c 0 "$work/receive_floor" "$port" "$us" >"$work/count" &
     p=$!
     sleep 0.3
