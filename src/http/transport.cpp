@@ -9,11 +9,11 @@ CURLcode apply_transport(CurlEasy& easy, const TransportOptions& options) noexce
     set(easy.set(CURLOPT_PROTOCOLS_STR, "http,https"));
     set(easy.set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count())));
     set(easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count())));
-    // An empty string disables curl's own reading of http_proxy / https_proxy.
+    // Both always, "" included: unset, curl reads http_proxy / https_proxy and no_proxy /
+    // NO_PROXY from the environment again at every request (two getenv scans of it per
+    // request, seen in the upload path's profile); the daemon resolved them at start-up.
     set(easy.set(CURLOPT_PROXY, options.proxy.c_str()));
-    if (!options.proxy.empty() && !options.no_proxy.empty()) {
-        set(easy.set(CURLOPT_NOPROXY, options.no_proxy.c_str()));
-    }
+    set(easy.set(CURLOPT_NOPROXY, options.no_proxy.c_str()));
     if (!options.ca_bundle.empty()) {
         set(easy.set(CURLOPT_CAINFO, options.ca_bundle.c_str()));
     }

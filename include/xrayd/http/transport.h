@@ -13,7 +13,7 @@ struct TransportOptions {
     // Outbound proxy URL; "" = direct. curl's own reading of http_proxy / https_proxy is always
     // off: the caller decides (see proxy_for_url()).
     std::string proxy;
-    std::string no_proxy;        // curl NO_PROXY list; only used with a proxy
+    std::string no_proxy;        // curl NO_PROXY list; only used with a proxy; "" = none
     std::string ca_bundle;       // CA file for TLS; "" = the system store
     bool no_verify_ssl = false;  // Go's -n / NoVerifySSL: no peer or host name check
     std::chrono::milliseconds connect_timeout{1000};
@@ -21,12 +21,12 @@ struct TransportOptions {
     std::string user_agent;                         // full User-Agent value; "" = none
 };
 
-// Sets on `easy`: CURLOPT_PROXY (always, "" included), CURLOPT_NOPROXY (with a proxy and a
-// list), CURLOPT_CAINFO (with a bundle), CURLOPT_SSL_VERIFYPEER/VERIFYHOST off (no_verify_ssl),
-// CURLOPT_CONNECTTIMEOUT_MS, CURLOPT_TIMEOUT_MS, CURLOPT_USERAGENT (when set), http and https
-// as the only protocols, and CURLOPT_NOSIGNAL (every client runs on a multi-threaded daemon).
-// Returns the first error curl reports (the later options are still tried), CURLE_OK when all
-// took. libcurl copies the strings: `options` may go away afterwards. Thread: the handle's.
+// Sets on `easy`: CURLOPT_PROXY and CURLOPT_NOPROXY (always, "" included), CURLOPT_CAINFO (with a
+// bundle), CURLOPT_SSL_VERIFYPEER/VERIFYHOST off (no_verify_ssl), CURLOPT_CONNECTTIMEOUT_MS,
+// CURLOPT_TIMEOUT_MS, CURLOPT_USERAGENT (when set), http and https as the only protocols, and
+// CURLOPT_NOSIGNAL (every client runs on a multi-threaded daemon). Returns the first error curl
+// reports (the later options are still tried), CURLE_OK when all took. libcurl copies the strings:
+// `options` may go away afterwards. Thread: the handle's.
 [[nodiscard]] CURLcode apply_transport(CurlEasy& easy, const TransportOptions& options) noexcept;
 
 }  // namespace xrayd
