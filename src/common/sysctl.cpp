@@ -2,14 +2,16 @@
 #include <xrayd/common/sysctl.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <fstream>
 #include <string>
 
 namespace xrayd {
 
 std::optional<long> read_sysctl(std::string_view name) {
-    std::string path = "/proc/sys/" + std::string(name);
-    std::replace(path.begin() + 10, path.end(), '.', '/');
+    constexpr std::string_view root = "/proc/sys/";
+    std::string path = std::string(root) + std::string(name);
+    std::replace(path.begin() + static_cast<std::ptrdiff_t>(root.size()), path.end(), '.', '/');
     std::ifstream in(path);
     long value = 0;
     if (!(in >> value)) {

@@ -6,12 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
-#include <initializer_list>
-#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -19,12 +14,14 @@
 #include <xrayd/http/curl.h>
 
 #include "http_test_server.h"
+#include "scoped_environment.h"
 
 namespace xrayd {
 namespace {
 
 using namespace std::chrono_literals;
 using test::HttpTestServer;
+using test::ScopedEnvironment;
 using test::scripted;
 using test::ScriptedResponse;
 
@@ -35,70 +32,36 @@ TransportOptions loopback_transport() {
     return t;
 }
 
-// Sets environment variables for one test case and restores them (this test binary starts no
-// thread that reads the environment).
-class ScopedEnvironment {
-public:
-    ScopedEnvironment(std::initializer_list<std::pair<const char*, const char*>> values) {
-        for (const auto& [name, value] : values) {
-            const char* old = std::getenv(name);
-            saved_.emplace_back(name,
-                                old != nullptr ? std::optional<std::string>(old) : std::nullopt);
-            REQUIRE(::setenv(name, value, 1) == 0);
-        }
-    }
-    ~ScopedEnvironment() {
-        for (const auto& [name, old] : saved_) {
-            if (old) {
-                (void)::setenv(name.c_str(), old->c_str(), 1);
-            } else {
-                (void)::unsetenv(name.c_str());
-            }
-        }
-    }
-    ScopedEnvironment(const ScopedEnvironment&) = delete;
-    ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
-private:
-    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
 }  // namespace
 
 TEST_CASE("proxy and bypass list come from the options alone, never from curl reading the "
           "environment at a request") {
     CurlGlobal curl = CurlGlobal::init();
-    HttpTestServer proxy;  // answers whatever it is asked to forward
-    TransportOptions transport = loopback_transport();
-    transport.proxy = proxy.url();
+    HttpTestServer server;  // the proxy, and the direct destination
     // Set after start-up, as the daemon's resolved settings never include them: curl left to
-    // itself would bypass the proxy for every host ("*") and fail to connect to port 9.
+    // itself would bypass the proxy for every host ("*"), or use the proxy on port 9.
     const ScopedEnvironment env{
         {"no_proxy", "*"}, {"NO_PROXY", "*"}, {"http_proxy", "http://127.0.0.1:9"}};
-    HttpExchange exchange;
-    ExchangeRequest request;
-    request.method = "POST";
-    request.url = "http://127.0.0.1:9/TraceSegments";
-    request.body = "{}";
-    request.transport = &transport;
-    auto answer = exchange.perform(request, nullptr);
-    REQUIRE(answer.ok());
-    CHECK(answer.value().status == 200);
-    const auto seen = proxy.take_requests();
-    REQUIRE(seen.size() == 1);
-    CHECK(seen[0].path == "http://127.0.0.1:9/TraceSegments");  // the proxy's absolute form
-
-    // Without a proxy, the environment's http_proxy (port 9) is not used either.
-    const TransportOptions direct_transport = loopback_transport();
-    HttpExchange direct_exchange;
-    const std::string direct_url = proxy.url() + "/direct";
-    request.url = direct_url;
-    request.transport = &direct_transport;
-    auto direct = direct_exchange.perform(request, nullptr);
-    REQUIRE(direct.ok());
-    const auto direct_seen = proxy.take_requests();
-    REQUIRE(direct_seen.size() == 1);
-    CHECK(direct_seen[0].path == "/direct");
+    // One POST to `url` with `transport`; the request target the server saw ("" on failure).
+    auto target_seen = [&server](const TransportOptions& transport, const std::string& url) {
+        HttpExchange exchange;
+        ExchangeRequest request;
+        request.method = "POST";
+        request.url = url;
+        request.body = "{}";
+        request.transport = &transport;
+        const auto answer = exchange.perform(request, nullptr);
+        const auto seen = server.take_requests();
+        return answer.ok() && answer.value().status == 200 && seen.size() == 1 ? seen[0].path
+                                                                               : std::string();
+    };
+    TransportOptions proxied = loopback_transport();
+    proxied.proxy = server.url();
+    // Through the proxy, in its absolute form, though port 9 would refuse a direct connection.
+    CHECK(target_seen(proxied, "http://127.0.0.1:9/TraceSegments") ==
+          "http://127.0.0.1:9/TraceSegments");
+    // Without a proxy, direct: the environment's http_proxy (port 9) is not used either.
+    CHECK(target_seen(loopback_transport(), server.url() + "/direct") == "/direct");
 }
 
 TEST_CASE("HttpExchange sends each method with its body as given, and HEAD and GET without") {

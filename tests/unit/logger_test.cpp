@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "go_time.h"
+#include "scoped_environment.h"
 #include "temp_dir.h"
 
 using xrayd::test::go_time_length;
@@ -24,6 +25,7 @@ using xrayd::test::TempDir;
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <xrayd/common/startup_error.h>
@@ -65,29 +67,22 @@ private:
     std::vector<std::string>& lines_;
 };
 
-// Sets TZ for one test and restores it afterwards.
+// Sets TZ for one test and restores it afterwards, telling libc both times.
 class ScopedTz {
 public:
-    explicit ScopedTz(const char* tz) {
-        if (const char* old = ::getenv("TZ")) {
-            old_ = old;
-        }
-        ::setenv("TZ", tz, 1);
+    explicit ScopedTz(const char* tz)
+        : env_(std::in_place, {std::pair<const char*, const char*>("TZ", tz)}) {
         ::tzset();
     }
     ~ScopedTz() {
-        if (old_) {
-            ::setenv("TZ", old_->c_str(), 1);
-        } else {
-            ::unsetenv("TZ");
-        }
+        env_.reset();
         ::tzset();
     }
     ScopedTz(const ScopedTz&) = delete;
     ScopedTz& operator=(const ScopedTz&) = delete;
 
 private:
-    std::optional<std::string> old_;
+    std::optional<test::ScopedEnvironment> env_;
 };
 
 std::vector<std::string> dir_names(const fs::path& dir) {
